@@ -1,0 +1,171 @@
+#include "core/crypto/keyfile.h"
+
+#include <dirent.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <sstream>
+
+#include "core/util/file.h"
+#include "core/util/hex.h"
+#include "core/util/names.h"
+
+namespace lsifs {
+namespace {
+
+constexpr char kFormatLine[] = "format: lsifs-key-1";
+constexpr size_t kMaxKeyFileSize = 4096;
+
+const char* KindName(KeyKind kind) { return kind == KeyKind::kProvider ? "provider" : "extension"; }
+
+// Wipes a std::string that held key material before it is freed.
+struct WipeOnExit {
+  std::string& s;
+  ~WipeOnExit() { OPENSSL_cleanse(s.data(), s.size()); }
+};
+
+}  // namespace
+
+std::string DescribeKey(const KeyInfo& info) {
+  std::string s = KindName(info.kind);
+  s += " key";
+  if (info.kind == KeyKind::kExtension) s += " '" + info.name + "'";
+  s += " (id " + FormatId(info.id) + ")";
+  return s;
+}
+
+Status WriteKeyFile(const std::string& tmp_dir, const std::string& path, const KeyInfo& info,
+                    const SecretKey& key) {
+  std::string text = "# lsifs key file. Secret: keep it mode 0600 and never share it.\n";
+  text += kFormatLine;
+  text += "\nkind: ";
+  text += KindName(info.kind);
+  text += "\nname: " + info.name + "\nid: " + FormatId(info.id) + "\nkey: ";
+  text += HexEncode(key.span());
+  text += "\n";
+  WipeOnExit wipe{text};
+  return WriteFileAtomically(tmp_dir, path, AsBytes(text), 0600, /*replace=*/false);
+}
+
+Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(path, errno);
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+    return Status::Permission("key file " + path + " is accessible by group or others (mode " +
+                              mode + "); refusing to use it. Run: chmod 600 " + path);
+  }
+  std::string text;
+  WipeOnExit wipe{text};
+  LSIFS_RETURN_IF_ERROR(ReadWholeFile(path, kMaxKeyFileSize, &text));
+
+  bool saw_format = false;
+  bool saw_key = false;
+  std::string kind;
+  std::string id_text;
+  info->path = path;
+  std::istringstream in(text);
+  std::string line;
+  WipeOnExit wipe_line{line};
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t colon = line.find(": ");
+    if (colon == std::string::npos) return Status::Corruption(path + ": not an lsifs key file");
+    std::string field = line.substr(0, colon);
+    std::string value = line.substr(colon + 2);
+    if (field == "format") {
+      saw_format = (line == kFormatLine);
+    } else if (field == "kind") {
+      kind = value;
+    } else if (field == "name") {
+      info->name = value;
+    } else if (field == "id") {
+      id_text = value;
+    } else if (field == "key") {
+      auto bytes = HexDecode(value);
+      OPENSSL_cleanse(value.data(), value.size());
+      if (!bytes || bytes->size() != kKeySize) {
+        if (bytes) OPENSSL_cleanse(bytes->data(), bytes->size());
+        return Status::Corruption(path + ": key is not 64 hex digits");
+      }
+      *key = SecretKey::FromBytes(*bytes);
+      OPENSSL_cleanse(bytes->data(), bytes->size());
+      saw_key = true;
+    }
+  }
+  if (!saw_format) return Status::Corruption(path + ": not an lsifs key file (format line missing)");
+  if (kind == "provider") {
+    info->kind = KeyKind::kProvider;
+  } else if (kind == "extension") {
+    info->kind = KeyKind::kExtension;
+  } else {
+    return Status::Corruption(path + ": unknown key kind '" + kind + "'");
+  }
+  auto id = ParseId(id_text);
+  if (!id || *id == 0) return Status::Corruption(path + ": key id is not 16 hex digits");
+  info->id = *id;
+  if (!saw_key) return Status::Corruption(path + ": no key line");
+  return Status::Ok();
+}
+
+Status Keyring::Create(const std::string& extension, KeyInfo* info) const {
+  LSIFS_RETURN_IF_ERROR(ValidateName("extension", extension));
+  std::string path = PathFor(extension);
+  if (PathExists(path)) {
+    return Status::Exists("extension '" + extension + "' already has a key (" + path + ")");
+  }
+  info->kind = KeyKind::kExtension;
+  info->name = extension;
+  info->id = RandomU64NonZero();
+  info->path = path;
+  SecretKey key = SecretKey::Random();
+  Status s = WriteKeyFile(tmp_dir_, path, *info, key);
+  if (s.code() == Status::Code::kExists) {
+    return Status::Exists("extension '" + extension + "' already has a key (" + path + ")");
+  }
+  return s;
+}
+
+Status Keyring::Load(const std::string& extension, KeyInfo* info, SecretKey* key) const {
+  LSIFS_RETURN_IF_ERROR(ValidateName("extension", extension));
+  std::string path = PathFor(extension);
+  if (!PathExists(path)) {
+    return Status::NotFound("extension '" + extension +
+                            "' has no key in this store; create one with: lsictl key create " +
+                            extension);
+  }
+  LSIFS_RETURN_IF_ERROR(ReadKeyFile(path, info, key));
+  if (info->kind != KeyKind::kExtension || info->name != extension) {
+    return Status::Corruption(path + ": holds the key of '" + info->name + "', not '" + extension +
+                              "'");
+  }
+  return Status::Ok();
+}
+
+Status Keyring::List(std::vector<KeyInfo>* keys) const {
+  keys->clear();
+  DIR* d = ::opendir(dir_.c_str());
+  if (d == nullptr) return Status::FromErrno(dir_, errno);
+  while (struct dirent* e = ::readdir(d)) {
+    std::string name = e->d_name;
+    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".key") != 0) continue;
+    KeyInfo info;
+    SecretKey key;
+    Status s = ReadKeyFile(dir_ + "/" + name, &info, &key);
+    if (!s.ok()) {
+      ::closedir(d);
+      return s;
+    }
+    keys->push_back(info);
+  }
+  ::closedir(d);
+  std::sort(keys->begin(), keys->end(),
+            [](const KeyInfo& a, const KeyInfo& b) { return a.name < b.name; });
+  return Status::Ok();
+}
+
+}  // namespace lsifs

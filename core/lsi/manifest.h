@@ -1,0 +1,47 @@
+// LSI manifests: what an extension mounts. A manifest names the extension
+// and key it was made for, the base snapshot it stands on, and its delta
+// layers bottom to top; it is authenticated with a key derived from the
+// extension key (format in man/lsi.5).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/crypto/aead.h"
+#include "core/crypto/keyfile.h"
+#include "core/util/status.h"
+
+namespace lsifs {
+
+struct ManifestLayer {
+  uint64_t layer_id = 0;
+  uint64_t block_count = 0;
+};
+
+struct Manifest {
+  uint64_t lsi_id = 0;
+  std::string extension;
+  uint64_t key_id = 0;
+  std::string volume;
+  uint64_t snapshot = 0;
+  uint64_t volume_size = 0;
+  uint32_t block_size = 0;
+  int64_t created = 0;  // unix seconds
+  int64_t expires = 0;  // unix seconds; 0: never
+  std::vector<ManifestLayer> layers;  // bottom to top
+};
+
+// Writes `manifest` (its extension and key_id taken from `key_info`) to
+// `path` through a temporary in `tmp_dir`.
+Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manifest manifest,
+                     const KeyInfo& key_info, const SecretKey& extension_key);
+// Reads and authenticates a manifest. Permission, naming both keys, when it
+// was made for another extension or key.
+Status ReadManifest(const std::string& path, const KeyInfo& key_info,
+                    const SecretKey& extension_key, Manifest* manifest);
+// Reads a manifest's fields without authenticating them (for listings that
+// span extensions); never use the result to read data.
+Status PeekManifest(const std::string& path, Manifest* manifest);
+
+}  // namespace lsifs

@@ -1,0 +1,391 @@
+#include "core/origin/snapshot.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/util/hex.h"
+#include "core/util/names.h"
+
+namespace lsifs {
+namespace {
+
+constexpr char kMapMagic[8] = {'L', 'S', 'I', 'F', 'S', 'S', 'N', 'P'};
+constexpr char kMapEndMagic[8] = {'L', 'S', 'I', 'F', 'S', 'E', 'N', 'D'};
+constexpr uint32_t kMapVersion = 1;
+constexpr size_t kEntrySize = 8 + 8 + 8 + kDigestSize;
+// entry count, stored blocks, entries MAC, info MAC, end magic
+constexpr size_t kTrailerSize = 8 + 8 + kMacSize + kMacSize + 8;
+constexpr size_t kMaxHeaderSize = 8 + 4 + 4 + 2 + kMaxNameLength + 8 * 4 + 4;
+constexpr size_t kReadChunkEntries = 4096;
+
+constexpr char kDataMagic[8] = {'L', 'S', 'I', 'F', 'S', 'D', 'A', 'T'};
+constexpr uint32_t kDataVersion = 1;
+constexpr uint64_t kDataHeaderSize = 8 + 4 + 4 + 8;
+
+Bytes EncodeMapHeader(const SnapshotInfo& info) {
+  ByteWriter w;
+  w.PutBytes(AsBytes(std::string_view(kMapMagic, 8)));
+  w.PutU32(kMapVersion);
+  w.PutU32(0);  // header length, patched below
+  w.PutString16(info.volume);
+  w.PutU64(info.id);
+  w.PutU64(info.parent);
+  w.PutU64(info.size);
+  w.PutU32(info.block_size);
+  w.PutU64(static_cast<uint64_t>(info.created_us));
+  EncodeFixed32(w.bytes().data() + 12, static_cast<uint32_t>(w.size()));
+  return std::move(w.bytes());
+}
+
+void EncodeEntry(const BlockLocation& loc, uint8_t* p) {
+  EncodeFixed64(p, loc.block);
+  EncodeFixed64(p + 8, loc.source);
+  EncodeFixed64(p + 16, loc.slot);
+  std::memcpy(p + 24, loc.digest.data(), kDigestSize);
+}
+
+void DecodeEntry(const uint8_t* p, BlockLocation* loc) {
+  loc->block = DecodeFixed64(p);
+  loc->source = DecodeFixed64(p + 8);
+  loc->slot = DecodeFixed64(p + 16);
+  std::memcpy(loc->digest.data(), p + 24, kDigestSize);
+}
+
+// MAC over the facts: header, counts and the entries MAC.
+std::array<uint8_t, kMacSize> InfoMac(const OriginKeys& keys, ByteSpan header,
+                                      ByteSpan trailer_counts_and_entries_mac) {
+  Mac mac(keys.map);
+  mac.Update(header);
+  mac.Update(trailer_counts_and_entries_mac);
+  return mac.Final();
+}
+
+struct OpenedMap {
+  File file;
+  SnapshotInfo info;
+  uint64_t header_size = 0;
+  uint64_t entry_count = 0;
+  std::array<uint8_t, kMacSize> entries_mac{};
+};
+
+Status OpenMap(const std::string& path, const OriginKeys& keys, OpenedMap* m) {
+  LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &m->file));
+  uint64_t file_size = 0;
+  LSIFS_RETURN_IF_ERROR(m->file.Size(&file_size));
+  auto corrupt = [&](const std::string& why) {
+    return Status::Corruption("snapshot file " + path + ": " + why);
+  };
+  if (file_size < 16 + kTrailerSize) return corrupt("truncated");
+  uint8_t head[kMaxHeaderSize];
+  size_t head_len = static_cast<size_t>(std::min<uint64_t>(sizeof head, file_size - kTrailerSize));
+  LSIFS_RETURN_IF_ERROR(m->file.PreadExact(0, MutableByteSpan(head, head_len)).WithContext(path));
+  if (std::memcmp(head, kMapMagic, 8) != 0) return corrupt("not an lsifs snapshot file");
+  ByteReader r(ByteSpan(head, head_len));
+  r.GetBytes(8);
+  uint32_t version = r.GetU32();
+  if (version != kMapVersion) return corrupt("unsupported version " + std::to_string(version));
+  uint32_t header_size = r.GetU32();
+  if (header_size > head_len) return corrupt("bad header length");
+  m->info.volume = r.GetString16();
+  m->info.id = r.GetU64();
+  m->info.parent = r.GetU64();
+  m->info.size = r.GetU64();
+  m->info.block_size = r.GetU32();
+  m->info.created_us = static_cast<int64_t>(r.GetU64());
+  if (!r.ok() || r.position() != header_size) return corrupt("malformed header");
+  m->header_size = header_size;
+
+  uint8_t trailer[kTrailerSize];
+  LSIFS_RETURN_IF_ERROR(
+      m->file.PreadExact(file_size - kTrailerSize, MutableByteSpan(trailer, kTrailerSize)));
+  if (std::memcmp(trailer + kTrailerSize - 8, kMapEndMagic, 8) != 0) {
+    return corrupt("truncated (no end marker)");
+  }
+  m->entry_count = DecodeFixed64(trailer);
+  m->info.stored_blocks = DecodeFixed64(trailer + 8);
+  std::memcpy(m->entries_mac.data(), trailer + 16, kMacSize);
+  auto expected = InfoMac(keys, ByteSpan(head, header_size), ByteSpan(trailer, 16 + kMacSize));
+  if (!EqualConstantTime(expected, ByteSpan(trailer + 16 + kMacSize, kMacSize))) {
+    return corrupt("authentication failed (corrupt, or made with another provider key)");
+  }
+  if (m->entry_count > (file_size - header_size - kTrailerSize) / kEntrySize ||
+      header_size + m->entry_count * kEntrySize + kTrailerSize != file_size) {
+    return corrupt("truncated or extended");
+  }
+  if (ValidateName("volume", m->info.volume).ok() == false || m->info.block_size == 0) {
+    return corrupt("bad volume name or block size");
+  }
+  m->info.present_blocks = m->entry_count;
+  return Status::Ok();
+}
+
+}  // namespace
+
+OriginKeys OriginKeys::Derive(const SecretKey& provider) {
+  return OriginKeys{DeriveKey(provider, "lsifs origin block key v1"),
+                    DeriveKey(provider, "lsifs origin map key v1"),
+                    DeriveKey(provider, "lsifs origin digest key v1")};
+}
+
+std::string SnapshotMapPath(const Store& store, const std::string& volume, uint64_t id) {
+  return store.volume_dir(volume) + "/" + FormatId(id) + ".snap";
+}
+
+std::string SnapshotDataPath(const Store& store, const std::string& volume, uint64_t id) {
+  return store.volume_dir(volume) + "/" + FormatId(id) + ".data";
+}
+
+size_t OriginBlockAad(const std::string& volume, uint64_t snapshot, uint64_t block,
+                      std::array<uint8_t, 128>* aad) {
+  static constexpr char kLabel[] = "lsifs origin block v1";
+  uint8_t* p = aad->data();
+  std::memcpy(p, kLabel, sizeof kLabel - 1);
+  p += sizeof kLabel - 1;
+  size_t n = std::min(volume.size(), kMaxNameLength);
+  p[0] = static_cast<uint8_t>(n);
+  p[1] = static_cast<uint8_t>(n >> 8);
+  std::memcpy(p + 2, volume.data(), n);
+  p += 2 + n;
+  EncodeFixed64(p, snapshot);
+  EncodeFixed64(p + 8, block);
+  p += 16;
+  return static_cast<size_t>(p - aad->data());
+}
+
+Status ReadSnapshotInfo(const std::string& path, const OriginKeys& keys, SnapshotInfo* info) {
+  OpenedMap m;
+  LSIFS_RETURN_IF_ERROR(OpenMap(path, keys, &m));
+  *info = m.info;
+  return Status::Ok();
+}
+
+Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::string& volume,
+                     std::vector<SnapshotInfo>* out) {
+  out->clear();
+  std::vector<std::string> volumes;
+  if (!volume.empty()) {
+    LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
+    volumes.push_back(volume);
+  } else {
+    DIR* d = ::opendir(store.snapshots_dir().c_str());
+    if (d == nullptr) return Status::FromErrno(store.snapshots_dir(), errno);
+    while (struct dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') volumes.emplace_back(e->d_name);
+    }
+    ::closedir(d);
+  }
+  for (const auto& v : volumes) {
+    DIR* d = ::opendir(store.volume_dir(v).c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) continue;
+      return Status::FromErrno(store.volume_dir(v), errno);
+    }
+    std::vector<std::string> files;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() == 16 + 5 && n.compare(16, 5, ".snap") == 0) files.push_back(n);
+    }
+    ::closedir(d);
+    for (const auto& f : files) {
+      SnapshotInfo info;
+      LSIFS_RETURN_IF_ERROR(ReadSnapshotInfo(store.volume_dir(v) + "/" + f, keys, &info));
+      if (info.volume != v || FormatId(info.id) + ".snap" != f) {
+        return Status::Corruption("snapshot file " + f + " in volume " + v +
+                                  " describes another snapshot");
+      }
+      out->push_back(std::move(info));
+    }
+  }
+  std::sort(out->begin(), out->end(), [](const SnapshotInfo& a, const SnapshotInfo& b) {
+    if (a.volume != b.volume) return a.volume < b.volume;
+    if (a.created_us != b.created_us) return a.created_us < b.created_us;
+    return a.id < b.id;
+  });
+  return Status::Ok();
+}
+
+Status FindSnapshot(const Store& store, const OriginKeys& keys, uint64_t id, SnapshotInfo* info) {
+  std::vector<SnapshotInfo> all;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, "", &all));
+  for (auto& s : all) {
+    if (s.id == id) {
+      *info = std::move(s);
+      return Status::Ok();
+    }
+  }
+  return Status::NotFound("no snapshot " + FormatId(id) + " in this store (see: lsictl snapshots)");
+}
+
+Status SnapshotMapReader::Open(const std::string& path, const OriginKeys& keys) {
+  OpenedMap m;
+  LSIFS_RETURN_IF_ERROR(OpenMap(path, keys, &m));
+  file_ = std::move(m.file);
+  info_ = m.info;
+  expected_mac_ = m.entries_mac;
+  next_offset_ = m.header_size;
+  entries_left_ = m.entry_count;
+  mac_ = std::make_unique<Mac>(keys.map);
+  buf_.clear();
+  buf_pos_ = 0;
+  last_block_ = 0;
+  status_ = Status::Ok();
+  return Status::Ok();
+}
+
+Status SnapshotMapReader::Refill() {
+  uint64_t n = std::min<uint64_t>(entries_left_, kReadChunkEntries);
+  buf_.resize(static_cast<size_t>(n) * kEntrySize);
+  LSIFS_RETURN_IF_ERROR(file_.PreadExact(next_offset_, buf_));
+  next_offset_ += buf_.size();
+  mac_->Update(buf_);
+  buf_pos_ = 0;
+  return Status::Ok();
+}
+
+bool SnapshotMapReader::Next(BlockLocation* loc) {
+  if (!status_.ok()) return false;
+  if (buf_pos_ == buf_.size()) {
+    if (entries_left_ == 0) {
+      if (mac_) {
+        auto got = mac_->Final();
+        mac_.reset();
+        if (!EqualConstantTime(got, expected_mac_)) {
+          status_ = Status::Corruption("snapshot " + FormatId(info_.id) +
+                                       ": block map failed authentication");
+        }
+      }
+      return false;
+    }
+    status_ = Refill();
+    if (!status_.ok()) return false;
+  }
+  DecodeEntry(buf_.data() + buf_pos_, loc);
+  buf_pos_ += kEntrySize;
+  bool first = entries_left_ == info_.present_blocks;
+  --entries_left_;
+  if ((!first && loc->block <= last_block_) || loc->block >= info_.block_count()) {
+    status_ = Status::Corruption("snapshot " + FormatId(info_.id) + ": block map out of order");
+    return false;
+  }
+  last_block_ = loc->block;
+  return true;
+}
+
+Status SnapshotMapWriter::Open(const Store& store, const OriginKeys& keys,
+                               const SnapshotInfo& info) {
+  keys_ = &keys;
+  info_ = info;
+  header_ = EncodeMapHeader(info);
+  mac_ = std::make_unique<Mac>(keys.map);
+  LSIFS_RETURN_IF_ERROR(
+      out_.Open(store.tmp_dir(), SnapshotMapPath(store, info.volume, info.id), 0644));
+  return out_.Write(header_);
+}
+
+Status SnapshotMapWriter::Add(const BlockLocation& loc) {
+  size_t at = buf_.size();
+  buf_.resize(at + kEntrySize);
+  EncodeEntry(loc, buf_.data() + at);
+  ++count_;
+  if (buf_.size() >= kReadChunkEntries * kEntrySize) return Flush();
+  return Status::Ok();
+}
+
+Status SnapshotMapWriter::Flush() {
+  mac_->Update(buf_);
+  Status s = out_.Write(buf_);
+  buf_.clear();
+  return s;
+}
+
+Status SnapshotMapWriter::Commit(uint64_t stored_blocks) {
+  LSIFS_RETURN_IF_ERROR(Flush());
+  uint8_t trailer[kTrailerSize];
+  EncodeFixed64(trailer, count_);
+  EncodeFixed64(trailer + 8, stored_blocks);
+  auto entries_mac = mac_->Final();
+  std::memcpy(trailer + 16, entries_mac.data(), kMacSize);
+  auto info_mac = InfoMac(*keys_, header_, ByteSpan(trailer, 16 + kMacSize));
+  std::memcpy(trailer + 16 + kMacSize, info_mac.data(), kMacSize);
+  std::memcpy(trailer + 16 + 2 * kMacSize, kMapEndMagic, 8);
+  LSIFS_RETURN_IF_ERROR(out_.Write(ByteSpan(trailer, kTrailerSize)));
+  return out_.Commit(/*replace=*/false);
+}
+
+Bytes EncodeDataHeader(uint32_t block_size, uint64_t snapshot) {
+  ByteWriter w;
+  w.PutBytes(AsBytes(std::string_view(kDataMagic, 8)));
+  w.PutU32(kDataVersion);
+  w.PutU32(block_size);
+  w.PutU64(snapshot);
+  return std::move(w.bytes());
+}
+
+uint64_t DataRecordOffset(uint32_t block_size, uint64_t slot) {
+  return kDataHeaderSize + slot * (block_size + kSealOverhead);
+}
+
+Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const std::string& volume,
+                            uint64_t id, std::unique_ptr<SnapshotBlocks>* out) {
+  auto sb = std::unique_ptr<SnapshotBlocks>(new SnapshotBlocks());
+  sb->keys_ = &keys;
+  SnapshotMapReader reader;
+  LSIFS_RETURN_IF_ERROR(reader.Open(SnapshotMapPath(store, volume, id), keys));
+  sb->info_ = reader.info();
+  if (sb->info_.volume != volume || sb->info_.id != id) {
+    return Status::Corruption("snapshot file for " + FormatId(id) + " describes another snapshot");
+  }
+  sb->map_.reserve(static_cast<size_t>(sb->info_.present_blocks));
+  BlockLocation loc;
+  std::vector<uint64_t> sources;
+  while (reader.Next(&loc)) {
+    sb->map_.push_back(loc);
+    if (std::find(sources.begin(), sources.end(), loc.source) == sources.end()) {
+      sources.push_back(loc.source);
+    }
+  }
+  LSIFS_RETURN_IF_ERROR(reader.status());
+  for (uint64_t source : sources) {
+    File f;
+    std::string path = SnapshotDataPath(store, volume, source);
+    LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));
+    uint8_t head[kDataHeaderSize];
+    LSIFS_RETURN_IF_ERROR(f.PreadExact(0, MutableByteSpan(head, sizeof head)).WithContext(path));
+    if (!std::equal(head, head + sizeof head,
+                    EncodeDataHeader(sb->info_.block_size, source).begin())) {
+      return Status::Corruption(path + ": not the data file of snapshot " + FormatId(source));
+    }
+    sb->data_files_.emplace_back(source, std::move(f));
+  }
+  *out = std::move(sb);
+  return Status::Ok();
+}
+
+const BlockLocation* SnapshotBlocks::Find(uint64_t block) const {
+  auto it = std::lower_bound(map_.begin(), map_.end(), block,
+                             [](const BlockLocation& l, uint64_t b) { return l.block < b; });
+  if (it == map_.end() || it->block != block) return nullptr;
+  return &*it;
+}
+
+Status SnapshotBlocks::ReadBlock(const BlockLocation& loc, Aead& aead, MutableByteSpan record,
+                                 MutableByteSpan out) const {
+  const File* file = nullptr;
+  for (const auto& [id, f] : data_files_) {
+    if (id == loc.source) file = &f;
+  }
+  if (file == nullptr) return Status::Corruption("block map names an unknown data file");
+  LSIFS_RETURN_IF_ERROR(file->PreadExact(DataRecordOffset(info_.block_size, loc.slot), record));
+  std::array<uint8_t, 128> aad;
+  size_t aad_len = OriginBlockAad(info_.volume, loc.source, loc.block, &aad);
+  Status s = aead.Open(keys_->block, ByteSpan(aad.data(), aad_len), record, out);
+  if (!s.ok()) {
+    return Status::Corruption("snapshot " + FormatId(info_.id) + " block " +
+                              std::to_string(loc.block) + ": authentication failed");
+  }
+  return Status::Ok();
+}
+
+}  // namespace lsifs

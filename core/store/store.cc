@@ -1,0 +1,263 @@
+#include "core/store/store.h"
+
+#include <dirent.h>
+#include <leveldb/db.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <ctime>
+#include <sstream>
+
+#include "core/util/file.h"
+#include "core/util/hex.h"
+
+namespace lsifs {
+namespace {
+
+constexpr char kConfigFormat[] = "lsifs-store-1";
+const char* const kSubdirs[] = {"keys", "snapshots", "layers", "lsi", "tmp"};
+
+std::string FormatConfig(const StoreConfig& c) {
+  std::ostringstream out;
+  out << "# lsifs store configuration; do not edit\n"
+      << "format: " << kConfigFormat << "\n"
+      << "store_id: " << FormatId(c.store_id) << "\n"
+      << "block_size: " << c.block_size << "\n"
+      << "created: " << c.created << "\n";
+  return out.str();
+}
+
+Status ParseConfig(const std::string& path, const std::string& text, StoreConfig* c) {
+  std::istringstream in(text);
+  std::string line;
+  bool format_ok = false;
+  bool have_id = false;
+  bool have_block_size = false;
+  auto bad = [&](const std::string& why) {
+    return Status::Corruption(path + ": " + why);
+  };
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    size_t colon = line.find(": ");
+    if (colon == std::string::npos) return bad("malformed line '" + line + "'");
+    std::string field = line.substr(0, colon);
+    std::string value = line.substr(colon + 2);
+    if (field == "format") {
+      if (value != kConfigFormat) return bad("unsupported store format '" + value + "'");
+      format_ok = true;
+    } else if (field == "store_id") {
+      auto id = ParseId(value);
+      if (!id) return bad("bad store_id");
+      c->store_id = *id;
+      have_id = true;
+    } else if (field == "block_size") {
+      uint32_t bs = 0;
+      if (!ParseBlockSize(value, &bs).ok()) return bad("bad block_size '" + value + "'");
+      c->block_size = bs;
+      have_block_size = true;
+    } else if (field == "created") {
+      c->created = std::strtoll(value.c_str(), nullptr, 10);
+    }
+  }
+  if (!format_ok || !have_id || !have_block_size) return bad("incomplete store configuration");
+  return Status::Ok();
+}
+
+bool IsEmptyDirectory(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d == nullptr) return false;
+  bool empty = true;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") {
+      empty = false;
+      break;
+    }
+  }
+  ::closedir(d);
+  return empty;
+}
+
+void RemoveTree(const std::string& path) {
+  DIR* d = ::opendir(path.c_str());
+  if (d != nullptr) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      std::string child = path + "/" + n;
+      struct stat st;
+      if (::lstat(child.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        RemoveTree(child);
+      } else {
+        ::unlink(child.c_str());
+      }
+    }
+    ::closedir(d);
+  }
+  ::rmdir(path.c_str());
+}
+
+Status MakeDir(const std::string& path, mode_t mode) {
+  if (::mkdir(path.c_str(), mode) != 0) return Status::FromErrno("mkdir " + path, errno);
+  return Status::Ok();
+}
+
+Status BuildStore(const std::string& dir, const StoreConfig& config) {
+  for (const char* sub : kSubdirs) {
+    LSIFS_RETURN_IF_ERROR(MakeDir(dir + "/" + sub, sub == std::string("keys") ? 0700 : 0755));
+  }
+  KeyInfo provider;
+  provider.kind = KeyKind::kProvider;
+  provider.name = "provider";
+  provider.id = RandomU64NonZero();
+  SecretKey key = SecretKey::Random();
+  LSIFS_RETURN_IF_ERROR(WriteKeyFile(dir + "/tmp", dir + "/provider.key", provider, key));
+
+  leveldb::Options options;
+  options.create_if_missing = true;
+  options.error_if_exists = true;
+  leveldb::DB* db = nullptr;
+  leveldb::Status ls = leveldb::DB::Open(options, dir + "/db", &db);
+  if (!ls.ok()) return Status::IOError("creating the co-access database: " + ls.ToString());
+  ls = db->Put(leveldb::WriteOptions(), "meta/format", "1");
+  delete db;
+  if (!ls.ok()) return Status::IOError("writing the co-access database: " + ls.ToString());
+
+  std::string text = FormatConfig(config);
+  return WriteFileAtomically(dir + "/tmp", dir + "/config", AsBytes(text), 0644, false);
+}
+
+}  // namespace
+
+Status ParseByteSize(const std::string& text, uint64_t* bytes) {
+  size_t pos = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &pos, 10);
+  } catch (...) {
+    return Status::InvalidArgument("'" + text + "' is not a size (try 4096, 64K, 1M, 10G)");
+  }
+  std::string unit = text.substr(pos);
+  uint64_t mult = 1;
+  if (unit.empty() || unit == "B") {
+    mult = 1;
+  } else if (unit == "K" || unit == "KiB" || unit == "k") {
+    mult = 1ull << 10;
+  } else if (unit == "M" || unit == "MiB") {
+    mult = 1ull << 20;
+  } else if (unit == "G" || unit == "GiB") {
+    mult = 1ull << 30;
+  } else if (unit == "T" || unit == "TiB") {
+    mult = 1ull << 40;
+  } else {
+    return Status::InvalidArgument("'" + text + "': unknown size unit '" + unit +
+                                   "' (use K, M, G or T, powers of 1024)");
+  }
+  if (n > UINT64_MAX / mult) return Status::InvalidArgument("'" + text + "' is too large");
+  *bytes = n * mult;
+  return Status::Ok();
+}
+
+Status ParseBlockSize(const std::string& text, uint32_t* block_size) {
+  uint64_t n = 0;
+  LSIFS_RETURN_IF_ERROR(ParseByteSize(text, &n));
+  if (n < kMinBlockSize || n > kMaxBlockSize || (n & (n - 1)) != 0) {
+    return Status::InvalidArgument("block size " + text +
+                                   " is not a power of two from 4K to 1M (default 64K)");
+  }
+  *block_size = static_cast<uint32_t>(n);
+  return Status::Ok();
+}
+
+Store::Store(std::string root, StoreConfig config)
+    : root_(std::move(root)),
+      config_(config),
+      keyring_(root_ + "/keys", root_ + "/tmp") {}
+
+Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* config) {
+  if (root.empty()) return Status::InvalidArgument("no store path given");
+  if (block_size < kMinBlockSize || block_size > kMaxBlockSize ||
+      (block_size & (block_size - 1)) != 0) {
+    return Status::InvalidArgument("block size must be a power of two from 4K to 1M");
+  }
+  std::string path = root;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  if (PathExists(path) && !IsEmptyDirectory(path)) {
+    return Status::Exists(path + " already exists and is not empty; choose a new path");
+  }
+  StoreConfig c;
+  c.store_id = RandomU64NonZero();
+  c.block_size = block_size;
+  c.created = static_cast<int64_t>(std::time(nullptr));
+
+  // Build beside the destination and rename into place, so that a failure
+  // or crash never leaves a half-made store under the user's name.
+  std::string building = path + ".lsifs-init." + std::to_string(::getpid());
+  RemoveTree(building);
+  Status s = MakeDir(building, 0755);
+  if (s.ok()) s = BuildStore(building, c);
+  if (s.ok() && ::rename(building.c_str(), path.c_str()) != 0) {
+    s = Status::FromErrno("rename to " + path, errno);
+  }
+  if (!s.ok()) {
+    RemoveTree(building);
+    return s;
+  }
+  LSIFS_RETURN_IF_ERROR(SyncDirectory(DirName(path)));
+  if (config != nullptr) *config = c;
+  return Status::Ok();
+}
+
+Status Store::Open(const std::string& root, std::unique_ptr<Store>* store) {
+  if (root.empty()) {
+    return Status::InvalidArgument("no store given: pass -s STORE or set LSIFS_STORE");
+  }
+  std::string text;
+  Status s = ReadWholeFile(root + "/config", 64 * 1024, &text);
+  if (s.IsNotFound()) {
+    return Status::NotFound(root + " is not an lsifs store (no config); create one with: lsictl init " +
+                            root);
+  }
+  LSIFS_RETURN_IF_ERROR(s);
+  StoreConfig config;
+  LSIFS_RETURN_IF_ERROR(ParseConfig(root + "/config", text, &config));
+  store->reset(new Store(root, config));
+  (*store)->SweepTemporaries();
+  return Status::Ok();
+}
+
+Status Store::LoadProviderKey(SecretKey* key) const {
+  KeyInfo info;
+  LSIFS_RETURN_IF_ERROR(ReadKeyFile(provider_key_path(), &info, key));
+  if (info.kind != KeyKind::kProvider) {
+    return Status::Corruption(provider_key_path() + ": not a provider key");
+  }
+  return Status::Ok();
+}
+
+int Store::SweepTemporaries() const {
+  // Temporaries are named NAME.PID.N.tmp by AtomicFileWriter.
+  int removed = 0;
+  DIR* d = ::opendir(tmp_dir().c_str());
+  if (d == nullptr) return 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() < 4 || n.compare(n.size() - 4, 4, ".tmp") != 0) continue;
+    size_t end = n.rfind('.', n.size() - 5);   // before N
+    if (end == std::string::npos) continue;
+    size_t start = n.rfind('.', end - 1);      // before PID
+    if (start == std::string::npos) continue;
+    long pid = std::strtol(n.c_str() + start + 1, nullptr, 10);
+    if (pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      if (::unlink((tmp_dir() + "/" + n).c_str()) == 0) ++removed;
+    }
+  }
+  ::closedir(d);
+  return removed;
+}
+
+}  // namespace lsifs

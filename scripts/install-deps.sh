@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package lsifs needs to build, test and benchmark.
+# Run as root on a fresh machine; safe to run again.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it uses apt-get)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+packages=(
+  build-essential cmake pkg-config ninja-build
+  libfuse3-dev fuse3
+  libssl-dev
+  libleveldb-dev libsnappy-dev
+  libboost-dev libboost-program-options-dev
+  libgtest-dev googletest
+  e2fsprogs util-linux kmod
+  fio
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

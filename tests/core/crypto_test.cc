@@ -1,0 +1,147 @@
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "core/crypto/aead.h"
+#include "core/crypto/keyfile.h"
+#include "tests/core/test_util.h"
+
+namespace lsifs {
+namespace {
+
+using testing::TempDir;
+
+TEST(Aead, SealOpenRoundTrip) {
+  Aead aead;
+  SecretKey key = SecretKey::Random();
+  Bytes plain = testing::PseudoRandom(4096, 1);
+  Bytes record(plain.size() + kSealOverhead);
+  ASSERT_TRUE(aead.Seal(key, AsBytes("aad"), plain, record).ok());
+  Bytes out(plain.size());
+  ASSERT_TRUE(aead.Open(key, AsBytes("aad"), record, out).ok());
+  EXPECT_EQ(out, plain);
+}
+
+TEST(Aead, NoncesAreFreshPerSeal) {
+  Aead aead;
+  SecretKey key = SecretKey::Random();
+  Bytes plain(64, 7);
+  Bytes a(plain.size() + kSealOverhead), b(plain.size() + kSealOverhead);
+  ASSERT_TRUE(aead.Seal(key, {}, plain, a).ok());
+  ASSERT_TRUE(aead.Seal(key, {}, plain, b).ok());
+  EXPECT_NE(Bytes(a.begin(), a.begin() + kNonceSize), Bytes(b.begin(), b.begin() + kNonceSize));
+}
+
+TEST(Aead, DetectsEveryTamperingAndWipesOutput) {
+  Aead aead;
+  SecretKey key = SecretKey::Random();
+  Bytes plain = testing::PseudoRandom(100, 2);
+  Bytes record(plain.size() + kSealOverhead);
+  ASSERT_TRUE(aead.Seal(key, AsBytes("ctx"), plain, record).ok());
+  Bytes out(plain.size());
+  for (size_t i = 0; i < record.size(); ++i) {
+    Bytes bad = record;
+    bad[i] ^= 0x01;
+    Status s = aead.Open(key, AsBytes("ctx"), bad, out);
+    EXPECT_TRUE(s.IsCorruption()) << "byte " << i;
+    EXPECT_EQ(out, Bytes(out.size(), 0)) << "unauthenticated plaintext left behind";
+  }
+  EXPECT_TRUE(aead.Open(key, AsBytes("other"), record, out).IsCorruption());
+  EXPECT_TRUE(aead.Open(SecretKey::Random(), AsBytes("ctx"), record, out).IsCorruption());
+}
+
+TEST(Keys, DerivedKeysDifferByLabelAndAreStable) {
+  SecretKey master = SecretKey::Random();
+  SecretKey a = DeriveKey(master, "a");
+  SecretKey a2 = DeriveKey(master, "a");
+  SecretKey b = DeriveKey(master, "b");
+  EXPECT_EQ(Bytes(a.span().begin(), a.span().end()), Bytes(a2.span().begin(), a2.span().end()));
+  EXPECT_NE(Bytes(a.span().begin(), a.span().end()), Bytes(b.span().begin(), b.span().end()));
+}
+
+TEST(Keys, SecretKeyIsWipedWhenMovedFromOrWiped) {
+  SecretKey a = SecretKey::Random();
+  Bytes before(a.span().begin(), a.span().end());
+  SecretKey b = std::move(a);
+  EXPECT_EQ(Bytes(a.span().begin(), a.span().end()), Bytes(kKeySize, 0));
+  EXPECT_EQ(Bytes(b.span().begin(), b.span().end()), before);
+  b.Wipe();
+  EXPECT_EQ(Bytes(b.span().begin(), b.span().end()), Bytes(kKeySize, 0));
+}
+
+TEST(Mac, IncrementalEqualsOneShotAndResetStartsOver) {
+  SecretKey key = SecretKey::Random();
+  Bytes data = testing::PseudoRandom(1000, 3);
+  Mac mac(key);
+  mac.Update(ByteSpan(data).first(10));
+  mac.Update(ByteSpan(data).subspan(10));
+  EXPECT_EQ(mac.Final(), ComputeMac(key, data));
+  mac.Reset();
+  mac.Update(data);
+  EXPECT_EQ(mac.Final(), ComputeMac(key, data));
+}
+
+TEST(KeyFile, CreatedMode0600AndReadBack) {
+  TempDir dir;
+  ::mkdir((dir / "keys").c_str(), 0700);
+  ::mkdir((dir / "tmp").c_str(), 0700);
+  Keyring ring(dir / "keys", dir / "tmp");
+  ::umask(0);  // a permissive umask must not widen the key file's mode
+  KeyInfo info;
+  ASSERT_TRUE(ring.Create("site-a", &info).ok());
+  ::umask(022);
+  struct stat st;
+  ASSERT_EQ(::stat(info.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  KeyInfo loaded;
+  SecretKey key;
+  ASSERT_TRUE(ring.Load("site-a", &loaded, &key).ok());
+  EXPECT_EQ(loaded.id, info.id);
+  EXPECT_EQ(loaded.name, "site-a");
+  EXPECT_EQ(ring.Create("site-a", &info).code(), Status::Code::kExists);
+  std::vector<KeyInfo> all;
+  ASSERT_TRUE(ring.Create("site-b", &info).ok());
+  ASSERT_TRUE(ring.List(&all).ok());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "site-a");
+  EXPECT_EQ(all[1].name, "site-b");
+}
+
+TEST(KeyFile, GroupOrWorldReadableKeyIsRefusedWithAFix) {
+  TempDir dir;
+  ::mkdir((dir / "keys").c_str(), 0700);
+  ::mkdir((dir / "tmp").c_str(), 0700);
+  Keyring ring(dir / "keys", dir / "tmp");
+  KeyInfo info;
+  ASSERT_TRUE(ring.Create("site-a", &info).ok());
+  for (mode_t mode : {0640u, 0604u, 0660u}) {
+    ASSERT_EQ(::chmod(info.path.c_str(), mode), 0);
+    KeyInfo loaded;
+    SecretKey key;
+    Status s = ring.Load("site-a", &loaded, &key);
+    EXPECT_TRUE(s.IsPermission()) << s.ToString();
+    EXPECT_NE(s.message().find("chmod 600"), std::string::npos) << s.message();
+  }
+}
+
+TEST(KeyFile, MissingOrCorruptKeysGiveClearErrors) {
+  TempDir dir;
+  ::mkdir((dir / "keys").c_str(), 0700);
+  ::mkdir((dir / "tmp").c_str(), 0700);
+  Keyring ring(dir / "keys", dir / "tmp");
+  KeyInfo info;
+  SecretKey key;
+  Status s = ring.Load("nobody", &info, &key);
+  EXPECT_TRUE(s.IsNotFound());
+  EXPECT_NE(s.message().find("lsictl key create nobody"), std::string::npos) << s.message();
+
+  std::string path = ring.PathFor("bad");
+  testing::WriteFileBytes(path, AsBytes("format: lsifs-key-1\nkind: extension\nname: bad\n"
+                                        "id: 0000000000000001\nkey: 1234\n"));
+  ::chmod(path.c_str(), 0600);
+  EXPECT_TRUE(ring.Load("bad", &info, &key).IsCorruption());
+  testing::WriteFileBytes(path, AsBytes("hello\n"));
+  EXPECT_TRUE(ring.Load("bad", &info, &key).IsCorruption());
+}
+
+}  // namespace
+}  // namespace lsifs
