@@ -425,7 +425,7 @@ int main(int argc, char** argv) {
     }
   }
   if (i == args.size()) {
-    PrintMainHelp(commands);
+    std::fprintf(stderr, "lsictl: no command given. Usage: lsictl [-s STORE] COMMAND; see lsictl --help\n");
     return kExitUsage;
   }
   const Command* best = nullptr;
@@ -436,6 +436,17 @@ int main(int argc, char** argv) {
     if (match && (best == nullptr || c.words.size() > best->words.size())) best = &c;
   }
   if (best == nullptr) {
+    std::string subcommands;
+    for (const auto& c : commands) {
+      if (c.words.size() > 1 && c.words[0] == args[i]) {
+        subcommands += (subcommands.empty() ? "" : ", ") + c.words[1];
+      }
+    }
+    if (!subcommands.empty()) {
+      std::fprintf(stderr, "lsictl %s: needs a subcommand: %s (see: lsictl --help)\n",
+                   args[i].c_str(), subcommands.c_str());
+      return kExitUsage;
+    }
     std::fprintf(stderr, "lsictl: unknown command '%s' (see: lsictl --help)\n", args[i].c_str());
     return kExitUsage;
   }

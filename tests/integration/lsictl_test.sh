@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# lsictl as a user runs it: help, store, keys, import of a real ext4 image,
+# listings, and the error paths.
+LSICTL=$1
+source "$(dirname "$0")/lib.sh"
+
+S=$WORK/store
+check "main help teaches" bash -c "'$LSICTL' --help | grep -q 'Usage: lsictl'"
+for c in init "key create" "key list" import snapshots; do
+  check "help of '$c'" bash -c "'$LSICTL' $c --help | grep -q 'Example'"
+done
+check "no command is a usage error" expect_fail 2 "Usage" "$LSICTL"
+check "key without subcommand" expect_fail 2 "create, list" "$LSICTL" key
+check "unknown command" expect_fail 2 "unknown command 'frobnicate'" "$LSICTL" frobnicate
+check "no store given" expect_fail 2 "LSIFS_STORE" env -u LSIFS_STORE "$LSICTL" snapshots
+
+check "init" "$LSICTL" init "$S" --block-size 64K
+check "init again refuses" expect_fail 1 "not empty" "$LSICTL" init "$S"
+check "bad block size" expect_fail 1 "power of two" "$LSICTL" init "$WORK/s2" --block-size 3K
+check "key create" "$LSICTL" -s "$S" key create site-a
+check "key file is 0600" test "$(stat -c %a "$S/keys/site-a.key")" = 600
+check "key list --json" bash -c "LSIFS_STORE='$S' '$LSICTL' key list --json | python3 -c 'import json,sys; k=json.load(sys.stdin); assert k[0][\"extension\"]==\"site-a\"'"
+
+mkdir -p "$WORK/tree"
+cp -r /usr/share/common-licenses /etc/apt "$WORK/tree/"
+head -c 3000000 /dev/urandom > "$WORK/tree/random.bin"
+make_ext4 "$WORK/fs.img" 64M "$WORK/tree"
+id=$("$LSICTL" -s "$S" import vol-a "$WORK/fs.img" 2>"$WORK/import.err")
+check "import prints a snapshot id" bash -c "[[ '$id' =~ ^[0-9a-f]{16}$ ]]"
+check "import summary on stderr" grep -q "blocks stored" "$WORK/import.err"
+check "snapshots lists it" bash -c "'$LSICTL' -s '$S' snapshots | grep -q '$id'"
+check "snapshots --json" bash -c "'$LSICTL' -s '$S' snapshots vol-a --json | python3 -c '
+import json,sys; s=json.load(sys.stdin); assert len(s)==1 and s[0][\"snapshot\"]==\"$id\" and s[0][\"size\"]==64*2**20, s'"
+id2=$("$LSICTL" -s "$S" --json import vol-a "$WORK/fs.img" | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r["new_blocks"]==0, r; print(r["snapshot"])')
+check "re-import stores nothing new" test -n "$id2"
+
+before=$(tree_state "$S")
+check "missing image: one line, exit 1" expect_fail 1 "nope.img" "$LSICTL" -s "$S" import vol-a "$WORK/nope.img"
+check "directory as image" expect_fail 1 "not a regular file" "$LSICTL" -s "$S" import vol-a "$WORK/tree"
+check "bad volume name" expect_fail 1 "volume name" "$LSICTL" -s "$S" import "../x" "$WORK/fs.img"
+check "store unchanged by failures" test "$before" = "$(tree_state "$S")"
+
+chmod 640 "$S/keys/site-a.key"
+check "group-readable key refused" expect_fail 1 "chmod 600" "$LSICTL" -s "$S" key list
+chmod 600 "$S/keys/site-a.key"
+finish
