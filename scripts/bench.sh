@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the benchmarks (see ../shared/BENCHMARKS.md) and writes their figures
+# as JSON into build/bench/. Needs root (drops the page cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh >/dev/null
+mkdir -p build/bench
+echo "== per-block encryption (AES-256-GCM, one core)"
+build/tests/bench/crypto_bench --json build/bench/crypto.json
+echo "== import of a real ext4 image, cold page cache"
+tests/bench/import_bench.sh build/mount-tools/lsictl --json build/bench/import.json "$@"
