@@ -13,11 +13,15 @@
 
 #include "core/crypto/aead.h"
 #include "core/crypto/keyfile.h"
+#include "core/store/store.h"
 #include "core/util/encoding.h"
 #include "core/util/file.h"
 #include "core/util/status.h"
 
 namespace lsifs {
+
+// Where a layer lives in a store: STORE/layers/ID.layer.
+std::string LayerPath(const Store& store, uint64_t layer_id);
 
 struct LayerHeader {
   uint64_t layer_id = 0;

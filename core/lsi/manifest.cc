@@ -1,5 +1,6 @@
 #include "core/lsi/manifest.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/util/encoding.h"
@@ -13,7 +14,7 @@ namespace {
 constexpr char kMagic[8] = {'L', 'S', 'I', 'F', 'S', 'M', 'A', 'N'};
 constexpr uint32_t kVersion = 1;
 constexpr uint32_t kMaxLayers = 4096;
-constexpr size_t kMaxManifestSize = 1 << 20;
+constexpr size_t kMaxManifestSize = size_t{1} << 30;
 
 Bytes EncodeBody(const Manifest& m) {
   ByteWriter w;
@@ -31,7 +32,8 @@ Bytes EncodeBody(const Manifest& m) {
   w.PutU32(static_cast<uint32_t>(m.layers.size()));
   for (const auto& l : m.layers) {
     w.PutU64(l.layer_id);
-    w.PutU64(l.block_count);
+    w.PutU64(l.blocks.size());
+    for (uint64_t b : l.blocks) w.PutU64(b);
   }
   return std::move(w.bytes());
 }
@@ -64,7 +66,13 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
   m->layers.resize(layers);
   for (auto& l : m->layers) {
     l.layer_id = r.GetU64();
-    l.block_count = r.GetU64();
+    uint64_t count = r.GetU64();
+    if (!r.ok() || count > r.remaining() / 8) return corrupt("truncated or malformed layer list");
+    l.blocks.resize(count);
+    for (auto& b : l.blocks) b = r.GetU64();
+    for (size_t i = 1; i < l.blocks.size(); ++i) {
+      if (l.blocks[i] <= l.blocks[i - 1]) return corrupt("layer block list out of order");
+    }
   }
   *body_size = r.position();
   r.GetBytes(kMacSize);
@@ -78,12 +86,17 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
 
 }  // namespace
 
+std::string LsiPath(const Store& store, uint64_t lsi_id) {
+  return store.lsi_dir() + "/" + FormatId(lsi_id) + ".lsi";
+}
+
 Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manifest manifest,
                      const KeyInfo& key_info, const SecretKey& extension_key) {
   manifest.extension = key_info.name;
   manifest.key_id = key_info.id;
   LSIFS_RETURN_IF_ERROR(ValidateName("volume", manifest.volume));
   if (manifest.layers.size() > kMaxLayers) return Status::InvalidArgument("too many layers");
+  for (auto& l : manifest.layers) std::sort(l.blocks.begin(), l.blocks.end());
   Bytes data = EncodeBody(manifest);
   auto mac = ComputeMac(ManifestKey(extension_key), data);
   data.insert(data.end(), mac.begin(), mac.end());

@@ -10,13 +10,17 @@
 
 #include "core/crypto/aead.h"
 #include "core/crypto/keyfile.h"
+#include "core/store/store.h"
 #include "core/util/status.h"
 
 namespace lsifs {
 
 struct ManifestLayer {
   uint64_t layer_id = 0;
-  uint64_t block_count = 0;
+  // The layer's blocks, ascending. Kept here (as well as in the layer's own
+  // sealed index) so that a missing layer file fails only the reads of its
+  // own blocks, and a swapped layer file is caught at open.
+  std::vector<uint64_t> blocks;
 };
 
 struct Manifest {
@@ -31,6 +35,9 @@ struct Manifest {
   int64_t expires = 0;  // unix seconds; 0: never
   std::vector<ManifestLayer> layers;  // bottom to top
 };
+
+// Where an LSI's manifest lives in a store: STORE/lsi/ID.lsi.
+std::string LsiPath(const Store& store, uint64_t lsi_id);
 
 // Writes `manifest` (its extension and key_id taken from `key_info`) to
 // `path` through a temporary in `tmp_dir`.

@@ -24,7 +24,7 @@ Manifest Sample() {
   m.block_size = 65536;
   m.created = 1700000000;
   m.expires = 1700003600;
-  m.layers = {{11, 100}, {12, 5}};
+  m.layers = {{11, {1, 2, 300}}, {12, {9, 4}}};
   return m;
 }
 
@@ -44,7 +44,7 @@ TEST(Manifest, RoundTrip) {
   EXPECT_EQ(m.expires, 1700003600);
   ASSERT_EQ(m.layers.size(), 2u);
   EXPECT_EQ(m.layers[1].layer_id, 12u);
-  EXPECT_EQ(m.layers[1].block_count, 5u);
+  EXPECT_EQ(m.layers[1].blocks, (std::vector<uint64_t>{4, 9}));  // kept sorted
   Manifest peek;
   ASSERT_TRUE(PeekManifest(dir / "m", &peek).ok());
   EXPECT_EQ(peek.extension, "site-a");

@@ -1,0 +1,79 @@
+// Read counters of an LSI or of a session, with the names of DESIGN.md.
+// Updated with relaxed atomics on the read path; read as a consistent-enough
+// snapshot for display.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace lsifs {
+
+struct CounterValues {
+  uint64_t reads = 0;              // requests
+  uint64_t blocks_read = 0;        // distinct blocks read
+  uint64_t from_delta = 0;         // distinct blocks served from delta layers
+  uint64_t from_base = 0;          // distinct blocks served from the base snapshot
+  uint64_t zero = 0;               // distinct absent (zero) blocks read
+  uint64_t origin_requests = 0;    // requests sent to the origin
+  uint64_t origin_bytes = 0;       // bytes fetched from the origin
+  uint64_t stalled_reads = 0;      // requests that waited on the origin
+  uint64_t prefetched_blocks = 0;  // blocks held in delta layers
+  uint64_t prefetched_read = 0;    // distinct delta blocks read
+  uint64_t read_errors = 0;        // requests failed with EIO
+
+  double recall() const;     // from_delta / (from_delta + from_base)
+  double precision() const;  // prefetched_read / prefetched_blocks
+  // "name: value" lines, then recall and precision.
+  std::string ToText() const;
+  std::string ToJson() const;
+};
+
+// One bit per block, in chunks allocated on first touch, so memory follows
+// the blocks actually read rather than the volume's virtual size.
+class BlockBitmap {
+ public:
+  explicit BlockBitmap(uint64_t blocks);
+  ~BlockBitmap();
+  BlockBitmap(const BlockBitmap&) = delete;
+  BlockBitmap& operator=(const BlockBitmap&) = delete;
+  // Sets the bit; true if it was clear.
+  bool TestAndSet(uint64_t block);
+  void Clear();
+
+ private:
+  static constexpr uint64_t kBitsPerChunk = 1 << 15;
+  std::vector<std::atomic<std::atomic<uint64_t>*>> chunks_;
+};
+
+enum class BlockSource { kDelta, kBase, kZero };
+
+class Counters {
+ public:
+  Counters(uint64_t volume_blocks, uint64_t prefetched_blocks);
+  void SetPrefetchedBlocks(uint64_t n) { prefetched_blocks_ = n; }
+
+  void CountRead() { reads_.fetch_add(1, std::memory_order_relaxed); }
+  void CountStall() { stalled_.fetch_add(1, std::memory_order_relaxed); }
+  void CountError() { errors_.fetch_add(1, std::memory_order_relaxed); }
+  void CountOriginRequest(uint64_t bytes) {
+    origin_requests_.fetch_add(1, std::memory_order_relaxed);
+    origin_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  }
+  // Counts `block` once, by where it came from, the first time it is read.
+  void CountBlock(uint64_t block, BlockSource source);
+
+  CounterValues Values() const;
+  void Reset();
+
+ private:
+  uint64_t prefetched_blocks_;
+  BlockBitmap seen_;
+  std::atomic<uint64_t> reads_{0}, stalled_{0}, errors_{0}, origin_requests_{0}, origin_bytes_{0};
+  std::atomic<uint64_t> from_delta_{0}, from_base_{0}, zero_{0};
+};
+
+}  // namespace lsifs

@@ -1,0 +1,311 @@
+#include "core/image/image.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/util/hex.h"
+
+namespace lsifs {
+namespace {
+
+// Bytes handled per round of a request (FUSE sends at most 1 MiB); one more
+// block for an unaligned start.
+constexpr size_t kRoundBytes = 1 << 20;
+size_t RoundBlocks(uint32_t block_size) { return kRoundBytes / block_size + 1; }
+
+size_t SpillAad(uint64_t block, uint8_t (&aad)[24]) {
+  std::memcpy(aad, "lsifs spill v1\0\0", 16);
+  EncodeFixed64(aad + 16, block);
+  return sizeof aad;
+}
+
+}  // namespace
+
+// Per-thread buffers, sized on first use and reused for every request.
+struct LsiImage::Scratch {
+  Aead aead;
+  Bytes record;
+  Bytes block;
+  Bytes fetched;
+  std::vector<uint8_t*> outs;
+  std::vector<uint64_t> miss_blocks, miss_indexes, claim_blocks, claim_indexes;
+
+  void Fit(uint32_t block_size) {
+    if (block.size() == block_size) return;
+    record.resize(block_size + kSealOverhead);
+    block.resize(block_size);
+    const size_t round = RoundBlocks(block_size);
+    fetched.resize(round * block_size);
+    outs.resize(round);
+    for (auto* v : {&miss_blocks, &miss_indexes, &claim_blocks, &claim_indexes}) {
+      v->reserve(round);
+    }
+  }
+};
+
+LsiImage::LsiImage(const ImageOptions& options, Manifest manifest)
+    : options_(options),
+      manifest_(std::move(manifest)),
+      block_size_(manifest_.block_size),
+      block_count_((manifest_.volume_size + block_size_ - 1) / block_size_),
+      cache_(options.cache_bytes, block_size_),
+      lsi_counters_(block_count_, 0),
+      session_counters_(block_count_, 0) {}
+
+LsiImage::~LsiImage() = default;
+
+std::string LsiImage::id() const { return FormatId(manifest_.lsi_id); }
+
+void LsiImage::Log(const std::string& line) const {
+  if (options_.log) options_.log(line);
+}
+
+Status LsiImage::Open(const Store& store, const std::string& manifest_path,
+                      const KeyInfo& key_info, const SecretKey& key, Origin& origin,
+                      const ImageOptions& options, std::unique_ptr<LsiImage>* out) {
+  Manifest m;
+  LSIFS_RETURN_IF_ERROR(ReadManifest(manifest_path, key_info, key, &m));
+  if (m.block_size < kMinBlockSize || m.block_size > kMaxBlockSize) {
+    return Status::Corruption("LSI " + FormatId(m.lsi_id) + ": bad block size");
+  }
+  std::unique_ptr<OriginSnapshot> base;
+  LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(m.volume, m.snapshot, &base)
+                            .WithContext("LSI " + FormatId(m.lsi_id) + " base snapshot"));
+  if (base->info().size != m.volume_size || base->info().block_size != m.block_size) {
+    return Status::Corruption("LSI " + FormatId(m.lsi_id) +
+                              ": geometry differs from its base snapshot");
+  }
+  std::unique_ptr<LsiImage> img(new LsiImage(options, std::move(m)));
+  const Manifest& man = img->manifest_;
+  img->base_ = std::move(base);
+
+  std::vector<DeltaEntry> entries;
+  for (uint32_t li = 0; li < man.layers.size(); ++li) {
+    const ManifestLayer& ml = man.layers[li];
+    std::unique_ptr<LayerReader> reader;
+    Status s = LayerReader::Open(LayerPath(store, ml.layer_id), key_info, key, &reader);
+    if (s.ok()) {
+      const LayerHeader& h = reader->header();
+      std::vector<uint64_t> sorted = reader->blocks();
+      std::sort(sorted.begin(), sorted.end());
+      if (h.layer_id != ml.layer_id || h.volume != man.volume || h.snapshot != man.snapshot ||
+          h.block_size != man.block_size || sorted != ml.blocks) {
+        s = Status::Corruption("layer file does not match the manifest (swapped or replaced)");
+      }
+    }
+    if (!s.ok()) {
+      img->Log("LSI " + img->id() + " layer " + FormatId(ml.layer_id) +
+               ": unavailable, its blocks will fail to read: " + s.message());
+      for (uint64_t b : ml.blocks) entries.push_back({b, li, UINT64_MAX});
+      img->layers_.push_back(nullptr);
+      continue;
+    }
+    const auto& blocks = reader->blocks();
+    for (uint64_t slot = 0; slot < blocks.size(); ++slot) entries.push_back({blocks[slot], li, slot});
+    img->layers_.push_back(std::move(reader));
+  }
+  // Topmost layer first within a block, then keep one entry per block.
+  std::sort(entries.begin(), entries.end(), [](const DeltaEntry& a, const DeltaEntry& b) {
+    return a.block != b.block ? a.block < b.block : a.layer > b.layer;
+  });
+  entries.erase(std::unique(entries.begin(), entries.end(),
+                            [](const DeltaEntry& a, const DeltaEntry& b) { return a.block == b.block; }),
+                entries.end());
+  for (const auto& e : entries) {
+    if (e.block >= img->block_count_) {
+      return Status::Corruption("LSI " + img->id() + ": a layer holds a block past the volume's end");
+    }
+  }
+  img->delta_ = std::move(entries);
+  img->lsi_counters_.SetPrefetchedBlocks(img->delta_.size());
+  img->session_counters_.SetPrefetchedBlocks(img->delta_.size());
+
+  size_t present = img->base_->present().size();
+  img->base_state_.reset(new std::atomic<uint8_t>[present]);
+  for (size_t i = 0; i < present; ++i) img->base_state_[i].store(kAbsent, std::memory_order_relaxed);
+  int fd = ::open(store.tmp_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::FromErrno("creating the local block file in " + store.tmp_dir(), errno);
+  img->spill_ = File(fd);
+  img->spill_key_ = SecretKey::Random();
+  *out = std::move(img);
+  return Status::Ok();
+}
+
+const LsiImage::DeltaEntry* LsiImage::FindDelta(uint64_t block) const {
+  auto it = std::lower_bound(delta_.begin(), delta_.end(), block,
+                             [](const DeltaEntry& e, uint64_t b) { return e.block < b; });
+  return (it != delta_.end() && it->block == block) ? &*it : nullptr;
+}
+
+int64_t LsiImage::PresentIndex(uint64_t block) const {
+  const auto& p = base_->present();
+  auto it = std::lower_bound(p.begin(), p.end(), block);
+  return (it != p.end() && *it == block) ? static_cast<int64_t>(it - p.begin()) : -1;
+}
+
+Status LsiImage::ReadDelta(const DeltaEntry& e, Scratch& s, uint8_t* block_out) {
+  const LayerReader* layer = layers_[e.layer].get();
+  Status st = layer == nullptr
+                  ? Status::Corruption("its layer is unavailable")
+                  : layer->ReadBlock(e.slot, e.block, s.aead, MutableByteSpan(s.record.data(), layer->record_size()),
+                                     MutableByteSpan(block_out, block_size_));
+  if (!st.ok()) {
+    Log("LSI " + id() + " layer " + FormatId(manifest_.layers[e.layer].layer_id) + " block " +
+        std::to_string(e.block) + ": " + st.message());
+    return Status::Corruption("block " + std::to_string(e.block) + " of layer " +
+                              FormatId(manifest_.layers[e.layer].layer_id) + " unreadable");
+  }
+  return Status::Ok();
+}
+
+Status LsiImage::ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* block_out) {
+  MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
+  uint8_t aad[24];
+  Status st = spill_.PreadExact(index * record.size(), record);
+  if (st.ok()) st = s.aead.Open(spill_key_, ByteSpan(aad, SpillAad(block, aad)), record,
+                                MutableByteSpan(block_out, block_size_));
+  if (!st.ok()) {
+    Log("LSI " + id() + " base block " + std::to_string(block) + " (local copy): " + st.message());
+  }
+  return st;
+}
+
+Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, size_t n, Scratch& s,
+                             bool* stalled) {
+  for (;;) {
+    s.claim_blocks.clear();
+    s.claim_indexes.clear();
+    bool waiting = false;
+    for (size_t i = 0; i < n; ++i) {
+      std::atomic<uint8_t>& st = base_state_[indexes[i]];
+      uint8_t expected = kAbsent;
+      if (st.compare_exchange_strong(expected, kFetching, std::memory_order_acq_rel)) {
+        s.claim_blocks.push_back(blocks[i]);
+        s.claim_indexes.push_back(indexes[i]);
+      } else if (expected == kFetching) {
+        waiting = true;
+      }
+    }
+    if (!s.claim_blocks.empty()) {
+      *stalled = true;
+      size_t c = s.claim_blocks.size();
+      for (size_t i = 0; i < c; ++i) s.outs[i] = s.fetched.data() + i * block_size_;
+      Status fetched = base_->Fetch(std::span<const uint64_t>(s.claim_blocks.data(), c),
+                                    std::span<uint8_t* const>(s.outs.data(), c));
+      uint64_t bytes = c * block_size_;
+      lsi_counters_.CountOriginRequest(bytes);
+      session_counters_.CountOriginRequest(bytes);
+      MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
+      for (size_t i = 0; i < c; ++i) {
+        Status st = fetched;
+        if (st.ok()) {
+          uint8_t aad[24];
+          (void)s.aead.Seal(spill_key_, ByteSpan(aad, SpillAad(s.claim_blocks[i], aad)),
+                            ByteSpan(s.outs[i], block_size_), record);
+          st = spill_.PwriteAll(s.claim_indexes[i] * record.size(), record);
+        }
+        std::atomic<uint8_t>& state = base_state_[s.claim_indexes[i]];
+        state.store(st.ok() ? kLocal : kAbsent, std::memory_order_release);
+        state.notify_all();
+        if (!st.ok() && fetched.ok()) fetched = st;
+      }
+      if (!fetched.ok()) {
+        Log("LSI " + id() + " base fetch of " + std::to_string(c) + " blocks from " +
+            std::to_string(s.claim_blocks[0]) + ": " + fetched.message());
+        return Status::Corruption("base fetch failed");
+      }
+    }
+    if (!waiting) return Status::Ok();
+    *stalled = true;
+    bool retry = false;
+    for (size_t i = 0; i < n; ++i) {
+      std::atomic<uint8_t>& st = base_state_[indexes[i]];
+      uint8_t v;
+      while ((v = st.load(std::memory_order_acquire)) == kFetching) st.wait(kFetching);
+      if (v == kAbsent) retry = true;  // its fetcher failed; try ourselves
+    }
+    if (!retry) return Status::Ok();
+  }
+}
+
+Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
+  *done = 0;
+  lsi_counters_.CountRead();
+  session_counters_.CountRead();
+  if (offset >= size() || out.empty()) return Status::Ok();
+  const uint64_t len = std::min<uint64_t>(out.size(), size() - offset);
+  thread_local Scratch scratch;
+  Scratch& s = scratch;
+  s.Fit(block_size_);
+  auto fail = [&](Status st) {
+    lsi_counters_.CountError();
+    session_counters_.CountError();
+    return st;
+  };
+
+  uint64_t pos = 0;
+  while (pos < len) {
+    const uint64_t first = (offset + pos) / block_size_;
+    const uint64_t last =
+        std::min((offset + len - 1) / block_size_, first + RoundBlocks(block_size_) - 1);
+
+    // Base blocks not yet local: fetch them in one origin request.
+    s.miss_blocks.clear();
+    s.miss_indexes.clear();
+    for (uint64_t b = first; b <= last; ++b) {
+      if (FindDelta(b) != nullptr) continue;
+      int64_t idx = PresentIndex(b);
+      if (idx >= 0 && base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire) != kLocal) {
+        s.miss_blocks.push_back(b);
+        s.miss_indexes.push_back(static_cast<uint64_t>(idx));
+      }
+    }
+    if (!s.miss_blocks.empty()) {
+      bool stalled = false;
+      Status st = EnsureLocal(s.miss_blocks.data(), s.miss_indexes.data(), s.miss_blocks.size(), s,
+                              &stalled);
+      if (stalled) {
+        lsi_counters_.CountStall();
+        session_counters_.CountStall();
+      }
+      if (!st.ok()) return fail(st);
+    }
+
+    for (uint64_t b = first; b <= last; ++b) {
+      const uint64_t block_start = b * block_size_;
+      const uint64_t from = std::max(block_start, offset + pos);
+      const uint64_t to = std::min(block_start + block_size_, offset + len);
+      const uint32_t in_off = static_cast<uint32_t>(from - block_start);
+      const uint32_t n = static_cast<uint32_t>(to - from);
+      uint8_t* dst = out.data() + (from - offset);
+      const bool whole = n == block_size_;
+
+      const DeltaEntry* d = FindDelta(b);
+      int64_t idx = d ? -1 : PresentIndex(b);
+      BlockSource source = d ? BlockSource::kDelta : idx >= 0 ? BlockSource::kBase : BlockSource::kZero;
+      if (source == BlockSource::kZero) {
+        std::memset(dst, 0, n);
+      } else if (!cache_.Get(b, in_off, n, dst)) {
+        uint8_t* target = whole ? dst : s.block.data();
+        Status st = d ? ReadDelta(*d, s, target)
+                      : ReadLocalBase(b, static_cast<uint64_t>(idx), s, target);
+        if (!st.ok()) return fail(st);
+        if (!whole) {
+          std::memcpy(dst, s.block.data() + in_off, n);
+          // Partial reads are the random ones that come back for the rest.
+          cache_.Put(b, s.block.data());
+        }
+      }
+      lsi_counters_.CountBlock(b, source);
+      session_counters_.CountBlock(b, source);
+    }
+    pos = std::min(len, (last + 1) * block_size_ - offset);
+  }
+  *done = static_cast<size_t>(len);
+  return Status::Ok();
+}
+
+}  // namespace lsifs

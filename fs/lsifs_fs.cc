@@ -1,0 +1,486 @@
+#include "fs/lsifs_fs.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "core/lsi/manifest.h"
+#include "core/util/file.h"
+#include "core/util/hex.h"
+#include "core/util/json.h"
+
+namespace lsifs {
+namespace {
+
+// Content never changes under a name for long: LSIs are immutable, and the
+// volume alias moves only when a newer LSI is delivered.
+constexpr double kImageAttrTimeout = 3600.0;
+constexpr double kDirTimeout = 1.0;
+constexpr size_t kMaxReadSize = 1 << 20;
+
+// One open control file: its text, fixed at open so reads are consistent.
+struct ControlHandle {
+  std::string text;
+};
+
+int ErrnoOf(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::kNotFound: return ENOENT;
+    case Status::Code::kPermission: return EACCES;
+    default: return EIO;
+  }
+}
+
+}  // namespace
+
+LsiFs::LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key,
+             FsOptions options)
+    : store_(store),
+      origin_(origin),
+      key_info_(std::move(key_info)),
+      key_(std::move(key)),
+      options_(std::move(options)),
+      mounted_at_(static_cast<int64_t>(std::time(nullptr))) {
+  if (!options_.image.log) options_.image.log = options_.log;
+  std::lock_guard<std::mutex> lock(catalog_mu_);
+  Refresh();
+}
+
+LsiFs::~LsiFs() { StopBackground(); }
+
+void LsiFs::Log(const std::string& line) const {
+  if (options_.log) options_.log(line);
+}
+
+// Rescans STORE/lsi when it changed. Called with catalog_mu_ held.
+void LsiFs::Refresh() {
+  struct stat st;
+  if (::stat(store_.lsi_dir().c_str(), &st) != 0) return;
+  int64_t mtime = st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+  if (mtime == scanned_mtime_ns_) return;
+  scanned_mtime_ns_ = mtime;
+
+  std::vector<Manifest> all;
+  std::vector<std::string> problems;
+  if (!ListLsis(store_, &all, &problems).ok()) return;
+  for (const auto& p : problems) {
+    if (reported_.insert(p).second) Log("catalog: " + p);
+  }
+  std::set<uint64_t> present;
+  for (const Manifest& peek : all) {
+    present.insert(peek.lsi_id);
+    if (by_id_.count(peek.lsi_id)) continue;
+    if (peek.extension != key_info_.name) continue;  // another extension's; never shown
+    Manifest m;
+    Status s = ReadManifest(LsiPath(store_, peek.lsi_id), key_info_, key_, &m);
+    if (!s.ok()) {
+      if (reported_.insert(FormatId(peek.lsi_id)).second) {
+        Log("LSI " + FormatId(peek.lsi_id) + " not shown: " + s.message());
+      }
+      continue;
+    }
+    auto e = std::make_unique<Entry>();
+    e->manifest = std::move(m);
+    by_id_[e->manifest.lsi_id] = entries_.size();
+    entries_.push_back(std::move(e));
+  }
+  for (auto& e : entries_) e->listed = present.count(e->manifest.lsi_id) > 0;
+}
+
+LsiFs::Entry* LsiFs::EntryOf(fuse_ino_t ino, Kind* kind) {
+  if (ino < kFirstEntryIno) return nullptr;
+  size_t index = (ino - kFirstEntryIno) / 3;
+  *kind = static_cast<Kind>((ino - kFirstEntryIno) % 3);
+  std::lock_guard<std::mutex> lock(catalog_mu_);
+  return index < entries_.size() ? entries_[index].get() : nullptr;
+}
+
+std::vector<std::pair<std::string, fuse_ino_t>> LsiFs::List(fuse_ino_t dir) {
+  std::vector<std::pair<std::string, fuse_ino_t>> out;
+  std::lock_guard<std::mutex> lock(catalog_mu_);
+  Refresh();
+  if (dir == kRootIno) {
+    out.emplace_back("by-id", kByIdIno);
+    out.emplace_back(".lsifs", kCtlIno);
+    // The newest listed LSI of each volume.
+    std::map<std::string, size_t> newest;
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      const Entry& e = *entries_[i];
+      if (!e.listed) continue;
+      auto it = newest.find(e.manifest.volume);
+      if (it == newest.end()) {
+        newest[e.manifest.volume] = i;
+        continue;
+      }
+      const Manifest& cur = entries_[it->second]->manifest;
+      if (std::tie(e.manifest.created, e.manifest.lsi_id) > std::tie(cur.created, cur.lsi_id)) {
+        it->second = i;
+      }
+    }
+    for (const auto& [volume, i] : newest) out.emplace_back(volume + ".img", InoOf(i, Kind::kImage));
+  } else if (dir == kByIdIno) {
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (entries_[i]->listed) {
+        out.emplace_back(FormatId(entries_[i]->manifest.lsi_id) + ".img", InoOf(i, Kind::kImage));
+      }
+    }
+  } else if (dir == kCtlIno) {
+    out.emplace_back("mount", kCtlMountIno);
+    for (size_t i = 0; i < entries_.size(); ++i) {
+      if (!entries_[i]->listed) continue;
+      std::string id = FormatId(entries_[i]->manifest.lsi_id);
+      out.emplace_back(id, InoOf(i, Kind::kStatsText));
+      out.emplace_back(id + ".json", InoOf(i, Kind::kStatsJson));
+    }
+  }
+  return out;
+}
+
+fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
+  for (const auto& [n, ino] : List(parent)) {
+    if (n == name) return ino;
+  }
+  if (parent == kByIdIno && name.size() == 20 && name.compare(16, 4, ".img") == 0) {
+    // Not ours: say why once, so that an operator can tell.
+    auto id = ParseId(name.substr(0, 16));
+    Manifest m;
+    if (id && PeekManifest(LsiPath(store_, *id), &m).ok() && m.extension != key_info_.name) {
+      Log("refused: LSI " + name.substr(0, 16) + " was made for extension '" + m.extension +
+          "', this mount serves '" + key_info_.name + "'");
+      return static_cast<fuse_ino_t>(-EACCES);
+    }
+  }
+  return 0;
+}
+
+bool LsiFs::FillAttr(fuse_ino_t ino, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = ino;
+  st->st_uid = ::getuid();
+  st->st_gid = ::getgid();
+  st->st_mtime = st->st_ctime = st->st_atime = mounted_at_;
+  if (ino == kRootIno || ino == kByIdIno || ino == kCtlIno) {
+    st->st_mode = S_IFDIR | 0555;
+    st->st_nlink = 2;
+    return true;
+  }
+  if (ino == kCtlMountIno) {
+    st->st_mode = S_IFREG | 0444;
+    st->st_nlink = 1;
+    return true;
+  }
+  Kind kind;
+  Entry* e = EntryOf(ino, &kind);
+  if (e == nullptr) return false;
+  st->st_nlink = 1;
+  st->st_mode = S_IFREG | 0444;
+  st->st_mtime = st->st_ctime = st->st_atime = e->manifest.created;
+  if (kind == Kind::kImage) {
+    st->st_size = static_cast<off_t>(e->manifest.volume_size);
+    st->st_blksize = static_cast<blksize_t>(e->manifest.block_size);
+    st->st_blocks = static_cast<blkcnt_t>((e->manifest.volume_size + 511) / 512);
+  }
+  // Control files report size 0 and are read with direct_io, like /proc.
+  return true;
+}
+
+Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
+  std::lock_guard<std::mutex> lock(e.open_mu);
+  if (!e.image) {
+    std::unique_ptr<LsiImage> img;
+    Status s = LsiImage::Open(store_, LsiPath(store_, e.manifest.lsi_id), key_info_, key_, origin_,
+                              options_.image, &img);
+    if (!s.ok()) {
+      Log("LSI " + FormatId(e.manifest.lsi_id) + " cannot be opened: " + s.message());
+      return s;
+    }
+    e.image = std::move(img);
+  }
+  *out = e.image;
+  return Status::Ok();
+}
+
+std::string LsiFs::ControlText(fuse_ino_t ino) {
+  if (ino == kCtlMountIno) {
+    std::string out = "extension:         " + key_info_.name + " (key " + FormatId(key_info_.id) +
+                      ")\nstore:             " + store_.root() +
+                      "\norigin:            " + options_.origin_description + "\nimages:\n";
+    std::lock_guard<std::mutex> lock(catalog_mu_);
+    for (const auto& e : entries_) {
+      if (!e->listed) continue;
+      out += "  " + FormatId(e->manifest.lsi_id) + "  " + e->manifest.volume + "  snapshot " +
+             FormatId(e->manifest.snapshot) + "  " + std::to_string(e->manifest.layers.size()) +
+             " layers" + (e->image ? "  open" : "") + "\n";
+    }
+    return out;
+  }
+  Kind kind;
+  Entry* e = EntryOf(ino, &kind);
+  if (e == nullptr) return {};
+  std::shared_ptr<LsiImage> img;
+  {
+    std::lock_guard<std::mutex> lock(e->open_mu);
+    img = e->image;
+  }
+  CounterValues lsi, session;
+  if (img) {
+    lsi = img->lsi_counters().Values();
+    session = img->session_counters().Values();
+  }
+  const Manifest& m = e->manifest;
+  if (kind == Kind::kStatsJson) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("lsi", FormatId(m.lsi_id))
+        .Field("volume", m.volume)
+        .Field("snapshot", FormatId(m.snapshot))
+        .Field("extension", m.extension)
+        .Field("layers", static_cast<uint64_t>(m.layers.size()))
+        .Field("open", img != nullptr);
+    j.Key("lsi_counters");
+    std::string out = j.str() + lsi.ToJson() + ",\"session_counters\":" + session.ToJson() + "}";
+    return out + "\n";
+  }
+  std::string out = "lsi:               " + FormatId(m.lsi_id) + "\nvolume:            " +
+                    m.volume + "\nsnapshot:          " + FormatId(m.snapshot) +
+                    "\nlayers:            " + std::to_string(m.layers.size()) +
+                    "\nstate:             " + (img ? "open" : "not opened yet") + "\n";
+  out += "\n[session]\n" + session.ToText();
+  out += "\n[lsi]\n" + lsi.ToText();
+  return out;
+}
+
+void LsiFs::SaveCounters() {
+  std::string dir = store_.root() + "/run";
+  ::mkdir(dir.c_str(), 0755);
+  std::vector<std::pair<uint64_t, std::shared_ptr<LsiImage>>> open;
+  {
+    std::lock_guard<std::mutex> lock(catalog_mu_);
+    for (auto& e : entries_) {
+      std::lock_guard<std::mutex> l(e->open_mu);
+      if (e->image) open.emplace_back(e->manifest.lsi_id, e->image);
+    }
+  }
+  for (const auto& [id, img] : open) {
+    std::string json = img->lsi_counters().Values().ToJson() + "\n";
+    // Not fsynced: counters are advisory, and a rename keeps them whole.
+    std::string path = dir + "/" + FormatId(id) + "." + key_info_.name + ".counters.json";
+    std::string tmp = path + ".tmp";
+    File f;
+    if (File::CreateExclusive(tmp, 0644, &f).ok() && f.WriteAll(AsBytes(json)).ok()) {
+      ::rename(tmp.c_str(), path.c_str());
+    } else {
+      ::unlink(tmp.c_str());
+    }
+  }
+}
+
+void LsiFs::StartBackground() {
+  background_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(bg_mu_);
+    while (!bg_stop_) {
+      bg_cv_.wait_for(lock, std::chrono::seconds(1));
+      lock.unlock();
+      SaveCounters();
+      lock.lock();
+    }
+  });
+}
+
+void LsiFs::StopBackground() {
+  {
+    std::lock_guard<std::mutex> lock(bg_mu_);
+    bg_stop_ = true;
+  }
+  bg_cv_.notify_all();
+  if (background_.joinable()) background_.join();
+}
+
+// ---- FUSE operations -------------------------------------------------------
+
+void LsiFs::OpInit(void* /*userdata*/, fuse_conn_info* conn) {
+  // Many requests in flight: loop devices and VMs issue async direct I/O.
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+                                       FUSE_CAP_SPLICE_MOVE);
+}
+
+void LsiFs::OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  LsiFs* self = Self(req);
+  fuse_ino_t ino = self->LookupName(parent, name);
+  if (static_cast<long>(ino) < 0) {
+    fuse_reply_err(req, static_cast<int>(-static_cast<long>(ino)));
+    return;
+  }
+  fuse_entry_param e;
+  std::memset(&e, 0, sizeof e);
+  if (ino == 0 || !self->FillAttr(ino, &e.attr)) {
+    // Cache the miss briefly only: a delivery may make the name appear.
+    e.ino = 0;
+    e.entry_timeout = 0.5;
+    fuse_reply_entry(req, &e);
+    return;
+  }
+  e.ino = ino;
+  e.generation = 1;
+  Kind kind;
+  bool image = self->EntryOf(ino, &kind) != nullptr && kind == Kind::kImage;
+  e.attr_timeout = image ? kImageAttrTimeout : kDirTimeout;
+  // The volume alias moves to newer LSIs: revalidate root names quickly.
+  e.entry_timeout = (parent == kByIdIno) ? kImageAttrTimeout : kDirTimeout;
+  fuse_reply_entry(req, &e);
+}
+
+void LsiFs::OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  struct stat st;
+  if (!Self(req)->FillAttr(ino, &st)) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  Kind kind;
+  bool image = Self(req)->EntryOf(ino, &kind) != nullptr && kind == Kind::kImage;
+  fuse_reply_attr(req, &st, image ? kImageAttrTimeout : kDirTimeout);
+}
+
+void LsiFs::OpSetattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
+  fuse_reply_err(req, EROFS);
+}
+
+void LsiFs::OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino != kRootIno && ino != kByIdIno && ino != kCtlIno) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  fi->cache_readdir = 0;
+  fuse_reply_open(req, fi);
+}
+
+void LsiFs::OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  LsiFs* self = Self(req);
+  auto names = self->List(ino);
+  names.insert(names.begin(), {{".", ino}, {"..", kRootIno}});
+  std::string buf;
+  for (size_t i = static_cast<size_t>(off); i < names.size(); ++i) {
+    struct stat st;
+    std::memset(&st, 0, sizeof st);
+    st.st_ino = names[i].second;
+    self->FillAttr(names[i].second, &st);
+    size_t need = fuse_add_direntry(req, nullptr, 0, names[i].first.c_str(), nullptr, 0);
+    if (buf.size() + need > size) break;
+    size_t at = buf.size();
+    buf.resize(at + need);
+    fuse_add_direntry(req, buf.data() + at, need, names[i].first.c_str(), &st,
+                      static_cast<off_t>(i + 1));
+  }
+  fuse_reply_buf(req, buf.data(), buf.size());
+}
+
+void LsiFs::OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  LsiFs* self = Self(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (ino == kCtlMountIno) {
+    fi->fh = reinterpret_cast<uint64_t>(new ControlHandle{self->ControlText(ino)});
+    fi->direct_io = 1;
+    fuse_reply_open(req, fi);
+    return;
+  }
+  Kind kind;
+  Entry* e = self->EntryOf(ino, &kind);
+  if (e == nullptr) {
+    fuse_reply_err(req, ino < kFirstEntryIno ? EISDIR : ENOENT);
+    return;
+  }
+  if (kind != Kind::kImage) {
+    fi->fh = reinterpret_cast<uint64_t>(new ControlHandle{self->ControlText(ino)});
+    fi->direct_io = 1;
+    fuse_reply_open(req, fi);
+    return;
+  }
+  std::shared_ptr<LsiImage> img;
+  Status s = self->OpenImage(*e, &img);
+  if (!s.ok()) {
+    fuse_reply_err(req, ErrnoOf(s));
+    return;
+  }
+  e->open_count.fetch_add(1);
+  // The handle is the image itself: read() needs no lookup and no lock.
+  fi->fh = reinterpret_cast<uint64_t>(img.get());
+  fi->keep_cache = 1;  // immutable content
+  fuse_reply_open(req, fi);
+}
+
+void LsiFs::OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+  Kind kind = Kind::kImage;
+  if (ino == kCtlMountIno || (ino >= kFirstEntryIno && (ino - kFirstEntryIno) % 3 != 0)) {
+    kind = Kind::kStatsText;
+  }
+  if (kind != Kind::kImage) {
+    const std::string& text = reinterpret_cast<ControlHandle*>(fi->fh)->text;
+    size_t at = std::min(static_cast<size_t>(off), text.size());
+    fuse_reply_buf(req, text.data() + at, std::min(size, text.size() - at));
+    return;
+  }
+  auto* img = reinterpret_cast<LsiImage*>(fi->fh);
+  // One reply buffer per worker thread, reused for every request.
+  thread_local std::unique_ptr<uint8_t[]> buffer(new uint8_t[kMaxReadSize]);
+  size = std::min(size, kMaxReadSize);
+  size_t done = 0;
+  Status s = img->Read(static_cast<uint64_t>(off), MutableByteSpan(buffer.get(), size), &done);
+  if (!s.ok()) {
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  fuse_reply_buf(req, reinterpret_cast<const char*>(buffer.get()), done);
+}
+
+void LsiFs::OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  LsiFs* self = Self(req);
+  Kind kind = Kind::kImage;
+  Entry* e = self->EntryOf(ino, &kind);
+  if (ino == kCtlMountIno || (e != nullptr && kind != Kind::kImage)) {
+    delete reinterpret_cast<ControlHandle*>(fi->fh);
+  } else if (e != nullptr) {
+    e->open_count.fetch_sub(1);
+  }
+  fuse_reply_err(req, 0);
+}
+
+void LsiFs::OpStatfs(fuse_req_t req, fuse_ino_t) {
+  struct statvfs st;
+  std::memset(&st, 0, sizeof st);
+  st.f_bsize = 4096;
+  st.f_frsize = 4096;
+  st.f_namemax = 255;
+  st.f_flag = ST_RDONLY;
+  fuse_reply_statfs(req, &st);
+}
+
+const fuse_lowlevel_ops& LsiFs::Ops() {
+  static const fuse_lowlevel_ops ops = [] {
+    fuse_lowlevel_ops o;
+    std::memset(&o, 0, sizeof o);
+    o.init = OpInit;
+    o.lookup = OpLookup;
+    o.getattr = OpGetattr;
+    o.setattr = OpSetattr;
+    o.opendir = OpOpendir;
+    o.readdir = OpReaddir;
+    o.open = OpOpen;
+    o.read = OpRead;
+    o.release = OpRelease;
+    o.statfs = OpStatfs;
+    return o;
+  }();
+  return ops;
+}
+
+}  // namespace lsifs

@@ -1,0 +1,114 @@
+// The FUSE adapter: turns the catalog of LSIs delivered to one extension
+// into a read-only tree, and FUSE requests into calls on core/image.
+//
+//   /<volume>.img          the newest LSI of that volume (same inode as below)
+//   /by-id/<lsi-id>.img    every LSI delivered to the extension
+//   /.lsifs/mount          mount-wide state (text)
+//   /.lsifs/<lsi-id>       counters of one LSI and of its session (text)
+//   /.lsifs/<lsi-id>.json  the same as JSON
+//
+// The catalog is rescanned when STORE/lsi changes, so LSIs delivered while
+// mounted appear without remounting.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/crypto/keyfile.h"
+#include "core/assembler/assemble.h"
+#include "core/image/image.h"
+#include "core/origin/origin.h"
+#include "core/store/store.h"
+
+namespace lsifs {
+
+struct FsOptions {
+  ImageOptions image;
+  std::string origin_description;  // shown in .lsifs/mount
+  std::function<void(const std::string&)> log;
+};
+
+class LsiFs {
+ public:
+  LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key, FsOptions options);
+  ~LsiFs();
+
+  static const fuse_lowlevel_ops& Ops();
+  // Writes every image's counters to STORE/run/ (also done once a second by
+  // a background thread while mounted, and at the end).
+  void SaveCounters();
+  void StartBackground();
+  void StopBackground();
+
+ private:
+  struct Entry {
+    Manifest manifest;  // authenticated
+    bool listed = true;  // false once its manifest is gone
+    std::mutex open_mu;
+    std::shared_ptr<LsiImage> image;  // opened on first open()
+    std::atomic<int> open_count{0};
+  };
+
+  // Inode numbers: fixed ones, then three per catalog entry.
+  static constexpr fuse_ino_t kRootIno = 1, kByIdIno = 2, kCtlIno = 3, kCtlMountIno = 4;
+  static constexpr fuse_ino_t kFirstEntryIno = 16;
+  enum class Kind { kImage = 0, kStatsText = 1, kStatsJson = 2 };
+  static fuse_ino_t InoOf(size_t index, Kind kind) {
+    return kFirstEntryIno + 3 * index + static_cast<size_t>(kind);
+  }
+
+  void Refresh();
+  bool FillAttr(fuse_ino_t ino, struct stat* st);
+  // Resolves an inode to its catalog entry (null for fixed inodes).
+  Entry* EntryOf(fuse_ino_t ino, Kind* kind);
+  std::vector<std::pair<std::string, fuse_ino_t>> List(fuse_ino_t dir);
+  fuse_ino_t LookupName(fuse_ino_t parent, const std::string& name);
+  std::string ControlText(fuse_ino_t ino);
+  Status OpenImage(Entry& e, std::shared_ptr<LsiImage>* out);
+  void Log(const std::string& line) const;
+
+  static LsiFs* Self(fuse_req_t req) { return static_cast<LsiFs*>(fuse_req_userdata(req)); }
+  static void OpInit(void* userdata, fuse_conn_info* conn);
+  static void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+  static void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  static void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                        fuse_file_info* fi);
+  static void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  static void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        fuse_file_info* fi);
+  static void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  static void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  static void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  static void OpStatfs(fuse_req_t req, fuse_ino_t ino);
+
+  const Store& store_;
+  Origin& origin_;
+  KeyInfo key_info_;
+  SecretKey key_;
+  FsOptions options_;
+  int64_t mounted_at_;
+
+  std::mutex catalog_mu_;  // guards the catalog; never taken on the read path
+  std::vector<std::unique_ptr<Entry>> entries_;  // index = inode slot, never shrinks
+  std::map<uint64_t, size_t> by_id_;
+  std::set<std::string> reported_;  // problems already logged once
+  int64_t scanned_mtime_ns_ = -1;
+
+  std::thread background_;
+  std::mutex bg_mu_;
+  std::condition_variable bg_cv_;
+  bool bg_stop_ = false;
+};
+
+}  // namespace lsifs

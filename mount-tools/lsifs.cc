@@ -1,0 +1,212 @@
+// lsifs: the mount daemon. Serves the LSIs delivered to one extension as
+// read-only raw image files (see lsifs(8)).
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/origin/origin.h"
+#include "core/store/store.h"
+#include "fs/lsifs_fs.h"
+
+using namespace lsifs;
+
+namespace {
+
+void Usage(FILE* to) {
+  std::fprintf(to,
+      "lsifs - serve the LSIs delivered to an extension as read-only image files\n\n"
+      "Usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS]\n\n"
+      "  -e, --extension EXT   the extension whose key opens the LSIs (required)\n"
+      "  -f, --foreground      stay in the foreground and log to stderr\n"
+      "  -o OPTIONS            comma-separated; lsifs's own:\n"
+      "       origin_latency=T        one round trip per origin request (40ms, 1.5s, 250us)\n"
+      "       origin_bandwidth=B      shared origin bandwidth (200Mbit, 1Gbit, 25MB)\n"
+      "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
+      "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
+      "     any other option goes to FUSE (allow_other, default_permissions,\n"
+      "     auto_unmount, ...). The mount is always read-only.\n"
+      "  -h, --help            this help\n\n"
+      "The mount shows MOUNTPOINT/<volume>.img (the newest LSI of each volume),\n"
+      "MOUNTPOINT/by-id/<lsi-id>.img and live counters in MOUNTPOINT/.lsifs/.\n"
+      "Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM).\n\n"
+      "Example:\n"
+      "  lsictl -s /srv/lsifs restore -e site-a -v vol-db\n"
+      "  lsifs /srv/lsifs /mnt/lsi -e site-a -o origin_latency=40ms,origin_bandwidth=200Mbit\n"
+      "  losetup -r -f --show /mnt/lsi/vol-db.img\n\n"
+      "See lsifs(8), mount.lsifs(8), lsictl(8).\n");
+}
+
+int Fail(const std::string& msg) {
+  std::fprintf(stderr, "lsifs: %s\n", msg.c_str());
+  return 1;
+}
+
+bool g_foreground = false;
+std::mutex g_log_mu;
+
+void LogLine(const std::string& line) {
+  if (g_foreground) {
+    std::lock_guard<std::mutex> lock(g_log_mu);
+    std::fprintf(stderr, "lsifs: %s\n", line.c_str());
+    std::fflush(stderr);
+  }
+  syslog(LOG_WARNING, "%s", line.c_str());
+}
+
+void SetReadAhead(const std::string& mountpoint, uint64_t kb) {
+  struct stat st;
+  if (::stat(mountpoint.c_str(), &st) != 0) return;
+  char path[96];
+  std::snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+                minor(st.st_dev));
+  if (FILE* f = std::fopen(path, "w")) {
+    std::fprintf(f, "%llu\n", static_cast<unsigned long long>(kb));
+    std::fclose(f);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> positional;
+  std::string extension;
+  std::vector<std::string> fuse_opts;
+  WanProfile wan;
+  uint64_t cache_bytes = 64ull << 20;
+  uint64_t read_ahead_kb = 1024;
+  std::string latency_text = "0", bandwidth_text = "unlimited";
+
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      Usage(stdout);
+      return 0;
+    } else if (a == "-f" || a == "--foreground") {
+      g_foreground = true;
+    } else if (a == "-e" || a == "--extension") {
+      if (++i == argc) return Fail("-e needs an extension name");
+      extension = argv[i];
+    } else if (a == "-o") {
+      if (++i == argc) return Fail("-o needs options");
+      std::string list = argv[i];
+      size_t start = 0;
+      while (start <= list.size()) {
+        size_t comma = list.find(',', start);
+        std::string opt = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        start = comma == std::string::npos ? list.size() + 1 : comma + 1;
+        if (opt.empty()) continue;
+        size_t eq = opt.find('=');
+        std::string key = opt.substr(0, eq);
+        std::string value = eq == std::string::npos ? "" : opt.substr(eq + 1);
+        Status s;
+        if (key == "origin_latency") {
+          s = ParseLatency(value, &wan.latency);
+          latency_text = value;
+        } else if (key == "origin_bandwidth") {
+          s = ParseBandwidth(value, &wan.bytes_per_second);
+          bandwidth_text = value;
+        } else if (key == "cache_size") {
+          s = ParseByteSize(value, &cache_bytes);
+        } else if (key == "read_ahead_kb") {
+          uint64_t kb = 0;
+          s = ParseByteSize(value, &kb);
+          read_ahead_kb = kb;
+        } else if (key == "ro" || key == "rw") {
+          // Always read-only.
+        } else {
+          fuse_opts.push_back(opt);
+        }
+        if (!s.ok()) return Fail("-o " + key + ": " + s.message());
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      return Fail("unknown option " + a + " (see: lsifs --help)");
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 2) {
+    return Fail("need STORE and MOUNTPOINT (usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS])");
+  }
+  if (extension.empty()) return Fail("no extension given: pass -e EXT (see: lsictl key list)");
+  const std::string& store_path = positional[0];
+  const std::string& mountpoint = positional[1];
+
+  std::unique_ptr<Store> store;
+  Status s = Store::Open(store_path, &store);
+  if (!s.ok()) return Fail(s.message());
+  KeyInfo key_info;
+  SecretKey key;
+  s = store->keyring().Load(extension, &key_info, &key);
+  if (!s.ok()) return Fail(s.message());
+  SecretKey provider;
+  s = store->LoadProviderKey(&provider);
+  if (!s.ok()) return Fail(s.message());
+  OriginKeys origin_keys = OriginKeys::Derive(provider);
+  provider.Wipe();
+
+  LocalOrigin local(*store, origin_keys);
+  ThrottledOrigin throttled(local, wan);
+  Origin& origin = wan.enabled() ? static_cast<Origin&>(throttled) : local;
+
+  openlog("lsifs", LOG_PID, LOG_DAEMON);
+  FsOptions options;
+  options.image.cache_bytes = cache_bytes;
+  options.log = LogLine;
+  options.origin_description = "local store (latency " + latency_text + ", bandwidth " +
+                               bandwidth_text + ")";
+  LsiFs fs(*store, origin, key_info, std::move(key), options);
+
+  std::string fsname = "fsname=lsifs:" + store_path;
+  std::string opts = "ro,default_permissions,subtype=lsifs," + fsname;
+  for (const auto& o : fuse_opts) opts += "," + o;
+  std::vector<std::string> fargs_s = {"lsifs", "-o", opts};
+  std::vector<char*> fargv;
+  for (auto& x : fargs_s) fargv.push_back(x.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());
+
+  fuse_session* se = fuse_session_new(&args, &LsiFs::Ops(), sizeof(fuse_lowlevel_ops), &fs);
+  if (se == nullptr) return Fail("cannot start FUSE (bad -o option?)");
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return Fail("cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return Fail("cannot mount on " + mountpoint + " (does it exist? is /dev/fuse there?)");
+  }
+  if (fuse_daemonize(g_foreground ? 1 : 0) != 0) {
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return 1;
+  }
+  LogLine("serving extension '" + extension + "' from " + store_path + " on " + mountpoint);
+  fs.StartBackground();
+  std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
+
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(config, 10);
+  fuse_loop_cfg_set_clone_fd(config, 1);
+  int rc = fuse_session_loop_mt(se, config);
+  fuse_loop_cfg_destroy(config);
+  tune.join();
+
+  fs.StopBackground();
+  fs.SaveCounters();
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  LogLine("unmounted " + mountpoint);
+  return rc == 0 ? 0 : 1;
+}
