@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "core/assembler/assemble.h"
 #include "core/crypto/keyfile.h"
+#include "core/util/file.h"
 #include "core/origin/import.h"
 #include "core/origin/snapshot.h"
 #include "core/store/store.h"
@@ -55,6 +57,49 @@ std::string FormatTime(int64_t unix_seconds) {
 
 Status OpenStore(const Context& ctx, std::unique_ptr<Store>* store) {
   return Store::Open(ctx.store_path, store);
+}
+
+Status LoadOriginKeys(const Store& store, std::unique_ptr<OriginKeys>* keys) {
+  SecretKey provider;
+  LSIFS_RETURN_IF_ERROR(store.LoadProviderKey(&provider));
+  *keys = std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+  return Status::Ok();
+}
+
+void PrintJson(const JsonWriter& j) { std::printf("%s\n", j.str().c_str()); }
+
+Status ParseIdArg(const std::string& text, const char* what, uint64_t* id) {
+  auto parsed = ParseId(text);
+  if (!parsed) {
+    return Status::InvalidArgument(std::string(what) + " id '" + text +
+                                   "' is not 16 hex digits");
+  }
+  *id = *parsed;
+  return Status::Ok();
+}
+
+uint64_t DeltaBlocks(const Manifest& m) {
+  uint64_t n = 0;
+  for (const auto& l : m.layers) n += l.blocks.size();
+  return n;
+}
+
+void ManifestJson(JsonWriter& j, const Manifest& m) {
+  j.Field("lsi", FormatId(m.lsi_id))
+      .Field("extension", m.extension)
+      .Field("volume", m.volume)
+      .Field("snapshot", FormatId(m.snapshot))
+      .Field("size", m.volume_size)
+      .Field("block_size", m.block_size)
+      .Field("layers", static_cast<uint64_t>(m.layers.size()))
+      .Field("prefetched_blocks", DeltaBlocks(m))
+      .Field("created", FormatTime(m.created));
+  j.Key("expires");
+  if (m.expires) {
+    j.String(FormatTime(m.expires));
+  } else {
+    j.Null();
+  }
 }
 
 // ---- commands ------------------------------------------------------------
@@ -240,11 +285,144 @@ int CmdSnapshots(Context& ctx) {
   return 0;
 }
 
+int CmdRestore(Context& ctx) {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<OriginKeys> keys;
+  Status s = OpenStore(ctx, &store);
+  if (s.ok()) s = LoadOriginKeys(*store, &keys);
+  if (!s.ok()) return Fail(s);
+  uint64_t snapshot = 0;
+  if (ctx.vm.count("snapshot")) {
+    s = ParseIdArg(ctx.Arg("snapshot"), "snapshot", &snapshot);
+    if (!s.ok()) return Fail(s);
+  }
+  KeyInfo key_info;
+  SecretKey key;
+  s = store->keyring().Load(ctx.Arg("extension"), &key_info, &key);
+  if (!s.ok()) return Fail(s);
+  LocalOrigin origin(*store, *keys);
+  Manifest m;
+  bool reused = false;
+  s = Restore(*store, origin, *keys, key_info, key, ctx.Arg("volume"), snapshot, &m, &reused);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject();
+    ManifestJson(j, m);
+    j.Field("reused", reused).EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::fprintf(stderr, "%s LSI of %s (snapshot %s) for %s: %zu delta layers, %llu blocks\n",
+               reused ? "delivered the cached" : "assembled and delivered a new", m.volume.c_str(),
+               FormatId(m.snapshot).c_str(), m.extension.c_str(), m.layers.size(),
+               static_cast<unsigned long long>(DeltaBlocks(m)));
+  std::printf("%s\n", FormatId(m.lsi_id).c_str());
+  return 0;
+}
+
+int CmdLsiList(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  std::vector<Manifest> lsis;
+  std::vector<std::string> problems;
+  s = ListLsis(*store, &lsis, &problems);
+  if (!s.ok()) return Fail(s);
+  for (const auto& p : problems) std::fprintf(stderr, "lsictl: warning: %s\n", p.c_str());
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginArray();
+    for (const auto& m : lsis) {
+      j.BeginObject();
+      ManifestJson(j, m);
+      j.EndObject();
+    }
+    j.EndArray();
+    PrintJson(j);
+    return 0;
+  }
+  if (lsis.empty()) {
+    std::printf("No LSIs; deliver one with: lsictl restore -e EXT -v VOLUME\n");
+    return 0;
+  }
+  std::printf("%-16s %-14s %-16s %-16s %6s %10s %-20s\n", "LSI", "EXTENSION", "VOLUME",
+              "SNAPSHOT", "LAYERS", "BLOCKS", "CREATED");
+  for (const auto& m : lsis) {
+    std::printf("%-16s %-14s %-16s %-16s %6zu %10llu %-20s\n", FormatId(m.lsi_id).c_str(),
+                m.extension.c_str(), m.volume.c_str(), FormatId(m.snapshot).c_str(),
+                m.layers.size(), static_cast<unsigned long long>(DeltaBlocks(m)),
+                FormatTime(m.created).c_str());
+  }
+  return 0;
+}
+
+int CmdLsiShow(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  uint64_t id = 0;
+  s = ParseIdArg(ctx.Arg("id"), "LSI", &id);
+  if (!s.ok()) return Fail(s);
+  Manifest m;
+  s = PeekManifest(LsiPath(*store, id), &m);
+  if (s.IsNotFound()) {
+    return Fail(Status::NotFound("no LSI " + FormatId(id) + " in this store (see: lsictl lsi list)"));
+  }
+  if (!s.ok()) return Fail(s);
+  // Counters as last saved by a daemon serving this LSI (once a second).
+  std::string counters;
+  std::string path = store->root() + "/run/" + FormatId(id) + "." + m.extension + ".counters.json";
+  bool have_counters = ReadWholeFile(path, 1 << 20, &counters).ok();
+  while (!counters.empty() && (counters.back() == '\n')) counters.pop_back();
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject();
+    ManifestJson(j, m);
+    j.Key("layer_list").BeginArray();
+    for (const auto& l : m.layers) {
+      j.BeginObject().Field("layer", FormatId(l.layer_id)).Field("blocks", static_cast<uint64_t>(l.blocks.size())).EndObject();
+    }
+    j.EndArray().Key("counters");
+    std::string out = j.str() + (have_counters ? counters : std::string("null")) + "}";
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  std::printf("lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nsize:       %s\n"
+              "created:    %s\nlayers:     %zu (%llu blocks)\n",
+              FormatId(m.lsi_id).c_str(), m.extension.c_str(), m.volume.c_str(),
+              FormatId(m.snapshot).c_str(), FormatBytes(m.volume_size).c_str(),
+              FormatTime(m.created).c_str(), m.layers.size(),
+              static_cast<unsigned long long>(DeltaBlocks(m)));
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    std::printf("  layer %zu: %s, %zu blocks\n", i, FormatId(m.layers[i].layer_id).c_str(),
+                m.layers[i].blocks.size());
+  }
+  std::printf("counters:   %s\n", have_counters ? counters.c_str() : "none recorded yet");
+  return 0;
+}
+
+int CmdLsiDrop(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  uint64_t id = 0;
+  s = ParseIdArg(ctx.Arg("id"), "LSI", &id);
+  if (s.ok()) s = DropLsi(*store, id);
+  if (s.IsNotFound()) {
+    return Fail(Status::NotFound("no LSI " + FormatId(id) + " in this store (see: lsictl lsi list)"));
+  }
+  if (!s.ok()) return Fail(s);
+  if (!ctx.json) std::fprintf(stderr, "dropped LSI %s\n", FormatId(id).c_str());
+  return 0;
+}
+
 // ---- the command table and parsing ---------------------------------------
 
 struct Positional {
   const char* name;
   bool required;
+  const char* shown;  // how usage names it
 };
 
 struct Command {
@@ -268,7 +446,7 @@ std::vector<Command> Commands() {
        "keys, layers and LSIs. The block size (the unit of fetch and encryption) is fixed\n"
        "for the store's life: a power of two from 4K to 1M, default 64K.\n"
        "Example: lsictl init /srv/lsifs --block-size 64K",
-       {{"store-path", true}},
+       {{"store-path", true, "STORE"}},
        [](po::options_description& d) {
          d.add_options()("block-size", po::value<std::string>(),
                          "block size: 4K..1M, power of two (default 64K)");
@@ -281,7 +459,7 @@ std::vector<Command> Commands() {
        "Creates STORE/keys/EXT.key with a new random 256-bit key. The key wraps the data\n"
        "keys of every delta layer made for EXT; keep it secret. Fails if EXT has a key.\n"
        "Example: lsictl -s /srv/lsifs key create site-a",
-       {{"extension", true}},
+       {{"extension", true, "EXT"}},
        nullptr,
        CmdKeyCreate},
       {{"key", "list"},
@@ -300,14 +478,56 @@ std::vector<Command> Commands() {
        "are not stored again. Prints the new snapshot id on stdout and a summary on\n"
        "stderr; a progress bar is shown on a terminal.\n"
        "Example: lsictl -s /srv/lsifs import vol-db /var/tmp/db.img",
-       {{"volume", true}, {"image", true}},
+       {{"volume", true, "VOLUME"}, {"image", true, "IMAGE"}},
        nullptr,
        CmdImport},
+      {{"restore"},
+       "-e EXT -v VOLUME [--snapshot ID]",
+       "deliver an LSI of VOLUME to extension EXT; prints the LSI id",
+       "The restore workflow: if the catalog holds a fresh LSI of (EXT, VOLUME, snapshot)\n"
+       "it is delivered at once; otherwise a new one is assembled. The snapshot is the\n"
+       "volume's latest unless --snapshot names one. A running lsifs -e EXT shows the\n"
+       "LSI as MOUNTPOINT/VOLUME.img and MOUNTPOINT/by-id/ID.img without remounting.\n"
+       "(Until the predictor lands, new LSIs hold no delta layers: every block is\n"
+       "fetched from the base snapshot on first read.)\n"
+       "Example: lsictl -s /srv/lsifs restore -e site-a -v vol-db",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
+             "volume,v", po::value<std::string>()->required(), "the volume")(
+             "snapshot", po::value<std::string>(), "a snapshot id (default: the latest)");
+       },
+       CmdRestore},
+      {{"lsi", "list"},
+       "",
+       "list the LSIs in the catalog, oldest first",
+       "Example: lsictl -s /srv/lsifs lsi list --json",
+       {},
+       nullptr,
+       CmdLsiList},
+      {{"lsi", "show"},
+       "ID",
+       "show one LSI: its layers and its read counters",
+       "Counters are those last saved by an lsifs serving the LSI (once a second):\n"
+       "reads, blocks_read, from_delta, from_base, zero, origin_requests, origin_bytes,\n"
+       "stalled_reads, prefetched_blocks, prefetched_read, recall and precision.\n"
+       "Example: lsictl -s /srv/lsifs lsi show 0123456789abcdef --json",
+       {{"id", true, "ID"}},
+       nullptr,
+       CmdLsiShow},
+      {{"lsi", "drop"},
+       "ID",
+       "remove an LSI: its catalog entry, then its layers",
+       "A mount that has the LSI open keeps reading it until it is closed.\n"
+       "Example: lsictl -s /srv/lsifs lsi drop 0123456789abcdef",
+       {{"id", true, "ID"}},
+       nullptr,
+       CmdLsiDrop},
       {{"snapshots"},
        "[VOLUME]",
        "list snapshots, oldest first",
        "Example: lsictl -s /srv/lsifs snapshots vol-db --json",
-       {{"volume", false}},
+       {{"volume", false, "VOLUME"}},
        nullptr,
        CmdSnapshots},
   };
@@ -334,7 +554,9 @@ void PrintMainHelp(const std::vector<Command>& commands) {
       "  lsictl init /srv/lsifs && export LSIFS_STORE=/srv/lsifs\n"
       "  lsictl key create site-a\n"
       "  lsictl import vol-db disk.img\n"
-      "  lsictl snapshots\n\n"
+      "  lsictl snapshots\n"
+      "  lsictl restore -e site-a -v vol-db\n"
+      "  lsifs $LSIFS_STORE /mnt/lsi -e site-a\n\n"
       "See lsictl(8), lsifs(8) and lsi(5).\n");
 }
 
@@ -374,7 +596,7 @@ int RunCommand(const Command& cmd, const std::vector<std::string>& args, Context
   }
   for (const auto& p : cmd.positionals) {
     if (p.required && !ctx.vm.count(p.name)) {
-      std::fprintf(stderr, "lsictl %s: missing %s (usage: lsictl %s %s)\n", name.c_str(), p.name,
+      std::fprintf(stderr, "lsictl %s: missing %s (usage: lsictl %s %s)\n", name.c_str(), p.shown,
                    name.c_str(), cmd.usage_args.c_str());
       return kExitUsage;
     }

@@ -208,5 +208,7 @@ int main(int argc, char** argv) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   LogLine("unmounted " + mountpoint);
-  return rc == 0 ? 0 : 1;
+  // The loop returns the number of the signal that ended it (a clean stop) or
+  // a negative errno.
+  return rc >= 0 ? 0 : 1;
 }

@@ -62,7 +62,7 @@ Bytes PseudoRandom(size_t n, uint64_t seed) {
   return out;
 }
 
-int Run(const std::string& command) {
+int RunShell(const std::string& command) {
   int rc = std::system(command.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }

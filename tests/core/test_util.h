@@ -31,7 +31,7 @@ void WriteFileBytes(const std::string& path, ByteSpan data);
 // Deterministic pseudo-random bytes.
 Bytes PseudoRandom(size_t n, uint64_t seed);
 // Runs a shell command; returns its exit status.
-int Run(const std::string& command);
+int RunShell(const std::string& command);
 // A sorted listing of every file under `root` with its size and mtime, to
 // check that a failed operation left a tree unchanged.
 std::vector<std::string> TreeListing(const std::string& root);
