@@ -68,7 +68,7 @@ Status LsiImage::Open(const Store& store, const std::string& manifest_path,
                       const ImageOptions& options, std::unique_ptr<LsiImage>* out) {
   Manifest m;
   LSIFS_RETURN_IF_ERROR(ReadManifest(manifest_path, key_info, key, &m));
-  if (m.block_size < kMinBlockSize || m.block_size > kMaxBlockSize) {
+  if (!IsValidBlockSize(m.block_size)) {
     return Status::Corruption("LSI " + FormatId(m.lsi_id) + ": bad block size");
   }
   std::unique_ptr<OriginSnapshot> base;

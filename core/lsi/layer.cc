@@ -35,13 +35,19 @@ Bytes EncodeHeaderFields(const LayerHeader& h) {
   return std::move(w.bytes());
 }
 
+// The extension key is only ever used through derived keys: one for
+// wrapping layer keys, another for manifests.
+SecretKey WrapKey(const SecretKey& extension_key) {
+  return DeriveKey(extension_key, "lsifs layer key wrap v1");
+}
+
 Bytes EncodeHeader(const LayerHeader& h, const SecretKey& extension_key,
                    const SecretKey& data_key) {
   Bytes header = EncodeHeaderFields(h);
   size_t fields = header.size();
   header.resize(fields + kWrappedKeySize);
   Aead aead;
-  (void)aead.Seal(extension_key, ByteSpan(header.data(), fields), data_key.span(),
+  (void)aead.Seal(WrapKey(extension_key), ByteSpan(header.data(), fields), data_key.span(),
                   MutableByteSpan(header.data() + fields, kWrappedKeySize));
   return header;
 }
@@ -171,14 +177,14 @@ Status LayerReader::Open(const std::string& path, const KeyInfo& key_info,
   }
   {
     Aead aead;
-    Status s = aead.Open(extension_key, ByteSpan(head, fields_size), wrapped,
+    Status s = aead.Open(WrapKey(extension_key), ByteSpan(head, fields_size), wrapped,
                          MutableByteSpan(r->data_key_.mutable_data(), kKeySize));
     if (!s.ok()) {
       return corrupt("header failed authentication (corrupt, or the key file of " +
                      DescribeKey(key_info) + " holds another key)");
     }
   }
-  if (h.block_size == 0 || h.block_size > (1u << 30)) return corrupt("bad block size");
+  if (!IsValidBlockSize(h.block_size)) return corrupt("bad block size");
   uint64_t record_size = h.block_size + kSealOverhead;
   if (h.block_count > file_size / (record_size + 8)) return corrupt("truncated or extended");
   uint64_t expected =

@@ -178,7 +178,7 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
     return Status::InvalidArgument("image " + image_path + " is not a regular file or block device");
   }
   Status s = File::OpenRead(image_path, &image_);
-  if (!s.ok()) return Status::FromErrno("cannot read image " + image_path, errno);
+  if (!s.ok()) return s.WithContext("cannot read image");
   uint64_t size = 0;
   LSIFS_RETURN_IF_ERROR(image_.Size(&size));
   if (size == 0) return Status::InvalidArgument("image " + image_path + " is empty");
@@ -246,7 +246,9 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
 
   // Commit order: the data file, then the map. The map is the snapshot's
   // catalog entry; until it exists the snapshot does not.
-  if (::mkdir(store_.volume_dir(volume).c_str(), 0755) != 0 && errno != EEXIST) {
+  if (::mkdir(store_.volume_dir(volume).c_str(), 0755) == 0) {
+    LSIFS_RETURN_IF_ERROR(SyncDirectory(store_.snapshots_dir()));
+  } else if (errno != EEXIST) {
     return Status::FromErrno("mkdir " + store_.volume_dir(volume), errno);
   }
   LSIFS_RETURN_IF_ERROR(data_out_.Commit());

@@ -114,7 +114,7 @@ Status OpenMap(const std::string& path, const OriginKeys& keys, OpenedMap* m) {
       header_size + m->entry_count * kEntrySize + kTrailerSize != file_size) {
     return corrupt("truncated or extended");
   }
-  if (ValidateName("volume", m->info.volume).ok() == false || m->info.block_size == 0) {
+  if (!ValidateName("volume", m->info.volume).ok() || !IsValidBlockSize(m->info.block_size)) {
     return corrupt("bad volume name or block size");
   }
   m->info.present_blocks = m->entry_count;
@@ -172,7 +172,7 @@ Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::stri
     DIR* d = ::opendir(store.snapshots_dir().c_str());
     if (d == nullptr) return Status::FromErrno(store.snapshots_dir(), errno);
     while (struct dirent* e = ::readdir(d)) {
-      if (e->d_name[0] != '.') volumes.emplace_back(e->d_name);
+      if (e->d_name[0] != '.' && e->d_type == DT_DIR) volumes.emplace_back(e->d_name);
     }
     ::closedir(d);
   }

@@ -164,7 +164,7 @@ Status ParseByteSize(const std::string& text, uint64_t* bytes) {
 Status ParseBlockSize(const std::string& text, uint32_t* block_size) {
   uint64_t n = 0;
   LSIFS_RETURN_IF_ERROR(ParseByteSize(text, &n));
-  if (n < kMinBlockSize || n > kMaxBlockSize || (n & (n - 1)) != 0) {
+  if (!IsValidBlockSize(n)) {
     return Status::InvalidArgument("block size " + text +
                                    " is not a power of two from 4K to 1M (default 64K)");
   }
@@ -179,8 +179,7 @@ Store::Store(std::string root, StoreConfig config)
 
 Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* config) {
   if (root.empty()) return Status::InvalidArgument("no store path given");
-  if (block_size < kMinBlockSize || block_size > kMaxBlockSize ||
-      (block_size & (block_size - 1)) != 0) {
+  if (!IsValidBlockSize(block_size)) {
     return Status::InvalidArgument("block size must be a power of two from 4K to 1M");
   }
   std::string path = root;
@@ -194,7 +193,20 @@ Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* co
   c.created = static_cast<int64_t>(std::time(nullptr));
 
   // Build beside the destination and rename into place, so that a failure
-  // or crash never leaves a half-made store under the user's name.
+  // or crash never leaves a half-made store under the user's name. What a
+  // crashed init left there is swept first.
+  const std::string prefix = path.substr(path.find_last_of('/') + 1) + ".lsifs-init.";
+  if (DIR* d = ::opendir(DirName(path).c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind(prefix, 0) != 0) continue;
+      long pid = std::strtol(n.c_str() + prefix.size(), nullptr, 10);
+      if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        RemoveTree(DirName(path) + "/" + n);
+      }
+    }
+    ::closedir(d);
+  }
   std::string building = path + ".lsifs-init." + std::to_string(::getpid());
   RemoveTree(building);
   Status s = MakeDir(building, 0755);

@@ -67,6 +67,11 @@ class Store {
   Keyring keyring_;
 };
 
+// Powers of two from 4 KiB to 1 MiB.
+inline bool IsValidBlockSize(uint64_t n) {
+  return n >= kMinBlockSize && n <= kMaxBlockSize && (n & (n - 1)) == 0;
+}
+
 // Accepts "65536", "64K", "64KiB", "1M"...; block sizes must be powers of two
 // from 4 KiB to 1 MiB.
 Status ParseBlockSize(const std::string& text, uint32_t* block_size);
