@@ -321,6 +321,40 @@ int CmdRestore(Context& ctx) {
   return 0;
 }
 
+int CmdPreassemble(Context& ctx) {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<OriginKeys> keys;
+  Status s = OpenStore(ctx, &store);
+  if (s.ok()) s = LoadOriginKeys(*store, &keys);
+  if (!s.ok()) return Fail(s);
+  KeyInfo key_info;
+  SecretKey key;
+  s = store->keyring().Load(ctx.Arg("extension"), &key_info, &key);
+  if (!s.ok()) return Fail(s);
+  LocalOrigin origin(*store, *keys);
+  ProgressBar bar("assembling " + ctx.Arg("volume"));
+  AssembleOptions options;
+  uint32_t block_size = store->block_size();
+  options.progress = [&](uint64_t done, uint64_t total) {
+    bar.Update(done * block_size, total * block_size);
+  };
+  Manifest m;
+  s = PreassembleFixed(*store, origin, *keys, key_info, key, ctx.Arg("volume"),
+                       ctx.Arg("strategy"), options, &m);
+  bar.Finish();
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject();
+    ManifestJson(j, m);
+    j.EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf("%s\n", FormatId(m.lsi_id).c_str());
+  return 0;
+}
+
 int CmdLsiList(Context& ctx) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
@@ -498,6 +532,22 @@ std::vector<Command> Commands() {
              "snapshot", po::value<std::string>(), "a snapshot id (default: the latest)");
        },
        CmdRestore},
+      {{"preassemble"},
+       "-e EXT -v VOLUME --strategy full|none",
+       "pre-assemble an LSI of VOLUME's latest snapshot for EXT; prints its id",
+       "Fetches blocks of the base snapshot through the origin, seals them for EXT in\n"
+       "a delta layer and writes the LSI to the catalog, where restore and a running\n"
+       "lsifs find it. Strategies: full puts every present block in the layer (a fully\n"
+       "local LSI: the full-copy baseline); none makes a base-only LSI. The predictor's\n"
+       "strategy, with --priority and --budget, comes with the PSA.\n"
+       "Example: lsictl -s /srv/lsifs preassemble -e site-a -v vol-db --strategy full",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
+             "volume,v", po::value<std::string>()->required(), "the volume")(
+             "strategy", po::value<std::string>()->required(), "full or none");
+       },
+       CmdPreassemble},
       {{"lsi", "list"},
        "",
        "list the LSIs in the catalog, oldest first",
@@ -582,17 +632,17 @@ int RunCommand(const Command& cmd, const std::vector<std::string>& args, Context
   for (const auto& w : cmd.words) name += (name.empty() ? "" : " ") + w;
   try {
     po::store(po::command_line_parser(args).options(all).positional(pos).run(), ctx.vm);
+    if (ctx.vm.count("help")) {
+      std::printf("Usage: lsictl [-s STORE] %s %s\n\n%s.\n\n%s\n\n", name.c_str(),
+                  cmd.usage_args.c_str(), cmd.summary.c_str(), cmd.details.c_str());
+      std::cout << desc;
+      return 0;
+    }
     po::notify(ctx.vm);
   } catch (const po::error& e) {
     std::fprintf(stderr, "lsictl %s: %s (see: lsictl %s --help)\n", name.c_str(), e.what(),
                  name.c_str());
     return kExitUsage;
-  }
-  if (ctx.vm.count("help")) {
-    std::printf("Usage: lsictl [-s STORE] %s %s\n\n%s.\n\n%s\n\n", name.c_str(),
-                cmd.usage_args.c_str(), cmd.summary.c_str(), cmd.details.c_str());
-    std::cout << desc;
-    return 0;
   }
   for (const auto& p : cmd.positionals) {
     if (p.required && !ctx.vm.count(p.name)) {

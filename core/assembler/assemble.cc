@@ -64,6 +64,8 @@ Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_
   std::vector<uint8_t*> outs(batch);
   for (size_t i = 0; i < batch; ++i) outs[i] = buf.data() + i * snap.block_size;
 
+  uint64_t total = 0, done = 0;
+  for (const auto& blocks : layers) total += blocks.size();
   for (const auto& blocks : layers) {
     for (uint64_t b : blocks) {
       if (!std::binary_search(base.present().begin(), base.present().end(), b)) {
@@ -86,6 +88,8 @@ Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_
       for (size_t i = 0; s.ok() && i < n; ++i) {
         s = w.Add(blocks[at + i], ByteSpan(outs[i], snap.block_size));
       }
+      done += n;
+      if (options.progress) options.progress(done, total);
     }
     if (s.ok()) s = w.Commit();
     if (!s.ok()) return fail(s);
@@ -109,6 +113,27 @@ Status DropLsi(const Store& store, uint64_t lsi_id) {
   LSIFS_RETURN_IF_ERROR(SyncDirectory(store.lsi_dir()));
   for (const auto& l : m.layers) ::unlink(LayerPath(store, l.layer_id).c_str());
   return Status::Ok();
+}
+
+Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& keys,
+                        const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
+                        const std::string& strategy, const AssembleOptions& options,
+                        Manifest* out) {
+  if (strategy != "full" && strategy != "none") {
+    return Status::InvalidArgument("unknown strategy '" + strategy + "' (use full or none)");
+  }
+  std::vector<SnapshotInfo> snaps;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, &snaps));
+  if (snaps.empty()) {
+    return Status::NotFound("volume '" + volume +
+                            "' has no snapshots; import one with: lsictl import " + volume +
+                            " IMAGE");
+  }
+  std::unique_ptr<OriginSnapshot> base;
+  LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snaps.back().id, &base));
+  std::vector<std::vector<uint64_t>> layers;
+  if (strategy == "full") layers.push_back(base->present());
+  return AssembleLsi(store, *base, key_info, key, layers, options, out);
 }
 
 Status Restore(const Store& store, Origin& origin, const OriginKeys& keys,

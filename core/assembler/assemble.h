@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ Status ListLsis(const Store& store, std::vector<Manifest>* out,
 struct AssembleOptions {
   int64_t expires = 0;          // unix seconds; 0: never
   size_t blocks_per_fetch = 64;  // origin request size
+  // Called after each origin request with blocks done and blocks in all.
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 // Assembles an LSI of `base` for the extension: one delta layer per entry of
@@ -33,6 +36,15 @@ struct AssembleOptions {
 Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_info,
                    const SecretKey& key, const std::vector<std::vector<uint64_t>>& layers,
                    const AssembleOptions& options, Manifest* out);
+
+// Pre-assembles an LSI of the latest snapshot of `volume` by a fixed
+// strategy: "full" puts every present block in one delta layer (the full-copy
+// baseline); "none" makes a base-only LSI. (The predictor's strategy comes
+// with the PSA.) The LSI is written to the catalog; it is not a restore.
+Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& keys,
+                        const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
+                        const std::string& strategy, const AssembleOptions& options,
+                        Manifest* out);
 
 // Removes an LSI: the catalog entry first, then its layers.
 Status DropLsi(const Store& store, uint64_t lsi_id);
