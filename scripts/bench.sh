@@ -10,3 +10,5 @@ echo "== per-block encryption (AES-256-GCM, one core)"
 build/tests/bench/crypto_bench --json build/bench/crypto.json
 echo "== import of a real ext4 image, cold page cache"
 tests/bench/import_bench.sh build/mount-tools/lsictl --json build/bench/import.json "$@"
+echo "== B1: fully local LSI vs raw image, cold page cache"
+tests/bench/read_bench.sh build/mount-tools --json build/bench/b1.json
