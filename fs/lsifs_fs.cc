@@ -149,8 +149,15 @@ fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
     auto id = ParseId(name.substr(0, 16));
     Manifest m;
     if (id && PeekManifest(LsiPath(store_, *id), &m).ok() && m.extension != key_info_.name) {
-      Log("refused: LSI " + name.substr(0, 16) + " was made for extension '" + m.extension +
-          "', this mount serves '" + key_info_.name + "'");
+      bool first;
+      {
+        std::lock_guard<std::mutex> lock(catalog_mu_);
+        first = reported_.insert("refused " + name).second;
+      }
+      if (first) {
+        Log("refused: LSI " + name.substr(0, 16) + " was made for extension '" + m.extension +
+            "', this mount serves '" + key_info_.name + "'");
+      }
       return static_cast<fuse_ino_t>(-EACCES);
     }
   }

@@ -447,7 +447,13 @@ int CmdLsiDrop(Context& ctx) {
     return Fail(Status::NotFound("no LSI " + FormatId(id) + " in this store (see: lsictl lsi list)"));
   }
   if (!s.ok()) return Fail(s);
-  if (!ctx.json) std::fprintf(stderr, "dropped LSI %s\n", FormatId(id).c_str());
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject().Field("dropped", FormatId(id)).EndObject();
+    PrintJson(j);
+  } else {
+    std::fprintf(stderr, "dropped LSI %s\n", FormatId(id).c_str());
+  }
   return 0;
 }
 
@@ -560,7 +566,8 @@ std::vector<Command> Commands() {
        "show one LSI: its layers and its read counters",
        "Counters are those last saved by an lsifs serving the LSI (once a second):\n"
        "reads, blocks_read, from_delta, from_base, zero, origin_requests, origin_bytes,\n"
-       "stalled_reads, prefetched_blocks, prefetched_read, recall and precision.\n"
+       "stalled_reads, prefetched_blocks, prefetched_read, read_errors, recall and\n"
+       "precision.\n"
        "Example: lsictl -s /srv/lsifs lsi show 0123456789abcdef --json",
        {{"id", true, "ID"}},
        nullptr,

@@ -6,6 +6,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <climits>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -69,9 +71,12 @@ void SetReadAhead(const std::string& mountpoint, uint64_t kb) {
   char path[96];
   std::snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
                 minor(st.st_dev));
-  if (FILE* f = std::fopen(path, "w")) {
-    std::fprintf(f, "%llu\n", static_cast<unsigned long long>(kb));
-    std::fclose(f);
+  FILE* f = std::fopen(path, "w");
+  bool ok = f != nullptr && std::fprintf(f, "%llu\n", static_cast<unsigned long long>(kb)) > 0;
+  if (f != nullptr && std::fclose(f) != 0) ok = false;
+  if (!ok) {
+    LogLine(std::string("could not set ") + path + " (sequential reads keep the kernel's "
+            "default readahead): " + std::strerror(errno));
   }
 }
 
@@ -118,9 +123,11 @@ int main(int argc, char** argv) {
         } else if (key == "cache_size") {
           s = ParseByteSize(value, &cache_bytes);
         } else if (key == "read_ahead_kb") {
-          uint64_t kb = 0;
-          s = ParseByteSize(value, &kb);
-          read_ahead_kb = kb;
+          char* end = nullptr;
+          read_ahead_kb = std::strtoull(value.c_str(), &end, 10);
+          if (value.empty() || *end != '\0') {
+            s = Status::InvalidArgument("'" + value + "' is not a number of KiB (try 1024)");
+          }
         } else if (key == "ro" || key == "rw") {
           // Always read-only.
         } else {
@@ -138,8 +145,16 @@ int main(int argc, char** argv) {
     return Fail("need STORE and MOUNTPOINT (usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS])");
   }
   if (extension.empty()) return Fail("no extension given: pass -e EXT (see: lsictl key list)");
-  const std::string& store_path = positional[0];
-  const std::string& mountpoint = positional[1];
+  // Absolute paths: once daemonized, the working directory is /.
+  char resolved[PATH_MAX];
+  if (::realpath(positional[0].c_str(), resolved) == nullptr) {
+    return Fail("store " + positional[0] + ": " + std::strerror(errno));
+  }
+  const std::string store_path = resolved;
+  if (::realpath(positional[1].c_str(), resolved) == nullptr) {
+    return Fail("mountpoint " + positional[1] + ": " + std::strerror(errno));
+  }
+  const std::string mountpoint = resolved;
 
   std::unique_ptr<Store> store;
   Status s = Store::Open(store_path, &store);

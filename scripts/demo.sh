@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: builds lsifs, makes a store in a local
 # folder, creates an extension key, builds a real ext4 image from a real
-# directory tree (/usr/share/doc) with mke2fs -d, imports it as a snapshot,
-# imports it again after a change, and shows what was stored.
+# directory tree (/usr/share/doc) with mke2fs -d, imports it as a snapshot
+# (and again after a change), restores it at extension site-a through an
+# lsifs mount under the edge WAN profile (40 ms, 200 Mbit/s), attaches the
+# image to a loop device, mounts the ext4 inside, reads real files from it,
+# and shows what crossed the WAN. Everything it mounts is undone on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -11,8 +14,20 @@ bash scripts/build.sh >/dev/null
 demo=${LSIFS_DEMO_DIR:-$PWD/demo}
 store=$demo/store
 lsictl=$PWD/build/mount-tools/lsictl
+lsifs=$PWD/build/mount-tools/lsifs
+mnt=$demo/mnt inner=$demo/inner loopdev="" daemon=""
+cleanup() {
+  mountpoint -q "$inner" 2>/dev/null && umount "$inner"
+  [ -n "$loopdev" ] && losetup -d "$loopdev"
+  mountpoint -q "$mnt" 2>/dev/null && fusermount3 -u "$mnt"
+  [ -n "$daemon" ] && wait "$daemon" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT
+if mountpoint -q "$demo/inner" 2>/dev/null; then umount "$demo/inner"; fi
+if mountpoint -q "$demo/mnt" 2>/dev/null; then fusermount3 -u "$demo/mnt"; fi
 rm -rf "$demo"
-mkdir -p "$demo"
+mkdir -p "$demo" "$mnt" "$inner"
 export LSIFS_STORE=$store
 
 step() { printf '\n== %s\n' "$*"; }
@@ -39,5 +54,25 @@ debugfs -w -R "write /etc/hostname new-file" "$demo/docs.img" >/dev/null 2>&1
 step "what the store holds"
 "$lsictl" snapshots
 du -sh "$store/snapshots/web-docs"
+
+step "restore web-docs at site-a: deliver an LSI, mount it over a 40 ms / 200 Mbit WAN"
+id=$("$lsictl" restore -e site-a -v web-docs)
+"$lsifs" "$store" "$mnt" -e site-a -f -o origin_latency=40ms,origin_bandwidth=200Mbit \
+  2>"$demo/lsifs.log" &
+daemon=$!
+for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+ls -l "$mnt" "$mnt/by-id"
+
+step "losetup the image and mount the ext4 inside, read-only"
+loopdev=$(losetup -r -f --show "$mnt/web-docs.img")
+mount -o ro,noload "$loopdev" "$inner"
+echo "walk the tree and read every package's copyright file:"
+time (echo "$(find "$inner" -type f | wc -l) files;" \
+  "$(cat "$inner"/*/copyright 2>/dev/null | grep -c "License") lines naming a license")
+
+step "what crossed the WAN (live counters in $mnt/.lsifs/$id)"
+cat "$mnt/.lsifs/$id"
+cleanup
+daemon="" loopdev=""
 echo
 echo "Done. The store is in $store (LSIFS_STORE=$store lsictl --help for more)."

@@ -112,6 +112,7 @@ Status DropLsi(const Store& store, uint64_t lsi_id) {
   if (::unlink(path.c_str()) != 0) return Status::FromErrno(path, errno);
   LSIFS_RETURN_IF_ERROR(SyncDirectory(store.lsi_dir()));
   for (const auto& l : m.layers) ::unlink(LayerPath(store, l.layer_id).c_str());
+  ::unlink((store.root() + "/run/" + FormatId(lsi_id) + "." + m.extension + ".counters.json").c_str());
   return Status::Ok();
 }
 

@@ -35,7 +35,7 @@ mkdir -p "$mnt"
 data_kb=$(du -sk --apparent-size "$tree" | cut -f1)
 size_mb=$(( data_kb * 13 / 10 / 1024 + 64 ))
 truncate -s "${size_mb}M" "$work/raw.img"
-mke2fs -q -t ext4 -d "$tree" "$work/raw.img"
+mke2fs -q -t ext4 -i 4096 -d "$tree" "$work/raw.img"
 export LSIFS_STORE=$work/store
 "$bin/lsictl" init "$LSIFS_STORE" >/dev/null
 "$bin/lsictl" key create bench >/dev/null
