@@ -285,25 +285,37 @@ int CmdSnapshots(Context& ctx) {
   return 0;
 }
 
-int CmdRestore(Context& ctx) {
+// What the commands acting for one extension need: the store, the origin
+// (in-process, with the provider key) and the extension's key.
+struct ForExtension {
   std::unique_ptr<Store> store;
   std::unique_ptr<OriginKeys> keys;
-  Status s = OpenStore(ctx, &store);
-  if (s.ok()) s = LoadOriginKeys(*store, &keys);
-  if (!s.ok()) return Fail(s);
-  uint64_t snapshot = 0;
-  if (ctx.vm.count("snapshot")) {
-    s = ParseIdArg(ctx.Arg("snapshot"), "snapshot", &snapshot);
-    if (!s.ok()) return Fail(s);
-  }
+  std::unique_ptr<LocalOrigin> origin;
   KeyInfo key_info;
   SecretKey key;
-  s = store->keyring().Load(ctx.Arg("extension"), &key_info, &key);
+};
+
+Status OpenForExtension(const Context& ctx, ForExtension* x) {
+  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &x->store));
+  LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*x->store, &x->keys));
+  LSIFS_RETURN_IF_ERROR(x->store->keyring().Load(ctx.Arg("extension"), &x->key_info, &x->key));
+  x->origin = std::make_unique<LocalOrigin>(*x->store, *x->keys);
+  return Status::Ok();
+}
+
+int CmdRestore(Context& ctx) {
+  uint64_t snapshot = 0;
+  if (ctx.vm.count("snapshot")) {
+    Status s = ParseIdArg(ctx.Arg("snapshot"), "snapshot", &snapshot);
+    if (!s.ok()) return Fail(s);
+  }
+  ForExtension x;
+  Status s = OpenForExtension(ctx, &x);
   if (!s.ok()) return Fail(s);
-  LocalOrigin origin(*store, *keys);
   Manifest m;
   bool reused = false;
-  s = Restore(*store, origin, *keys, key_info, key, ctx.Arg("volume"), snapshot, &m, &reused);
+  s = Restore(*x.store, *x.origin, *x.keys, x.key_info, x.key, ctx.Arg("volume"), snapshot, &m,
+              &reused);
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;
@@ -322,24 +334,17 @@ int CmdRestore(Context& ctx) {
 }
 
 int CmdPreassemble(Context& ctx) {
-  std::unique_ptr<Store> store;
-  std::unique_ptr<OriginKeys> keys;
-  Status s = OpenStore(ctx, &store);
-  if (s.ok()) s = LoadOriginKeys(*store, &keys);
+  ForExtension x;
+  Status s = OpenForExtension(ctx, &x);
   if (!s.ok()) return Fail(s);
-  KeyInfo key_info;
-  SecretKey key;
-  s = store->keyring().Load(ctx.Arg("extension"), &key_info, &key);
-  if (!s.ok()) return Fail(s);
-  LocalOrigin origin(*store, *keys);
   ProgressBar bar("assembling " + ctx.Arg("volume"));
   AssembleOptions options;
-  uint32_t block_size = store->block_size();
+  uint32_t block_size = x.store->block_size();
   options.progress = [&](uint64_t done, uint64_t total) {
     bar.Update(done * block_size, total * block_size);
   };
   Manifest m;
-  s = PreassembleFixed(*store, origin, *keys, key_info, key, ctx.Arg("volume"),
+  s = PreassembleFixed(*x.store, *x.origin, *x.keys, x.key_info, x.key, ctx.Arg("volume"),
                        ctx.Arg("strategy"), options, &m);
   bar.Finish();
   if (!s.ok()) return Fail(s);
@@ -391,18 +396,22 @@ int CmdLsiList(Context& ctx) {
   return 0;
 }
 
+// Opens the store and reads the catalog entry named by the ID argument.
+Status OpenLsiArg(const Context& ctx, std::unique_ptr<Store>* store, uint64_t* id, Manifest* m) {
+  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, store));
+  LSIFS_RETURN_IF_ERROR(ParseIdArg(ctx.Arg("id"), "LSI", id));
+  Status s = PeekManifest(LsiPath(**store, *id), m);
+  if (s.IsNotFound()) {
+    return Status::NotFound("no LSI " + FormatId(*id) + " in this store (see: lsictl lsi list)");
+  }
+  return s;
+}
+
 int CmdLsiShow(Context& ctx) {
   std::unique_ptr<Store> store;
-  Status s = OpenStore(ctx, &store);
-  if (!s.ok()) return Fail(s);
   uint64_t id = 0;
-  s = ParseIdArg(ctx.Arg("id"), "LSI", &id);
-  if (!s.ok()) return Fail(s);
   Manifest m;
-  s = PeekManifest(LsiPath(*store, id), &m);
-  if (s.IsNotFound()) {
-    return Fail(Status::NotFound("no LSI " + FormatId(id) + " in this store (see: lsictl lsi list)"));
-  }
+  Status s = OpenLsiArg(ctx, &store, &id, &m);
   if (!s.ok()) return Fail(s);
   // Counters as last saved by a daemon serving this LSI (once a second).
   std::string counters;
@@ -438,14 +447,10 @@ int CmdLsiShow(Context& ctx) {
 
 int CmdLsiDrop(Context& ctx) {
   std::unique_ptr<Store> store;
-  Status s = OpenStore(ctx, &store);
-  if (!s.ok()) return Fail(s);
   uint64_t id = 0;
-  s = ParseIdArg(ctx.Arg("id"), "LSI", &id);
+  Manifest m;
+  Status s = OpenLsiArg(ctx, &store, &id, &m);
   if (s.ok()) s = DropLsi(*store, id);
-  if (s.IsNotFound()) {
-    return Fail(Status::NotFound("no LSI " + FormatId(id) + " in this store (see: lsictl lsi list)"));
-  }
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;

@@ -116,6 +116,22 @@ Status DropLsi(const Store& store, uint64_t lsi_id) {
   return Status::Ok();
 }
 
+namespace {
+
+// The volume's snapshots, oldest first; NotFound (saying what to do) if none.
+Status ListVolumeSnapshots(const Store& store, const OriginKeys& keys, const std::string& volume,
+                           std::vector<SnapshotInfo>* snaps) {
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, snaps));
+  if (snaps->empty()) {
+    return Status::NotFound("volume '" + volume +
+                            "' has no snapshots; import one with: lsictl import " + volume +
+                            " IMAGE");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& keys,
                         const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
                         const std::string& strategy, const AssembleOptions& options,
@@ -124,12 +140,7 @@ Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& ke
     return Status::InvalidArgument("unknown strategy '" + strategy + "' (use full or none)");
   }
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, &snaps));
-  if (snaps.empty()) {
-    return Status::NotFound("volume '" + volume +
-                            "' has no snapshots; import one with: lsictl import " + volume +
-                            " IMAGE");
-  }
+  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(store, keys, volume, &snaps));
   std::unique_ptr<OriginSnapshot> base;
   LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snaps.back().id, &base));
   std::vector<std::vector<uint64_t>> layers;
@@ -141,12 +152,7 @@ Status Restore(const Store& store, Origin& origin, const OriginKeys& keys,
                const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
                uint64_t snapshot, Manifest* out, bool* reused) {
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, &snaps));
-  if (snaps.empty()) {
-    return Status::NotFound("volume '" + volume +
-                            "' has no snapshots; import one with: lsictl import " + volume +
-                            " IMAGE");
-  }
+  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(store, keys, volume, &snaps));
   if (snapshot == 0) {
     snapshot = snaps.back().id;
   } else if (std::none_of(snaps.begin(), snaps.end(),

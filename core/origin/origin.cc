@@ -94,17 +94,27 @@ void ThrottledOrigin::Pay(uint64_t bytes) {
   std::this_thread::sleep_until(done);
 }
 
-Status ParseLatency(const std::string& text, std::chrono::microseconds* out) {
+namespace {
+
+// Splits "40ms" into 40 and "ms"; false when there is no leading number.
+bool SplitQuantity(const std::string& text, double* value, std::string* unit) {
   size_t pos = 0;
-  double v = 0;
   try {
-    v = std::stod(text, &pos);
+    *value = std::stod(text, &pos);
   } catch (...) {
-    pos = 0;
+    return false;
   }
-  std::string unit = text.substr(pos);
+  *unit = text.substr(pos);
+  return std::isfinite(*value);
+}
+
+}  // namespace
+
+Status ParseLatency(const std::string& text, std::chrono::microseconds* out) {
+  double v = 0;
+  std::string unit;
   double us = 0;
-  if (pos == 0 || v < 0 || !std::isfinite(v)) {
+  if (!SplitQuantity(text, &v, &unit) || v < 0) {
     return Status::InvalidArgument("'" + text + "' is not a latency (try 40ms)");
   } else if (unit == "us") {
     us = v;
@@ -120,17 +130,11 @@ Status ParseLatency(const std::string& text, std::chrono::microseconds* out) {
 }
 
 Status ParseBandwidth(const std::string& text, uint64_t* bytes_per_second) {
-  size_t pos = 0;
   double v = 0;
-  try {
-    v = std::stod(text, &pos);
-  } catch (...) {
-    pos = 0;
-  }
-  if (pos == 0 || v <= 0 || !std::isfinite(v)) {
+  std::string unit;
+  if (!SplitQuantity(text, &v, &unit) || v <= 0) {
     return Status::InvalidArgument("'" + text + "' is not a bandwidth (try 200Mbit)");
   }
-  std::string unit = text.substr(pos);
   double bps = 0;  // bytes per second
   if (unit == "bit") bps = v / 8;
   else if (unit == "Kbit") bps = v * 1e3 / 8;
