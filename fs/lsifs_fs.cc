@@ -207,15 +207,72 @@ Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
     }
     e.image = std::move(img);
   }
+  if (!e.in_session) {
+    // A restore session starts at the first open (no read is in flight).
+    int handle = options_.recorder == nullptr
+                     ? -1
+                     : options_.recorder->Begin(key_info_.name, e.manifest.volume,
+                                                e.manifest.lsi_id, e.manifest.snapshot);
+    e.image->StartSession(options_.recorder, handle);
+    e.in_session = true;
+  }
+  ++e.open_count;
   *out = e.image;
   return Status::Ok();
+}
+
+void LsiFs::ReleaseImage(Entry& e) {
+  std::lock_guard<std::mutex> lock(e.open_mu);
+  if (--e.open_count == 0) e.last_close = std::chrono::steady_clock::now();
+}
+
+void LsiFs::MaybeEndSession(Entry& e, bool force) {
+  std::lock_guard<std::mutex> lock(e.open_mu);
+  if (!e.in_session || e.open_count > 0) return;
+  bool idle = std::chrono::steady_clock::now() - e.last_close >= options_.session_idle;
+  if (!force && !idle && e.listed) return;
+  if (options_.recorder != nullptr) {
+    options_.recorder->End(e.image->session_handle(), e.image->session_counters().Values().reads);
+  }
+  e.image->EndSession();
+  e.in_session = false;
+}
+
+void LsiFs::EndAllSessions() {
+  std::vector<Entry*> all;
+  {
+    std::lock_guard<std::mutex> lock(catalog_mu_);
+    for (auto& e : entries_) all.push_back(e.get());
+  }
+  for (Entry* e : all) MaybeEndSession(*e, /*force=*/true);
+}
+
+std::string LsiFs::SessionText(Entry& e) {
+  std::lock_guard<std::mutex> lock(e.open_mu);
+  if (!e.in_session) return "none (starts at the next open)";
+  AccessRecorder* r = options_.recorder;
+  int h = e.image->session_handle();
+  if (r == nullptr || h < 0) return "open, not recorded (recording is off)";
+  uint32_t n = r->Number(h);
+  return (n ? "#" + std::to_string(n) : std::string("(number pending)")) + " open, " +
+         std::to_string(r->Events(h)) + " blocks recorded, " + std::to_string(r->Dropped(h)) +
+         " dropped" + (e.open_count ? "" : ", idle");
 }
 
 std::string LsiFs::ControlText(fuse_ino_t ino) {
   if (ino == kCtlMountIno) {
     std::string out = "extension:         " + key_info_.name + " (key " + FormatId(key_info_.id) +
                       ")\nstore:             " + store_.root() +
-                      "\norigin:            " + options_.origin_description + "\nimages:\n";
+                      "\norigin:            " + options_.origin_description + "\n";
+    if (options_.recorder == nullptr || !options_.recorder->enabled()) {
+      out += "recording:         off\n";
+    } else {
+      RecorderStats rs = options_.recorder->Stats();
+      out += "recording:         on; " + std::to_string(rs.recorded) + " events written in " +
+             std::to_string(rs.batches) + " batches, " + std::to_string(rs.dropped) +
+             " dropped, " + std::to_string(rs.errors) + " database errors\n";
+    }
+    out += "images:\n";
     std::lock_guard<std::mutex> lock(catalog_mu_);
     for (const auto& e : entries_) {
       if (!e->listed) continue;
@@ -239,6 +296,7 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
     session = img->session_counters().Values();
   }
   const Manifest& m = e->manifest;
+  std::string session_text = SessionText(*e);
   if (kind == Kind::kStatsJson) {
     JsonWriter j;
     j.BeginObject()
@@ -247,7 +305,8 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
         .Field("snapshot", FormatId(m.snapshot))
         .Field("extension", m.extension)
         .Field("layers", static_cast<uint64_t>(m.layers.size()))
-        .Field("open", img != nullptr);
+        .Field("open", img != nullptr)
+        .Field("session", session_text);
     j.Key("lsi_counters");
     std::string out = j.str() + lsi.ToJson() + ",\"session_counters\":" + session.ToJson() + "}";
     return out + "\n";
@@ -255,7 +314,8 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
   std::string out = "lsi:               " + FormatId(m.lsi_id) + "\nvolume:            " +
                     m.volume + "\nsnapshot:          " + FormatId(m.snapshot) +
                     "\nlayers:            " + std::to_string(m.layers.size()) +
-                    "\nstate:             " + (img ? "open" : "not opened yet") + "\n";
+                    "\nstate:             " + (img ? "open" : "not opened yet") +
+                    "\nsession:           " + session_text + "\n";
   out += "\n[session]\n" + session.ToText();
   out += "\n[lsi]\n" + lsi.ToText();
   return out;
@@ -289,10 +349,17 @@ void LsiFs::SaveCounters() {
 void LsiFs::StartBackground() {
   background_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(bg_mu_);
-    while (!bg_stop_) {
-      bg_cv_.wait_for(lock, std::chrono::seconds(1));
+    for (uint64_t tick = 1; !bg_stop_; ++tick) {
+      bg_cv_.wait_for(lock, std::chrono::milliseconds(250));
       lock.unlock();
-      SaveCounters();
+      std::vector<Entry*> all;
+      {
+        std::lock_guard<std::mutex> l(catalog_mu_);
+        Refresh();  // notices dropped LSIs, whose sessions end now
+        for (auto& e : entries_) all.push_back(e.get());
+      }
+      for (Entry* e : all) MaybeEndSession(*e, false);
+      if (tick % 4 == 0) SaveCounters();
       lock.lock();
     }
   });
@@ -418,7 +485,6 @@ void LsiFs::OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, ErrnoOf(s));
     return;
   }
-  e->open_count.fetch_add(1);
   // The handle is the image itself: read() needs no lookup and no lock.
   fi->fh = reinterpret_cast<uint64_t>(img.get());
   fi->keep_cache = 1;  // immutable content
@@ -456,7 +522,7 @@ void LsiFs::OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (ino == kCtlMountIno || (e != nullptr && kind != Kind::kImage)) {
     delete reinterpret_cast<ControlHandle*>(fi->fh);
   } else if (e != nullptr) {
-    e->open_count.fetch_sub(1);
+    self->ReleaseImage(*e);
   }
   fuse_reply_err(req, 0);
 }

@@ -14,6 +14,7 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -35,6 +36,10 @@ namespace lsifs {
 
 struct FsOptions {
   ImageOptions image;
+  AccessRecorder* recorder = nullptr;  // null: no sessions are recorded
+  // A session ends this long after its image's last close (or at unmount,
+  // or when its LSI is dropped).
+  std::chrono::milliseconds session_idle{30000};
   std::string origin_description;  // shown in .lsifs/mount
   std::function<void(const std::string&)> log;
 };
@@ -50,6 +55,8 @@ class LsiFs {
   void SaveCounters();
   void StartBackground();
   void StopBackground();
+  // Ends every session still open (at unmount).
+  void EndAllSessions();
 
  private:
   struct Entry {
@@ -57,7 +64,9 @@ class LsiFs {
     bool listed = true;  // false once its manifest is gone
     std::mutex open_mu;
     std::shared_ptr<LsiImage> image;  // opened on first open()
-    std::atomic<int> open_count{0};
+    int open_count = 0;               // guarded by open_mu
+    bool in_session = false;          // guarded by open_mu
+    std::chrono::steady_clock::time_point last_close;
   };
 
   // Inode numbers: fixed ones, then three per catalog entry.
@@ -76,6 +85,10 @@ class LsiFs {
   fuse_ino_t LookupName(fuse_ino_t parent, const std::string& name);
   std::string ControlText(fuse_ino_t ino);
   Status OpenImage(Entry& e, std::shared_ptr<LsiImage>* out);
+  void ReleaseImage(Entry& e);
+  // Ends the entry's session if it is idle long enough (or `now_if_idle`).
+  void MaybeEndSession(Entry& e, bool force);
+  std::string SessionText(Entry& e);
   void Log(const std::string& line) const;
 
   static LsiFs* Self(fuse_req_t req) { return static_cast<LsiFs*>(fuse_req_userdata(req)); }

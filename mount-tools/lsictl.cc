@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "core/access/service.h"
 #include "core/assembler/assemble.h"
+#include "core/control/control.h"
 #include "core/crypto/keyfile.h"
 #include "core/util/file.h"
 #include "core/origin/import.h"
@@ -462,6 +464,67 @@ int CmdLsiDrop(Context& ctx) {
   return 0;
 }
 
+// Sends a co-access request to the running lsifs that holds the database,
+// or, when none runs, serves it here on the database itself.
+Status AccessRequest(const Context& ctx, const std::vector<std::string>& request,
+                     std::string* body) {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<OriginKeys> keys;
+  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
+  Status s = ControlCall(ControlSocketPath(store->root()), request, body);
+  if (s.code() != Status::Code::kUnavailable) return s;
+  LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*store, &keys));
+  std::unique_ptr<AccessDb> db;
+  LSIFS_RETURN_IF_ERROR(AccessDb::Open(store->db_dir(), CoAccessParams(), &db));
+  return ServeAccessRequest(*db, *store, *keys, request, body);
+}
+
+int CmdAccessShow(Context& ctx) {
+  std::string session = "0";
+  if (ctx.vm.count("session")) {
+    unsigned long n = std::strtoul(ctx.Arg("session").c_str(), nullptr, 10);
+    if (n == 0 || n > UINT32_MAX) {
+      return Fail(Status::InvalidArgument("--session takes a session number (1, 2, ...)"));
+    }
+    session = std::to_string(n);
+  }
+  std::string body;
+  Status s = AccessRequest(ctx, {"access-show", ctx.Arg("extension"), ctx.Arg("volume"), session,
+                                 ctx.json ? "1" : "0"},
+                           &body);
+  if (!s.ok()) return Fail(s);
+  std::fputs(body.c_str(), stdout);
+  return 0;
+}
+
+int CmdAccessHeatmap(Context& ctx) {
+  std::string path = ctx.Arg("output");
+  if (path.size() < 4 || path.compare(path.size() - 4, 4, ".svg") != 0) {
+    return Fail(Status::InvalidArgument("the heat map is drawn as SVG: name the file FILE.svg"));
+  }
+  std::string svg;
+  Status s = AccessRequest(ctx, {"access-heatmap", ctx.Arg("extension"), ctx.Arg("volume")}, &svg);
+  if (!s.ok()) return Fail(s);
+  File f;
+  std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  s = File::CreateExclusive(tmp, 0644, &f);
+  if (s.ok()) s = f.WriteAll(AsBytes(svg));
+  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::FromErrno(path, errno);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return Fail(s);
+  }
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject().Field("heatmap", path).EndObject();
+    PrintJson(j);
+  } else {
+    std::fprintf(stderr, "wrote %s\n", path.c_str());
+  }
+  return 0;
+}
+
 // ---- the command table and parsing ---------------------------------------
 
 struct Positional {
@@ -585,6 +648,39 @@ std::vector<Command> Commands() {
        {{"id", true, "ID"}},
        nullptr,
        CmdLsiDrop},
+      {{"access", "show"},
+       "-e EXT -v VOLUME [--session N]",
+       "show what has been learned from EXT's reads of VOLUME",
+       "Lists the restore sessions (number, LSI, start, blocks read, reads, events\n"
+       "dropped), the hottest blocks with their estimated probability of being read in\n"
+       "the next session and their typical first-access rank, and co-access clusters\n"
+       "(blocks joined by successors seen in at least 2 sessions' worth of decayed\n"
+       "support). With --session N: the blocks that session read, in first-access order\n"
+       "(--json: {\"blocks\": [...], \"t_us\": [...]}). Volume-wide statistics across all\n"
+       "extensions are shown with -e '*'. A running lsifs answers through the control\n"
+       "socket; otherwise lsictl reads the database itself.\n"
+       "Example: lsictl -s /srv/lsifs access show -e site-a -v vol-db --session 3 --json",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
+             "volume,v", po::value<std::string>()->required(), "the volume")(
+             "session", po::value<std::string>(), "one session's first-access order");
+       },
+       CmdAccessShow},
+      {{"access", "heatmap"},
+       "-e EXT -v VOLUME -o FILE.svg",
+       "draw block-access frequency over the volume's address space",
+       "Writes an SVG: the volume's blocks in rows, left to right, each cell coloured\n"
+       "by the estimated probability that the next session reads it (white: never read,\n"
+       "dark red: read every session).\n"
+       "Example: lsictl -s /srv/lsifs access heatmap -e site-a -v vol-db -o vol-db.svg",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
+             "volume,v", po::value<std::string>()->required(), "the volume")(
+             "output,o", po::value<std::string>()->required(), "the SVG file to write");
+       },
+       CmdAccessHeatmap},
       {{"snapshots"},
        "[VOLUME]",
        "list snapshots, oldest first",

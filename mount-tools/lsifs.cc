@@ -16,6 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include "core/access/recorder.h"
+#include "core/access/service.h"
+#include "core/control/control.h"
 #include "core/origin/origin.h"
 #include "core/store/store.h"
 #include "fs/lsifs_fs.h"
@@ -35,6 +38,8 @@ void Usage(FILE* to) {
       "       origin_bandwidth=B      shared origin bandwidth (200Mbit, 1Gbit, 25MB)\n"
       "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
+      "       record=1|0              record reads into the co-access database (default 1)\n"
+      "       session_idle=T          a session ends this long after the last close (30s)\n"
       "     any other option goes to FUSE (allow_other, default_permissions,\n"
       "     auto_unmount, ...). The mount is always read-only.\n"
       "  -h, --help            this help\n\n"
@@ -89,6 +94,8 @@ int main(int argc, char** argv) {
   WanProfile wan;
   uint64_t cache_bytes = 64ull << 20;
   uint64_t read_ahead_kb = 1024;
+  bool record = true;
+  std::chrono::microseconds session_idle = std::chrono::seconds(30);
   std::string latency_text = "0", bandwidth_text = "unlimited";
 
   for (int i = 1; i < argc; ++i) {
@@ -128,6 +135,11 @@ int main(int argc, char** argv) {
           if (value.empty() || *end != '\0') {
             s = Status::InvalidArgument("'" + value + "' is not a number of KiB (try 1024)");
           }
+        } else if (key == "record") {
+          if (value != "0" && value != "1") s = Status::InvalidArgument("use record=1 or record=0");
+          record = value == "1";
+        } else if (key == "session_idle") {
+          s = ParseLatency(value, &session_idle);
         } else if (key == "ro" || key == "rw") {
           // Always read-only.
         } else {
@@ -174,7 +186,22 @@ int main(int argc, char** argv) {
   Origin& origin = wan.enabled() ? static_cast<Origin&>(throttled) : local;
 
   openlog("lsifs", LOG_PID, LOG_DAEMON);
+  // Recording never stops the mount: without the database, reads still work.
+  std::unique_ptr<AccessDb> db;
+  if (record) {
+    s = AccessDb::Open(store->db_dir(), CoAccessParams(), &db);
+    if (!s.ok()) {
+      LogLine("access recording off: " + s.message());
+      db.reset();
+    }
+  }
+  RecorderOptions recorder_options;
+  recorder_options.log = LogLine;
+  AccessRecorder recorder(std::move(db), recorder_options);
+
   FsOptions options;
+  options.recorder = &recorder;
+  options.session_idle = std::chrono::duration_cast<std::chrono::milliseconds>(session_idle);
   options.image.cache_bytes = cache_bytes;
   options.log = LogLine;
   options.origin_description = "local store (latency " + latency_text + ", bandwidth " +
@@ -207,6 +234,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   LogLine("serving extension '" + extension + "' from " + store_path + " on " + mountpoint);
+  // lsictl reaches the database held here through the control socket.
+  std::unique_ptr<ControlServer> control;
+  if (recorder.enabled()) {
+    s = ControlServer::Start(
+        ControlSocketPath(store_path),
+        [&](const std::vector<std::string>& request, std::string* body) {
+          if (!request.empty() && request[0] == "ping") return Status::Ok();
+          return recorder.WithDb([&](AccessDb& adb) {
+            return ServeAccessRequest(adb, *store, origin_keys, request, body);
+          });
+        },
+        &control);
+    if (!s.ok()) LogLine("control socket unavailable: " + s.message());
+  }
   fs.StartBackground();
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
@@ -218,7 +259,10 @@ int main(int argc, char** argv) {
   tune.join();
 
   fs.StopBackground();
+  fs.EndAllSessions();
   fs.SaveCounters();
+  control.reset();
+  recorder.Flush();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

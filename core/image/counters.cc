@@ -84,13 +84,14 @@ void BlockBitmap::Clear() {
 Counters::Counters(uint64_t volume_blocks, uint64_t prefetched_blocks)
     : prefetched_blocks_(prefetched_blocks), seen_(volume_blocks) {}
 
-void Counters::CountBlock(uint64_t block, BlockSource source) {
-  if (!seen_.TestAndSet(block)) return;
+bool Counters::CountBlock(uint64_t block, BlockSource source) {
+  if (!seen_.TestAndSet(block)) return false;
   switch (source) {
     case BlockSource::kDelta: from_delta_.fetch_add(1, std::memory_order_relaxed); break;
     case BlockSource::kBase: from_base_.fetch_add(1, std::memory_order_relaxed); break;
     case BlockSource::kZero: zero_.fetch_add(1, std::memory_order_relaxed); break;
   }
+  return true;
 }
 
 CounterValues Counters::Values() const {

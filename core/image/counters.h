@@ -63,8 +63,9 @@ class Counters {
     origin_requests_.fetch_add(1, std::memory_order_relaxed);
     origin_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   }
-  // Counts `block` once, by where it came from, the first time it is read.
-  void CountBlock(uint64_t block, BlockSource source);
+  // Counts `block` once, by where it came from, the first time it is read;
+  // true that first time.
+  bool CountBlock(uint64_t block, BlockSource source);
 
   CounterValues Values() const;
   void Reset();

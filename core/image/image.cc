@@ -57,6 +57,12 @@ LsiImage::LsiImage(const ImageOptions& options, Manifest manifest)
 
 LsiImage::~LsiImage() = default;
 
+void LsiImage::StartSession(AccessRecorder* recorder, int handle) {
+  session_counters_.Reset();
+  session_handle_.store(handle, std::memory_order_relaxed);
+  recorder_.store(recorder, std::memory_order_release);
+}
+
 std::string LsiImage::id() const { return FormatId(manifest_.lsi_id); }
 
 void LsiImage::Log(const std::string& line) const {
@@ -300,7 +306,11 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
         }
       }
       lsi_counters_.CountBlock(b, source);
-      session_counters_.CountBlock(b, source);
+      if (session_counters_.CountBlock(b, source)) {
+        if (AccessRecorder* r = recorder_.load(std::memory_order_relaxed)) {
+          r->Record(session_handle_.load(std::memory_order_relaxed), b);
+        }
+      }
     }
     pos = std::min(len, (last + 1) * block_size_ - offset);
   }

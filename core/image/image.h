@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/access/recorder.h"
 #include "core/crypto/keyfile.h"
 #include "core/image/block_cache.h"
 #include "core/image/counters.h"
@@ -56,6 +57,13 @@ class LsiImage {
   Counters& lsi_counters() { return lsi_counters_; }
   Counters& session_counters() { return session_counters_; }
 
+  // A restore session: its counters start from zero, and every first access
+  // of a block in it goes to `recorder` (which may be null) under `handle`.
+  // Call only while no read is in flight (no open handle).
+  void StartSession(AccessRecorder* recorder, int handle);
+  void EndSession() { StartSession(nullptr, -1); }
+  int session_handle() const { return session_handle_.load(std::memory_order_relaxed); }
+
  private:
   struct DeltaEntry {
     uint64_t block;
@@ -93,6 +101,8 @@ class LsiImage {
   BlockCache cache_;
   Counters lsi_counters_;
   Counters session_counters_;
+  std::atomic<AccessRecorder*> recorder_{nullptr};
+  std::atomic<int> session_handle_{-1};
 };
 
 }  // namespace lsifs

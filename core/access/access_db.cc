@@ -1,0 +1,371 @@
+#include "core/access/access_db.h"
+
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/util/names.h"
+
+namespace lsifs {
+namespace {
+
+constexpr size_t kNameField = 64;
+constexpr uint8_t kSessionVersion = 1;
+
+void PutName(std::string* key, const std::string& name) {
+  std::string field(kNameField, '\0');
+  std::memcpy(field.data(), name.data(), std::min(name.size(), kNameField));
+  key->append(field);
+}
+void PutBe32(std::string* key, uint32_t v) {
+  for (int i = 3; i >= 0; --i) key->push_back(static_cast<char>(v >> (8 * i)));
+}
+void PutBe64(std::string* key, uint64_t v) {
+  uint8_t b[8];
+  EncodeBigEndian64(b, v);
+  key->append(reinterpret_cast<char*>(b), 8);
+}
+uint32_t GetBe32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+std::string GetName(const char* p) {
+  size_t n = 0;
+  while (n < kNameField && p[n] != '\0') ++n;
+  return std::string(p, n);
+}
+
+std::string PairPrefix(char tag, const std::string& ext, const std::string& vol) {
+  std::string k(1, tag);
+  PutName(&k, ext);
+  PutName(&k, vol);
+  return k;
+}
+std::string SessionKey(const std::string& ext, const std::string& vol, uint32_t n) {
+  std::string k = PairPrefix('S', ext, vol);
+  PutBe32(&k, n);
+  return k;
+}
+std::string LogPrefix(const std::string& ext, const std::string& vol, uint32_t n) {
+  std::string k = PairPrefix('L', ext, vol);
+  PutBe32(&k, n);
+  return k;
+}
+std::string StatsKey(const std::string& ext, const std::string& vol, uint64_t block) {
+  std::string k = PairPrefix('F', ext, vol);
+  PutBe64(&k, block);
+  return k;
+}
+
+std::string EncodeSession(const SessionRecord& s) {
+  ByteWriter w;
+  w.PutU8(kSessionVersion);
+  w.PutU64(s.lsi);
+  w.PutU64(s.snapshot);
+  w.PutU64(static_cast<uint64_t>(s.started_us));
+  w.PutU64(static_cast<uint64_t>(s.ended_us));
+  w.PutU8(static_cast<uint8_t>(s.state));
+  w.PutU64(s.events);
+  w.PutU64(s.reads);
+  w.PutU64(s.dropped);
+  w.PutU8(static_cast<uint8_t>((s.folded ? 1 : 0) | (s.log_kept ? 2 : 0)));
+  return std::string(w.bytes().begin(), w.bytes().end());
+}
+
+Status DecodeSession(const leveldb::Slice& v, SessionRecord* s) {
+  ByteReader r(ByteSpan(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
+  if (r.GetU8() != kSessionVersion) return Status::Corruption("session record: bad version");
+  s->lsi = r.GetU64();
+  s->snapshot = r.GetU64();
+  s->started_us = static_cast<int64_t>(r.GetU64());
+  s->ended_us = static_cast<int64_t>(r.GetU64());
+  uint8_t state = r.GetU8();
+  s->events = r.GetU64();
+  s->reads = r.GetU64();
+  s->dropped = r.GetU64();
+  uint8_t flags = r.GetU8();
+  if (!r.ok() || r.remaining() != 0 || state > 2) return Status::Corruption("session record: bad length");
+  s->state = static_cast<SessionState>(state);
+  s->folded = flags & 1;
+  s->log_kept = flags & 2;
+  return Status::Ok();
+}
+
+Status FromLevelDb(const leveldb::Status& s, const char* what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNotFound()) return Status::NotFound(what);
+  if (s.IsCorruption()) return Status::Corruption(std::string(what) + ": " + s.ToString());
+  return Status::IOError(std::string(what) + ": " + s.ToString());
+}
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+ByteSpan AsSpan(const leveldb::Slice& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+Status AccessDb::Open(const std::string& dir, const CoAccessParams& params,
+                      std::unique_ptr<AccessDb>* out) {
+  leveldb::Options options;
+  options.create_if_missing = true;
+  leveldb::DB* db = nullptr;
+  leveldb::Status s = leveldb::DB::Open(options, dir, &db);
+  if (!s.ok()) {
+    if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+      return Status::Unavailable("the co-access database " + dir +
+                                 " is in use by another process (a running lsifs?)");
+    }
+    return FromLevelDb(s, "opening the co-access database");
+  }
+  std::unique_ptr<AccessDb> adb(new AccessDb(db, params));
+  LSIFS_RETURN_IF_ERROR(adb->Recover());
+  *out = std::move(adb);
+  return Status::Ok();
+}
+
+AccessDb::~AccessDb() { delete db_; }
+
+Status AccessDb::Recover() {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  LSIFS_RETURN_IF_ERROR(ListPairs(&pairs));
+  for (const auto& [ext, vol] : pairs) {
+    std::vector<SessionRecord> sessions;
+    LSIFS_RETURN_IF_ERROR(ListSessions(ext, vol, &sessions));
+    for (const auto& s : sessions) {
+      if (s.state == SessionState::kOpen || !s.folded) {
+        LSIFS_RETURN_IF_ERROR(
+            EndSession(ext, vol, s.number, s.reads, s.dropped, SessionState::kRecovered));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status AccessDb::BeginSession(const std::string& ext, const std::string& vol, uint64_t lsi,
+                              uint64_t snapshot, uint32_t* number) {
+  // Sessions are numbered per (extension, volume): one past the last.
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  std::string prefix = PairPrefix('S', ext, vol);
+  std::string upper = prefix;
+  PutBe32(&upper, UINT32_MAX);
+  it->Seek(upper);
+  uint32_t last = 0;
+  if (!it->Valid()) {
+    it->SeekToLast();
+  } else {
+    it->Prev();
+  }
+  if (it->Valid() && it->key().starts_with(prefix) && it->key().size() == prefix.size() + 4) {
+    last = GetBe32(it->key().data() + prefix.size());
+  }
+  SessionRecord rec;
+  rec.number = last + 1;
+  rec.lsi = lsi;
+  rec.snapshot = snapshot;
+  rec.started_us = NowUs();
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(
+      db_->Put(leveldb::WriteOptions(), SessionKey(ext, vol, rec.number), EncodeSession(rec)),
+      "recording a session"));
+  *number = rec.number;
+  return Status::Ok();
+}
+
+Status AccessDb::AppendEvents(const std::vector<LoggedEvent>& events) {
+  leveldb::WriteBatch batch;
+  for (const auto& e : events) {
+    std::string k = LogPrefix(e.extension, e.volume, e.session);
+    PutBe32(&k, e.seq);
+    uint8_t v[16];
+    EncodeFixed64(v, e.event.block);
+    EncodeFixed64(v + 8, e.event.t_us);
+    batch.Put(k, leveldb::Slice(reinterpret_cast<char*>(v), sizeof v));
+  }
+  return FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "recording accesses");
+}
+
+Status AccessDb::SessionLog(const std::string& ext, const std::string& vol, uint32_t number,
+                            std::vector<AccessEvent>* out) {
+  out->clear();
+  std::string prefix = LogPrefix(ext, vol, number);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->value().size() != 16) return Status::Corruption("access log entry of the wrong size");
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(it->value().data());
+    out->push_back({DecodeFixed64(p), DecodeFixed64(p + 8)});
+  }
+  return FromLevelDb(it->status(), "reading an access log");
+}
+
+Status AccessDb::ListSessions(const std::string& ext, const std::string& vol,
+                              std::vector<SessionRecord>* out) {
+  out->clear();
+  std::string prefix = PairPrefix('S', ext, vol);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 4) continue;
+    SessionRecord rec;
+    LSIFS_RETURN_IF_ERROR(DecodeSession(it->value(), &rec));
+    rec.number = GetBe32(it->key().data() + prefix.size());
+    out->push_back(rec);
+  }
+  return FromLevelDb(it->status(), "listing sessions");
+}
+
+Status AccessDb::ListPairs(std::vector<std::pair<std::string, std::string>>* out) {
+  out->clear();
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const size_t pair_len = 1 + 2 * kNameField;
+  for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); ) {
+    if (it->key().size() < pair_len) {
+      it->Next();
+      continue;
+    }
+    std::string ext = GetName(it->key().data() + 1);
+    std::string vol = GetName(it->key().data() + 1 + kNameField);
+    out->emplace_back(ext, vol);
+    std::string next = PairPrefix('S', ext, vol);
+    PutBe32(&next, UINT32_MAX);
+    next.push_back('\xff');
+    it->Seek(next);
+  }
+  return FromLevelDb(it->status(), "listing sessions");
+}
+
+Status AccessDb::EndSession(const std::string& ext, const std::string& vol, uint32_t number,
+                            uint64_t reads, uint64_t dropped, SessionState state) {
+  std::string key = SessionKey(ext, vol, number);
+  std::string value;
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Get(leveldb::ReadOptions(), key, &value), "session"));
+  SessionRecord rec;
+  LSIFS_RETURN_IF_ERROR(DecodeSession(value, &rec));
+  std::vector<AccessEvent> log;
+  LSIFS_RETURN_IF_ERROR(SessionLog(ext, vol, number, &log));
+  if (rec.state == SessionState::kOpen) {
+    rec.state = state;
+    rec.ended_us = NowUs();
+    rec.reads = std::max(rec.reads, reads);
+    rec.dropped = std::max(rec.dropped, dropped);
+  }
+  rec.events = log.size();
+  if (!rec.folded) {
+    std::vector<uint64_t> order;
+    order.reserve(log.size());
+    for (const auto& e : log) order.push_back(e.block);
+    LSIFS_RETURN_IF_ERROR(Fold(ext, vol, order));
+    LSIFS_RETURN_IF_ERROR(Fold(kAllExtensions, vol, order));
+    rec.folded = true;
+  }
+  LSIFS_RETURN_IF_ERROR(
+      FromLevelDb(db_->Put(leveldb::WriteOptions(), key, EncodeSession(rec)), "ending a session"));
+
+  // Retention: raw logs of the last keep_sessions sessions only.
+  if (number > params_.keep_sessions) {
+    std::vector<SessionRecord> sessions;
+    LSIFS_RETURN_IF_ERROR(ListSessions(ext, vol, &sessions));
+    for (auto& s : sessions) {
+      if (!s.log_kept || s.number + params_.keep_sessions > number) continue;
+      leveldb::WriteBatch batch;
+      std::string prefix = LogPrefix(ext, vol, s.number);
+      std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+      for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+        batch.Delete(it->key());
+      }
+      s.log_kept = false;
+      batch.Put(SessionKey(ext, vol, s.number), EncodeSession(s));
+      LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "retention"));
+    }
+  }
+  return Status::Ok();
+}
+
+Status AccessDb::Fold(const std::string& ext, const std::string& vol,
+                      const std::vector<uint64_t>& order) {
+  std::string meta_key = PairPrefix('M', ext, vol);
+  ModelMeta meta;
+  std::string value;
+  leveldb::Status ls = db_->Get(leveldb::ReadOptions(), meta_key, &value);
+  if (ls.ok()) {
+    LSIFS_RETURN_IF_ERROR(ModelMeta::Decode(AsSpan(value), &meta));
+  } else if (!ls.IsNotFound()) {
+    return FromLevelDb(ls, "reading statistics");
+  }
+  std::unordered_map<uint64_t, BlockStats> stats;
+  for (uint64_t b : order) {
+    ls = db_->Get(leveldb::ReadOptions(), StatsKey(ext, vol, b), &value);
+    if (ls.ok()) {
+      LSIFS_RETURN_IF_ERROR(BlockStats::Decode(AsSpan(value), &stats[b]));
+    } else if (!ls.IsNotFound()) {
+      return FromLevelDb(ls, "reading statistics");
+    }
+  }
+  FoldSession(order, params_, &meta, &stats);
+  leveldb::WriteBatch batch;
+  for (const auto& [b, st] : stats) {
+    Bytes enc = st.Encode();
+    batch.Put(StatsKey(ext, vol, b), leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
+  }
+  Bytes enc = meta.Encode();
+  batch.Put(meta_key, leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "writing statistics"));
+  if (meta.blocks > params_.max_blocks) return EnforceCap(ext, vol, &meta);
+  return Status::Ok();
+}
+
+Status AccessDb::EnforceCap(const std::string& ext, const std::string& vol, ModelMeta* meta) {
+  // Keeps the max_blocks blocks most likely to be read: drops the lowest
+  // decayed weights.
+  ModelMeta stored;
+  std::vector<std::pair<uint64_t, BlockStats>> blocks;
+  LSIFS_RETURN_IF_ERROR(LoadModel(ext, vol, &stored, &blocks));
+  leveldb::WriteBatch batch;
+  if (blocks.size() > params_.max_blocks) {
+    std::vector<std::pair<double, uint64_t>> by_weight;
+    for (const auto& [b, st] : blocks) by_weight.emplace_back(st.WeightAt(meta->sessions, params_), b);
+    size_t excess = blocks.size() - params_.max_blocks;
+    std::nth_element(by_weight.begin(), by_weight.begin() + static_cast<long>(excess),
+                     by_weight.end());
+    for (size_t i = 0; i < excess; ++i) batch.Delete(StatsKey(ext, vol, by_weight[i].second));
+  }
+  meta->blocks = std::min<uint64_t>(blocks.size(), params_.max_blocks);
+  Bytes enc = meta->Encode();
+  batch.Put(PairPrefix('M', ext, vol),
+            leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
+  return FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "capping statistics");
+}
+
+Status AccessDb::LoadModel(const std::string& ext, const std::string& vol, ModelMeta* meta,
+                           std::vector<std::pair<uint64_t, BlockStats>>* blocks) {
+  *meta = ModelMeta();
+  blocks->clear();
+  std::string value;
+  leveldb::Status ls = db_->Get(leveldb::ReadOptions(), PairPrefix('M', ext, vol), &value);
+  if (ls.ok()) {
+    LSIFS_RETURN_IF_ERROR(ModelMeta::Decode(AsSpan(value), meta));
+  } else if (!ls.IsNotFound()) {
+    return FromLevelDb(ls, "reading statistics");
+  }
+  std::string prefix = PairPrefix('F', ext, vol);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (it->key().size() != prefix.size() + 8) continue;
+    BlockStats st;
+    LSIFS_RETURN_IF_ERROR(BlockStats::Decode(AsSpan(it->value()), &st));
+    blocks->emplace_back(
+        DecodeBigEndian64(reinterpret_cast<const uint8_t*>(it->key().data() + prefix.size())),
+        std::move(st));
+  }
+  return FromLevelDb(it->status(), "reading statistics");
+}
+
+}  // namespace lsifs

@@ -1,0 +1,103 @@
+// The co-access database: LevelDB in STORE/db holding, per (extension,
+// volume), the sessions, their raw first-access logs, and the statistics of
+// coaccess.h, also kept volume-wide under the pseudo-extension "*".
+//
+// Key schema (fixed-width fields, numbers big-endian so that byte order is
+// numeric order; names NUL-padded to 64 bytes; documented in man/lsi.5):
+//
+//   'S' ext[64] vol[64] session:u32            session record
+//   'L' ext[64] vol[64] session:u32 seq:u32    one first access: block:u64 t_us:u64 (LE)
+//   'F' ext[64] vol[64] block:u64              BlockStats
+//   'M' ext[64] vol[64]                        ModelMeta
+//   "meta/format"                              "1"
+//
+// Only one process opens the database (LevelDB's lock): the running lsifs,
+// or lsictl when no lsifs runs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/access/coaccess.h"
+#include "core/util/status.h"
+
+namespace leveldb {
+class DB;
+}
+
+namespace lsifs {
+
+// The extension name under which volume-wide statistics are kept.
+inline constexpr char kAllExtensions[] = "*";
+
+enum class SessionState : uint8_t { kOpen = 0, kEnded = 1, kRecovered = 2 };
+
+struct SessionRecord {
+  uint32_t number = 0;
+  uint64_t lsi = 0;
+  uint64_t snapshot = 0;
+  int64_t started_us = 0;  // unix microseconds
+  int64_t ended_us = 0;    // 0 while open
+  SessionState state = SessionState::kOpen;
+  uint64_t events = 0;   // first accesses logged
+  uint64_t reads = 0;    // read requests
+  uint64_t dropped = 0;  // events dropped under overload
+  bool folded = false;   // statistics updated
+  bool log_kept = true;  // raw log still held (retention)
+};
+
+struct AccessEvent {
+  uint64_t block = 0;
+  uint64_t t_us = 0;  // since the session started
+};
+
+// One logged first access, addressed for a batch write.
+struct LoggedEvent {
+  std::string extension;
+  std::string volume;
+  uint32_t session = 0;
+  uint32_t seq = 0;
+  AccessEvent event;
+};
+
+class AccessDb {
+ public:
+  // Opens (creating if needed) the database in `dir`. Sessions left open by
+  // a process that died are ended and folded into the statistics.
+  static Status Open(const std::string& dir, const CoAccessParams& params,
+                     std::unique_ptr<AccessDb>* out);
+  ~AccessDb();
+
+  const CoAccessParams& params() const { return params_; }
+
+  Status BeginSession(const std::string& ext, const std::string& vol, uint64_t lsi,
+                      uint64_t snapshot, uint32_t* number);
+  Status AppendEvents(const std::vector<LoggedEvent>& events);
+  // Ends a session: its record, then its statistics, then log retention.
+  Status EndSession(const std::string& ext, const std::string& vol, uint32_t number,
+                    uint64_t reads, uint64_t dropped, SessionState state = SessionState::kEnded);
+
+  Status ListSessions(const std::string& ext, const std::string& vol,
+                      std::vector<SessionRecord>* out);
+  Status SessionLog(const std::string& ext, const std::string& vol, uint32_t number,
+                    std::vector<AccessEvent>* out);
+  // The whole model of (ext, vol); ext may be kAllExtensions.
+  Status LoadModel(const std::string& ext, const std::string& vol, ModelMeta* meta,
+                   std::vector<std::pair<uint64_t, BlockStats>>* blocks);
+  // Every (extension, volume) with sessions.
+  Status ListPairs(std::vector<std::pair<std::string, std::string>>* out);
+
+ private:
+  AccessDb(leveldb::DB* db, const CoAccessParams& params) : db_(db), params_(params) {}
+  Status Fold(const std::string& ext, const std::string& vol, const std::vector<uint64_t>& order);
+  Status EnforceCap(const std::string& ext, const std::string& vol, ModelMeta* meta);
+  Status Recover();
+
+  leveldb::DB* db_;
+  CoAccessParams params_;
+};
+
+}  // namespace lsifs

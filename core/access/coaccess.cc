@@ -1,0 +1,121 @@
+#include "core/access/coaccess.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace lsifs {
+namespace {
+constexpr uint8_t kBlockStatsVersion = 1;
+constexpr uint8_t kMetaVersion = 1;
+
+void PutDouble(ByteWriter& w, double v) {
+  uint64_t bits;
+  static_assert(sizeof bits == sizeof v);
+  std::memcpy(&bits, &v, sizeof bits);
+  w.PutU64(bits);
+}
+double GetDouble(ByteReader& r) {
+  uint64_t bits = r.GetU64();
+  double v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+}  // namespace
+
+double CoAccessParams::Decay(uint32_t sessions) const {
+  if (sessions == 0) return 1.0;
+  return std::pow(0.5, static_cast<double>(sessions) / half_life);
+}
+
+Bytes BlockStats::Encode() const {
+  ByteWriter w;
+  w.PutU8(kBlockStatsVersion);
+  PutDouble(w, weight);
+  PutDouble(w, rank);
+  w.PutU32(as_of);
+  w.PutU32(sessions);
+  w.PutU16(static_cast<uint16_t>(successors.size()));
+  for (const auto& s : successors) {
+    w.PutU64(s.block);
+    PutDouble(w, s.support);
+  }
+  return std::move(w.bytes());
+}
+
+Status BlockStats::Decode(ByteSpan data, BlockStats* out) {
+  ByteReader r(data);
+  if (r.GetU8() != kBlockStatsVersion) return Status::Corruption("block statistics: bad version");
+  out->weight = GetDouble(r);
+  out->rank = GetDouble(r);
+  out->as_of = r.GetU32();
+  out->sessions = r.GetU32();
+  uint16_t n = r.GetU16();
+  if (!r.ok() || r.remaining() != n * 16u) return Status::Corruption("block statistics: bad length");
+  out->successors.resize(n);
+  for (auto& s : out->successors) {
+    s.block = r.GetU64();
+    s.support = GetDouble(r);
+  }
+  return Status::Ok();
+}
+
+Bytes ModelMeta::Encode() const {
+  ByteWriter w;
+  w.PutU8(kMetaVersion);
+  w.PutU32(sessions);
+  PutDouble(w, total);
+  w.PutU64(blocks);
+  return std::move(w.bytes());
+}
+
+Status ModelMeta::Decode(ByteSpan data, ModelMeta* out) {
+  ByteReader r(data);
+  if (r.GetU8() != kMetaVersion) return Status::Corruption("model meta: bad version");
+  out->sessions = r.GetU32();
+  out->total = GetDouble(r);
+  out->blocks = r.GetU64();
+  if (!r.ok() || r.remaining() != 0) return Status::Corruption("model meta: bad length");
+  return Status::Ok();
+}
+
+uint64_t FoldSession(const std::vector<uint64_t>& order, const CoAccessParams& params,
+                     ModelMeta* meta, std::unordered_map<uint64_t, BlockStats>* stats) {
+  const uint32_t now = meta->sessions + 1;
+  meta->total = meta->total * params.Decay(1) + 1.0;
+  meta->sessions = now;
+  uint64_t added = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    auto [it, inserted] = stats->try_emplace(order[i]);
+    BlockStats& st = it->second;
+    if (inserted || st.sessions == 0) {
+      ++added;
+      st.as_of = now;
+    }
+    const double decay = params.Decay(now - st.as_of);
+    const double w = st.weight * decay;
+    st.rank = (st.rank * w + static_cast<double>(i)) / (w + 1.0);
+    st.weight = w + 1.0;
+    st.as_of = now;
+    ++st.sessions;
+
+    for (auto& s : st.successors) s.support *= decay;
+    const size_t end = std::min(order.size(), i + 1 + params.window);
+    for (size_t j = i + 1; j < end; ++j) {
+      auto s = std::find_if(st.successors.begin(), st.successors.end(),
+                            [&](const Successor& x) { return x.block == order[j]; });
+      if (s == st.successors.end()) {
+        st.successors.push_back({order[j], 1.0});
+      } else {
+        s->support += 1.0;
+      }
+    }
+    std::stable_sort(st.successors.begin(), st.successors.end(),
+                     [](const Successor& a, const Successor& b) { return a.support > b.support; });
+    if (st.successors.size() > params.top_k) st.successors.resize(params.top_k);
+  }
+  meta->blocks += added;
+  return added;
+}
+
+}  // namespace lsifs

@@ -1,0 +1,170 @@
+#include "core/control/control.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace lsifs {
+namespace {
+
+constexpr size_t kMaxRequest = 64 * 1024;
+
+Status MakeAddress(const std::string& path, sockaddr_un* addr) {
+  std::memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr->sun_path) {
+    return Status::InvalidArgument("control socket path too long: " + path);
+  }
+  std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+  return Status::Ok();
+}
+
+bool WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+std::vector<std::string> Split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t at = line.find(sep, start);
+    out.push_back(line.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return out;
+    start = at + 1;
+  }
+}
+
+Status CodeStatus(int code, const std::string& msg) {
+  switch (static_cast<Status::Code>(code)) {
+    case Status::Code::kNotFound: return Status::NotFound(msg);
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(msg);
+    case Status::Code::kCorruption: return Status::Corruption(msg);
+    case Status::Code::kPermission: return Status::Permission(msg);
+    case Status::Code::kExists: return Status::Exists(msg);
+    case Status::Code::kUnavailable: return Status::Unavailable(msg);
+    default: return Status::IOError(msg);
+  }
+}
+
+}  // namespace
+
+std::string ControlSocketPath(const std::string& store_root) { return store_root + "/control.sock"; }
+
+Status ControlServer::Start(const std::string& path, Handler handler,
+                            std::unique_ptr<ControlServer>* out) {
+  sockaddr_un addr;
+  LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
+  std::string probe;
+  if (ControlCall(path, {"ping"}, &probe).code() != Status::Code::kUnavailable) {
+    return Status::Exists("another lsifs already serves " + path);
+  }
+  ::unlink(path.c_str());
+  std::unique_ptr<ControlServer> s(new ControlServer());
+  s->path_ = path;
+  s->handler_ = std::move(handler);
+  s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s->listen_fd_ < 0) return Status::FromErrno("socket", errno);
+  if (::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(s->listen_fd_, 16) != 0) {
+    return Status::FromErrno("control socket " + path, errno);
+  }
+  ::chmod(path.c_str(), 0600);  // the store's owner only
+  if (::pipe2(s->wake_pipe_, O_CLOEXEC) != 0) return Status::FromErrno("pipe", errno);
+  s->thread_ = std::thread([srv = s.get()] { srv->Serve(); });
+  *out = std::move(s);
+  return Status::Ok();
+}
+
+ControlServer::~ControlServer() {
+  if (wake_pipe_[1] >= 0) {
+    char c = 1;
+    (void)!::write(wake_pipe_[1], &c, 1);
+  }
+  if (thread_.joinable()) thread_.join();
+  for (int fd : {listen_fd_, wake_pipe_[0], wake_pipe_[1]}) {
+    if (fd >= 0) ::close(fd);
+  }
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+void ControlServer::Serve() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_pipe_[0], POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents) return;
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string line;
+    char buf[4096];
+    while (line.find('\n') == std::string::npos && line.size() < kMaxRequest) {
+      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      line.append(buf, static_cast<size_t>(n));
+    }
+    size_t nl = line.find('\n');
+    std::string body;
+    Status st = nl == std::string::npos ? Status::InvalidArgument("malformed request")
+                                        : handler_(Split(line.substr(0, nl), '\t'), &body);
+    std::string reply = st.ok() ? "ok\n" + body
+                                : "error\t" + std::to_string(static_cast<int>(st.code())) + "\t" +
+                                      st.message() + "\n";
+    WriteAll(fd, reply);
+    ::close(fd);
+  }
+}
+
+Status ControlCall(const std::string& path, const std::vector<std::string>& request,
+                   std::string* body) {
+  sockaddr_un addr;
+  LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Status::FromErrno("socket", errno);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == ENOENT || e == ECONNREFUSED) return Status::Unavailable("no daemon at " + path);
+    return Status::FromErrno("control socket " + path, e);
+  }
+  std::string line;
+  for (size_t i = 0; i < request.size(); ++i) line += (i ? "\t" : "") + request[i];
+  line += "\n";
+  if (!WriteAll(fd, line)) {
+    ::close(fd);
+    return Status::IOError("control socket " + path + ": the daemon closed the connection");
+  }
+  std::string reply;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  size_t nl = reply.find('\n');
+  if (nl == std::string::npos) return Status::IOError("control socket: truncated reply");
+  std::string head = reply.substr(0, nl);
+  if (head == "ok") {
+    *body = reply.substr(nl + 1);
+    return Status::Ok();
+  }
+  auto f = Split(head, '\t');
+  if (f.size() >= 3 && f[0] == "error") return CodeStatus(std::atoi(f[1].c_str()), f[2]);
+  return Status::IOError("control socket: malformed reply");
+}
+
+}  // namespace lsifs
