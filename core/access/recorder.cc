@@ -120,20 +120,24 @@ Status AccessRecorder::WithDb(const std::function<Status(AccessDb&)>& fn) {
 
 void AccessRecorder::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
-  uint64_t target = cycles_ + 2;  // a whole cycle that started after now
+  uint64_t target = cycles_started_ + 1;  // a whole cycle that starts after now
+  flush_requested_ = true;
   wake_.notify_one();
-  done_cv_.wait(lock, [&] { return cycles_ >= target || stop_; });
+  done_cv_.wait(lock, [&] { return cycles_done_ >= target || stop_; });
 }
 
 void AccessRecorder::WriterLoop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    wake_.wait_for(lock, options_.flush_interval);
+    wake_.wait_for(lock, options_.flush_interval,
+                   [&] { return stop_ || flush_requested_ || !controls_.empty(); });
+    flush_requested_ = false;
     bool stopping = stop_;
+    ++cycles_started_;
     lock.unlock();
     RunCycle();
     lock.lock();
-    ++cycles_;
+    ++cycles_done_;
     done_cv_.notify_all();
     if (stopping && controls_.empty()) return;
   }

@@ -117,7 +117,9 @@ class AccessRecorder {
   std::condition_variable wake_, done_cv_;
   std::deque<Control> controls_;
   bool stop_ = false;
-  uint64_t cycles_ = 0;
+  bool flush_requested_ = false;
+  uint64_t cycles_started_ = 0;
+  uint64_t cycles_done_ = 0;
   std::thread writer_;
 };
 

@@ -1,0 +1,208 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/access/access_db.h"
+#include "core/access/coaccess.h"
+#include "tests/core/test_util.h"
+
+namespace lsifs {
+namespace {
+
+CoAccessParams Params() {
+  CoAccessParams p;
+  p.half_life = 2;
+  p.window = 2;
+  p.top_k = 3;
+  return p;
+}
+
+TEST(CoAccess, FrequencyRankAndSuccessorsOfOneSession) {
+  ModelMeta meta;
+  std::unordered_map<uint64_t, BlockStats> stats;
+  EXPECT_EQ(FoldSession({10, 20, 30, 40}, Params(), &meta, &stats), 4u);
+  EXPECT_EQ(meta.sessions, 1u);
+  EXPECT_DOUBLE_EQ(meta.total, 1.0);
+  EXPECT_DOUBLE_EQ(stats[10].weight, 1.0);
+  EXPECT_DOUBLE_EQ(stats[30].rank, 2.0);
+  // window 2: 10 -> 20, 30
+  ASSERT_EQ(stats[10].successors.size(), 2u);
+  EXPECT_EQ(stats[10].successors[0].block, 20u);
+  EXPECT_EQ(stats[10].successors[1].block, 30u);
+  EXPECT_TRUE(stats[40].successors.empty());
+}
+
+TEST(CoAccess, DecayHalvesWeightEveryHalfLife) {
+  CoAccessParams p = Params();  // half-life 2 sessions
+  ModelMeta meta;
+  std::unordered_map<uint64_t, BlockStats> stats;
+  FoldSession({1}, p, &meta, &stats);
+  FoldSession({2}, p, &meta, &stats);
+  FoldSession({2}, p, &meta, &stats);
+  // Block 1 was read 2 sessions ago: weight 1 decayed by one half-life.
+  EXPECT_NEAR(stats[1].WeightAt(meta.sessions, p), 0.5, 1e-12);
+  // total = ((1*d + 1)*d + 1) with d = 2^-1/2
+  double d = std::pow(0.5, 0.5);
+  EXPECT_NEAR(meta.total, (1 * d + 1) * d + 1, 1e-12);
+  // Block 2 read in the last two sessions: 1*d + 1.
+  EXPECT_NEAR(stats[2].WeightAt(meta.sessions, p), d + 1, 1e-12);
+  EXPECT_EQ(stats[2].sessions, 2u);
+}
+
+TEST(CoAccess, RankIsTheWeightedMeanOfFirstAccessPositions) {
+  CoAccessParams p = Params();
+  p.half_life = 1e9;  // no decay: a plain mean
+  ModelMeta meta;
+  std::unordered_map<uint64_t, BlockStats> stats;
+  FoldSession({5, 7}, p, &meta, &stats);     // 7 at rank 1
+  FoldSession({1, 2, 3, 7}, p, &meta, &stats);  // 7 at rank 3
+  EXPECT_NEAR(stats[7].rank, 2.0, 1e-6);
+}
+
+TEST(CoAccess, SuccessorsAccumulateSupportAndKeepTopK) {
+  CoAccessParams p = Params();
+  p.half_life = 1e9;
+  p.window = 4;
+  p.top_k = 2;
+  ModelMeta meta;
+  std::unordered_map<uint64_t, BlockStats> stats;
+  FoldSession({1, 2, 3, 4}, p, &meta, &stats);
+  FoldSession({1, 3, 2, 5}, p, &meta, &stats);
+  FoldSession({1, 3}, p, &meta, &stats);
+  // After block 1: 3 in all three sessions, 2 in two, 4 and 5 in one each.
+  ASSERT_EQ(stats[1].successors.size(), 2u);
+  EXPECT_EQ(stats[1].successors[0].block, 3u);
+  EXPECT_NEAR(stats[1].successors[0].support, 3.0, 1e-6);
+  EXPECT_EQ(stats[1].successors[1].block, 2u);
+  EXPECT_NEAR(stats[1].successors[1].support, 2.0, 1e-6);
+}
+
+TEST(CoAccess, EncodingRoundTripsAndRejectsJunk) {
+  BlockStats st;
+  st.weight = 1.5;
+  st.rank = 3.25;
+  st.as_of = 9;
+  st.sessions = 4;
+  st.successors = {{7, 2.0}, {8, 1.0}};
+  BlockStats back;
+  Bytes enc = st.Encode();
+  ASSERT_TRUE(BlockStats::Decode(enc, &back).ok());
+  EXPECT_EQ(back.successors.size(), 2u);
+  EXPECT_DOUBLE_EQ(back.rank, 3.25);
+  enc.pop_back();
+  EXPECT_FALSE(BlockStats::Decode(enc, &back).ok());
+}
+
+class AccessDbTest : public ::testing::Test {
+ protected:
+  void Open(const CoAccessParams& p) {
+    db_.reset();
+    ASSERT_TRUE(AccessDb::Open(dir_ / "db", p, &db_).ok());
+  }
+  uint32_t Session(const std::string& ext, const std::vector<uint64_t>& blocks, bool end = true) {
+    uint32_t n = 0;
+    EXPECT_TRUE(db_->BeginSession(ext, "vol", 0xabc, 0xdef, &n).ok());
+    std::vector<LoggedEvent> events;
+    for (uint32_t i = 0; i < blocks.size(); ++i) events.push_back({ext, "vol", n, i, {blocks[i], i * 10u}});
+    EXPECT_TRUE(db_->AppendEvents(events).ok());
+    if (end) {
+      EXPECT_TRUE(db_->EndSession(ext, "vol", n, blocks.size(), 0).ok());
+    }
+    return n;
+  }
+  testing::TempDir dir_;
+  std::unique_ptr<AccessDb> db_;
+};
+
+TEST_F(AccessDbTest, SessionsAreNumberedPerExtensionAndVolume) {
+  Open(Params());
+  EXPECT_EQ(Session("a", {1, 2}), 1u);
+  EXPECT_EQ(Session("a", {1}), 2u);
+  EXPECT_EQ(Session("b", {3}), 1u);
+  std::vector<SessionRecord> s;
+  ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].events, 2u);
+  EXPECT_EQ(s[1].state, SessionState::kEnded);
+  std::vector<AccessEvent> log;
+  ASSERT_TRUE(db_->SessionLog("a", "vol", 1, &log).ok());
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[1].block, 2u);
+}
+
+TEST_F(AccessDbTest, StatisticsPerExtensionAndVolumeWide) {
+  Open(Params());
+  Session("a", {1, 2});
+  Session("b", {2, 3});
+  ModelMeta meta;
+  std::vector<std::pair<uint64_t, BlockStats>> blocks;
+  ASSERT_TRUE(db_->LoadModel("a", "vol", &meta, &blocks).ok());
+  EXPECT_EQ(meta.sessions, 1u);
+  EXPECT_EQ(blocks.size(), 2u);
+  ASSERT_TRUE(db_->LoadModel(kAllExtensions, "vol", &meta, &blocks).ok());
+  EXPECT_EQ(meta.sessions, 2u);
+  ASSERT_EQ(blocks.size(), 3u);
+  EXPECT_EQ(blocks[1].first, 2u);
+  EXPECT_EQ(blocks[1].second.sessions, 2u);
+}
+
+TEST_F(AccessDbTest, CapKeepsTheMostFrequentBlocks) {
+  CoAccessParams p = Params();
+  p.max_blocks = 3;
+  Open(p);
+  Session("a", {1, 2, 3});
+  Session("a", {1, 2, 4});
+  Session("a", {1, 5});
+  ModelMeta meta;
+  std::vector<std::pair<uint64_t, BlockStats>> blocks;
+  ASSERT_TRUE(db_->LoadModel("a", "vol", &meta, &blocks).ok());
+  ASSERT_EQ(blocks.size(), 3u);
+  EXPECT_EQ(meta.blocks, 3u);
+  EXPECT_EQ(blocks[0].first, 1u);  // in every session
+  EXPECT_EQ(blocks[1].first, 2u);  // in two
+  EXPECT_EQ(blocks[2].first, 5u);  // the newest of the rest
+}
+
+TEST_F(AccessDbTest, RawLogsAreKeptForTheLastSessionsOnly) {
+  CoAccessParams p = Params();
+  p.keep_sessions = 2;
+  Open(p);
+  for (int i = 0; i < 4; ++i) Session("a", {static_cast<uint64_t>(i)});
+  std::vector<SessionRecord> s;
+  ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
+  ASSERT_EQ(s.size(), 4u);
+  EXPECT_FALSE(s[0].log_kept);
+  EXPECT_FALSE(s[1].log_kept);
+  EXPECT_TRUE(s[2].log_kept);
+  std::vector<AccessEvent> log;
+  ASSERT_TRUE(db_->SessionLog("a", "vol", 1, &log).ok());
+  EXPECT_TRUE(log.empty());
+  ASSERT_TRUE(db_->SessionLog("a", "vol", 4, &log).ok());
+  EXPECT_EQ(log.size(), 1u);
+}
+
+TEST_F(AccessDbTest, SessionsLeftOpenByACrashAreEndedAndFoldedAtOpen) {
+  Open(Params());
+  Session("a", {7, 8, 9}, /*end=*/false);
+  Open(Params());  // as a restarted daemon would
+  std::vector<SessionRecord> s;
+  ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].state, SessionState::kRecovered);
+  EXPECT_TRUE(s[0].folded);
+  ModelMeta meta;
+  std::vector<std::pair<uint64_t, BlockStats>> blocks;
+  ASSERT_TRUE(db_->LoadModel("a", "vol", &meta, &blocks).ok());
+  EXPECT_EQ(blocks.size(), 3u);
+}
+
+TEST_F(AccessDbTest, ASecondOpenWhileHeldIsUnavailable) {
+  Open(Params());
+  std::unique_ptr<AccessDb> other;
+  Status s = AccessDb::Open(dir_ / "db", Params(), &other);
+  EXPECT_EQ(s.code(), Status::Code::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("in use"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lsifs
