@@ -164,6 +164,7 @@ void AccessRecorder::RunCycle() {
       s.number.store(number);
     } else {
       s.failed = true;
+      if (db_) errors_.fetch_add(1);
       if (db_) Log("access recording: cannot start a session of " + s.volume + ": " + st.message());
     }
   }

@@ -16,8 +16,6 @@
 #include <thread>
 
 namespace lsifs::testing {
-namespace {
-
 std::string Capture(const std::string& cmd) {
   std::string out;
   FILE* p = ::popen(cmd.c_str(), "r");
@@ -29,6 +27,8 @@ std::string Capture(const std::string& cmd) {
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
 }
+
+namespace {
 
 bool IsMountPoint(const std::string& path) {
   std::ifstream in("/proc/self/mounts");
@@ -155,8 +155,9 @@ int MountFixture::WaitExit(double seconds) {
   return -2;  // still running: teardown will abort the connection
 }
 
-std::string MountFixture::AttachLoop(const std::string& file) {
-  std::string dev = Capture("losetup -r -f --show " + file);
+std::string MountFixture::AttachLoop(const std::string& file, bool direct_io) {
+  std::string dev = Capture(std::string("losetup -r -f --show ") +
+                            (direct_io ? "--direct-io=on " : "") + file);
   if (dev.rfind("/dev/loop", 0) != 0) throw std::runtime_error("losetup failed: " + dev);
   loops_.push_back(dev);
   return dev;
@@ -228,6 +229,20 @@ uint64_t JsonCounter(const std::string& json, const std::string& key) {
   size_t at = json.find("\"" + key + "\":");
   if (at == std::string::npos) throw std::runtime_error("no " + key + " in " + json);
   return std::stoull(json.substr(at + key.size() + 3));
+}
+
+std::vector<uint64_t> JsonNumbers(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\":[");
+  if (at == std::string::npos) throw std::runtime_error("no " + key + " array in " + json);
+  std::vector<uint64_t> out;
+  size_t pos = at + key.size() + 4;
+  while (pos < json.size() && json[pos] != ']') {
+    size_t used = 0;
+    out.push_back(std::stoull(json.substr(pos), &used));
+    pos += used;
+    if (json[pos] == ',') ++pos;
+  }
+  return out;
 }
 
 }  // namespace lsifs::testing

@@ -39,7 +39,7 @@ class MountFixture {
   // 128+signal, or -2 if it is still running.
   int WaitExit(double seconds);
   // Attaches `file` read-only to a loop device; detached in teardown.
-  std::string AttachLoop(const std::string& file);
+  std::string AttachLoop(const std::string& file, bool direct_io = false);
   void DetachLoop(const std::string& device);
 
   const Store& store() const { return *store_; }
@@ -76,5 +76,9 @@ int ReadRange(const std::string& path, uint64_t offset, size_t len, Bytes* out);
 std::string ReadText(const std::string& path);
 // Extracts an unsigned counter from a JSON text by key (first occurrence).
 uint64_t JsonCounter(const std::string& json, const std::string& key);
+// Extracts an array of unsigned numbers from a JSON text by key.
+std::vector<uint64_t> JsonNumbers(const std::string& json, const std::string& key);
+// Runs a command and returns its standard output.
+std::string Capture(const std::string& command);
 
 }  // namespace lsifs::testing
