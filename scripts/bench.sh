@@ -12,3 +12,5 @@ echo "== import of a real ext4 image, cold page cache"
 tests/bench/import_bench.sh build/mount-tools/lsictl --json build/bench/import.json "$@"
 echo "== B1: fully local LSI vs raw image, cold page cache"
 tests/bench/read_bench.sh build/mount-tools --json build/bench/b1.json
+echo "== B5: the same with access recording on vs off"
+tests/bench/read_bench.sh build/mount-tools --b5 --json build/bench/b5.json
