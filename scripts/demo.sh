@@ -5,7 +5,9 @@
 # (and again after a change), restores it at extension site-a through an
 # lsifs mount under the edge WAN profile (40 ms, 200 Mbit/s), attaches the
 # image to a loop device, mounts the ext4 inside, reads real files from it,
-# and shows what crossed the WAN. Everything it mounts is undone on exit.
+# shows what crossed the WAN, and what was learned from the reads (the
+# session's blocks, hot blocks, a heat map). Everything it mounts is undone
+# on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -74,5 +76,10 @@ step "what crossed the WAN (live counters in $mnt/.lsifs/$id)"
 cat "$mnt/.lsifs/$id"
 cleanup
 daemon="" loopdev=""
+
+step "what lsifs learned from that session (lsictl access show, and a heat map)"
+"$lsictl" access show -e site-a -v web-docs | head -32
+"$lsictl" access heatmap -e site-a -v web-docs -o "$demo/web-docs-heat.svg"
 echo
+echo "Open $demo/web-docs-heat.svg to see which parts of the volume the session read."
 echo "Done. The store is in $store (LSIFS_STORE=$store lsictl --help for more)."

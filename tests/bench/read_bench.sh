@@ -73,7 +73,9 @@ fio_run() {  # fio_run FILE rw bs -> prints "bytes_per_s iops"
 }
 rows=()
 for ((r = 1; r <= runs; r++)); do
-  for target in native lsi; do
+  # Alternate which goes first, so that neither gains from the order.
+  targets="native lsi"; [ $((r % 2)) -eq 0 ] && targets="lsi native"
+  for target in $targets; do
     f=$baseline; [ "$target" = lsi ] && f=$lsi
     cold; seq=$(fio_run "$f" read 1M | cut -d' ' -f1)
     cold; rnd=$(fio_run "$f" randread 4k | cut -d' ' -f2)
