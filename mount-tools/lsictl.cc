@@ -475,7 +475,7 @@ Status AccessRequest(const Context& ctx, const std::vector<std::string>& request
   if (s.code() != Status::Code::kUnavailable) return s;
   LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*store, &keys));
   std::unique_ptr<AccessDb> db;
-  LSIFS_RETURN_IF_ERROR(AccessDb::Open(store->db_dir(), CoAccessParams(), &db));
+  LSIFS_RETURN_IF_ERROR(AccessDb::Open(store->db_dir(), CoAccessSettings(), &db));
   return ServeAccessRequest(*db, *store, *keys, request, body);
 }
 

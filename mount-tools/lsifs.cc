@@ -40,6 +40,9 @@ void Usage(FILE* to) {
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
       "       session_idle=T          a session ends this long after the last close (30s)\n"
+      "       half_life=N, successor_window=N, successor_top_k=N, max_stat_blocks=N,\n"
+      "       keep_sessions=N         statistics parameters, kept in the store's database\n"
+      "                               (defaults 8, 16, 16, 1048576, 32)\n"
       "     any other option goes to FUSE (allow_other, default_permissions,\n"
       "     auto_unmount, ...). The mount is always read-only.\n"
       "  -h, --help            this help\n\n"
@@ -96,6 +99,7 @@ int main(int argc, char** argv) {
   uint64_t read_ahead_kb = 1024;
   bool record = true;
   std::chrono::microseconds session_idle = std::chrono::seconds(30);
+  CoAccessSettings learning;
   std::string latency_text = "0", bandwidth_text = "unlimited";
 
   for (int i = 1; i < argc; ++i) {
@@ -140,6 +144,8 @@ int main(int argc, char** argv) {
           record = value == "1";
         } else if (key == "session_idle") {
           s = ParseLatency(value, &session_idle);
+        } else if (learning.Parse(key, value, &s)) {
+          // A statistics parameter, kept in the database.
         } else if (key == "ro" || key == "rw") {
           // Always read-only.
         } else {
@@ -189,7 +195,7 @@ int main(int argc, char** argv) {
   // Recording never stops the mount: without the database, reads still work.
   std::unique_ptr<AccessDb> db;
   if (record) {
-    s = AccessDb::Open(store->db_dir(), CoAccessParams(), &db);
+    s = AccessDb::Open(store->db_dir(), learning, &db);
     if (!s.ok()) {
       LogLine("access recording off: " + s.message());
       db.reset();

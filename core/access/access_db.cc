@@ -115,7 +115,7 @@ ByteSpan AsSpan(const leveldb::Slice& s) {
 
 }  // namespace
 
-Status AccessDb::Open(const std::string& dir, const CoAccessParams& params,
+Status AccessDb::Open(const std::string& dir, const CoAccessSettings& settings,
                       std::unique_ptr<AccessDb>* out) {
   leveldb::Options options;
   options.create_if_missing = true;
@@ -127,6 +127,26 @@ Status AccessDb::Open(const std::string& dir, const CoAccessParams& params,
                                  " is in use by another process (a running lsifs?)");
     }
     return FromLevelDb(s, "opening the co-access database");
+  }
+  CoAccessParams params;
+  std::string stored;
+  leveldb::Status ls = db->Get(leveldb::ReadOptions(), "meta/params", &stored);
+  if (ls.ok()) {
+    Status st = CoAccessParams::Decode(AsSpan(stored), &params);
+    if (!st.ok()) {
+      delete db;
+      return st;
+    }
+  }
+  if (!settings.empty()) {
+    settings.ApplyTo(&params);
+    Bytes enc = params.Encode();
+    ls = db->Put(leveldb::WriteOptions(), "meta/params",
+                 leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
+    if (!ls.ok()) {
+      delete db;
+      return FromLevelDb(ls, "writing statistics parameters");
+    }
   }
   std::unique_ptr<AccessDb> adb(new AccessDb(db, params));
   LSIFS_RETURN_IF_ERROR(adb->Recover());

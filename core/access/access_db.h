@@ -10,6 +10,7 @@
 //   'F' ext[64] vol[64] block:u64              BlockStats
 //   'M' ext[64] vol[64]                        ModelMeta
 //   "meta/format"                              "1"
+//   "meta/params"                              CoAccessParams
 //
 // Only one process opens the database (LevelDB's lock): the running lsifs,
 // or lsictl when no lsifs runs.
@@ -67,7 +68,9 @@ class AccessDb {
  public:
   // Opens (creating if needed) the database in `dir`. Sessions left open by
   // a process that died are ended and folded into the statistics.
-  static Status Open(const std::string& dir, const CoAccessParams& params,
+  // The statistics parameters are kept in the database ("meta/params");
+  // `settings` change them (and are kept), unset ones stay as they were.
+  static Status Open(const std::string& dir, const CoAccessSettings& settings,
                      std::unique_ptr<AccessDb>* out);
   ~AccessDb();
 

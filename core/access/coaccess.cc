@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 namespace lsifs {
@@ -26,6 +27,78 @@ double GetDouble(ByteReader& r) {
 double CoAccessParams::Decay(uint32_t sessions) const {
   if (sessions == 0) return 1.0;
   return std::pow(0.5, static_cast<double>(sessions) / half_life);
+}
+
+Bytes CoAccessParams::Encode() const {
+  ByteWriter w;
+  w.PutU8(1);
+  PutDouble(w, half_life);
+  w.PutU32(window);
+  w.PutU32(top_k);
+  w.PutU64(max_blocks);
+  w.PutU32(keep_sessions);
+  return std::move(w.bytes());
+}
+
+Status CoAccessParams::Decode(ByteSpan data, CoAccessParams* out) {
+  ByteReader r(data);
+  if (r.GetU8() != 1) return Status::Corruption("statistics parameters: bad version");
+  out->half_life = GetDouble(r);
+  out->window = r.GetU32();
+  out->top_k = r.GetU32();
+  out->max_blocks = r.GetU64();
+  out->keep_sessions = r.GetU32();
+  if (!r.ok() || r.remaining() != 0 || !(out->half_life > 0) || out->top_k == 0 ||
+      out->max_blocks == 0 || out->keep_sessions == 0) {
+    return Status::Corruption("statistics parameters: bad record");
+  }
+  return Status::Ok();
+}
+
+CoAccessSettings CoAccessSettings::Exactly(const CoAccessParams& p) {
+  CoAccessSettings s;
+  s.half_life = p.half_life;
+  s.window = p.window;
+  s.top_k = p.top_k;
+  s.keep_sessions = p.keep_sessions;
+  s.max_blocks = p.max_blocks;
+  return s;
+}
+
+void CoAccessSettings::ApplyTo(CoAccessParams* p) const {
+  if (half_life) p->half_life = *half_life;
+  if (window) p->window = *window;
+  if (top_k) p->top_k = *top_k;
+  if (keep_sessions) p->keep_sessions = *keep_sessions;
+  if (max_blocks) p->max_blocks = *max_blocks;
+}
+
+bool CoAccessSettings::Parse(const std::string& key, const std::string& value, Status* status) {
+  char* end = nullptr;
+  if (key == "half_life") {
+    double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !(v > 0)) {
+      *status = Status::InvalidArgument("half_life is a number of sessions > 0 (default 8)");
+    }
+    half_life = v;
+    return true;
+  }
+  std::optional<uint32_t>* field32 = key == "successor_window" ? &window
+                                     : key == "successor_top_k" ? &top_k
+                                     : key == "keep_sessions"   ? &keep_sessions
+                                                                : nullptr;
+  if (field32 == nullptr && key != "max_stat_blocks") return false;
+  unsigned long long v = std::strtoull(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0' || v == 0 || (field32 && v > UINT32_MAX)) {
+    *status = Status::InvalidArgument(key + " is a whole number > 0");
+    return true;
+  }
+  if (field32) {
+    *field32 = static_cast<uint32_t>(v);
+  } else {
+    max_blocks = v;
+  }
+  return true;
 }
 
 Bytes BlockStats::Encode() const {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -31,6 +32,24 @@ struct CoAccessParams {
   uint32_t keep_sessions = 32;   // raw session logs kept, per (extension, volume)
 
   double Decay(uint32_t sessions) const;  // factor after `sessions` sessions
+  Bytes Encode() const;
+  static Status Decode(ByteSpan data, CoAccessParams* out);
+};
+
+// Changes to the parameters a database keeps (unset: keep what it has).
+struct CoAccessSettings {
+  std::optional<double> half_life;
+  std::optional<uint32_t> window, top_k, keep_sessions;
+  std::optional<uint64_t> max_blocks;
+
+  static CoAccessSettings Exactly(const CoAccessParams& p);
+  bool empty() const {
+    return !half_life && !window && !top_k && !keep_sessions && !max_blocks;
+  }
+  void ApplyTo(CoAccessParams* p) const;
+  // Parses "half_life=8", "successor_window=16", "successor_top_k=16",
+  // "max_stat_blocks=1048576", "keep_sessions=32"; false if `key` is none of them.
+  bool Parse(const std::string& key, const std::string& value, Status* status);
 };
 
 struct Successor {

@@ -97,7 +97,7 @@ class AccessDbTest : public ::testing::Test {
  protected:
   void Open(const CoAccessParams& p) {
     db_.reset();
-    ASSERT_TRUE(AccessDb::Open(dir_ / "db", p, &db_).ok());
+    ASSERT_TRUE(AccessDb::Open(dir_ / "db", CoAccessSettings::Exactly(p), &db_).ok());
   }
   uint32_t Session(const std::string& ext, const std::vector<uint64_t>& blocks, bool end = true) {
     uint32_t n = 0;
@@ -199,9 +199,36 @@ TEST_F(AccessDbTest, SessionsLeftOpenByACrashAreEndedAndFoldedAtOpen) {
 TEST_F(AccessDbTest, ASecondOpenWhileHeldIsUnavailable) {
   Open(Params());
   std::unique_ptr<AccessDb> other;
-  Status s = AccessDb::Open(dir_ / "db", Params(), &other);
+  Status s = AccessDb::Open(dir_ / "db", CoAccessSettings(), &other);
   EXPECT_EQ(s.code(), Status::Code::kUnavailable) << s.ToString();
   EXPECT_NE(s.message().find("in use"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lsifs
+
+namespace lsifs {
+namespace {
+
+TEST(CoAccessSettings, ParametersAreKeptInTheDatabaseAndChangedOnlyWhenSet) {
+  testing::TempDir dir;
+  std::unique_ptr<AccessDb> db;
+  CoAccessSettings set;
+  Status st;
+  ASSERT_TRUE(set.Parse("keep_sessions", "5", &st));
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(set.Parse("half_life", "3.5", &st) && st.ok());
+  EXPECT_FALSE(set.Parse("colour", "red", &st));
+  ASSERT_TRUE(set.Parse("successor_top_k", "0", &st));
+  EXPECT_FALSE(st.ok());
+  set.top_k.reset();
+  ASSERT_TRUE(AccessDb::Open(dir / "db", set, &db).ok());
+  EXPECT_EQ(db->params().keep_sessions, 5u);
+  db.reset();
+  ASSERT_TRUE(AccessDb::Open(dir / "db", CoAccessSettings(), &db).ok());
+  EXPECT_EQ(db->params().keep_sessions, 5u);
+  EXPECT_DOUBLE_EQ(db->params().half_life, 3.5);
+  EXPECT_EQ(db->params().top_k, CoAccessParams().top_k);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ namespace {
 TEST(Recorder, RecordsFirstAccessesInOrderAndEndsSessions) {
   testing::TempDir dir;
   std::unique_ptr<AccessDb> db;
-  ASSERT_TRUE(AccessDb::Open(dir / "db", CoAccessParams(), &db).ok());
+  ASSERT_TRUE(AccessDb::Open(dir / "db", CoAccessSettings(), &db).ok());
   {
     AccessRecorder r(std::move(db), RecorderOptions());
     int h = r.Begin("site-a", "vol", 1, 2);
@@ -39,7 +39,7 @@ TEST(Recorder, RecordsFirstAccessesInOrderAndEndsSessions) {
 TEST(Recorder, OverloadDropsAndCountsButNeverBlocks) {
   testing::TempDir dir;
   std::unique_ptr<AccessDb> db;
-  ASSERT_TRUE(AccessDb::Open(dir / "db", CoAccessParams(), &db).ok());
+  ASSERT_TRUE(AccessDb::Open(dir / "db", CoAccessSettings(), &db).ok());
   RecorderOptions o;
   o.queue_capacity = 8;
   o.flush_interval = std::chrono::milliseconds(10000);  // the writer stays asleep

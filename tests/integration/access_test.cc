@@ -143,7 +143,7 @@ TEST_F(AccessTest, LsictlReachesTheRunningDaemonOverTheSocket) {
   ReadBlocks({1, 2, 3});
   // The daemon holds the database: opening it here must fail...
   std::unique_ptr<AccessDb> db;
-  EXPECT_EQ(AccessDb::Open(f_->store().db_dir(), CoAccessParams(), &db).code(),
+  EXPECT_EQ(AccessDb::Open(f_->store().db_dir(), CoAccessSettings(), &db).code(),
             Status::Code::kUnavailable);
   struct stat st;
   EXPECT_EQ(::stat((f_->store().root() + "/control.sock").c_str(), &st), 0);
@@ -187,7 +187,7 @@ TEST_F(AccessTest, KillDashNineLosesAtMostTheLastBatchAndTheDatabaseOpensAfter) 
 
 TEST_F(AccessTest, ReadsSucceedWhenTheDatabaseIsUnavailable) {
   std::unique_ptr<AccessDb> held;
-  ASSERT_TRUE(AccessDb::Open(f_->store().db_dir(), CoAccessParams(), &held).ok());
+  ASSERT_TRUE(AccessDb::Open(f_->store().db_dir(), CoAccessSettings(), &held).ok());
   f_->Mount("site-a");
   Bytes source = f_->image();
   Bytes got;
