@@ -45,6 +45,7 @@ TEST(Recorder, OverloadDropsAndCountsButNeverBlocks) {
   o.flush_interval = std::chrono::milliseconds(10000);  // the writer stays asleep
   AccessRecorder r(std::move(db), o);
   int h = r.Begin("site-a", "vol", 1, 2);
+  r.Flush();  // the session has started; the writer now sleeps
   for (uint64_t b = 0; b < 1000; ++b) r.Record(h, b);
   EXPECT_EQ(r.Events(h), 1000u);
   EXPECT_EQ(r.Dropped(h), 1000u - 8);
