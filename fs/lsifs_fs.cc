@@ -228,7 +228,7 @@ void LsiFs::ReleaseImage(Entry& e) {
 
 void LsiFs::MaybeEndSession(Entry& e, bool force) {
   std::lock_guard<std::mutex> lock(e.open_mu);
-  if (!e.in_session || e.open_count > 0) return;
+  if (!e.in_session || (e.open_count > 0 && !force)) return;
   bool idle = std::chrono::steady_clock::now() - e.last_close >= options_.session_idle;
   if (!force && !idle && e.listed) return;
   if (options_.recorder != nullptr) {
@@ -252,7 +252,7 @@ std::string LsiFs::SessionText(Entry& e) {
   if (!e.in_session) return "none (starts at the next open)";
   AccessRecorder* r = options_.recorder;
   int h = e.image->session_handle();
-  if (r == nullptr || h < 0) return "open, not recorded (recording is off)";
+  if (r == nullptr || !r->enabled() || h < 0) return "open, not recorded (recording is off)";
   uint32_t n = r->Number(h);
   return (n ? "#" + std::to_string(n) : std::string("(number pending)")) + " open, " +
          std::to_string(r->Events(h)) + " blocks recorded, " + std::to_string(r->Dropped(h)) +

@@ -57,6 +57,8 @@ class LsiFs {
   void StopBackground();
   // Ends every session still open (at unmount).
   void EndAllSessions();
+  // Sets where sessions are recorded; call before serving requests.
+  void SetRecorder(AccessRecorder* recorder) { options_.recorder = recorder; }
 
  private:
   struct Entry {

@@ -192,21 +192,10 @@ int main(int argc, char** argv) {
   Origin& origin = wan.enabled() ? static_cast<Origin&>(throttled) : local;
 
   openlog("lsifs", LOG_PID, LOG_DAEMON);
-  // Recording never stops the mount: without the database, reads still work.
-  std::unique_ptr<AccessDb> db;
-  if (record) {
-    s = AccessDb::Open(store->db_dir(), learning, &db);
-    if (!s.ok()) {
-      LogLine("access recording off: " + s.message());
-      db.reset();
-    }
-  }
-  RecorderOptions recorder_options;
-  recorder_options.log = LogLine;
-  AccessRecorder recorder(std::move(db), recorder_options);
+  // Made after daemonizing: a fork keeps neither threads nor LevelDB's lock.
+  std::unique_ptr<AccessRecorder> recorder;
 
   FsOptions options;
-  options.recorder = &recorder;
   options.session_idle = std::chrono::duration_cast<std::chrono::milliseconds>(session_idle);
   options.image.cache_bytes = cache_bytes;
   options.log = LogLine;
@@ -240,14 +229,27 @@ int main(int argc, char** argv) {
     return 1;
   }
   LogLine("serving extension '" + extension + "' from " + store_path + " on " + mountpoint);
+  // Recording never stops the mount: without the database, reads still work.
+  std::unique_ptr<AccessDb> db;
+  if (record) {
+    s = AccessDb::Open(store->db_dir(), learning, &db);
+    if (!s.ok()) {
+      LogLine("access recording off: " + s.message());
+      db.reset();
+    }
+  }
+  RecorderOptions recorder_options;
+  recorder_options.log = LogLine;
+  recorder = std::make_unique<AccessRecorder>(std::move(db), recorder_options);
+  fs.SetRecorder(recorder.get());
   // lsictl reaches the database held here through the control socket.
   std::unique_ptr<ControlServer> control;
-  if (recorder.enabled()) {
+  if (recorder->enabled()) {
     s = ControlServer::Start(
         ControlSocketPath(store_path),
         [&](const std::vector<std::string>& request, std::string* body) {
           if (!request.empty() && request[0] == "ping") return Status::Ok();
-          return recorder.WithDb([&](AccessDb& adb) {
+          return recorder->WithDb([&](AccessDb& adb) {
             return ServeAccessRequest(adb, *store, origin_keys, request, body);
           });
         },
@@ -268,7 +270,7 @@ int main(int argc, char** argv) {
   fs.EndAllSessions();
   fs.SaveCounters();
   control.reset();
-  recorder.Flush();
+  recorder->Flush();
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

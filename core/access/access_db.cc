@@ -278,45 +278,58 @@ Status AccessDb::EndSession(const std::string& ext, const std::string& vol, uint
     rec.dropped = std::max(rec.dropped, dropped);
   }
   rec.events = log.size();
-  if (!rec.folded) {
+  // The statistics of both models and the session record change in one
+  // atomic batch, so that a crash never folds a session twice.
+  leveldb::WriteBatch batch;
+  ModelMeta own, all;
+  bool folded_now = !rec.folded;
+  if (folded_now) {
     std::vector<uint64_t> order;
     order.reserve(log.size());
     for (const auto& e : log) order.push_back(e.block);
-    LSIFS_RETURN_IF_ERROR(Fold(ext, vol, order));
-    LSIFS_RETURN_IF_ERROR(Fold(kAllExtensions, vol, order));
+    LSIFS_RETURN_IF_ERROR(Fold(ext, vol, order, &batch, &own));
+    LSIFS_RETURN_IF_ERROR(Fold(kAllExtensions, vol, order, &batch, &all));
     rec.folded = true;
   }
-  LSIFS_RETURN_IF_ERROR(
-      FromLevelDb(db_->Put(leveldb::WriteOptions(), key, EncodeSession(rec)), "ending a session"));
+  batch.Put(key, EncodeSession(rec));
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "ending a session"));
+  if (folded_now && own.blocks > params_.max_blocks) LSIFS_RETURN_IF_ERROR(EnforceCap(ext, vol, &own));
+  if (folded_now && all.blocks > params_.max_blocks) {
+    LSIFS_RETURN_IF_ERROR(EnforceCap(kAllExtensions, vol, &all));
+  }
 
   // Retention: raw logs of the last keep_sessions sessions only.
   if (number > params_.keep_sessions) {
     std::vector<SessionRecord> sessions;
     LSIFS_RETURN_IF_ERROR(ListSessions(ext, vol, &sessions));
     for (auto& s : sessions) {
-      if (!s.log_kept || s.number + params_.keep_sessions > number) continue;
-      leveldb::WriteBatch batch;
+      if (!s.log_kept || s.state == SessionState::kOpen ||
+          s.number + params_.keep_sessions > number) {
+        continue;
+      }
+      leveldb::WriteBatch drop;
       std::string prefix = LogPrefix(ext, vol, s.number);
       std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
       for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-        batch.Delete(it->key());
+        drop.Delete(it->key());
       }
       s.log_kept = false;
-      batch.Put(SessionKey(ext, vol, s.number), EncodeSession(s));
-      LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "retention"));
+      drop.Put(SessionKey(ext, vol, s.number), EncodeSession(s));
+      LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &drop), "retention"));
     }
   }
   return Status::Ok();
 }
 
 Status AccessDb::Fold(const std::string& ext, const std::string& vol,
-                      const std::vector<uint64_t>& order) {
+                      const std::vector<uint64_t>& order, leveldb::WriteBatch* batch,
+                      ModelMeta* meta) {
   std::string meta_key = PairPrefix('M', ext, vol);
-  ModelMeta meta;
+  *meta = ModelMeta();
   std::string value;
   leveldb::Status ls = db_->Get(leveldb::ReadOptions(), meta_key, &value);
   if (ls.ok()) {
-    LSIFS_RETURN_IF_ERROR(ModelMeta::Decode(AsSpan(value), &meta));
+    LSIFS_RETURN_IF_ERROR(ModelMeta::Decode(AsSpan(value), meta));
   } else if (!ls.IsNotFound()) {
     return FromLevelDb(ls, "reading statistics");
   }
@@ -329,16 +342,14 @@ Status AccessDb::Fold(const std::string& ext, const std::string& vol,
       return FromLevelDb(ls, "reading statistics");
     }
   }
-  FoldSession(order, params_, &meta, &stats);
-  leveldb::WriteBatch batch;
+  FoldSession(order, params_, meta, &stats);
   for (const auto& [b, st] : stats) {
     Bytes enc = st.Encode();
-    batch.Put(StatsKey(ext, vol, b), leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
+    batch->Put(StatsKey(ext, vol, b),
+               leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
   }
-  Bytes enc = meta.Encode();
-  batch.Put(meta_key, leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
-  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "writing statistics"));
-  if (meta.blocks > params_.max_blocks) return EnforceCap(ext, vol, &meta);
+  Bytes enc = meta->Encode();
+  batch->Put(meta_key, leveldb::Slice(reinterpret_cast<const char*>(enc.data()), enc.size()));
   return Status::Ok();
 }
 

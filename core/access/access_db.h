@@ -27,6 +27,7 @@
 
 namespace leveldb {
 class DB;
+class WriteBatch;
 }
 
 namespace lsifs {
@@ -95,7 +96,10 @@ class AccessDb {
 
  private:
   AccessDb(leveldb::DB* db, const CoAccessParams& params) : db_(db), params_(params) {}
-  Status Fold(const std::string& ext, const std::string& vol, const std::vector<uint64_t>& order);
+  // Adds the statistics after one session to `batch`; returns the model's
+  // block count (for the cap).
+  Status Fold(const std::string& ext, const std::string& vol, const std::vector<uint64_t>& order,
+              leveldb::WriteBatch* batch, ModelMeta* meta);
   Status EnforceCap(const std::string& ext, const std::string& vol, ModelMeta* meta);
   Status Recover();
 

@@ -49,6 +49,7 @@ Status CoAccessParams::Decode(ByteSpan data, CoAccessParams* out) {
   out->max_blocks = r.GetU64();
   out->keep_sessions = r.GetU32();
   if (!r.ok() || r.remaining() != 0 || !(out->half_life > 0) || out->top_k == 0 ||
+      out->top_k > 1024 ||
       out->max_blocks == 0 || out->keep_sessions == 0) {
     return Status::Corruption("statistics parameters: bad record");
   }
@@ -79,8 +80,9 @@ bool CoAccessSettings::Parse(const std::string& key, const std::string& value, S
     double v = std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0' || !(v > 0)) {
       *status = Status::InvalidArgument("half_life is a number of sessions > 0 (default 8)");
+    } else {
+      half_life = v;
     }
-    half_life = v;
     return true;
   }
   std::optional<uint32_t>* field32 = key == "successor_window" ? &window
@@ -89,8 +91,10 @@ bool CoAccessSettings::Parse(const std::string& key, const std::string& value, S
                                                                 : nullptr;
   if (field32 == nullptr && key != "max_stat_blocks") return false;
   unsigned long long v = std::strtoull(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0' || v == 0 || (field32 && v > UINT32_MAX)) {
-    *status = Status::InvalidArgument(key + " is a whole number > 0");
+  // Successor lists are stored with a 16-bit count; 1024 is plenty.
+  const unsigned long long limit = field32 == &top_k ? 1024 : field32 ? UINT32_MAX : UINT64_MAX;
+  if (value.empty() || *end != '\0' || v == 0 || v > limit) {
+    *status = Status::InvalidArgument(key + " is a whole number from 1 to " + std::to_string(limit));
     return true;
   }
   if (field32) {

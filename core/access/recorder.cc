@@ -143,6 +143,25 @@ void AccessRecorder::WriterLoop() {
   }
 }
 
+void AccessRecorder::BeginSlot(Slot& s) {
+  if (s.begun) return;
+  s.next_seq = 0;
+  s.begun = true;
+  s.failed = false;
+  uint32_t number = 0;
+  Status st = db_ ? db_->BeginSession(s.extension, s.volume, s.lsi, s.snapshot, &number)
+                  : Status::Unavailable("recording off");
+  if (st.ok()) {
+    s.number.store(number);
+  } else {
+    s.failed = true;
+    if (db_) {
+      errors_.fetch_add(1);
+      Log("access recording: cannot start a session of " + s.volume + ": " + st.message());
+    }
+  }
+}
+
 void AccessRecorder::RunCycle() {
   std::deque<Control> controls;
   {
@@ -152,21 +171,7 @@ void AccessRecorder::RunCycle() {
   // Begins first (their events may already be queued), then the events,
   // then ends and calls: every event queued before an End is written first.
   for (const Control& c : controls) {
-    if (c.kind != Control::kBegin) continue;
-    Slot& s = slots_[c.handle];
-    s.next_seq = 0;
-    s.begun = true;
-    s.failed = false;
-    uint32_t number = 0;
-    Status st = db_ ? db_->BeginSession(s.extension, s.volume, s.lsi, s.snapshot, &number)
-                    : Status::Unavailable("recording off");
-    if (st.ok()) {
-      s.number.store(number);
-    } else {
-      s.failed = true;
-      if (db_) errors_.fetch_add(1);
-      if (db_) Log("access recording: cannot start a session of " + s.volume + ": " + st.message());
-    }
+    if (c.kind == Control::kBegin) BeginSlot(slots_[c.handle]);
   }
 
   std::vector<LoggedEvent> batch;
@@ -175,6 +180,8 @@ void AccessRecorder::RunCycle() {
     Event& cell = ring_[tail_ & mask_];
     if (cell.seq.load(std::memory_order_acquire) != tail_ + 1) break;
     Slot& s = slots_[cell.handle];
+    // A session begun after this cycle took its controls: begin it now.
+    if (!s.begun) BeginSlot(s);
     if (s.failed) {
       ++in_batch_dropped;
       s.dropped.fetch_add(1, std::memory_order_relaxed);
@@ -204,6 +211,7 @@ void AccessRecorder::RunCycle() {
   for (const Control& c : controls) {
     if (c.kind == Control::kEnd) {
       Slot& s = slots_[c.handle];
+      BeginSlot(s);  // a session with no events at all is still a session
       if (db_ && s.begun && !s.failed) {
         Status st = db_->EndSession(s.extension, s.volume, s.number.load(), c.reads, s.dropped.load());
         if (!st.ok()) Log("access recording: ending session of " + s.volume + ": " + st.message());

@@ -98,6 +98,7 @@ class AccessRecorder {
   };
 
   bool TryPush(uint32_t handle, uint64_t block, uint64_t t_us) noexcept;
+  void BeginSlot(Slot& s);  // writer thread
   void WriterLoop();
   void RunCycle();
   void Log(const std::string& line);

@@ -122,7 +122,7 @@ Status RenderSession(AccessDb& db, const ShowRequest& req, std::string* out) {
     *out = j.str() + "\n";
     return Status::Ok();
   }
-  char line[160];
+  char line[400];
   std::snprintf(line, sizeof line, "session %u of %s on %s: %s, %zu blocks in first-access order\n",
                 req.session, req.volume.c_str(), req.extension.c_str(), StateName(rec->state),
                 log.size());
@@ -197,17 +197,19 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
     return Status::Ok();
   }
 
-  char line[200];
+  char line[400];
   std::snprintf(line, sizeof line, "%s on %s: %zu sessions; statistics of %llu blocks from %u sessions\n\n",
                 req.volume.c_str(), req.extension.c_str(), sessions.size(),
                 static_cast<unsigned long long>(meta.blocks), meta.sessions);
   *out = line;
-  if (sessions.empty()) {
+  if (sessions.empty() && meta.sessions == 0) {
     *out += "No sessions yet: mount with lsifs -e " + req.extension + " and read " + req.volume +
             ".img.\n";
     return Status::Ok();
   }
-  *out += "SESSION  LSI               STARTED               BLOCKS     READS  DROPPED  STATE\n";
+  if (!sessions.empty()) {
+    *out += "SESSION  LSI               STARTED               BLOCKS     READS  DROPPED  STATE\n";
+  }
   for (const auto& s : sessions) {
     std::snprintf(line, sizeof line, "%7u  %-16s  %-20s  %6llu  %8llu  %7llu  %s\n", s.number,
                   FormatId(s.lsi).c_str(), TimeText(s.started_us).c_str(),

@@ -143,6 +143,10 @@ Status ControlCall(const std::string& path, const std::vector<std::string>& requ
     if (e == ENOENT || e == ECONNREFUSED) return Status::Unavailable("no daemon at " + path);
     return Status::FromErrno("control socket " + path, e);
   }
+  // A daemon that stops answering must not hang lsictl.
+  timeval tv{60, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   std::string line;
   for (size_t i = 0; i < request.size(); ++i) line += (i ? "\t" : "") + request[i];
   line += "\n";

@@ -359,7 +359,19 @@ TEST_F(MountTest, MountHelperMountsFromFstabStyleOptions) {
   Bytes got;
   EXPECT_EQ(ReadRange(ImagePath(id), 0, 4096, &got), 0);
   EXPECT_TRUE(std::equal(got.begin(), got.end(), source_.begin()));
+  // The daemonized lsifs records, and answers lsictl over its socket.
+  std::string lsictl = f_->bin("lsictl") + " -s " + f_->store().root();
+  std::string out = Capture("timeout 20 " + lsictl + " access show -e site-a -v vol --json");
+  EXPECT_NE(out.find("\"session\":1,"), std::string::npos) << out;
   EXPECT_EQ(RunShell("fusermount3 -u " + f_->mountpoint()), 0);
+  std::string sock = f_->store().root() + "/control.sock";
+  for (int i = 0; i < 100 && ::access(sock.c_str(), F_OK) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(::access(sock.c_str(), F_OK), 0) << "the daemon did not exit";
+  out = Capture("timeout 20 " + lsictl + " access show -e site-a -v vol --session 1 --json");
+  EXPECT_FALSE(JsonNumbers(out, "blocks").empty()) << out;
+  EXPECT_NE(out.find("\"state\":\"ended\""), std::string::npos) << out;
   EXPECT_NE(RunShell(helper + " " + f_->store().root() + " " + f_->mountpoint() + " 2>/dev/null"), 0)
       << "no ext= must fail";
 }
