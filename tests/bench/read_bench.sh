@@ -95,15 +95,15 @@ seq_ratio = [v["lsi"][0] / v["native"][0] for v in runs.values()]
 rnd_ratio = [v["lsi"][1] / v["native"][1] for v in runs.values()]
 med = lambda xs: statistics.median(xs)
 res = {"benchmark": "B1" if baseline == "native" else "B5", "baseline": baseline, "runs": len(runs),
-       "native_seq_mb_s": med([v["native"][0] for v in runs.values()]) / 1e6,
+       "baseline_seq_mb_s": med([v["native"][0] for v in runs.values()]) / 1e6,
        "lsi_seq_mb_s": med([v["lsi"][0] for v in runs.values()]) / 1e6,
-       "native_rand4k_iops": med([v["native"][1] for v in runs.values()]),
+       "baseline_rand4k_iops": med([v["native"][1] for v in runs.values()]),
        "lsi_rand4k_iops": med([v["lsi"][1] for v in runs.values()]),
        "seq_ratio_median": med(seq_ratio), "rand4k_ratio_median": med(rnd_ratio),
        "goal": {"seq_ratio": 0.8, "rand4k_ratio": 0.5} if baseline == "native" else {"ratio": 0.97}}
 print("%-22s %14s %12s %8s" % ("", baseline, "lsifs", "ratio"))
-print("%-22s %14.0f %12.0f %8.3f" % ("sequential 1M (MB/s)", res["native_seq_mb_s"], res["lsi_seq_mb_s"], res["seq_ratio_median"]))
-print("%-22s %14.0f %12.0f %8.3f" % ("random 4K (IOPS)", res["native_rand4k_iops"], res["lsi_rand4k_iops"], res["rand4k_ratio_median"]))
+print("%-22s %14.0f %12.0f %8.3f" % ("sequential 1M (MB/s)", res["baseline_seq_mb_s"], res["lsi_seq_mb_s"], res["seq_ratio_median"]))
+print("%-22s %14.0f %12.0f %8.3f" % ("random 4K (IOPS)", res["baseline_rand4k_iops"], res["lsi_rand4k_iops"], res["rand4k_ratio_median"]))
 if path:
     open(path, "w").write(json.dumps(res) + "\n")
 ' "$smoke" "$json" "$baseline_name"
