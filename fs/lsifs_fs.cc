@@ -276,9 +276,14 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
     std::lock_guard<std::mutex> lock(catalog_mu_);
     for (const auto& e : entries_) {
       if (!e->listed) continue;
+      bool opened;
+      {
+        std::lock_guard<std::mutex> l(e->open_mu);
+        opened = e->image != nullptr;
+      }
       out += "  " + FormatId(e->manifest.lsi_id) + "  " + e->manifest.volume + "  snapshot " +
              FormatId(e->manifest.snapshot) + "  " + std::to_string(e->manifest.layers.size()) +
-             " layers" + (e->image ? "  open" : "") + "\n";
+             " layers" + (opened ? "  open" : "") + "\n";
     }
     return out;
   }

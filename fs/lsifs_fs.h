@@ -63,7 +63,7 @@ class LsiFs {
  private:
   struct Entry {
     Manifest manifest;  // authenticated
-    bool listed = true;  // false once its manifest is gone
+    std::atomic<bool> listed{true};  // false once its manifest is gone
     std::mutex open_mu;
     std::shared_ptr<LsiImage> image;  // opened on first open()
     int open_count = 0;               // guarded by open_mu

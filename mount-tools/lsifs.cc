@@ -264,7 +264,6 @@ int main(int argc, char** argv) {
   fuse_loop_cfg_set_clone_fd(config, 1);
   int rc = fuse_session_loop_mt(se, config);
   fuse_loop_cfg_destroy(config);
-  tune.join();
 
   fs.StopBackground();
   fs.EndAllSessions();
@@ -274,6 +273,8 @@ int main(int argc, char** argv) {
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
+  // After the device is closed: a stat still waiting on this mount fails.
+  tune.join();
   LogLine("unmounted " + mountpoint);
   // The loop returns the number of the signal that ended it (a clean stop) or
   // a negative errno.

@@ -43,7 +43,7 @@ int AccessRecorder::Begin(const std::string& extension, const std::string& volum
     s.events.store(0);
     s.dropped.store(0);
     s.busy.store(true);
-    controls_.push_back({Control::kBegin, h, 0, nullptr, nullptr, nullptr});
+    controls_.push_back({Control::kBegin, h, 0, 0, nullptr, nullptr, nullptr});
     wake_.notify_one();
     return h;
   }
@@ -89,7 +89,10 @@ void AccessRecorder::Record(int handle, uint64_t block) noexcept {
 void AccessRecorder::End(int handle, uint64_t reads) {
   if (handle < 0 || handle >= kMaxSessions) return;
   std::lock_guard<std::mutex> lock(mu_);
-  controls_.push_back({Control::kEnd, handle, reads, nullptr, nullptr, nullptr});
+  // Every event of the session was claimed before now: the end waits until
+  // the writer has consumed up to here.
+  controls_.push_back({Control::kEnd, handle, reads, head_.load(std::memory_order_acquire),
+                       nullptr, nullptr, nullptr});
   wake_.notify_one();
 }
 
@@ -112,7 +115,7 @@ Status AccessRecorder::WithDb(const std::function<Status(AccessDb&)>& fn) {
   Status result;
   bool done = false;
   std::unique_lock<std::mutex> lock(mu_);
-  controls_.push_back({Control::kCall, -1, 0, &fn, &result, &done});
+  controls_.push_back({Control::kCall, -1, 0, 0, &fn, &result, &done});
   wake_.notify_one();
   done_cv_.wait(lock, [&] { return done; });
   return result;
@@ -208,7 +211,13 @@ void AccessRecorder::RunCycle() {
     }
   }
 
+  std::deque<Control> later;
   for (const Control& c : controls) {
+    if (c.kind == Control::kEnd && tail_ < c.queued_before) {
+      // A reader claimed a cell before the end and has not published it yet.
+      later.push_back(c);
+      continue;
+    }
     if (c.kind == Control::kEnd) {
       Slot& s = slots_[c.handle];
       BeginSlot(s);  // a session with no events at all is still a session
@@ -225,6 +234,10 @@ void AccessRecorder::RunCycle() {
       *c.done = true;
       done_cv_.notify_all();
     }
+  }
+  if (!later.empty()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    controls_.insert(controls_.begin(), later.begin(), later.end());
   }
 }
 

@@ -92,6 +92,7 @@ class AccessRecorder {
     enum Kind { kBegin, kEnd, kCall } kind;
     int handle;
     uint64_t reads;
+    uint64_t queued_before = 0;  // kEnd: events claimed before it, all to be written first
     const std::function<Status(AccessDb&)>* fn;
     Status* result;
     bool* done;

@@ -112,6 +112,7 @@ void ControlServer::Serve() {
     if (fd < 0) continue;
     timeval tv{5, 0};
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     std::string line;
     char buf[4096];
     while (line.find('\n') == std::string::npos && line.size() < kMaxRequest) {

@@ -125,6 +125,7 @@ Status ParseLatency(const std::string& text, std::chrono::microseconds* out) {
   } else {
     return Status::InvalidArgument("latency '" + text + "' needs a unit: us, ms or s (try 40ms)");
   }
+  if (us > 3600e6) return Status::InvalidArgument("latency '" + text + "' is over an hour");
   *out = std::chrono::microseconds(static_cast<int64_t>(std::llround(us)));
   return Status::Ok();
 }
@@ -149,6 +150,7 @@ Status ParseBandwidth(const std::string& text, uint64_t* bytes_per_second) {
                                    "' needs a unit: bit, Kbit, Mbit, Gbit (per second) or B, KB, "
                                    "MB, GB (bytes per second)");
   }
+  if (bps > 1e15) return Status::InvalidArgument("bandwidth '" + text + "' is too large");
   *bytes_per_second = static_cast<uint64_t>(std::max(1.0, bps));
   return Status::Ok();
 }
