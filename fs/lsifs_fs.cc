@@ -29,16 +29,18 @@ struct ControlHandle {
 
 int ErrnoOf(const Status& s) {
   switch (s.code()) {
-    case Status::Code::kNotFound: return ENOENT;
-    case Status::Code::kPermission: return EACCES;
-    default: return EIO;
+    case Status::Code::kNotFound:
+      return ENOENT;
+    case Status::Code::kPermission:
+      return EACCES;
+    default:
+      return EIO;
   }
 }
 
 }  // namespace
 
-LsiFs::LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key,
-             FsOptions options)
+LsiFs::LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key, FsOptions options)
     : store_(store),
       origin_(origin),
       key_info_(std::move(key_info)),
@@ -50,7 +52,9 @@ LsiFs::LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key
   Refresh();
 }
 
-LsiFs::~LsiFs() { StopBackground(); }
+LsiFs::~LsiFs() {
+  StopBackground();
+}
 
 void LsiFs::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
@@ -121,7 +125,8 @@ std::vector<std::pair<std::string, fuse_ino_t>> LsiFs::List(fuse_ino_t dir) {
         it->second = i;
       }
     }
-    for (const auto& [volume, i] : newest) out.emplace_back(volume + ".img", InoOf(i, Kind::kImage));
+    for (const auto& [volume, i] : newest)
+      out.emplace_back(volume + ".img", InoOf(i, Kind::kImage));
   } else if (dir == kByIdIno) {
     for (size_t i = 0; i < entries_.size(); ++i) {
       if (entries_[i]->listed) {
@@ -269,8 +274,8 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
     } else {
       RecorderStats rs = options_.recorder->Stats();
       out += "recording:         on; " + std::to_string(rs.recorded) + " events written in " +
-             std::to_string(rs.batches) + " batches, " + std::to_string(rs.dropped) +
-             " dropped, " + std::to_string(rs.errors) + " database errors\n";
+             std::to_string(rs.batches) + " batches, " + std::to_string(rs.dropped) + " dropped, " +
+             std::to_string(rs.errors) + " database errors\n";
     }
     out += "images:\n";
     std::lock_guard<std::mutex> lock(catalog_mu_);
@@ -316,8 +321,9 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
     std::string out = j.str() + lsi.ToJson() + ",\"session_counters\":" + session.ToJson() + "}";
     return out + "\n";
   }
-  std::string out = "lsi:               " + FormatId(m.lsi_id) + "\nvolume:            " +
-                    m.volume + "\nsnapshot:          " + FormatId(m.snapshot) +
+  std::string out = "lsi:               " + FormatId(m.lsi_id) +
+                    "\nvolume:            " + m.volume +
+                    "\nsnapshot:          " + FormatId(m.snapshot) +
                     "\nlayers:            " + std::to_string(m.layers.size()) +
                     "\nstate:             " + (img ? "open" : "not opened yet") +
                     "\nsession:           " + session_text + "\n";
@@ -386,8 +392,8 @@ void LsiFs::OpInit(void* /*userdata*/, fuse_conn_info* conn) {
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
-  conn->want &= ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-                                       FUSE_CAP_SPLICE_MOVE);
+  conn->want &=
+      ~static_cast<unsigned>(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
 }
 
 void LsiFs::OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

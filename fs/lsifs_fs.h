@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/crypto/keyfile.h"
 #include "core/assembler/assemble.h"
+#include "core/crypto/keyfile.h"
 #include "core/image/image.h"
 #include "core/origin/origin.h"
 #include "core/store/store.h"
@@ -62,7 +62,7 @@ class LsiFs {
 
  private:
   struct Entry {
-    Manifest manifest;  // authenticated
+    Manifest manifest;               // authenticated
     std::atomic<bool> listed{true};  // false once its manifest is gone
     std::mutex open_mu;
     std::shared_ptr<LsiImage> image;  // opened on first open()
@@ -100,8 +100,7 @@ class LsiFs {
   static void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                         fuse_file_info* fi);
   static void OpOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-  static void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                        fuse_file_info* fi);
+  static void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
   static void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   static void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
   static void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
@@ -114,7 +113,7 @@ class LsiFs {
   FsOptions options_;
   int64_t mounted_at_;
 
-  std::mutex catalog_mu_;  // guards the catalog; never taken on the read path
+  std::mutex catalog_mu_;                        // guards the catalog; never taken on the read path
   std::vector<std::unique_ptr<Entry>> entries_;  // index = inode slot, never shrinks
   std::map<uint64_t, size_t> by_id_;
   std::set<std::string> reported_;  // problems already logged once

@@ -17,10 +17,10 @@
 #include "core/assembler/assemble.h"
 #include "core/control/control.h"
 #include "core/crypto/keyfile.h"
-#include "core/util/file.h"
 #include "core/origin/import.h"
 #include "core/origin/snapshot.h"
 #include "core/store/store.h"
+#include "core/util/file.h"
 #include "core/util/hex.h"
 #include "core/util/json.h"
 #include "core/util/progress.h"
@@ -68,13 +68,14 @@ Status LoadOriginKeys(const Store& store, std::unique_ptr<OriginKeys>* keys) {
   return Status::Ok();
 }
 
-void PrintJson(const JsonWriter& j) { std::printf("%s\n", j.str().c_str()); }
+void PrintJson(const JsonWriter& j) {
+  std::printf("%s\n", j.str().c_str());
+}
 
 Status ParseIdArg(const std::string& text, const char* what, uint64_t* id) {
   auto parsed = ParseId(text);
   if (!parsed) {
-    return Status::InvalidArgument(std::string(what) + " id '" + text +
-                                   "' is not 16 hex digits");
+    return Status::InvalidArgument(std::string(what) + " id '" + text + "' is not 16 hex digits");
   }
   *id = *parsed;
   return Status::Ok();
@@ -187,10 +188,7 @@ int CmdKeyList(Context& ctx) {
 }
 
 void SnapshotJson(JsonWriter& j, const SnapshotInfo& s) {
-  j.BeginObject()
-      .Field("volume", s.volume)
-      .Field("snapshot", FormatId(s.id))
-      .Key("parent");
+  j.BeginObject().Field("volume", s.volume).Field("snapshot", FormatId(s.id)).Key("parent");
   if (s.parent) {
     j.String(FormatId(s.parent));
   } else {
@@ -387,8 +385,8 @@ int CmdLsiList(Context& ctx) {
     std::printf("No LSIs; deliver one with: lsictl restore -e EXT -v VOLUME\n");
     return 0;
   }
-  std::printf("%-16s %-14s %-16s %-16s %6s %10s %-20s\n", "LSI", "EXTENSION", "VOLUME",
-              "SNAPSHOT", "LAYERS", "BLOCKS", "CREATED");
+  std::printf("%-16s %-14s %-16s %-16s %6s %10s %-20s\n", "LSI", "EXTENSION", "VOLUME", "SNAPSHOT",
+              "LAYERS", "BLOCKS", "CREATED");
   for (const auto& m : lsis) {
     std::printf("%-16s %-14s %-16s %-16s %6zu %10llu %-20s\n", FormatId(m.lsi_id).c_str(),
                 m.extension.c_str(), m.volume.c_str(), FormatId(m.snapshot).c_str(),
@@ -426,19 +424,23 @@ int CmdLsiShow(Context& ctx) {
     ManifestJson(j, m);
     j.Key("layer_list").BeginArray();
     for (const auto& l : m.layers) {
-      j.BeginObject().Field("layer", FormatId(l.layer_id)).Field("blocks", static_cast<uint64_t>(l.blocks.size())).EndObject();
+      j.BeginObject()
+          .Field("layer", FormatId(l.layer_id))
+          .Field("blocks", static_cast<uint64_t>(l.blocks.size()))
+          .EndObject();
     }
     j.EndArray().Key("counters");
     std::string out = j.str() + (have_counters ? counters : std::string("null")) + "}";
     std::printf("%s\n", out.c_str());
     return 0;
   }
-  std::printf("lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nsize:       %s\n"
-              "created:    %s\nlayers:     %zu (%llu blocks)\n",
-              FormatId(m.lsi_id).c_str(), m.extension.c_str(), m.volume.c_str(),
-              FormatId(m.snapshot).c_str(), FormatBytes(m.volume_size).c_str(),
-              FormatTime(m.created).c_str(), m.layers.size(),
-              static_cast<unsigned long long>(DeltaBlocks(m)));
+  std::printf(
+      "lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nsize:       %s\n"
+      "created:    %s\nlayers:     %zu (%llu blocks)\n",
+      FormatId(m.lsi_id).c_str(), m.extension.c_str(), m.volume.c_str(),
+      FormatId(m.snapshot).c_str(), FormatBytes(m.volume_size).c_str(),
+      FormatTime(m.created).c_str(), m.layers.size(),
+      static_cast<unsigned long long>(DeltaBlocks(m)));
   for (size_t i = 0; i < m.layers.size(); ++i) {
     std::printf("  layer %zu: %s, %zu blocks\n", i, FormatId(m.layers[i].layer_id).c_str(),
                 m.layers[i].blocks.size());
@@ -489,9 +491,9 @@ int CmdAccessShow(Context& ctx) {
     session = std::to_string(n);
   }
   std::string body;
-  Status s = AccessRequest(ctx, {"access-show", ctx.Arg("extension"), ctx.Arg("volume"), session,
-                                 ctx.json ? "1" : "0"},
-                           &body);
+  Status s = AccessRequest(
+      ctx, {"access-show", ctx.Arg("extension"), ctx.Arg("volume"), session, ctx.json ? "1" : "0"},
+      &body);
   if (!s.ok()) return Fail(s);
   std::fputs(body.c_str(), stdout);
   return 0;
@@ -805,7 +807,8 @@ int main(int argc, char** argv) {
     }
   }
   if (i == args.size()) {
-    std::fprintf(stderr, "lsictl: no command given. Usage: lsictl [-s STORE] COMMAND; see lsictl --help\n");
+    std::fprintf(stderr,
+                 "lsictl: no command given. Usage: lsictl [-s STORE] COMMAND; see lsictl --help\n");
     return kExitUsage;
   }
   const Command* best = nullptr;

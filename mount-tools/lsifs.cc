@@ -6,8 +6,8 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include <climits>
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,7 +28,8 @@ using namespace lsifs;
 namespace {
 
 void Usage(FILE* to) {
-  std::fprintf(to,
+  std::fprintf(
+      to,
       "lsifs - serve the LSIs delivered to an extension as read-only image files\n\n"
       "Usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS]\n\n"
       "  -e, --extension EXT   the extension whose key opens the LSIs (required)\n"
@@ -83,8 +84,10 @@ void SetReadAhead(const std::string& mountpoint, uint64_t kb) {
   bool ok = f != nullptr && std::fprintf(f, "%llu\n", static_cast<unsigned long long>(kb)) > 0;
   if (f != nullptr && std::fclose(f) != 0) ok = false;
   if (!ok) {
-    LogLine(std::string("could not set ") + path + " (sequential reads keep the kernel's "
-            "default readahead): " + std::strerror(errno));
+    LogLine(std::string("could not set ") + path +
+            " (sequential reads keep the kernel's "
+            "default readahead): " +
+            std::strerror(errno));
   }
 }
 
@@ -118,7 +121,8 @@ int main(int argc, char** argv) {
       size_t start = 0;
       while (start <= list.size()) {
         size_t comma = list.find(',', start);
-        std::string opt = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        std::string opt =
+            list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         start = comma == std::string::npos ? list.size() + 1 : comma + 1;
         if (opt.empty()) continue;
         size_t eq = opt.find('=');
@@ -160,7 +164,8 @@ int main(int argc, char** argv) {
     }
   }
   if (positional.size() != 2) {
-    return Fail("need STORE and MOUNTPOINT (usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS])");
+    return Fail(
+        "need STORE and MOUNTPOINT (usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS])");
   }
   if (extension.empty()) return Fail("no extension given: pass -e EXT (see: lsictl key list)");
   // Absolute paths: once daemonized, the working directory is /.
@@ -199,8 +204,8 @@ int main(int argc, char** argv) {
   options.session_idle = std::chrono::duration_cast<std::chrono::milliseconds>(session_idle);
   options.image.cache_bytes = cache_bytes;
   options.log = LogLine;
-  options.origin_description = "local store (latency " + latency_text + ", bandwidth " +
-                               bandwidth_text + ")";
+  options.origin_description =
+      "local store (latency " + latency_text + ", bandwidth " + bandwidth_text + ")";
   LsiFs fs(*store, origin, key_info, std::move(key), options);
 
   std::string fsname = "fsname=lsifs:" + store_path;

@@ -89,7 +89,8 @@ Status DecodeSession(const leveldb::Slice& v, SessionRecord* s) {
   s->reads = r.GetU64();
   s->dropped = r.GetU64();
   uint8_t flags = r.GetU8();
-  if (!r.ok() || r.remaining() != 0 || state > 2) return Status::Corruption("session record: bad length");
+  if (!r.ok() || r.remaining() != 0 || state > 2)
+    return Status::Corruption("session record: bad length");
   s->state = static_cast<SessionState>(state);
   s->folded = flags & 1;
   s->log_kept = flags & 2;
@@ -154,7 +155,9 @@ Status AccessDb::Open(const std::string& dir, const CoAccessSettings& settings,
   return Status::Ok();
 }
 
-AccessDb::~AccessDb() { delete db_; }
+AccessDb::~AccessDb() {
+  delete db_;
+}
 
 Status AccessDb::Recover() {
   std::vector<std::pair<std::string, std::string>> pairs;
@@ -246,7 +249,7 @@ Status AccessDb::ListPairs(std::vector<std::pair<std::string, std::string>>* out
   out->clear();
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   const size_t pair_len = 1 + 2 * kNameField;
-  for (it->Seek("S"); it->Valid() && it->key().starts_with("S"); ) {
+  for (it->Seek("S"); it->Valid() && it->key().starts_with("S");) {
     if (it->key().size() < pair_len) {
       it->Next();
       continue;
@@ -292,8 +295,10 @@ Status AccessDb::EndSession(const std::string& ext, const std::string& vol, uint
     rec.folded = true;
   }
   batch.Put(key, EncodeSession(rec));
-  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "ending a session"));
-  if (folded_now && own.blocks > params_.max_blocks) LSIFS_RETURN_IF_ERROR(EnforceCap(ext, vol, &own));
+  LSIFS_RETURN_IF_ERROR(
+      FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "ending a session"));
+  if (folded_now && own.blocks > params_.max_blocks)
+    LSIFS_RETURN_IF_ERROR(EnforceCap(ext, vol, &own));
   if (folded_now && all.blocks > params_.max_blocks) {
     LSIFS_RETURN_IF_ERROR(EnforceCap(kAllExtensions, vol, &all));
   }
@@ -362,7 +367,8 @@ Status AccessDb::EnforceCap(const std::string& ext, const std::string& vol, Mode
   leveldb::WriteBatch batch;
   if (blocks.size() > params_.max_blocks) {
     std::vector<std::pair<double, uint64_t>> by_weight;
-    for (const auto& [b, st] : blocks) by_weight.emplace_back(st.WeightAt(meta->sessions, params_), b);
+    for (const auto& [b, st] : blocks)
+      by_weight.emplace_back(st.WeightAt(meta->sessions, params_), b);
     size_t excess = blocks.size() - params_.max_blocks;
     std::nth_element(by_weight.begin(), by_weight.begin() + static_cast<long>(excess),
                      by_weight.end());

@@ -28,7 +28,7 @@
 namespace leveldb {
 class DB;
 class WriteBatch;
-}
+}  // namespace leveldb
 
 namespace lsifs {
 
@@ -81,8 +81,8 @@ class AccessDb {
                       uint64_t snapshot, uint32_t* number);
   Status AppendEvents(const std::vector<LoggedEvent>& events);
   // Ends a session: its record, then its statistics, then log retention.
-  Status EndSession(const std::string& ext, const std::string& vol, uint32_t number,
-                    uint64_t reads, uint64_t dropped, SessionState state = SessionState::kEnded);
+  Status EndSession(const std::string& ext, const std::string& vol, uint32_t number, uint64_t reads,
+                    uint64_t dropped, SessionState state = SessionState::kEnded);
 
   Status ListSessions(const std::string& ext, const std::string& vol,
                       std::vector<SessionRecord>* out);

@@ -49,8 +49,7 @@ Status CoAccessParams::Decode(ByteSpan data, CoAccessParams* out) {
   out->max_blocks = r.GetU64();
   out->keep_sessions = r.GetU32();
   if (!r.ok() || r.remaining() != 0 || !(out->half_life > 0) || out->top_k == 0 ||
-      out->top_k > 1024 ||
-      out->max_blocks == 0 || out->keep_sessions == 0) {
+      out->top_k > 1024 || out->max_blocks == 0 || out->keep_sessions == 0) {
     return Status::Corruption("statistics parameters: bad record");
   }
   return Status::Ok();
@@ -85,7 +84,7 @@ bool CoAccessSettings::Parse(const std::string& key, const std::string& value, S
     }
     return true;
   }
-  std::optional<uint32_t>* field32 = key == "successor_window" ? &window
+  std::optional<uint32_t>* field32 = key == "successor_window"  ? &window
                                      : key == "successor_top_k" ? &top_k
                                      : key == "keep_sessions"   ? &keep_sessions
                                                                 : nullptr;
@@ -94,7 +93,8 @@ bool CoAccessSettings::Parse(const std::string& key, const std::string& value, S
   // Successor lists are stored with a 16-bit count; 1024 is plenty.
   const unsigned long long limit = field32 == &top_k ? 1024 : field32 ? UINT32_MAX : UINT64_MAX;
   if (value.empty() || *end != '\0' || v == 0 || v > limit) {
-    *status = Status::InvalidArgument(key + " is a whole number from 1 to " + std::to_string(limit));
+    *status =
+        Status::InvalidArgument(key + " is a whole number from 1 to " + std::to_string(limit));
     return true;
   }
   if (field32) {
@@ -128,7 +128,8 @@ Status BlockStats::Decode(ByteSpan data, BlockStats* out) {
   out->as_of = r.GetU32();
   out->sessions = r.GetU32();
   uint16_t n = r.GetU16();
-  if (!r.ok() || r.remaining() != n * 16u) return Status::Corruption("block statistics: bad length");
+  if (!r.ok() || r.remaining() != n * 16u)
+    return Status::Corruption("block statistics: bad length");
   out->successors.resize(n);
   for (auto& s : out->successors) {
     s.block = r.GetU64();

@@ -25,11 +25,11 @@
 namespace lsifs {
 
 struct CoAccessParams {
-  double half_life = 8;          // sessions
-  uint32_t window = 16;          // successors: the next `window` first accesses
-  uint32_t top_k = 16;           // successors kept per block
+  double half_life = 8;           // sessions
+  uint32_t window = 16;           // successors: the next `window` first accesses
+  uint32_t top_k = 16;            // successors kept per block
   uint64_t max_blocks = 1 << 20;  // blocks with statistics, per model
-  uint32_t keep_sessions = 32;   // raw session logs kept, per (extension, volume)
+  uint32_t keep_sessions = 32;    // raw session logs kept, per (extension, volume)
 
   double Decay(uint32_t sessions) const;  // factor after `sessions` sessions
   Bytes Encode() const;
@@ -43,9 +43,7 @@ struct CoAccessSettings {
   std::optional<uint64_t> max_blocks;
 
   static CoAccessSettings Exactly(const CoAccessParams& p);
-  bool empty() const {
-    return !half_life && !window && !top_k && !keep_sessions && !max_blocks;
-  }
+  bool empty() const { return !half_life && !window && !top_k && !keep_sessions && !max_blocks; }
   void ApplyTo(CoAccessParams* p) const;
   // Parses "half_life=8", "successor_window=16", "successor_top_k=16",
   // "max_stat_blocks=1048576", "keep_sessions=32"; false if `key` is none of them.
@@ -60,8 +58,8 @@ struct Successor {
 struct BlockStats {
   double weight = 0;
   double rank = 0;
-  uint32_t as_of = 0;     // the model session the values are decayed to
-  uint32_t sessions = 0;  // sessions that read it, undecayed
+  uint32_t as_of = 0;                 // the model session the values are decayed to
+  uint32_t sessions = 0;              // sessions that read it, undecayed
   std::vector<Successor> successors;  // by support, descending
 
   // Values decayed to model session `now`.

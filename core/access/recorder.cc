@@ -91,8 +91,8 @@ void AccessRecorder::End(int handle, uint64_t reads) {
   std::lock_guard<std::mutex> lock(mu_);
   // Every event of the session was claimed before now: the end waits until
   // the writer has consumed up to here.
-  controls_.push_back({Control::kEnd, handle, reads, head_.load(std::memory_order_acquire),
-                       nullptr, nullptr, nullptr});
+  controls_.push_back({Control::kEnd, handle, reads, head_.load(std::memory_order_acquire), nullptr,
+                       nullptr, nullptr});
   wake_.notify_one();
 }
 
@@ -189,7 +189,8 @@ void AccessRecorder::RunCycle() {
       ++in_batch_dropped;
       s.dropped.fetch_add(1, std::memory_order_relaxed);
     } else {
-      batch.push_back({s.extension, s.volume, s.number.load(), s.next_seq++, {cell.block, cell.t_us}});
+      batch.push_back(
+          {s.extension, s.volume, s.number.load(), s.next_seq++, {cell.block, cell.t_us}});
     }
     cell.seq.store(tail_ + mask_ + 1, std::memory_order_release);
     ++tail_;
@@ -222,7 +223,8 @@ void AccessRecorder::RunCycle() {
       Slot& s = slots_[c.handle];
       BeginSlot(s);  // a session with no events at all is still a session
       if (db_ && s.begun && !s.failed) {
-        Status st = db_->EndSession(s.extension, s.volume, s.number.load(), c.reads, s.dropped.load());
+        Status st =
+            db_->EndSession(s.extension, s.volume, s.number.load(), c.reads, s.dropped.load());
         if (!st.ok()) Log("access recording: ending session of " + s.volume + ": " + st.message());
       }
       s.begun = false;

@@ -33,7 +33,7 @@ struct RecorderStats {
   uint64_t recorded = 0;  // events written to the database
   uint64_t dropped = 0;   // events lost: queue full, or the database failed
   uint64_t batches = 0;
-  uint64_t errors = 0;    // failed database writes
+  uint64_t errors = 0;  // failed database writes
 };
 
 class AccessRecorder {

@@ -19,9 +19,12 @@ constexpr double kConfidentSupport = 2.0;
 
 const char* StateName(SessionState s) {
   switch (s) {
-    case SessionState::kOpen: return "open";
-    case SessionState::kEnded: return "ended";
-    case SessionState::kRecovered: return "ended (recovered after a crash)";
+    case SessionState::kOpen:
+      return "open";
+    case SessionState::kEnded:
+      return "ended";
+    case SessionState::kRecovered:
+      return "ended (recovered after a crash)";
   }
   return "?";
 }
@@ -176,7 +179,11 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
           .EndObject();
     }
     j.EndArray();
-    j.Key("model").BeginObject().Field("sessions", meta.sessions).Field("blocks", meta.blocks).EndObject();
+    j.Key("model")
+        .BeginObject()
+        .Field("sessions", meta.sessions)
+        .Field("blocks", meta.blocks)
+        .EndObject();
     j.Key("hot_blocks").BeginArray();
     for (size_t i = 0; i < std::min(req.top, hot.size()); ++i) {
       j.BeginObject()
@@ -188,7 +195,10 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
     }
     j.EndArray().Key("clusters").BeginArray();
     for (size_t i = 0; i < std::min(req.top, clusters.size()); ++i) {
-      j.BeginObject().Field("size", static_cast<uint64_t>(clusters[i].blocks.size())).Key("blocks").BeginArray();
+      j.BeginObject()
+          .Field("size", static_cast<uint64_t>(clusters[i].blocks.size()))
+          .Key("blocks")
+          .BeginArray();
       for (uint64_t b : clusters[i].blocks) j.Uint(b);
       j.EndArray().EndObject();
     }
@@ -198,7 +208,8 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
   }
 
   char line[400];
-  std::snprintf(line, sizeof line, "%s on %s: %zu sessions; statistics of %llu blocks from %u sessions\n\n",
+  std::snprintf(line, sizeof line,
+                "%s on %s: %zu sessions; statistics of %llu blocks from %u sessions\n\n",
                 req.volume.c_str(), req.extension.c_str(), sessions.size(),
                 static_cast<unsigned long long>(meta.blocks), meta.sessions);
   *out = line;
@@ -213,7 +224,8 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
   for (const auto& s : sessions) {
     std::snprintf(line, sizeof line, "%7u  %-16s  %-20s  %6llu  %8llu  %7llu  %s\n", s.number,
                   FormatId(s.lsi).c_str(), TimeText(s.started_us).c_str(),
-                  static_cast<unsigned long long>(s.events), static_cast<unsigned long long>(s.reads),
+                  static_cast<unsigned long long>(s.events),
+                  static_cast<unsigned long long>(s.reads),
                   static_cast<unsigned long long>(s.dropped), StateName(s.state));
     *out += line;
   }
@@ -224,8 +236,8 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
                   hot[i].sessions);
     *out += line;
   }
-  std::snprintf(line, sizeof line, "\nCO-ACCESS CLUSTERS (support >= %.0f): %zu\n", kConfidentSupport,
-                clusters.size());
+  std::snprintf(line, sizeof line, "\nCO-ACCESS CLUSTERS (support >= %.0f): %zu\n",
+                kConfidentSupport, clusters.size());
   *out += line;
   for (size_t i = 0; i < std::min(req.top, clusters.size()); ++i) {
     std::string members;
@@ -284,8 +296,9 @@ Status RenderHeatmapSvg(AccessDb& db, const std::string& extension, const std::s
                 static_cast<unsigned long long>(kColumns));
   *svg = buf;
   for (uint64_t r = 0; r < rows; r += 8) {
-    std::snprintf(buf, sizeof buf, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#555\">%s</text>\n",
-                  left - 6, top + static_cast<int>(r) * cell + 9,
+    std::snprintf(buf, sizeof buf,
+                  "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#555\">%s</text>\n", left - 6,
+                  top + static_cast<int>(r) * cell + 9,
                   FormatBytes(r * kColumns * per_cell * block_size).c_str());
     *svg += buf;
   }
@@ -293,8 +306,8 @@ Status RenderHeatmapSvg(AccessDb& db, const std::string& extension, const std::s
     std::snprintf(buf, sizeof buf,
                   "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" "
                   "stroke=\"#eee\" stroke-width=\"0.5\"/>\n",
-                  left + static_cast<int>(i % kColumns) * cell, top + static_cast<int>(i / kColumns) * cell,
-                  cell, cell, color(heat[i]).c_str());
+                  left + static_cast<int>(i % kColumns) * cell,
+                  top + static_cast<int>(i / kColumns) * cell, cell, cell, color(heat[i]).c_str());
     *svg += buf;
   }
   int lx = left + static_cast<int>(kColumns) * cell + 20;

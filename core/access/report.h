@@ -16,7 +16,7 @@ struct ShowRequest {
   std::string volume;
   uint32_t session = 0;  // 0: the overview
   bool json = false;
-  size_t top = 20;       // hottest blocks and clusters listed
+  size_t top = 20;  // hottest blocks and clusters listed
 };
 
 // Overview: sessions with their sizes, the hottest blocks with estimated

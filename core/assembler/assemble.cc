@@ -12,7 +12,8 @@
 
 namespace lsifs {
 
-Status ListLsis(const Store& store, std::vector<Manifest>* out, std::vector<std::string>* problems) {
+Status ListLsis(const Store& store, std::vector<Manifest>* out,
+                std::vector<std::string>* problems) {
   out->clear();
   DIR* d = ::opendir(store.lsi_dir().c_str());
   if (d == nullptr) return Status::FromErrno(store.lsi_dir(), errno);
@@ -112,7 +113,8 @@ Status DropLsi(const Store& store, uint64_t lsi_id) {
   if (::unlink(path.c_str()) != 0) return Status::FromErrno(path, errno);
   LSIFS_RETURN_IF_ERROR(SyncDirectory(store.lsi_dir()));
   for (const auto& l : m.layers) ::unlink(LayerPath(store, l.layer_id).c_str());
-  ::unlink((store.root() + "/run/" + FormatId(lsi_id) + "." + m.extension + ".counters.json").c_str());
+  ::unlink(
+      (store.root() + "/run/" + FormatId(lsi_id) + "." + m.extension + ".counters.json").c_str());
   return Status::Ok();
 }
 
@@ -148,9 +150,9 @@ Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& ke
   return AssembleLsi(store, *base, key_info, key, layers, options, out);
 }
 
-Status Restore(const Store& store, Origin& origin, const OriginKeys& keys,
-               const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-               uint64_t snapshot, Manifest* out, bool* reused) {
+Status Restore(const Store& store, Origin& origin, const OriginKeys& keys, const KeyInfo& key_info,
+               const SecretKey& key, const std::string& volume, uint64_t snapshot, Manifest* out,
+               bool* reused) {
   std::vector<SnapshotInfo> snaps;
   LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(store, keys, volume, &snaps));
   if (snapshot == 0) {

@@ -24,7 +24,7 @@ Status ListLsis(const Store& store, std::vector<Manifest>* out,
                 std::vector<std::string>* problems = nullptr);
 
 struct AssembleOptions {
-  int64_t expires = 0;          // unix seconds; 0: never
+  int64_t expires = 0;           // unix seconds; 0: never
   size_t blocks_per_fetch = 64;  // origin request size
   // Called after each origin request with blocks done and blocks in all.
   std::function<void(uint64_t done, uint64_t total)> progress;
@@ -43,8 +43,7 @@ Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_
 // with the PSA.) The LSI is written to the catalog; it is not a restore.
 Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& keys,
                         const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-                        const std::string& strategy, const AssembleOptions& options,
-                        Manifest* out);
+                        const std::string& strategy, const AssembleOptions& options, Manifest* out);
 
 // Removes an LSI: the catalog entry first, then its layers.
 Status DropLsi(const Store& store, uint64_t lsi_id);
@@ -52,8 +51,8 @@ Status DropLsi(const Store& store, uint64_t lsi_id);
 // The restore workflow: a fresh LSI of (extension, volume, snapshot) from the
 // catalog if there is one (`*reused` = true), else a new one. `snapshot` 0
 // means the volume's latest. Until the PSA lands, new LSIs are base-only.
-Status Restore(const Store& store, Origin& origin, const OriginKeys& keys,
-               const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-               uint64_t snapshot, Manifest* out, bool* reused);
+Status Restore(const Store& store, Origin& origin, const OriginKeys& keys, const KeyInfo& key_info,
+               const SecretKey& key, const std::string& volume, uint64_t snapshot, Manifest* out,
+               bool* reused);
 
 }  // namespace lsifs

@@ -2,8 +2,8 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -49,19 +49,28 @@ std::vector<std::string> Split(const std::string& line, char sep) {
 
 Status CodeStatus(int code, const std::string& msg) {
   switch (static_cast<Status::Code>(code)) {
-    case Status::Code::kNotFound: return Status::NotFound(msg);
-    case Status::Code::kInvalidArgument: return Status::InvalidArgument(msg);
-    case Status::Code::kCorruption: return Status::Corruption(msg);
-    case Status::Code::kPermission: return Status::Permission(msg);
-    case Status::Code::kExists: return Status::Exists(msg);
-    case Status::Code::kUnavailable: return Status::Unavailable(msg);
-    default: return Status::IOError(msg);
+    case Status::Code::kNotFound:
+      return Status::NotFound(msg);
+    case Status::Code::kInvalidArgument:
+      return Status::InvalidArgument(msg);
+    case Status::Code::kCorruption:
+      return Status::Corruption(msg);
+    case Status::Code::kPermission:
+      return Status::Permission(msg);
+    case Status::Code::kExists:
+      return Status::Exists(msg);
+    case Status::Code::kUnavailable:
+      return Status::Unavailable(msg);
+    default:
+      return Status::IOError(msg);
   }
 }
 
 }  // namespace
 
-std::string ControlSocketPath(const std::string& store_root) { return store_root + "/control.sock"; }
+std::string ControlSocketPath(const std::string& store_root) {
+  return store_root + "/control.sock";
+}
 
 Status ControlServer::Start(const std::string& path, Handler handler,
                             std::unique_ptr<ControlServer>* out) {

@@ -26,7 +26,8 @@ class ControlServer {
  public:
   using Handler = std::function<Status(const std::vector<std::string>& request, std::string* body)>;
   // Listens at `path` (replacing a socket left by a dead process).
-  static Status Start(const std::string& path, Handler handler, std::unique_ptr<ControlServer>* out);
+  static Status Start(const std::string& path, Handler handler,
+                      std::unique_ptr<ControlServer>* out);
   ~ControlServer();
 
  private:

@@ -6,9 +6,9 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 
 namespace lsifs {
 namespace {
@@ -64,7 +64,9 @@ SecretKey SecretKey::FromBytes(ByteSpan bytes) {
   return k;
 }
 
-void SecretKey::Wipe() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+void SecretKey::Wipe() {
+  OPENSSL_cleanse(bytes_.data(), bytes_.size());
+}
 
 void RandomBytes(MutableByteSpan out) {
   if (RAND_bytes(out.data(), ToInt(out.size())) != 1) CryptoFailure("RAND_bytes");
@@ -106,7 +108,9 @@ Aead::Aead() : ctx_(EVP_CIPHER_CTX_new()) {
   if (ctx_ == nullptr || Aes256Gcm() == nullptr) CryptoFailure("AES-256-GCM context");
 }
 
-Aead::~Aead() { EVP_CIPHER_CTX_free(ctx_); }
+Aead::~Aead() {
+  EVP_CIPHER_CTX_free(ctx_);
+}
 
 Status Aead::Seal(const SecretKey& key, ByteSpan aad, ByteSpan plaintext, MutableByteSpan record) {
   if (record.size() != plaintext.size() + kSealOverhead) {
@@ -118,7 +122,8 @@ Status Aead::Seal(const SecretKey& key, ByteSpan aad, ByteSpan plaintext, Mutabl
   RandomBytes(MutableByteSpan(nonce, kNonceSize));
   int len = 0;
   if (EVP_EncryptInit_ex2(ctx_, Aes256Gcm(), key.data(), nonce, nullptr) != 1 ||
-      (!aad.empty() && EVP_EncryptUpdate(ctx_, nullptr, &len, aad.data(), ToInt(aad.size())) != 1) ||
+      (!aad.empty() &&
+       EVP_EncryptUpdate(ctx_, nullptr, &len, aad.data(), ToInt(aad.size())) != 1) ||
       EVP_EncryptUpdate(ctx_, ct, &len, plaintext.data(), ToInt(plaintext.size())) != 1 ||
       EVP_EncryptFinal_ex(ctx_, ct + len, &len) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagSize), tag) != 1) {
@@ -136,7 +141,8 @@ Status Aead::Open(const SecretKey& key, ByteSpan aad, ByteSpan record, MutableBy
   const uint8_t* tag = ct + plaintext.size();
   int len = 0;
   if (EVP_DecryptInit_ex2(ctx_, Aes256Gcm(), key.data(), nonce, nullptr) != 1 ||
-      (!aad.empty() && EVP_DecryptUpdate(ctx_, nullptr, &len, aad.data(), ToInt(aad.size())) != 1) ||
+      (!aad.empty() &&
+       EVP_DecryptUpdate(ctx_, nullptr, &len, aad.data(), ToInt(aad.size())) != 1) ||
       EVP_DecryptUpdate(ctx_, plaintext.data(), &len, ct, ToInt(plaintext.size())) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagSize),
                           const_cast<uint8_t*>(tag)) != 1) {
@@ -160,7 +166,9 @@ Mac::Mac(const SecretKey& key) : ctx_(EVP_MAC_CTX_new(HmacAlgorithm())) {
   if (EVP_MAC_init(ctx_, key.data(), kKeySize, params) != 1) CryptoFailure("HMAC init");
 }
 
-Mac::~Mac() { EVP_MAC_CTX_free(ctx_); }
+Mac::~Mac() {
+  EVP_MAC_CTX_free(ctx_);
+}
 
 void Mac::Update(ByteSpan data) {
   if (EVP_MAC_update(ctx_, data.data(), data.size()) != 1) CryptoFailure("HMAC update");

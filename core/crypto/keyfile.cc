@@ -19,7 +19,9 @@ namespace {
 constexpr char kFormatLine[] = "format: lsifs-key-1";
 constexpr size_t kMaxKeyFileSize = 4096;
 
-const char* KindName(KeyKind kind) { return kind == KeyKind::kProvider ? "provider" : "extension"; }
+const char* KindName(KeyKind kind) {
+  return kind == KeyKind::kProvider ? "provider" : "extension";
+}
 
 // Wipes a std::string that held key material before it is freed.
 struct WipeOnExit {
@@ -97,7 +99,8 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
       saw_key = true;
     }
   }
-  if (!saw_format) return Status::Corruption(path + ": not an lsifs key file (format line missing)");
+  if (!saw_format)
+    return Status::Corruption(path + ": not an lsifs key file (format line missing)");
   if (kind == "provider") {
     info->kind = KeyKind::kProvider;
   } else if (kind == "extension") {

@@ -43,7 +43,9 @@ class Keyring {
   // Every key's public facts, sorted by name; never the key bytes.
   Status List(std::vector<KeyInfo>* keys) const;
 
-  std::string PathFor(const std::string& extension) const { return dir_ + "/" + extension + ".key"; }
+  std::string PathFor(const std::string& extension) const {
+    return dir_ + "/" + extension + ".key";
+  }
 
  private:
   std::string dir_;

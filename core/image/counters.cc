@@ -17,21 +17,22 @@ double CounterValues::precision() const {
              : static_cast<double>(prefetched_read) / static_cast<double>(prefetched_blocks);
 }
 
-#define LSIFS_COUNTER_FIELDS(X)                                                              \
-  X(reads) X(blocks_read) X(from_delta) X(from_base) X(zero) X(origin_requests)              \
-  X(origin_bytes) X(stalled_reads) X(prefetched_blocks) X(prefetched_read) X(read_errors)
+#define LSIFS_COUNTER_FIELDS(X)                                                        \
+  X(reads)                                                                             \
+  X(blocks_read) X(from_delta) X(from_base) X(zero) X(origin_requests) X(origin_bytes) \
+      X(stalled_reads) X(prefetched_blocks) X(prefetched_read) X(read_errors)
 
 std::string CounterValues::ToText() const {
   std::string out;
   char line[96];
-#define LSIFS_TEXT_LINE(name)                                                       \
-  std::snprintf(line, sizeof line, "%-18s %llu\n", #name ":",                       \
-                static_cast<unsigned long long>(name));                             \
+#define LSIFS_TEXT_LINE(name)                                 \
+  std::snprintf(line, sizeof line, "%-18s %llu\n", #name ":", \
+                static_cast<unsigned long long>(name));       \
   out += line;
   LSIFS_COUNTER_FIELDS(LSIFS_TEXT_LINE)
 #undef LSIFS_TEXT_LINE
-  std::snprintf(line, sizeof line, "%-18s %.3f\n%-18s %.3f\n", "recall:", recall(), "precision:",
-                precision());
+  std::snprintf(line, sizeof line, "%-18s %.3f\n%-18s %.3f\n", "recall:", recall(),
+                "precision:", precision());
   out += line;
   return out;
 }
@@ -87,9 +88,15 @@ Counters::Counters(uint64_t volume_blocks, uint64_t prefetched_blocks)
 bool Counters::CountBlock(uint64_t block, BlockSource source) {
   if (!seen_.TestAndSet(block)) return false;
   switch (source) {
-    case BlockSource::kDelta: from_delta_.fetch_add(1, std::memory_order_relaxed); break;
-    case BlockSource::kBase: from_base_.fetch_add(1, std::memory_order_relaxed); break;
-    case BlockSource::kZero: zero_.fetch_add(1, std::memory_order_relaxed); break;
+    case BlockSource::kDelta:
+      from_delta_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case BlockSource::kBase:
+      from_base_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case BlockSource::kZero:
+      zero_.fetch_add(1, std::memory_order_relaxed);
+      break;
   }
   return true;
 }

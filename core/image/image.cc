@@ -14,7 +14,9 @@ namespace {
 // Bytes handled per round of a request (FUSE sends at most 1 MiB); one more
 // block for an unaligned start.
 constexpr size_t kRoundBytes = 1 << 20;
-size_t RoundBlocks(uint32_t block_size) { return kRoundBytes / block_size + 1; }
+size_t RoundBlocks(uint32_t block_size) {
+  return kRoundBytes / block_size + 1;
+}
 
 size_t SpillAad(uint64_t block, uint8_t (&aad)[24]) {
   std::memcpy(aad, "lsifs spill v1\0\0", 16);
@@ -63,15 +65,17 @@ void LsiImage::StartSession(AccessRecorder* recorder, int handle) {
   recorder_.store(recorder, std::memory_order_release);
 }
 
-std::string LsiImage::id() const { return FormatId(manifest_.lsi_id); }
+std::string LsiImage::id() const {
+  return FormatId(manifest_.lsi_id);
+}
 
 void LsiImage::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }
 
-Status LsiImage::Open(const Store& store, const std::string& manifest_path,
-                      const KeyInfo& key_info, const SecretKey& key, Origin& origin,
-                      const ImageOptions& options, std::unique_ptr<LsiImage>* out) {
+Status LsiImage::Open(const Store& store, const std::string& manifest_path, const KeyInfo& key_info,
+                      const SecretKey& key, Origin& origin, const ImageOptions& options,
+                      std::unique_ptr<LsiImage>* out) {
   Manifest m;
   LSIFS_RETURN_IF_ERROR(ReadManifest(manifest_path, key_info, key, &m));
   if (!IsValidBlockSize(m.block_size)) {
@@ -110,19 +114,22 @@ Status LsiImage::Open(const Store& store, const std::string& manifest_path,
       continue;
     }
     const auto& blocks = reader->blocks();
-    for (uint64_t slot = 0; slot < blocks.size(); ++slot) entries.push_back({blocks[slot], li, slot});
+    for (uint64_t slot = 0; slot < blocks.size(); ++slot)
+      entries.push_back({blocks[slot], li, slot});
     img->layers_.push_back(std::move(reader));
   }
   // Topmost layer first within a block, then keep one entry per block.
   std::sort(entries.begin(), entries.end(), [](const DeltaEntry& a, const DeltaEntry& b) {
     return a.block != b.block ? a.block < b.block : a.layer > b.layer;
   });
-  entries.erase(std::unique(entries.begin(), entries.end(),
-                            [](const DeltaEntry& a, const DeltaEntry& b) { return a.block == b.block; }),
-                entries.end());
+  entries.erase(
+      std::unique(entries.begin(), entries.end(),
+                  [](const DeltaEntry& a, const DeltaEntry& b) { return a.block == b.block; }),
+      entries.end());
   for (const auto& e : entries) {
     if (e.block >= img->block_count_) {
-      return Status::Corruption("LSI " + img->id() + ": a layer holds a block past the volume's end");
+      return Status::Corruption("LSI " + img->id() +
+                                ": a layer holds a block past the volume's end");
     }
   }
   img->delta_ = std::move(entries);
@@ -131,9 +138,11 @@ Status LsiImage::Open(const Store& store, const std::string& manifest_path,
 
   size_t present = img->base_->present().size();
   img->base_state_.reset(new std::atomic<uint8_t>[present]);
-  for (size_t i = 0; i < present; ++i) img->base_state_[i].store(kAbsent, std::memory_order_relaxed);
+  for (size_t i = 0; i < present; ++i)
+    img->base_state_[i].store(kAbsent, std::memory_order_relaxed);
   int fd = ::open(store.tmp_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno("creating the local block file in " + store.tmp_dir(), errno);
+  if (fd < 0)
+    return Status::FromErrno("creating the local block file in " + store.tmp_dir(), errno);
   img->spill_ = File(fd);
   img->spill_key_ = SecretKey::Random();
   *out = std::move(img);
@@ -156,7 +165,8 @@ Status LsiImage::ReadDelta(const DeltaEntry& e, Scratch& s, uint8_t* block_out) 
   const LayerReader* layer = layers_[e.layer].get();
   Status st = layer == nullptr
                   ? Status::Corruption("its layer is unavailable")
-                  : layer->ReadBlock(e.slot, e.block, s.aead, MutableByteSpan(s.record.data(), layer->record_size()),
+                  : layer->ReadBlock(e.slot, e.block, s.aead,
+                                     MutableByteSpan(s.record.data(), layer->record_size()),
                                      MutableByteSpan(block_out, block_size_));
   if (!st.ok()) {
     Log("LSI " + id() + " layer " + FormatId(manifest_.layers[e.layer].layer_id) + " block " +
@@ -171,8 +181,9 @@ Status LsiImage::ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8
   MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
   uint8_t aad[24];
   Status st = spill_.PreadExact(index * record.size(), record);
-  if (st.ok()) st = s.aead.Open(spill_key_, ByteSpan(aad, SpillAad(block, aad)), record,
-                                MutableByteSpan(block_out, block_size_));
+  if (st.ok())
+    st = s.aead.Open(spill_key_, ByteSpan(aad, SpillAad(block, aad)), record,
+                     MutableByteSpan(block_out, block_size_));
   if (!st.ok()) {
     Log("LSI " + id() + " base block " + std::to_string(block) + " (local copy): " + st.message());
   }
@@ -264,7 +275,8 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
     for (uint64_t b = first; b <= last; ++b) {
       if (FindDelta(b) != nullptr) continue;
       int64_t idx = PresentIndex(b);
-      if (idx >= 0 && base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire) != kLocal) {
+      if (idx >= 0 &&
+          base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire) != kLocal) {
         s.miss_blocks.push_back(b);
         s.miss_indexes.push_back(static_cast<uint64_t>(idx));
       }
@@ -291,13 +303,15 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
 
       const DeltaEntry* d = FindDelta(b);
       int64_t idx = d ? -1 : PresentIndex(b);
-      BlockSource source = d ? BlockSource::kDelta : idx >= 0 ? BlockSource::kBase : BlockSource::kZero;
+      BlockSource source = d          ? BlockSource::kDelta
+                           : idx >= 0 ? BlockSource::kBase
+                                      : BlockSource::kZero;
       if (source == BlockSource::kZero) {
         std::memset(dst, 0, n);
       } else if (!cache_.Get(b, in_off, n, dst)) {
         uint8_t* target = whole ? dst : s.block.data();
-        Status st = d ? ReadDelta(*d, s, target)
-                      : ReadLocalBase(b, static_cast<uint64_t>(idx), s, target);
+        Status st =
+            d ? ReadDelta(*d, s, target) : ReadLocalBase(b, static_cast<uint64_t>(idx), s, target);
         if (!st.ok()) return fail(st);
         if (!whole) {
           std::memcpy(dst, s.block.data() + in_off, n);

@@ -39,9 +39,9 @@ class LsiImage {
   // Opens the LSI whose manifest is at `manifest_path` for the extension
   // owning `key`. Permission when it was made for another extension. Layers
   // that cannot be opened are logged and only their blocks fail to read.
-  static Status Open(const Store& store, const std::string& manifest_path,
-                     const KeyInfo& key_info, const SecretKey& key, Origin& origin,
-                     const ImageOptions& options, std::unique_ptr<LsiImage>* out);
+  static Status Open(const Store& store, const std::string& manifest_path, const KeyInfo& key_info,
+                     const SecretKey& key, Origin& origin, const ImageOptions& options,
+                     std::unique_ptr<LsiImage>* out);
   ~LsiImage();
 
   const Manifest& manifest() const { return manifest_; }
@@ -91,7 +91,7 @@ class LsiImage {
   uint64_t block_count_;
 
   std::vector<std::unique_ptr<LayerReader>> layers_;  // null: unavailable
-  std::vector<DeltaEntry> delta_;                      // sorted by block, topmost layer only
+  std::vector<DeltaEntry> delta_;                     // sorted by block, topmost layer only
 
   std::unique_ptr<OriginSnapshot> base_;
   std::unique_ptr<std::atomic<uint8_t>[]> base_state_;  // per present block

@@ -13,8 +13,8 @@ constexpr char kMagic[8] = {'L', 'S', 'I', 'F', 'S', 'L', 'Y', 'R'};
 constexpr char kEndMagic[8] = {'L', 'S', 'I', 'F', 'S', 'E', 'N', 'D'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kWrappedKeySize = kKeySize + kSealOverhead;
-constexpr size_t kMaxHeaderSize = 8 + 4 + 4 + 8 + (2 + kMaxNameLength) * 2 + 8 + 4 + 8 + 8 +
-                                  kWrappedKeySize;
+constexpr size_t kMaxHeaderSize =
+    8 + 4 + 4 + 8 + (2 + kMaxNameLength) * 2 + 8 + 4 + 8 + 8 + kWrappedKeySize;
 constexpr size_t kEndSize = 8;
 
 // The header without the wrapped key; it is the AAD of the key wrap, which
@@ -78,7 +78,9 @@ size_t BlockAad(const LayerHeader& h, uint64_t block, std::array<uint8_t, 160>* 
   return static_cast<size_t>(p - aad->data());
 }
 
-uint64_t IndexSize(uint64_t count) { return kSealOverhead + 8 * count; }
+uint64_t IndexSize(uint64_t count) {
+  return kSealOverhead + 8 * count;
+}
 
 }  // namespace
 

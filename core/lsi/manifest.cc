@@ -126,7 +126,8 @@ Status ReadManifest(const std::string& path, const KeyInfo& key_info,
   }
   auto expected = ComputeMac(ManifestKey(extension_key), AsBytes(data).first(body));
   if (!EqualConstantTime(expected, AsBytes(data).subspan(body))) {
-    return Status::Corruption("manifest " + path + ": authentication failed (corrupt, or the key of " +
+    return Status::Corruption("manifest " + path +
+                              ": authentication failed (corrupt, or the key of " +
                               DescribeKey(key_info) + " is not the one it was made with)");
   }
   return Status::Ok();

@@ -31,8 +31,8 @@ struct Manifest {
   uint64_t snapshot = 0;
   uint64_t volume_size = 0;
   uint32_t block_size = 0;
-  int64_t created = 0;  // unix seconds
-  int64_t expires = 0;  // unix seconds; 0: never
+  int64_t created = 0;                // unix seconds
+  int64_t expires = 0;                // unix seconds; 0: never
   std::vector<ManifestLayer> layers;  // bottom to top
 };
 

@@ -45,7 +45,8 @@ class Importer {
  public:
   Importer(const Store& store, const OriginKeys& keys, const ImportOptions& options)
       : store_(store), keys_(keys), options_(options), pool_(options.threads) {
-    for (int i = 0; i < pool_.size(); ++i) crypto_.push_back(std::make_unique<WorkerCrypto>(keys.digest));
+    for (int i = 0; i < pool_.size(); ++i)
+      crypto_.push_back(std::make_unique<WorkerCrypto>(keys.digest));
   }
 
   Status Run(const std::string& volume, const std::string& image_path, ImportResult* result);
@@ -175,7 +176,8 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
     return Status::FromErrno("cannot read image " + image_path, errno);
   }
   if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
-    return Status::InvalidArgument("image " + image_path + " is not a regular file or block device");
+    return Status::InvalidArgument("image " + image_path +
+                                   " is not a regular file or block device");
   }
   Status s = File::OpenRead(image_path, &image_);
   if (!s.ok()) return s.WithContext("cannot read image");

@@ -137,14 +137,22 @@ Status ParseBandwidth(const std::string& text, uint64_t* bytes_per_second) {
     return Status::InvalidArgument("'" + text + "' is not a bandwidth (try 200Mbit)");
   }
   double bps = 0;  // bytes per second
-  if (unit == "bit") bps = v / 8;
-  else if (unit == "Kbit") bps = v * 1e3 / 8;
-  else if (unit == "Mbit") bps = v * 1e6 / 8;
-  else if (unit == "Gbit") bps = v * 1e9 / 8;
-  else if (unit == "B") bps = v;
-  else if (unit == "KB") bps = v * 1e3;
-  else if (unit == "MB") bps = v * 1e6;
-  else if (unit == "GB") bps = v * 1e9;
+  if (unit == "bit")
+    bps = v / 8;
+  else if (unit == "Kbit")
+    bps = v * 1e3 / 8;
+  else if (unit == "Mbit")
+    bps = v * 1e6 / 8;
+  else if (unit == "Gbit")
+    bps = v * 1e9 / 8;
+  else if (unit == "B")
+    bps = v;
+  else if (unit == "KB")
+    bps = v * 1e3;
+  else if (unit == "MB")
+    bps = v * 1e6;
+  else if (unit == "GB")
+    bps = v * 1e9;
   else {
     return Status::InvalidArgument("bandwidth '" + text +
                                    "' needs a unit: bit, Kbit, Mbit, Gbit (per second) or B, KB, "

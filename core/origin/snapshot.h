@@ -32,10 +32,10 @@ using BlockDigest = std::array<uint8_t, kDigestSize>;
 struct SnapshotInfo {
   std::string volume;
   uint64_t id = 0;
-  uint64_t parent = 0;       // 0: the volume's first snapshot
-  uint64_t size = 0;         // volume size in bytes
+  uint64_t parent = 0;  // 0: the volume's first snapshot
+  uint64_t size = 0;    // volume size in bytes
   uint32_t block_size = 0;
-  int64_t created_us = 0;    // creation time, unix microseconds (orders snapshots)
+  int64_t created_us = 0;  // creation time, unix microseconds (orders snapshots)
   uint64_t present_blocks = 0;
   uint64_t stored_blocks = 0;  // blocks held in this snapshot's own data file
 
@@ -45,8 +45,8 @@ struct SnapshotInfo {
 // Where a present block's sealed record lives.
 struct BlockLocation {
   uint64_t block = 0;
-  uint64_t source = 0;  // the snapshot whose data file holds it
-  uint64_t slot = 0;    // record index in that data file
+  uint64_t source = 0;   // the snapshot whose data file holds it
+  uint64_t slot = 0;     // record index in that data file
   BlockDigest digest{};  // keyed digest of the plaintext, to find unchanged blocks
 };
 

@@ -36,9 +36,7 @@ Status ParseConfig(const std::string& path, const std::string& text, StoreConfig
   bool format_ok = false;
   bool have_id = false;
   bool have_block_size = false;
-  auto bad = [&](const std::string& why) {
-    return Status::Corruption(path + ": " + why);
-  };
+  auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
     size_t colon = line.find(": ");
@@ -173,9 +171,7 @@ Status ParseBlockSize(const std::string& text, uint32_t* block_size) {
 }
 
 Store::Store(std::string root, StoreConfig config)
-    : root_(std::move(root)),
-      config_(config),
-      keyring_(root_ + "/keys", root_ + "/tmp") {}
+    : root_(std::move(root)), config_(config), keyring_(root_ + "/keys", root_ + "/tmp") {}
 
 Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* config) {
   if (root.empty()) return Status::InvalidArgument("no store path given");
@@ -230,8 +226,8 @@ Status Store::Open(const std::string& root, std::unique_ptr<Store>* store) {
   std::string text;
   Status s = ReadWholeFile(root + "/config", 64 * 1024, &text);
   if (s.IsNotFound()) {
-    return Status::NotFound(root + " is not an lsifs store (no config); create one with: lsictl init " +
-                            root);
+    return Status::NotFound(
+        root + " is not an lsifs store (no config); create one with: lsictl init " + root);
   }
   LSIFS_RETURN_IF_ERROR(s);
   StoreConfig config;
@@ -258,9 +254,9 @@ int Store::SweepTemporaries() const {
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
     if (n.size() < 4 || n.compare(n.size() - 4, 4, ".tmp") != 0) continue;
-    size_t end = n.rfind('.', n.size() - 5);   // before N
+    size_t end = n.rfind('.', n.size() - 5);  // before N
     if (end == std::string::npos) continue;
-    size_t start = n.rfind('.', end - 1);      // before PID
+    size_t start = n.rfind('.', end - 1);  // before PID
     if (start == std::string::npos) continue;
     long pid = std::strtol(n.c_str() + start + 1, nullptr, 10);
     if (pid <= 0) continue;

@@ -52,8 +52,8 @@ Status File::CreateExclusive(const std::string& path, int mode, File* out) {
 Status File::PreadExact(uint64_t offset, MutableByteSpan out) const {
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno("read", errno);
@@ -80,8 +80,8 @@ Status File::WriteAll(ByteSpan data) {
 Status File::PwriteAll(uint64_t offset, ByteSpan data) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno("write", errno);
@@ -109,10 +109,11 @@ Status File::Sync() {
   return Status::Ok();
 }
 
-AtomicFileWriter::~AtomicFileWriter() { Abandon(); }
+AtomicFileWriter::~AtomicFileWriter() {
+  Abandon();
+}
 
-Status AtomicFileWriter::Open(const std::string& tmp_dir, const std::string& final_path,
-                              int mode) {
+Status AtomicFileWriter::Open(const std::string& tmp_dir, const std::string& final_path, int mode) {
   static std::atomic<uint64_t> counter{0};
   final_path_ = final_path;
   std::string base = final_path.substr(final_path.find_last_of('/') + 1);

@@ -13,13 +13,13 @@ class Status {
  public:
   enum class Code {
     kOk = 0,
-    kNotFound,       // a named thing does not exist
+    kNotFound,         // a named thing does not exist
     kInvalidArgument,  // bad user input: names, sizes, options
-    kCorruption,     // data failed a check: magic, length, authentication tag
-    kPermission,     // a key is refused: wrong key, unsafe file mode, other extension
-    kIOError,        // the operating system failed a call
-    kExists,         // creating something that is already there
-    kUnavailable,    // a resource is busy or gone (lock held, daemon down)
+    kCorruption,       // data failed a check: magic, length, authentication tag
+    kPermission,       // a key is refused: wrong key, unsafe file mode, other extension
+    kIOError,          // the operating system failed a call
+    kExists,           // creating something that is already there
+    kUnavailable,      // a resource is busy or gone (lock held, daemon down)
   };
 
   Status() = default;
@@ -59,8 +59,8 @@ class Status {
 }  // namespace lsifs
 
 // Returns from the enclosing function when `expr` yields a failed Status.
-#define LSIFS_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::lsifs::Status lsifs_status_ = (expr);  \
+#define LSIFS_RETURN_IF_ERROR(expr)                \
+  do {                                             \
+    ::lsifs::Status lsifs_status_ = (expr);        \
     if (!lsifs_status_.ok()) return lsifs_status_; \
   } while (0)

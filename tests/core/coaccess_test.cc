@@ -54,7 +54,7 @@ TEST(CoAccess, RankIsTheWeightedMeanOfFirstAccessPositions) {
   p.half_life = 1e9;  // no decay: a plain mean
   ModelMeta meta;
   std::unordered_map<uint64_t, BlockStats> stats;
-  FoldSession({5, 7}, p, &meta, &stats);     // 7 at rank 1
+  FoldSession({5, 7}, p, &meta, &stats);        // 7 at rank 1
   FoldSession({1, 2, 3, 7}, p, &meta, &stats);  // 7 at rank 3
   EXPECT_NEAR(stats[7].rank, 2.0, 1e-6);
 }
@@ -103,7 +103,8 @@ class AccessDbTest : public ::testing::Test {
     uint32_t n = 0;
     EXPECT_TRUE(db_->BeginSession(ext, "vol", 0xabc, 0xdef, &n).ok());
     std::vector<LoggedEvent> events;
-    for (uint32_t i = 0; i < blocks.size(); ++i) events.push_back({ext, "vol", n, i, {blocks[i], i * 10u}});
+    for (uint32_t i = 0; i < blocks.size(); ++i)
+      events.push_back({ext, "vol", n, i, {blocks[i], i * 10u}});
     EXPECT_TRUE(db_->AppendEvents(events).ok());
     if (end) {
       EXPECT_TRUE(db_->EndSession(ext, "vol", n, blocks.size(), 0).ok());

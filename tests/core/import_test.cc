@@ -56,8 +56,9 @@ class ImportTest : public ::testing::Test {
 Bytes MixedImage(size_t size, uint64_t seed) {
   Bytes img = testing::PseudoRandom(size, seed);
   for (size_t b = 0; b * 4096 < size; ++b) {
-    if (b % 3 == 1) std::fill(img.begin() + static_cast<long>(b * 4096),
-                              img.begin() + static_cast<long>(std::min(size, (b + 1) * 4096)), 0);
+    if (b % 3 == 1)
+      std::fill(img.begin() + static_cast<long>(b * 4096),
+                img.begin() + static_cast<long>(std::min(size, (b + 1) * 4096)), 0);
   }
   return img;
 }

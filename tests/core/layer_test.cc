@@ -177,7 +177,8 @@ TEST_F(LayerTest, IndexSwappedFromAnotherLayerIsDetected) {
   std::string b = Write("b", {3, 4}, ext_);
   Bytes la = testing::ReadFileBytes(a), lb = testing::ReadFileBytes(b);
   size_t index_size = kSealOverhead + 2 * 8 + 8;
-  std::copy(la.end() - static_cast<long>(index_size), la.end(), lb.end() - static_cast<long>(index_size));
+  std::copy(la.end() - static_cast<long>(index_size), la.end(),
+            lb.end() - static_cast<long>(index_size));
   testing::WriteFileBytes(b, lb);
   EXPECT_TRUE(OpenAndReadAll(b, ext_).IsCorruption());
 }

@@ -24,12 +24,14 @@ TEST(Recorder, RecordsFirstAccessesInOrderAndEndsSessions) {
     r.End(h, 7);
     r.Flush();
     std::vector<AccessEvent> log;
-    ASSERT_TRUE(r.WithDb([&](AccessDb& adb) { return adb.SessionLog("site-a", "vol", 1, &log); }).ok());
+    ASSERT_TRUE(
+        r.WithDb([&](AccessDb& adb) { return adb.SessionLog("site-a", "vol", 1, &log); }).ok());
     ASSERT_EQ(log.size(), 3u);
     EXPECT_EQ(log[0].block, 5u);
     EXPECT_EQ(log[2].block, 9u);
     std::vector<SessionRecord> s;
-    ASSERT_TRUE(r.WithDb([&](AccessDb& adb) { return adb.ListSessions("site-a", "vol", &s); }).ok());
+    ASSERT_TRUE(
+        r.WithDb([&](AccessDb& adb) { return adb.ListSessions("site-a", "vol", &s); }).ok());
     ASSERT_EQ(s.size(), 1u);
     EXPECT_EQ(s[0].state, SessionState::kEnded);
     EXPECT_EQ(s[0].reads, 7u);
@@ -69,13 +71,17 @@ TEST(Control, RequestsReachTheServerAndErrorsKeepTheirCode) {
   std::string body;
   EXPECT_EQ(ControlCall(path, {"ping"}, &body).code(), Status::Code::kUnavailable);
   std::unique_ptr<ControlServer> server;
-  ASSERT_TRUE(ControlServer::Start(path, [](const std::vector<std::string>& req, std::string* out) {
-                if (req.size() == 2 && req[0] == "echo") {
-                  *out = req[1] + "\nsecond line";
-                  return Status::Ok();
-                }
-                return Status::NotFound("no such thing");
-              }, &server).ok());
+  ASSERT_TRUE(ControlServer::Start(
+                  path,
+                  [](const std::vector<std::string>& req, std::string* out) {
+                    if (req.size() == 2 && req[0] == "echo") {
+                      *out = req[1] + "\nsecond line";
+                      return Status::Ok();
+                    }
+                    return Status::NotFound("no such thing");
+                  },
+                  &server)
+                  .ok());
   ASSERT_TRUE(ControlCall(path, {"echo", "hello"}, &body).ok());
   EXPECT_EQ(body, "hello\nsecond line");
   Status s = ControlCall(path, {"other"}, &body);
@@ -92,10 +98,14 @@ TEST(Control, ASocketLeftByADeadDaemonIsReplaced) {
   std::string path = dir / "control.sock";
   testing::WriteFileBytes(path, AsBytes("stale"));
   std::unique_ptr<ControlServer> server;
-  ASSERT_TRUE(ControlServer::Start(path, [](const std::vector<std::string>&, std::string* out) {
-                *out = "fresh";
-                return Status::Ok();
-              }, &server).ok());
+  ASSERT_TRUE(ControlServer::Start(
+                  path,
+                  [](const std::vector<std::string>&, std::string* out) {
+                    *out = "fresh";
+                    return Status::Ok();
+                  },
+                  &server)
+                  .ok());
   std::string body;
   ASSERT_TRUE(ControlCall(path, {"x"}, &body).ok());
   EXPECT_EQ(body, "fresh");

@@ -16,7 +16,8 @@ TEST(Store, InitCreatesTheLayoutAndOpens) {
   TempDir dir;
   StoreConfig config;
   ASSERT_TRUE(Store::Init(dir / "s", 128 * 1024, &config).ok());
-  for (const char* p : {"config", "provider.key", "keys", "snapshots", "layers", "lsi", "db", "tmp"}) {
+  for (const char* p :
+       {"config", "provider.key", "keys", "snapshots", "layers", "lsi", "db", "tmp"}) {
     EXPECT_TRUE(PathExists(dir / ("s/" + std::string(p)))) << p;
   }
   struct stat st;
@@ -37,7 +38,8 @@ TEST(Store, InitIntoAnEmptyDirectoryWorksButNeverOverANonEmptyOne) {
   Status s = Store::Init(dir / "empty", kDefaultBlockSize, nullptr);
   EXPECT_EQ(s.code(), Status::Code::kExists) << s.ToString();
   // Nothing of the failed attempt is left beside it.
-  EXPECT_EQ(testing::TreeListing(dir.path()).size(), testing::TreeListing(dir / "empty").size() + 1);
+  EXPECT_EQ(testing::TreeListing(dir.path()).size(),
+            testing::TreeListing(dir / "empty").size() + 1);
 }
 
 TEST(Store, RejectsBadBlockSizes) {

@@ -19,7 +19,9 @@ TempDir::TempDir() {
   path_ = tmpl;
 }
 
-TempDir::~TempDir() { RemoveTree(path_); }
+TempDir::~TempDir() {
+  RemoveTree(path_);
+}
 
 void RemoveTree(const std::string& path) {
   DIR* d = ::opendir(path.c_str());

@@ -91,7 +91,14 @@ TEST(Sizes, ParseUnitsAndBlockSizes) {
 
 TEST(Json, WritesValidNestedDocuments) {
   JsonWriter j;
-  j.BeginObject().Field("name", "a\"b\n").Key("list").BeginArray().Uint(1).Int(-2).Null().EndArray();
+  j.BeginObject()
+      .Field("name", "a\"b\n")
+      .Key("list")
+      .BeginArray()
+      .Uint(1)
+      .Int(-2)
+      .Null()
+      .EndArray();
   j.Field("ok", true).EndObject();
   EXPECT_EQ(j.str(), R"({"name":"a\"b\n","list":[1,-2,null],"ok":true})");
 }

@@ -53,7 +53,8 @@ class AccessTest : public ::testing::Test {
     void* buf = nullptr;
     ASSERT_EQ(::posix_memalign(&buf, 4096, kBlock), 0);
     for (uint64_t b : blocks) {
-      EXPECT_EQ(::pread(fd, buf, kBlock, static_cast<off_t>(b * kBlock)), static_cast<ssize_t>(kBlock))
+      EXPECT_EQ(::pread(fd, buf, kBlock, static_cast<off_t>(b * kBlock)),
+                static_cast<ssize_t>(kBlock))
           << b;
     }
     std::free(buf);
@@ -86,9 +87,10 @@ TEST_F(AccessTest, LoopDeviceReadsAppearInAccessShowWithTheirBlocksAndOrder) {
   // Direct reads of the loop device reach lsifs in this order.
   const std::vector<uint64_t> order = {40, 3, 17, 25, 8};
   for (uint64_t b : order) {
-    ASSERT_EQ(RunShell("dd if=" + dev + " of=/dev/null bs=64K iflag=direct status=none count=1 skip=" +
-                       std::to_string(b)),
-              0);
+    ASSERT_EQ(
+        RunShell("dd if=" + dev +
+                 " of=/dev/null bs=64K iflag=direct status=none count=1 skip=" + std::to_string(b)),
+        0);
   }
   // Then the ext4 inside: mount it and read one file.
   std::string inner = f_->dir() / "inner";
@@ -111,7 +113,8 @@ TEST_F(AccessTest, LoopDeviceReadsAppearInAccessShowWithTheirBlocksAndOrder) {
   }
   EXPECT_TRUE(std::is_sorted(positions.begin(), positions.end())) << json;
   // Every block holding random.bin was read, and each block is logged once.
-  std::string extents = Capture("debugfs -R 'blocks /random.bin' " + f_->image_path() + " 2>/dev/null");
+  std::string extents =
+      Capture("debugfs -R 'blocks /random.bin' " + f_->image_path() + " 2>/dev/null");
   std::set<uint64_t> file_blocks;
   size_t pos = 0;
   while (pos < extents.size()) {
@@ -168,7 +171,7 @@ TEST_F(AccessTest, KillDashNineLosesAtMostTheLastBatchAndTheDatabaseOpensAfter) 
   std::vector<uint64_t> early = {10, 11, 12, 13, 14, 15};
   ReadBlocks(early);
   std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // > one flush interval
-  ReadBlocks({30, 31});  // may be lost with the last batch
+  ReadBlocks({30, 31});                                          // may be lost with the last batch
   ASSERT_EQ(::kill(f_->daemon_pid(), SIGKILL), 0);
   EXPECT_EQ(f_->WaitExit(10), 128 + SIGKILL);
   RunShell("fusermount3 -u -z " + f_->mountpoint() + " 2>/dev/null");

@@ -54,7 +54,9 @@ MountFixture::MountFixture(uint32_t block_size) {
   log_path_ = dir_ / "lsifs.log";
 }
 
-MountFixture::~MountFixture() { Teardown(); }
+MountFixture::~MountFixture() {
+  Teardown();
+}
 
 std::string MountFixture::bin(const std::string& program) const {
   return std::string(LSIFS_BIN_DIR) + "/" + program;
@@ -78,8 +80,9 @@ void MountFixture::ImportExt4(const std::string& volume, uint64_t bytes) {
   image_path_ = dir_ / (volume + ".img");
   // mke2fs wants whole 1 KiB blocks; the image is then cut to `bytes`.
   uint64_t fs_bytes = bytes / 4096 * 4096;
-  cmd = "truncate -s " + std::to_string(fs_bytes) + " " + image_path_ + " && mke2fs -q -t ext4 -b 4096 -d " +
-        tree_ + " " + image_path_ + " && truncate -s " + std::to_string(bytes) + " " + image_path_;
+  cmd = "truncate -s " + std::to_string(fs_bytes) + " " + image_path_ +
+        " && mke2fs -q -t ext4 -b 4096 -d " + tree_ + " " + image_path_ + " && truncate -s " +
+        std::to_string(bytes) + " " + image_path_;
   if (RunShell(cmd) != 0) throw std::runtime_error("mke2fs failed");
   ImportResult r;
   Status s = ImportImage(*store_, *keys_, volume, image_path_, ImportOptions(), &r);
@@ -156,8 +159,8 @@ int MountFixture::WaitExit(double seconds) {
 }
 
 std::string MountFixture::AttachLoop(const std::string& file, bool direct_io) {
-  std::string dev = Capture(std::string("losetup -r -f --show ") +
-                            (direct_io ? "--direct-io=on " : "") + file);
+  std::string dev =
+      Capture(std::string("losetup -r -f --show ") + (direct_io ? "--direct-io=on " : "") + file);
   if (dev.rfind("/dev/loop", 0) != 0) throw std::runtime_error("losetup failed: " + dev);
   loops_.push_back(dev);
   return dev;
@@ -178,7 +181,8 @@ std::string MountFixture::log() const {
 void MountFixture::Teardown() {
   // Order matters (see shared/FUSE.md): inner mounts, loop devices, then the
   // FUSE mount, then the daemon; a hung daemon is aborted through fusectl.
-  for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it) RunShell("umount " + *it + " 2>/dev/null");
+  for (auto it = mounts_.rbegin(); it != mounts_.rend(); ++it)
+    RunShell("umount " + *it + " 2>/dev/null");
   for (const auto& dev : loops_) RunShell("losetup -d " + dev + " 2>/dev/null");
   loops_.clear();
   if (pid_ > 0) {
@@ -186,7 +190,7 @@ void MountFixture::Teardown() {
       struct stat st;
       if (::stat(mountpoint_.c_str(), &st) == 0) {
         RunShell("echo 1 > /sys/fs/fuse/connections/" + std::to_string(minor(st.st_dev)) +
-            "/abort 2>/dev/null");
+                 "/abort 2>/dev/null");
       }
       RunShell("fusermount3 -u -z " + mountpoint_ + " 2>/dev/null");
       ::kill(pid_, SIGKILL);

@@ -47,7 +47,9 @@ class MountTest : public ::testing::Test {
     return out;
   }
 
-  std::string ImagePath(const std::string& id) { return f_->mountpoint() + "/by-id/" + id + ".img"; }
+  std::string ImagePath(const std::string& id) {
+    return f_->mountpoint() + "/by-id/" + id + ".img";
+  }
 
   // The whole image and random ranges (1 byte to 1 MiB, the tail included)
   // equal the source image.
@@ -234,7 +236,8 @@ TEST_F(MountTest, FlippedByteGivesEioForThatBlockOnly) {
   for (uint64_t b : blocks) {
     if (b == bad_block) continue;
     ASSERT_EQ(ReadRange(ImagePath(id), b * kBlock, kBlock, &got), 0) << b;
-    EXPECT_TRUE(std::equal(got.begin(), got.end(), source_.begin() + static_cast<long>(b * kBlock)));
+    EXPECT_TRUE(
+        std::equal(got.begin(), got.end(), source_.begin() + static_cast<long>(b * kBlock)));
   }
   std::string log = f_->log();
   EXPECT_NE(log.find("LSI " + id + " layer " + FormatId(m.layers[0].layer_id) + " block " +
@@ -258,7 +261,8 @@ TEST_F(MountTest, MissingLayerFileFailsOnlyItsBlocks) {
   for (uint64_t b : upper) EXPECT_EQ(ReadRange(ImagePath(id), b * kBlock, 512, &got), EIO) << b;
   for (uint64_t b : lower) {
     ASSERT_EQ(ReadRange(ImagePath(id), b * kBlock, kBlock, &got), 0) << b;
-    EXPECT_TRUE(std::equal(got.begin(), got.end(), source_.begin() + static_cast<long>(b * kBlock)));
+    EXPECT_TRUE(
+        std::equal(got.begin(), got.end(), source_.begin() + static_cast<long>(b * kBlock)));
   }
   uint64_t base_block = p[30];
   ASSERT_EQ(ReadRange(ImagePath(id), base_block * kBlock, kBlock, &got), 0);
@@ -339,7 +343,7 @@ TEST_F(MountTest, SigtermUnmountsCleanlyAndSavesCounters) {
       << "still mounted";
   std::string out_path = f_->dir() / "show.json";
   ASSERT_EQ(RunShell(f_->bin("lsictl") + " -s " + f_->store().root() + " lsi show " + id +
-                " --json > " + out_path),
+                     " --json > " + out_path),
             0);
   std::string show = ReadText(out_path);
   EXPECT_GT(JsonCounter(show, "reads"), 0u) << show;
@@ -372,7 +376,8 @@ TEST_F(MountTest, MountHelperMountsFromFstabStyleOptions) {
   out = Capture("timeout 20 " + lsictl + " access show -e site-a -v vol --session 1 --json");
   EXPECT_FALSE(JsonNumbers(out, "blocks").empty()) << out;
   EXPECT_NE(out.find("\"state\":\"ended\""), std::string::npos) << out;
-  EXPECT_NE(RunShell(helper + " " + f_->store().root() + " " + f_->mountpoint() + " 2>/dev/null"), 0)
+  EXPECT_NE(RunShell(helper + " " + f_->store().root() + " " + f_->mountpoint() + " 2>/dev/null"),
+            0)
       << "no ext= must fail";
 }
 
