@@ -22,8 +22,6 @@ class BlockCache {
   bool Get(uint64_t block, uint32_t offset, uint32_t len, uint8_t* out);
   void Put(uint64_t block, const uint8_t* data);
 
-  uint64_t capacity_blocks() const { return static_cast<uint64_t>(sets_.size()) * kWays; }
-
  private:
   static constexpr int kWays = 4;
   static constexpr uint64_t kEmpty = UINT64_MAX;

@@ -34,6 +34,9 @@ struct LsiImage::Scratch {
   Bytes fetched;
   std::vector<uint8_t*> outs;
   std::vector<uint64_t> miss_blocks, miss_indexes, claim_blocks, claim_indexes;
+  // Where each block of the current round comes from, found once per round.
+  std::vector<const DeltaEntry*> delta;
+  std::vector<int64_t> present;
 
   void Fit(uint32_t block_size) {
     if (block.size() == block_size) return;
@@ -42,6 +45,8 @@ struct LsiImage::Scratch {
     const size_t round = RoundBlocks(block_size);
     fetched.resize(round * block_size);
     outs.resize(round);
+    delta.resize(round);
+    present.resize(round);
     for (auto* v : {&miss_blocks, &miss_indexes, &claim_blocks, &claim_indexes}) {
       v->reserve(round);
     }
@@ -273,8 +278,8 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
     s.miss_blocks.clear();
     s.miss_indexes.clear();
     for (uint64_t b = first; b <= last; ++b) {
-      if (FindDelta(b) != nullptr) continue;
-      int64_t idx = PresentIndex(b);
+      const DeltaEntry* d = s.delta[b - first] = FindDelta(b);
+      int64_t idx = s.present[b - first] = d ? -1 : PresentIndex(b);
       if (idx >= 0 &&
           base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire) != kLocal) {
         s.miss_blocks.push_back(b);
@@ -301,8 +306,8 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
       uint8_t* dst = out.data() + (from - offset);
       const bool whole = n == block_size_;
 
-      const DeltaEntry* d = FindDelta(b);
-      int64_t idx = d ? -1 : PresentIndex(b);
+      const DeltaEntry* d = s.delta[b - first];
+      const int64_t idx = s.present[b - first];
       BlockSource source = d          ? BlockSource::kDelta
                            : idx >= 0 ? BlockSource::kBase
                                       : BlockSource::kZero;

@@ -74,10 +74,10 @@ class LayerReader {
   // Thread-safe.
   Status ReadBlock(uint64_t slot, uint64_t block, Aead& aead, MutableByteSpan record,
                    MutableByteSpan out) const;
-  // Opens a record already read into `record` (for callers doing their own I/O).
-  Status OpenRecord(uint64_t block, Aead& aead, ByteSpan record, MutableByteSpan out) const;
 
  private:
+  Status OpenRecord(uint64_t block, Aead& aead, ByteSpan record, MutableByteSpan out) const;
+
   friend Status RewrapLayer(const std::string&, const std::string&, const KeyInfo&,
                             const SecretKey&, const KeyInfo&, const SecretKey&);
 

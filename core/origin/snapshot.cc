@@ -206,18 +206,6 @@ Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::stri
   return Status::Ok();
 }
 
-Status FindSnapshot(const Store& store, const OriginKeys& keys, uint64_t id, SnapshotInfo* info) {
-  std::vector<SnapshotInfo> all;
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, "", &all));
-  for (auto& s : all) {
-    if (s.id == id) {
-      *info = std::move(s);
-      return Status::Ok();
-    }
-  }
-  return Status::NotFound("no snapshot " + FormatId(id) + " in this store (see: lsictl snapshots)");
-}
-
 Status SnapshotMapReader::Open(const std::string& path, const OriginKeys& keys) {
   OpenedMap m;
   LSIFS_RETURN_IF_ERROR(OpenMap(path, keys, &m));

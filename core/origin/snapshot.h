@@ -76,8 +76,6 @@ Status ReadSnapshotInfo(const std::string& path, const OriginKeys& keys, Snapsho
 // Snapshots of one volume (or of all when `volume` is empty), oldest first.
 Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::string& volume,
                      std::vector<SnapshotInfo>* out);
-// Finds a snapshot by id in any volume.
-Status FindSnapshot(const Store& store, const OriginKeys& keys, uint64_t id, SnapshotInfo* info);
 
 // Streams a snapshot's map; the entries MAC is checked when the last entry
 // has been read (Next returns false then; check status()).
