@@ -40,8 +40,10 @@ int ErrnoOf(const Status& s) {
 
 }  // namespace
 
-LsiFs::LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key, FsOptions options)
-    : store_(store),
+LsiFs::LsiFs(const Catalog& catalog, Origin& origin, KeyInfo key_info, SecretKey key,
+             FsOptions options)
+    : catalog_(catalog),
+      store_(catalog.store()),
       origin_(origin),
       key_info_(std::move(key_info)),
       key_(std::move(key)),
@@ -60,39 +62,54 @@ void LsiFs::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }
 
-// Rescans STORE/lsi when it changed. Called with catalog_mu_ held.
+// Rereads the deliveries when the catalog changed. Called with catalog_mu_
+// held.
 void LsiFs::Refresh() {
-  struct stat st;
-  if (::stat(store_.lsi_dir().c_str(), &st) != 0) return;
-  int64_t mtime = st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
-  if (mtime == scanned_mtime_ns_) return;
-  scanned_mtime_ns_ = mtime;
+  auto mtime_ns = [](const std::string& dir) -> int64_t {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0) return -1;
+    return st.st_mtim.tv_sec * 1000000000ll + st.st_mtim.tv_nsec;
+  };
+  // Deliveries change the catalog folder; drops change the manifests' one.
+  std::pair<int64_t, int64_t> mtimes{mtime_ns(store_.catalog_dir()), mtime_ns(store_.lsi_dir())};
+  if (mtimes == scanned_mtimes_) return;
+  scanned_mtimes_ = mtimes;
 
-  std::vector<Manifest> all;
-  std::vector<std::string> problems;
-  if (!ListLsis(store_, &all, &problems).ok()) return;
-  for (const auto& p : problems) {
-    if (reported_.insert(p).second) Log("catalog: " + p);
+  DeliveryView view;
+  Status s = catalog_.ReadDeliveries(key_info_, key_, &view);
+  if (s.ok() && view.generation < generation_) {
+    s = Status::Corruption("the delivery record went back from generation " +
+                           std::to_string(generation_) + " to " + std::to_string(view.generation) +
+                           " (rolled back?)");
   }
-  std::set<uint64_t> present;
-  for (const Manifest& peek : all) {
-    present.insert(peek.lsi_id);
-    if (by_id_.count(peek.lsi_id)) continue;
-    if (peek.extension != key_info_.name) continue;  // another extension's; never shown
-    Manifest m;
-    Status s = ReadManifest(LsiPath(store_, peek.lsi_id), key_info_, key_, &m);
-    if (!s.ok()) {
-      if (reported_.insert(FormatId(peek.lsi_id)).second) {
-        Log("LSI " + FormatId(peek.lsi_id) + " not shown: " + s.message());
+  if (!s.ok()) {
+    // What was shown stays shown: it was authentic when listed.
+    if (reported_.insert(s.message()).second) Log("catalog: " + s.message() + "; ignored");
+    return;
+  }
+  generation_ = view.generation;
+  std::set<uint64_t> delivered;
+  alias_.clear();
+  for (const Delivery& d : view.deliveries) {
+    auto known = by_id_.find(d.lsi_id);
+    if (known == by_id_.end()) {
+      Manifest m;
+      Status ms = catalog_.ReadManifest(d.lsi_id, key_info_, key_, &m);
+      if (!ms.ok()) {
+        if (reported_.insert(FormatId(d.lsi_id)).second) {
+          Log("LSI " + FormatId(d.lsi_id) + " not shown: " + ms.message());
+        }
+        continue;
       }
-      continue;
+      auto e = std::make_unique<Entry>();
+      e->manifest = std::move(m);
+      known = by_id_.emplace(d.lsi_id, entries_.size()).first;
+      entries_.push_back(std::move(e));
     }
-    auto e = std::make_unique<Entry>();
-    e->manifest = std::move(m);
-    by_id_[e->manifest.lsi_id] = entries_.size();
-    entries_.push_back(std::move(e));
+    delivered.insert(d.lsi_id);
+    if (d.alias) alias_[entries_[known->second]->manifest.volume] = known->second;
   }
-  for (auto& e : entries_) e->listed = present.count(e->manifest.lsi_id) > 0;
+  for (auto& e : entries_) e->listed = delivered.count(e->manifest.lsi_id) > 0;
 }
 
 LsiFs::Entry* LsiFs::EntryOf(fuse_ino_t ino, Kind* kind) {
@@ -110,22 +127,7 @@ std::vector<std::pair<std::string, fuse_ino_t>> LsiFs::List(fuse_ino_t dir) {
   if (dir == kRootIno) {
     out.emplace_back("by-id", kByIdIno);
     out.emplace_back(".lsifs", kCtlIno);
-    // The newest listed LSI of each volume.
-    std::map<std::string, size_t> newest;
-    for (size_t i = 0; i < entries_.size(); ++i) {
-      const Entry& e = *entries_[i];
-      if (!e.listed) continue;
-      auto it = newest.find(e.manifest.volume);
-      if (it == newest.end()) {
-        newest[e.manifest.volume] = i;
-        continue;
-      }
-      const Manifest& cur = entries_[it->second]->manifest;
-      if (std::tie(e.manifest.created, e.manifest.lsi_id) > std::tie(cur.created, cur.lsi_id)) {
-        it->second = i;
-      }
-    }
-    for (const auto& [volume, i] : newest)
+    for (const auto& [volume, i] : alias_)
       out.emplace_back(volume + ".img", InoOf(i, Kind::kImage));
   } else if (dir == kByIdIno) {
     for (size_t i = 0; i < entries_.size(); ++i) {
@@ -150,10 +152,11 @@ fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
     if (n == name) return ino;
   }
   if (parent == kByIdIno && name.size() == 20 && name.compare(16, 4, ".img") == 0) {
-    // Not ours: say why once, so that an operator can tell.
+    // Another extension's LSI is answered as one that does not exist; the
+    // log says why, once, so that an operator can tell.
     auto id = ParseId(name.substr(0, 16));
     Manifest m;
-    if (id && PeekManifest(LsiPath(store_, *id), &m).ok() && m.extension != key_info_.name) {
+    if (id && PeekManifest(store_.manifest_path(*id), &m).ok() && m.extension != key_info_.name) {
       bool first;
       {
         std::lock_guard<std::mutex> lock(catalog_mu_);
@@ -163,7 +166,6 @@ fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
         Log("refused: LSI " + name.substr(0, 16) + " was made for extension '" + m.extension +
             "', this mount serves '" + key_info_.name + "'");
       }
-      return static_cast<fuse_ino_t>(-EACCES);
     }
   }
   return 0;
@@ -203,14 +205,24 @@ bool LsiFs::FillAttr(fuse_ino_t ino, struct stat* st) {
 Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
   std::lock_guard<std::mutex> lock(e.open_mu);
   if (!e.image) {
+    if (!e.listed) return Status::NotFound("LSI " + FormatId(e.manifest.lsi_id) + " was dropped");
+    // The pin reads the manifest again through the file it locks: what is
+    // opened must be what was listed.
+    std::unique_ptr<LsiPin> pin;
+    Status s = catalog_.Pin(e.manifest.lsi_id, key_info_, key_, &pin);
+    if (s.ok() && !(pin->manifest() == e.manifest)) {
+      s = Status::Corruption("its manifest changed after it was listed (replaced?)");
+    }
     std::unique_ptr<LsiImage> img;
-    Status s = LsiImage::Open(store_, LsiPath(store_, e.manifest.lsi_id), key_info_, key_, origin_,
-                              options_.image, &img);
+    if (s.ok())
+      s = LsiImage::Open(store_, pin->manifest(), key_info_, key_, origin_, options_.image, &img);
     if (!s.ok()) {
       Log("LSI " + FormatId(e.manifest.lsi_id) + " cannot be opened: " + s.message());
+      catalog_.Unpin(std::move(pin));
       return s;
     }
     e.image = std::move(img);
+    e.pin = std::move(pin);
   }
   if (!e.in_session) {
     // A restore session starts at the first open (no read is in flight).
@@ -233,14 +245,23 @@ void LsiFs::ReleaseImage(Entry& e) {
 
 void LsiFs::MaybeEndSession(Entry& e, bool force) {
   std::lock_guard<std::mutex> lock(e.open_mu);
-  if (!e.in_session || (e.open_count > 0 && !force)) return;
+  if (!e.image || (e.open_count > 0 && !force)) return;
   bool idle = std::chrono::steady_clock::now() - e.last_close >= options_.session_idle;
   if (!force && !idle && e.listed) return;
-  if (options_.recorder != nullptr) {
-    options_.recorder->End(e.image->session_handle(), e.image->session_counters().Values().reads);
+  if (e.in_session) {
+    if (options_.recorder != nullptr) {
+      options_.recorder->End(e.image->session_handle(), e.image->session_counters().Values().reads);
+    }
+    e.image->EndSession();
+    e.in_session = false;
   }
-  e.image->EndSession();
-  e.in_session = false;
+  if (e.open_count == 0) {
+    // Idle images are released, and with them their pin: a drop that
+    // waited for this mount completes now.
+    SaveCounters(e.manifest.lsi_id, *e.image);
+    e.image.reset();
+    catalog_.Unpin(std::move(e.pin));
+  }
 }
 
 void LsiFs::EndAllSessions() {
@@ -332,9 +353,20 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
   return out;
 }
 
+void LsiFs::SaveCounters(uint64_t lsi_id, LsiImage& image) {
+  std::string json = image.lsi_counters().Values().ToJson() + "\n";
+  // Not fsynced: counters are advisory, and a rename keeps them whole.
+  std::string path = store_.counters_path(lsi_id, key_info_.name);
+  std::string tmp = path + ".tmp";
+  File f;
+  if (File::CreateExclusive(tmp, 0644, &f).ok() && f.WriteAll(AsBytes(json)).ok()) {
+    ::rename(tmp.c_str(), path.c_str());
+  } else {
+    ::unlink(tmp.c_str());
+  }
+}
+
 void LsiFs::SaveCounters() {
-  std::string dir = store_.root() + "/run";
-  ::mkdir(dir.c_str(), 0755);
   std::vector<std::pair<uint64_t, std::shared_ptr<LsiImage>>> open;
   {
     std::lock_guard<std::mutex> lock(catalog_mu_);
@@ -343,18 +375,7 @@ void LsiFs::SaveCounters() {
       if (e->image) open.emplace_back(e->manifest.lsi_id, e->image);
     }
   }
-  for (const auto& [id, img] : open) {
-    std::string json = img->lsi_counters().Values().ToJson() + "\n";
-    // Not fsynced: counters are advisory, and a rename keeps them whole.
-    std::string path = dir + "/" + FormatId(id) + "." + key_info_.name + ".counters.json";
-    std::string tmp = path + ".tmp";
-    File f;
-    if (File::CreateExclusive(tmp, 0644, &f).ok() && f.WriteAll(AsBytes(json)).ok()) {
-      ::rename(tmp.c_str(), path.c_str());
-    } else {
-      ::unlink(tmp.c_str());
-    }
-  }
+  for (const auto& [id, img] : open) SaveCounters(id, *img);
 }
 
 void LsiFs::StartBackground() {
@@ -399,10 +420,6 @@ void LsiFs::OpInit(void* /*userdata*/, fuse_conn_info* conn) {
 void LsiFs::OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   LsiFs* self = Self(req);
   fuse_ino_t ino = self->LookupName(parent, name);
-  if (static_cast<long>(ino) < 0) {
-    fuse_reply_err(req, static_cast<int>(-static_cast<long>(ino)));
-    return;
-  }
   fuse_entry_param e;
   std::memset(&e, 0, sizeof e);
   if (ino == 0 || !self->FillAttr(ino, &e.attr)) {

@@ -1,14 +1,16 @@
-// The FUSE adapter: turns the catalog of LSIs delivered to one extension
-// into a read-only tree, and FUSE requests into calls on core/image.
+// The FUSE adapter: turns the catalog's deliveries to one extension into a
+// read-only tree, and FUSE requests into calls on core/image.
 //
-//   /<volume>.img          the newest LSI of that volume (same inode as below)
+//   /<volume>.img          the LSI the latest restore of that volume without
+//                          --snapshot delivered (same inode as below)
 //   /by-id/<lsi-id>.img    every LSI delivered to the extension
 //   /.lsifs/mount          mount-wide state (text)
 //   /.lsifs/<lsi-id>       counters of one LSI and of its session (text)
 //   /.lsifs/<lsi-id>.json  the same as JSON
 //
-// The catalog is rescanned when STORE/lsi changes, so LSIs delivered while
-// mounted appear without remounting.
+// The deliveries are reread when the catalog changes, so LSIs delivered
+// while mounted appear without remounting. An image is pinned in the
+// catalog from its first open until its session ends, and released then.
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -26,7 +28,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/assembler/assemble.h"
+#include "core/catalog/catalog.h"
 #include "core/crypto/keyfile.h"
 #include "core/image/image.h"
 #include "core/origin/origin.h"
@@ -46,26 +48,27 @@ struct FsOptions {
 
 class LsiFs {
  public:
-  LsiFs(const Store& store, Origin& origin, KeyInfo key_info, SecretKey key, FsOptions options);
+  LsiFs(const Catalog& catalog, Origin& origin, KeyInfo key_info, SecretKey key, FsOptions options);
   ~LsiFs();
 
   static const fuse_lowlevel_ops& Ops();
-  // Writes every image's counters to STORE/run/ (also done once a second by
-  // a background thread while mounted, and at the end).
+  // Writes every open image's counters to the store (also done once a
+  // second by a background thread while mounted, and at the end).
   void SaveCounters();
   void StartBackground();
   void StopBackground();
-  // Ends every session still open (at unmount).
+  // Ends every session still open and releases every image (at unmount).
   void EndAllSessions();
   // Sets where sessions are recorded; call before serving requests.
   void SetRecorder(AccessRecorder* recorder) { options_.recorder = recorder; }
 
  private:
   struct Entry {
-    Manifest manifest;               // authenticated
-    std::atomic<bool> listed{true};  // false once its manifest is gone
+    Manifest manifest;               // authenticated, as listed
+    std::atomic<bool> listed{true};  // false once it is no longer delivered
     std::mutex open_mu;
-    std::shared_ptr<LsiImage> image;  // opened on first open()
+    std::unique_ptr<LsiPin> pin;      // held while the image is open
+    std::shared_ptr<LsiImage> image;  // opened on first open(), released at session end
     int open_count = 0;               // guarded by open_mu
     bool in_session = false;          // guarded by open_mu
     std::chrono::steady_clock::time_point last_close;
@@ -88,8 +91,10 @@ class LsiFs {
   std::string ControlText(fuse_ino_t ino);
   Status OpenImage(Entry& e, std::shared_ptr<LsiImage>* out);
   void ReleaseImage(Entry& e);
-  // Ends the entry's session if it is idle long enough (or `now_if_idle`).
+  // Ends the entry's session and releases its image when it has been idle
+  // long enough, or is no longer delivered, or `force`.
   void MaybeEndSession(Entry& e, bool force);
+  void SaveCounters(uint64_t lsi_id, LsiImage& image);
   std::string SessionText(Entry& e);
   void Log(const std::string& line) const;
 
@@ -106,6 +111,7 @@ class LsiFs {
   static void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   static void OpStatfs(fuse_req_t req, fuse_ino_t ino);
 
+  const Catalog& catalog_;
   const Store& store_;
   Origin& origin_;
   KeyInfo key_info_;
@@ -116,8 +122,10 @@ class LsiFs {
   std::mutex catalog_mu_;                        // guards the catalog; never taken on the read path
   std::vector<std::unique_ptr<Entry>> entries_;  // index = inode slot, never shrinks
   std::map<uint64_t, size_t> by_id_;
-  std::set<std::string> reported_;  // problems already logged once
-  int64_t scanned_mtime_ns_ = -1;
+  std::map<std::string, size_t> alias_;  // volume -> entry of <volume>.img
+  std::set<std::string> reported_;       // problems already logged once
+  uint64_t generation_ = 0;              // of the delivery record last shown
+  std::pair<int64_t, int64_t> scanned_mtimes_{-1, -1};
 
   std::thread background_;
   std::mutex bg_mu_;

@@ -3,9 +3,12 @@
 // people, --json for scripts).
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <iostream>
@@ -13,12 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "core/access/service.h"
-#include "core/assembler/assemble.h"
+#include "core/catalog/catalog.h"
 #include "core/control/control.h"
 #include "core/crypto/keyfile.h"
 #include "core/origin/import.h"
 #include "core/origin/snapshot.h"
+#include "core/service/service.h"
 #include "core/store/store.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
@@ -81,41 +84,89 @@ Status ParseIdArg(const std::string& text, const char* what, uint64_t* id) {
   return Status::Ok();
 }
 
-uint64_t DeltaBlocks(const Manifest& m) {
-  uint64_t n = 0;
-  for (const auto& l : m.layers) n += l.blocks.size();
-  return n;
+// Sends `request` to the running lsifs, which holds the co-access database
+// and the origin link; when none runs, serves it here on the store itself.
+// Long work (assemblies) may take `timeout` in the daemon.
+Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, std::string* body,
+                   std::chrono::seconds timeout = std::chrono::seconds(60),
+                   std::function<void(uint64_t, uint64_t)> progress = nullptr) {
+  std::unique_ptr<Store> store;
+  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
+  Status s = ControlCall(store->control_socket_path(), request, body, timeout);
+  if (s.code() != Status::Code::kUnavailable) return s;
+  std::unique_ptr<OriginKeys> keys;
+  LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*store, &keys));
+  std::unique_ptr<Catalog> catalog;
+  LSIFS_RETURN_IF_ERROR(Catalog::Open(*store, &catalog));
+  LocalOrigin origin(*store, *keys);
+  ServiceEnv env;
+  env.store = store.get();
+  env.keys = keys.get();
+  env.origin = &origin;
+  env.catalog = catalog.get();
+  env.progress = std::move(progress);
+  env.with_db = [&](const std::function<Status(AccessDb*)>& fn) {
+    std::unique_ptr<AccessDb> db;
+    Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db);
+    return fn(opened.ok() ? db.get() : nullptr);
+  };
+  return ServeRequest(env, request, body);
 }
 
-void ManifestJson(JsonWriter& j, const Manifest& m) {
-  j.Field("lsi", FormatId(m.lsi_id))
-      .Field("extension", m.extension)
-      .Field("volume", m.volume)
-      .Field("snapshot", FormatId(m.snapshot))
-      .Field("size", m.volume_size)
-      .Field("block_size", m.block_size)
-      .Field("layers", static_cast<uint64_t>(m.layers.size()))
-      .Field("prefetched_blocks", DeltaBlocks(m))
-      .Field("created", FormatTime(m.created));
-  j.Key("expires");
-  if (m.expires) {
-    j.String(FormatTime(m.expires));
-  } else {
-    j.Null();
-  }
+// Parses a service reply (JSON) for rendering as text.
+Status ParseReply(const std::string& body, boost::json::value* out) {
+  boost::system::error_code ec;
+  *out = boost::json::parse(body, ec);
+  if (ec) return Status::Corruption("unreadable reply from the service: " + ec.message());
+  return Status::Ok();
+}
+
+std::string Str(const boost::json::value& v, const char* key) {
+  const auto* f = v.as_object().if_contains(key);
+  return f != nullptr && f->is_string() ? std::string(f->as_string()) : std::string("-");
+}
+
+uint64_t Num(const boost::json::value& v, const char* key) {
+  const auto* f = v.as_object().if_contains(key);
+  if (f == nullptr) return 0;
+  if (f->is_uint64()) return f->as_uint64();
+  if (f->is_int64()) return static_cast<uint64_t>(std::max<int64_t>(0, f->as_int64()));
+  return 0;
+}
+
+bool Flag(const boost::json::value& v, const char* key) {
+  const auto* f = v.as_object().if_contains(key);
+  return f != nullptr && f->is_bool() && f->as_bool();
+}
+
+// "delivered, image, in use": the state and what else matters about it.
+std::string StateText(const boost::json::value& lsi) {
+  std::string out = Str(lsi, "state");
+  if (Flag(lsi, "alias")) out += ", image";
+  if (Flag(lsi, "superseded")) out += ", superseded";
+  if (Flag(lsi, "in_use")) out += ", in use";
+  return out;
+}
+
+std::string Shorten(std::string s, size_t n) {
+  return s.size() <= n ? s : s.substr(0, n - 1) + "~";
 }
 
 // ---- commands ------------------------------------------------------------
 
 int CmdInit(Context& ctx) {
   std::string path = ctx.Arg("store-path");
-  uint32_t block_size = kDefaultBlockSize;
-  if (ctx.vm.count("block-size")) {
-    Status s = ParseBlockSize(ctx.Arg("block-size"), &block_size);
-    if (!s.ok()) return Fail(s);
-  }
   StoreConfig config;
-  Status s = Store::Init(path, block_size, &config);
+  Status s;
+  if (ctx.vm.count("block-size")) s = ParseBlockSize(ctx.Arg("block-size"), &config.block_size);
+  if (s.ok() && ctx.vm.count("lsi-cap")) s = ParseByteSize(ctx.Arg("lsi-cap"), &config.lsi_cap);
+  if (s.ok() && ctx.vm.count("free-floor")) {
+    s = ParseByteSize(ctx.Arg("free-floor"), &config.free_floor);
+  }
+  if (s.ok() && ctx.vm.count("lsi-cap") && config.lsi_cap == 0) {
+    s = Status::InvalidArgument("--lsi-cap 0 would leave no room for any LSI");
+  }
+  if (s.ok()) s = Store::Init(path, &config);
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;
@@ -123,11 +174,16 @@ int CmdInit(Context& ctx) {
         .Field("store", path)
         .Field("store_id", FormatId(config.store_id))
         .Field("block_size", config.block_size)
+        .Field("lsi_cap", config.lsi_cap)
+        .Field("free_floor", config.free_floor)
         .EndObject();
     std::printf("%s\n", j.str().c_str());
   } else {
-    std::printf("Created store %s (block size %s, store id %s).\n", path.c_str(),
-                FormatBytes(config.block_size).c_str(), FormatId(config.store_id).c_str());
+    std::printf(
+        "Created store %s (block size %s, store id %s; LSIs capped at %s, evicted below %s "
+        "free).\n",
+        path.c_str(), FormatBytes(config.block_size).c_str(), FormatId(config.store_id).c_str(),
+        FormatBytes(config.lsi_cap).c_str(), FormatBytes(config.free_floor).c_str());
     std::printf("Next: export LSIFS_STORE=%s; lsictl key create EXT; lsictl import VOLUME IMAGE\n",
                 path.c_str());
   }
@@ -285,200 +341,306 @@ int CmdSnapshots(Context& ctx) {
   return 0;
 }
 
-// What the commands acting for one extension need: the store, the origin
-// (in-process, with the provider key) and the extension's key.
-struct ForExtension {
-  std::unique_ptr<Store> store;
-  std::unique_ptr<OriginKeys> keys;
-  std::unique_ptr<LocalOrigin> origin;
-  KeyInfo key_info;
-  SecretKey key;
-};
-
-Status OpenForExtension(const Context& ctx, ForExtension* x) {
-  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &x->store));
-  LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*x->store, &x->keys));
-  LSIFS_RETURN_IF_ERROR(x->store->keyring().Load(ctx.Arg("extension"), &x->key_info, &x->key));
-  x->origin = std::make_unique<LocalOrigin>(*x->store, *x->keys);
-  return Status::Ok();
+// Prints an LSI the service returned: its id on stdout (for scripts),
+// `what` happened on stderr.
+int PrintDelivered(const Context& ctx, const std::string& body, const std::string& what) {
+  if (ctx.json) {
+    std::printf("%s\n", body.c_str());
+    return 0;
+  }
+  boost::json::value v;
+  Status s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  std::fprintf(
+      stderr, "%s LSI of %s (snapshot %s) for %s: %llu delta layer(s), %llu blocks; %s\n",
+      what.c_str(), Str(v, "volume").c_str(), Str(v, "snapshot").c_str(),
+      Str(v, "extension").c_str(), static_cast<unsigned long long>(Num(v, "layers")),
+      static_cast<unsigned long long>(Num(v, "prefetched_blocks")),
+      Str(v, "expires") == "-" ? "never expires" : ("expires " + Str(v, "expires")).c_str());
+  std::printf("%s\n", Str(v, "lsi").c_str());
+  return 0;
 }
 
 int CmdRestore(Context& ctx) {
-  uint64_t snapshot = 0;
+  std::string snapshot = "-";
   if (ctx.vm.count("snapshot")) {
-    Status s = ParseIdArg(ctx.Arg("snapshot"), "snapshot", &snapshot);
+    uint64_t id = 0;
+    Status s = ParseIdArg(ctx.Arg("snapshot"), "snapshot", &id);
+    if (s.ok() && id == 0) s = Status::InvalidArgument("snapshot id 0 names no snapshot");
     if (!s.ok()) return Fail(s);
+    snapshot = FormatId(id);
   }
-  ForExtension x;
-  Status s = OpenForExtension(ctx, &x);
+  std::string body;
+  Status s = ServiceCall(ctx, {"restore", ctx.Arg("extension"), ctx.Arg("volume"), snapshot}, &body,
+                         std::chrono::hours(24));
   if (!s.ok()) return Fail(s);
-  Manifest m;
-  bool reused = false;
-  s = Restore(*x.store, *x.origin, *x.keys, x.key_info, x.key, ctx.Arg("volume"), snapshot, &m,
-              &reused);
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    JsonWriter j;
-    j.BeginObject();
-    ManifestJson(j, m);
-    j.Field("reused", reused).EndObject();
-    PrintJson(j);
-    return 0;
+  boost::json::value v;
+  if (!ctx.json && ParseReply(body, &v).ok()) {
+    return PrintDelivered(
+        ctx, body, Flag(v, "reused") ? "delivered the fresh" : "assembled and delivered a new");
   }
-  std::fprintf(stderr, "%s LSI of %s (snapshot %s) for %s: %zu delta layers, %llu blocks\n",
-               reused ? "delivered the cached" : "assembled and delivered a new", m.volume.c_str(),
-               FormatId(m.snapshot).c_str(), m.extension.c_str(), m.layers.size(),
-               static_cast<unsigned long long>(DeltaBlocks(m)));
-  std::printf("%s\n", FormatId(m.lsi_id).c_str());
-  return 0;
+  return PrintDelivered(ctx, body, "delivered");
 }
 
 int CmdPreassemble(Context& ctx) {
-  ForExtension x;
-  Status s = OpenForExtension(ctx, &x);
-  if (!s.ok()) return Fail(s);
   ProgressBar bar("assembling " + ctx.Arg("volume"));
-  AssembleOptions options;
-  uint32_t block_size = x.store->block_size();
-  options.progress = [&](uint64_t done, uint64_t total) {
-    bar.Update(done * block_size, total * block_size);
-  };
-  Manifest m;
-  s = PreassembleFixed(*x.store, *x.origin, *x.keys, x.key_info, x.key, ctx.Arg("volume"),
-                       ctx.Arg("strategy"), options, &m);
-  bar.Finish();
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    JsonWriter j;
-    j.BeginObject();
-    ManifestJson(j, m);
-    j.EndObject();
-    PrintJson(j);
-    return 0;
-  }
-  std::printf("%s\n", FormatId(m.lsi_id).c_str());
-  return 0;
-}
-
-int CmdLsiList(Context& ctx) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
-  std::vector<Manifest> lsis;
-  std::vector<std::string> problems;
-  s = ListLsis(*store, &lsis, &problems);
+  uint32_t block_size = store->block_size();
+  std::string body;
+  s = ServiceCall(
+      ctx, {"preassemble", ctx.Arg("extension"), ctx.Arg("volume"), ctx.Arg("strategy")}, &body,
+      std::chrono::hours(24),
+      [&](uint64_t done, uint64_t total) { bar.Update(done * block_size, total * block_size); });
+  bar.Finish();
   if (!s.ok()) return Fail(s);
-  for (const auto& p : problems) std::fprintf(stderr, "lsictl: warning: %s\n", p.c_str());
+  return PrintDelivered(ctx, body, "assembled (not delivered: lsictl restore delivers it) an");
+}
+
+int CmdLsiList(Context& ctx) {
+  std::string body;
+  Status s = ServiceCall(ctx, {"lsi-list"}, &body);
+  if (!s.ok()) return Fail(s);
   if (ctx.json) {
-    JsonWriter j;
-    j.BeginArray();
-    for (const auto& m : lsis) {
-      j.BeginObject();
-      ManifestJson(j, m);
-      j.EndObject();
-    }
-    j.EndArray();
-    PrintJson(j);
+    std::printf("%s\n", body.c_str());
     return 0;
   }
-  if (lsis.empty()) {
+  boost::json::value v;
+  s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  const auto& list = v.as_array();
+  if (list.empty()) {
     std::printf("No LSIs; deliver one with: lsictl restore -e EXT -v VOLUME\n");
     return 0;
   }
-  std::printf("%-16s %-14s %-16s %-16s %6s %10s %-20s\n", "LSI", "EXTENSION", "VOLUME", "SNAPSHOT",
-              "LAYERS", "BLOCKS", "CREATED");
-  for (const auto& m : lsis) {
-    std::printf("%-16s %-14s %-16s %-16s %6zu %10llu %-20s\n", FormatId(m.lsi_id).c_str(),
-                m.extension.c_str(), m.volume.c_str(), FormatId(m.snapshot).c_str(),
-                m.layers.size(), static_cast<unsigned long long>(DeltaBlocks(m)),
-                FormatTime(m.created).c_str());
+  std::printf("%-16s  %-12s  %-12s  %-16s  %-30s  %9s  %-20s\n", "LSI", "EXTENSION", "VOLUME",
+              "SNAPSHOT", "STATE", "ON DISK", "EXPIRES");
+  for (const auto& lsi : list) {
+    std::printf("%-16s  %-12s  %-12s  %-16s  %-30s  %9s  %-20s\n", Str(lsi, "lsi").c_str(),
+                Shorten(Str(lsi, "extension"), 12).c_str(), Shorten(Str(lsi, "volume"), 12).c_str(),
+                Str(lsi, "snapshot").c_str(), StateText(lsi).c_str(),
+                FormatBytes(Num(lsi, "bytes")).c_str(),
+                Str(lsi, "expires") == "-" ? "never" : Str(lsi, "expires").c_str());
+  }
+  for (const auto& lsi : list) {
+    std::string reason = Str(lsi, "reason");
+    if (reason != "-" && !reason.empty()) {
+      std::printf("  %s %s: %s\n", Str(lsi, "lsi").c_str(), Str(lsi, "state").c_str(),
+                  reason.c_str());
+    }
   }
   return 0;
 }
 
-// Opens the store and reads the catalog entry named by the ID argument.
-Status OpenLsiArg(const Context& ctx, std::unique_ptr<Store>* store, uint64_t* id, Manifest* m) {
-  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, store));
-  LSIFS_RETURN_IF_ERROR(ParseIdArg(ctx.Arg("id"), "LSI", id));
-  Status s = PeekManifest(LsiPath(**store, *id), m);
-  if (s.IsNotFound()) {
-    return Status::NotFound("no LSI " + FormatId(*id) + " in this store (see: lsictl lsi list)");
-  }
-  return s;
-}
-
 int CmdLsiShow(Context& ctx) {
-  std::unique_ptr<Store> store;
-  uint64_t id = 0;
-  Manifest m;
-  Status s = OpenLsiArg(ctx, &store, &id, &m);
+  std::string body;
+  Status s = ServiceCall(ctx, {"lsi-show", ctx.Arg("id")}, &body);
   if (!s.ok()) return Fail(s);
-  // Counters as last saved by a daemon serving this LSI (once a second).
-  std::string counters;
-  std::string path = store->root() + "/run/" + FormatId(id) + "." + m.extension + ".counters.json";
-  bool have_counters = ReadWholeFile(path, 1 << 20, &counters).ok();
-  while (!counters.empty() && (counters.back() == '\n')) counters.pop_back();
   if (ctx.json) {
-    JsonWriter j;
-    j.BeginObject();
-    ManifestJson(j, m);
-    j.Key("layer_list").BeginArray();
-    for (const auto& l : m.layers) {
-      j.BeginObject()
-          .Field("layer", FormatId(l.layer_id))
-          .Field("blocks", static_cast<uint64_t>(l.blocks.size()))
-          .EndObject();
-    }
-    j.EndArray().Key("counters");
-    std::string out = j.str() + (have_counters ? counters : std::string("null")) + "}";
-    std::printf("%s\n", out.c_str());
+    std::printf("%s\n", body.c_str());
     return 0;
   }
-  std::printf(
-      "lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nsize:       %s\n"
-      "created:    %s\nlayers:     %zu (%llu blocks)\n",
-      FormatId(m.lsi_id).c_str(), m.extension.c_str(), m.volume.c_str(),
-      FormatId(m.snapshot).c_str(), FormatBytes(m.volume_size).c_str(),
-      FormatTime(m.created).c_str(), m.layers.size(),
-      static_cast<unsigned long long>(DeltaBlocks(m)));
-  for (size_t i = 0; i < m.layers.size(); ++i) {
-    std::printf("  layer %zu: %s, %zu blocks\n", i, FormatId(m.layers[i].layer_id).c_str(),
-                m.layers[i].blocks.size());
+  boost::json::value v;
+  s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  std::string ttl = "never expires";
+  if (Str(v, "expires") != "-") {
+    ttl = Str(v, "expires") + " (TTL " + std::to_string(Num(v, "ttl_seconds") / 3600) + " h)";
   }
-  std::printf("counters:   %s\n", have_counters ? counters.c_str() : "none recorded yet");
+  std::printf(
+      "lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nstate:      %s\n"
+      "size:       %s (%s on disk)\nstrategy:   %s (planned from %llu sessions)\n"
+      "created:    %s\nexpires:    %s\ndelivered:  %s\nlast used:  %s\n"
+      "layers:     %llu (%llu blocks)\n",
+      Str(v, "lsi").c_str(), Str(v, "extension").c_str(), Str(v, "volume").c_str(),
+      Str(v, "snapshot").c_str(), StateText(v).c_str(), FormatBytes(Num(v, "size")).c_str(),
+      FormatBytes(Num(v, "bytes")).c_str(), Str(v, "strategy").c_str(),
+      static_cast<unsigned long long>(Num(v, "model_sessions")), Str(v, "created").c_str(),
+      ttl.c_str(), Str(v, "delivered") == "-" ? "never" : Str(v, "delivered").c_str(),
+      Str(v, "last_used").c_str(), static_cast<unsigned long long>(Num(v, "layers")),
+      static_cast<unsigned long long>(Num(v, "prefetched_blocks")));
+  if (Str(v, "reason") != "-" && !Str(v, "reason").empty()) {
+    std::printf("why:        %s\n", Str(v, "reason").c_str());
+  }
+  size_t i = 0;
+  for (const auto& l : v.as_object().at("layer_list").as_array()) {
+    std::printf("  layer %zu: %s, %llu blocks\n", i++, Str(l, "layer").c_str(),
+                static_cast<unsigned long long>(Num(l, "blocks")));
+  }
+  const auto& counters = v.as_object().at("counters");
+  std::printf("counters:   %s\n",
+              counters.is_null() ? "none recorded yet" : boost::json::serialize(counters).c_str());
   return 0;
 }
 
 int CmdLsiDrop(Context& ctx) {
   std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
   uint64_t id = 0;
-  Manifest m;
-  Status s = OpenLsiArg(ctx, &store, &id, &m);
-  if (s.ok()) s = DropLsi(*store, id);
+  Status s = ParseIdArg(ctx.Arg("id"), "LSI", &id);
+  if (s.ok()) s = OpenStore(ctx, &store);
+  if (s.ok()) s = Catalog::Open(*store, &catalog);
+  DropResult r;
+  if (s.ok()) s = catalog->Drop(id, &r);
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;
-    j.BeginObject().Field("dropped", FormatId(id)).EndObject();
+    j.BeginObject()
+        .Field("dropped", FormatId(id))
+        .Field("deferred", r.deferred)
+        .Field("freed", r.bytes)
+        .EndObject();
     PrintJson(j);
+  } else if (r.deferred) {
+    std::fprintf(stderr,
+                 "dropped LSI %s: a mount has it open; it is gone from every listing now, and "
+                 "its files are removed when the mount releases it\n",
+                 FormatId(id).c_str());
   } else {
-    std::fprintf(stderr, "dropped LSI %s\n", FormatId(id).c_str());
+    std::fprintf(stderr, "dropped LSI %s (%s freed)\n", FormatId(id).c_str(),
+                 FormatBytes(r.bytes).c_str());
   }
   return 0;
 }
 
-// Sends a co-access request to the running lsifs that holds the database,
-// or, when none runs, serves it here on the database itself.
-Status AccessRequest(const Context& ctx, const std::vector<std::string>& request,
-                     std::string* body) {
+int CmdGc(Context& ctx) {
+  std::string body;
+  Status s = ServiceCall(ctx, {"gc"}, &body);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    std::printf("%s\n", body.c_str());
+    return 0;
+  }
+  boost::json::value v;
+  s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  for (const auto& d : v.as_object().at("dropped").as_array()) {
+    std::printf("dropped %s  %9s  %s%s\n", Str(d, "lsi").c_str(),
+                FormatBytes(Num(d, "bytes")).c_str(), Str(d, "why").c_str(),
+                Flag(d, "deferred") ? " (in use: removed when released)" : "");
+  }
+  std::printf("freed %s; LSIs take %s of %s cap; %s free on disk (floor %s)%s\n",
+              FormatBytes(Num(v, "freed")).c_str(), FormatBytes(Num(v, "lsi_bytes_after")).c_str(),
+              FormatBytes(Num(v, "lsi_cap")).c_str(), FormatBytes(Num(v, "free_after")).c_str(),
+              FormatBytes(Num(v, "free_floor")).c_str(),
+              Flag(v, "satisfied")
+                  ? ""
+                  : "\nstill over: what is left is in use (or the disk is full of other data); "
+                    "raise the cap with: lsictl config set lsi_cap SIZE");
+  return 0;
+}
+
+std::string Ratio(const boost::json::value& v, const char* key) {
+  const auto* f = v.as_object().if_contains(key);
+  if (f == nullptr || !f->is_double()) return "-";
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%.2f", f->as_double());
+  return buf;
+}
+
+int CmdStats(Context& ctx) {
+  std::string body;
+  Status s = ServiceCall(ctx, {"stats"}, &body);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    std::printf("%s\n", body.c_str());
+    return 0;
+  }
+  boost::json::value v;
+  s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  const auto& o = v.as_object();
+  std::printf("LSIs: %s of %s cap;", FormatBytes(Num(v, "lsi_bytes")).c_str(),
+              FormatBytes(Num(v, "lsi_cap")).c_str());
+  for (const auto& [state, cb] : o.at("lsis").as_object()) {
+    std::printf(" %llu %.*s", static_cast<unsigned long long>(Num(cb, "count")),
+                static_cast<int>(state.size()), state.data());
+  }
+  std::printf("\ndisk: %s free (eviction floor %s)\n\n", FormatBytes(Num(v, "free")).c_str(),
+              FormatBytes(Num(v, "free_floor")).c_str());
+  std::printf("%-14s %5s %9s  %-12s %-28s %9s %8s %8s %6s %9s\n", "VOLUME", "SNAPS", "STORED",
+              "EXTENSION", "LSIS", "LSI BYTES", "RESTORES", "SESSIONS", "RECALL", "PRECISION");
+  for (const auto& vol : o.at("volumes").as_array()) {
+    std::string left = Shorten(Str(vol, "volume"), 14);
+    char head[64];
+    std::snprintf(head, sizeof head, "%-14s %5llu %9s", left.c_str(),
+                  static_cast<unsigned long long>(Num(vol, "snapshots")),
+                  FormatBytes(Num(vol, "stored_bytes")).c_str());
+    const auto& exts = vol.as_object().at("extensions").as_array();
+    if (exts.empty()) std::printf("%s  (no LSIs, no sessions)\n", head);
+    bool first = true;
+    for (const auto& e : exts) {
+      std::string lsis;
+      for (const auto& [state, cb] : e.as_object().at("lsis").as_object()) {
+        lsis +=
+            (lsis.empty() ? "" : " ") + std::to_string(Num(cb, "count")) + " " + std::string(state);
+      }
+      std::printf("%s  %-12s %-28s %9s %8llu %8llu %6s %9s\n", first ? head : "",
+                  Shorten(Str(e, "extension"), 12).c_str(),
+                  Shorten(lsis.empty() ? "-" : lsis, 28).c_str(),
+                  FormatBytes(Num(e, "lsi_bytes")).c_str(),
+                  static_cast<unsigned long long>(Num(e, "restores")),
+                  static_cast<unsigned long long>(Num(e, "sessions")), Ratio(e, "recall").c_str(),
+                  Ratio(e, "precision").c_str());
+      if (first) std::memset(head, ' ', 30), head[30] = '\0';
+      first = false;
+    }
+  }
+  std::printf(
+      "\nRECALL and PRECISION: medians over the last sessions whose logs are kept, in distinct\n"
+      "blocks (recall = from delta / (from delta + from base); precision = delta blocks read /\n"
+      "delta blocks).\n");
+  return 0;
+}
+
+int CmdConfig(Context& ctx) {
   std::unique_ptr<Store> store;
-  std::unique_ptr<OriginKeys> keys;
-  LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
-  Status s = ControlCall(ControlSocketPath(store->root()), request, body);
-  if (s.code() != Status::Code::kUnavailable) return s;
-  LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*store, &keys));
-  std::unique_ptr<AccessDb> db;
-  LSIFS_RETURN_IF_ERROR(AccessDb::Open(store->db_dir(), CoAccessSettings(), &db));
-  return ServeAccessRequest(*db, *store, *keys, request, body);
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  std::string key = ctx.Arg("key"), value = ctx.Arg("value");
+  if (ctx.vm.count("set") && ctx.Arg("set") != "set") {
+    return Fail(Status::InvalidArgument("usage: lsictl config [set KEY SIZE]"));
+  }
+  if (ctx.vm.count("set") && key.empty()) {
+    return Fail(Status::InvalidArgument("config set needs KEY SIZE (lsi_cap or free_floor)"));
+  }
+  if (!key.empty()) {
+    if (key != "lsi_cap" && key != "free_floor") {
+      return Fail(
+          Status::InvalidArgument("unknown setting '" + key + "' (settable: lsi_cap, free_floor)"));
+    }
+    if (value.empty()) {
+      return Fail(Status::InvalidArgument("config set " + key + " needs a SIZE (e.g. 20G)"));
+    }
+    uint64_t bytes = 0;
+    s = ParseByteSize(value, &bytes);
+    if (s.ok()) {
+      uint64_t cap = key == "lsi_cap" ? bytes : store->config().lsi_cap;
+      uint64_t floor = key == "free_floor" ? bytes : store->config().free_floor;
+      s = store->UpdateCaps(cap, floor);
+    }
+    if (!s.ok()) return Fail(s);
+  }
+  const StoreConfig& c = store->config();
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("store", store->root())
+        .Field("store_id", FormatId(c.store_id))
+        .Field("block_size", c.block_size)
+        .Field("lsi_cap", c.lsi_cap)
+        .Field("free_floor", c.free_floor)
+        .EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf(
+      "store:       %s\nstore id:    %s\nblock size:  %s\nlsi_cap:     %s\n"
+      "free_floor:  %s\n",
+      store->root().c_str(), FormatId(c.store_id).c_str(), FormatBytes(c.block_size).c_str(),
+      FormatBytes(c.lsi_cap).c_str(), FormatBytes(c.free_floor).c_str());
+  return 0;
 }
 
 int CmdAccessShow(Context& ctx) {
@@ -491,7 +653,7 @@ int CmdAccessShow(Context& ctx) {
     session = std::to_string(n);
   }
   std::string body;
-  Status s = AccessRequest(
+  Status s = ServiceCall(
       ctx, {"access-show", ctx.Arg("extension"), ctx.Arg("volume"), session, ctx.json ? "1" : "0"},
       &body);
   if (!s.ok()) return Fail(s);
@@ -505,7 +667,7 @@ int CmdAccessHeatmap(Context& ctx) {
     return Fail(Status::InvalidArgument("the heat map is drawn as SVG: name the file FILE.svg"));
   }
   std::string svg;
-  Status s = AccessRequest(ctx, {"access-heatmap", ctx.Arg("extension"), ctx.Arg("volume")}, &svg);
+  Status s = ServiceCall(ctx, {"access-heatmap", ctx.Arg("extension"), ctx.Arg("volume")}, &svg);
   if (!s.ok()) return Fail(s);
   File f;
   std::string tmp = path + ".tmp";
@@ -549,20 +711,37 @@ struct Command {
 std::vector<Command> Commands() {
   return {
       {{"init"},
-       "STORE [--block-size SIZE]",
+       "STORE [--block-size SIZE] [--lsi-cap SIZE] [--free-floor SIZE]",
        "create a store (provider key, LevelDB, layout)",
        "Creates STORE, which must not exist or be an empty directory: the provider key\n"
        "(provider.key, mode 0600), the co-access LevelDB and the folders for snapshots,\n"
-       "keys, layers and LSIs. The block size (the unit of fetch and encryption) is fixed\n"
-       "for the store's life: a power of two from 4K to 1M, default 64K.\n"
-       "Example: lsictl init /srv/lsifs --block-size 64K",
+       "keys, layers, LSIs and the catalog. The block size (the unit of fetch and\n"
+       "encryption) is fixed for the store's life: a power of two from 4K to 1M, default\n"
+       "64K. LSIs are evicted (least useful first, never one in use) while they take more\n"
+       "than --lsi-cap (default: a quarter of the disk) or the disk has less free than\n"
+       "--free-floor (default: a twentieth of the disk, at most 8G); change both later\n"
+       "with lsictl config set.\n"
+       "Example: lsictl init /srv/lsifs --block-size 64K --lsi-cap 200G",
        {{"store-path", true, "STORE"}},
        [](po::options_description& d) {
          d.add_options()("block-size", po::value<std::string>(),
-                         "block size: 4K..1M, power of two (default 64K)");
+                         "block size: 4K..1M, power of two (default 64K)")(
+             "lsi-cap", po::value<std::string>(), "bytes LSIs may take (default: disk/4)")(
+             "free-floor", po::value<std::string>(),
+             "free disk kept by eviction (default: disk/20, at most 8G)");
        },
        CmdInit,
        false},
+      {{"config"},
+       "[set KEY SIZE]",
+       "show the store's configuration, or change its eviction caps",
+       "Without arguments, prints the store id, block size and eviction settings.\n"
+       "'config set lsi_cap SIZE' and 'config set free_floor SIZE' change them (sizes\n"
+       "such as 500M, 20G); the next restore, pre-assembly or lsictl gc applies them.\n"
+       "Example: lsictl -s /srv/lsifs config set lsi_cap 50G",
+       {{"set", false, "set"}, {"key", false, "KEY"}, {"value", false, "SIZE"}},
+       nullptr,
+       CmdConfig},
       {{"key", "create"},
        "EXT",
        "create the key of extension EXT (file mode 0600)",
@@ -595,9 +774,12 @@ std::vector<Command> Commands() {
        "-e EXT -v VOLUME [--snapshot ID]",
        "deliver an LSI of VOLUME to extension EXT; prints the LSI id",
        "The restore workflow: if the catalog holds a fresh LSI of (EXT, VOLUME, snapshot)\n"
-       "it is delivered at once; otherwise a new one is assembled. The snapshot is the\n"
-       "volume's latest unless --snapshot names one. A running lsifs -e EXT shows the\n"
-       "LSI as MOUNTPOINT/VOLUME.img and MOUNTPOINT/by-id/ID.img without remounting.\n"
+       "(on that snapshot, planned from EXT's current learned model, TTL not run out) it\n"
+       "is delivered at once; otherwise a new one is assembled and delivered. The\n"
+       "snapshot is the volume's latest unless --snapshot names one. A running\n"
+       "lsifs -e EXT shows the LSI as MOUNTPOINT/by-id/ID.img and, for a restore without\n"
+       "--snapshot, as MOUNTPOINT/VOLUME.img, without remounting. While lsifs runs, it\n"
+       "does the work (it holds the learned models); otherwise lsictl does.\n"
        "(Until the predictor lands, new LSIs hold no delta layers: every block is\n"
        "fetched from the base snapshot on first read.)\n"
        "Example: lsictl -s /srv/lsifs restore -e site-a -v vol-db",
@@ -612,10 +794,11 @@ std::vector<Command> Commands() {
        "-e EXT -v VOLUME --strategy full|none",
        "pre-assemble an LSI of VOLUME's latest snapshot for EXT; prints its id",
        "Fetches blocks of the base snapshot through the origin, seals them for EXT in\n"
-       "a delta layer and writes the LSI to the catalog, where restore and a running\n"
-       "lsifs find it. Strategies: full puts every present block in the layer (a fully\n"
-       "local LSI: the full-copy baseline); none makes a base-only LSI. The predictor's\n"
-       "strategy, with --priority and --budget, comes with the PSA.\n"
+       "a delta layer and publishes the LSI to the catalog as assembled: no mount shows\n"
+       "it until a restore delivers it (restore picks it when it is fresh). Strategies:\n"
+       "full puts every present block in the layer (a fully local LSI: the full-copy\n"
+       "baseline); none makes a base-only LSI. The predictor's strategy, with\n"
+       "--priority and --budget, comes with the PSA.\n"
        "Example: lsictl -s /srv/lsifs preassemble -e site-a -v vol-db --strategy full",
        {},
        [](po::options_description& d) {
@@ -626,14 +809,19 @@ std::vector<Command> Commands() {
        CmdPreassemble},
       {{"lsi", "list"},
        "",
-       "list the LSIs in the catalog, oldest first",
+       "list the LSIs in the catalog with their state, size and expiry",
+       "States: assembled (ready, not delivered), delivered (shown by mounts of its\n"
+       "extension; 'image' when it is MOUNTPOINT/VOLUME.img), expired (TTL ran out),\n"
+       "stale (an older snapshot, or sessions learned since it was planned), dropped\n"
+       "(waiting for a mount to release it), unreadable (damaged, missing layer, no key);\n"
+       "'in use' when a mount has it open. Oldest first.\n"
        "Example: lsictl -s /srv/lsifs lsi list --json",
        {},
        nullptr,
        CmdLsiList},
       {{"lsi", "show"},
        "ID",
-       "show one LSI: its layers and its read counters",
+       "show one LSI: state, TTL, layers and read counters",
        "Counters are those last saved by an lsifs serving the LSI (once a second):\n"
        "reads, blocks_read, from_delta, from_base, zero, origin_requests, origin_bytes,\n"
        "stalled_reads, prefetched_blocks, prefetched_read, read_errors, recall and\n"
@@ -644,12 +832,37 @@ std::vector<Command> Commands() {
        CmdLsiShow},
       {{"lsi", "drop"},
        "ID",
-       "remove an LSI: its catalog entry, then its layers",
-       "A mount that has the LSI open keeps reading it until it is closed.\n"
+       "remove an LSI: it leaves every listing at once, its files go when unused",
+       "An LSI that a mount has open is pinned: it disappears from listings and mounts\n"
+       "at once, the mount keeps reading it until its session ends, and its files are\n"
+       "removed then. Dropping VOLUME.img's LSI removes VOLUME.img (no older one takes\n"
+       "its place); restore again to bring one back.\n"
        "Example: lsictl -s /srv/lsifs lsi drop 0123456789abcdef",
        {{"id", true, "ID"}},
        nullptr,
        CmdLsiDrop},
+      {{"gc"},
+       "",
+       "evict LSIs now until the byte cap and the free-disk floor hold",
+       "Finishes interrupted drops, removes layers no LSI uses, then drops LSIs in this\n"
+       "order until LSIs take at most lsi_cap and the disk has free_floor free:\n"
+       "unreadable, expired or stale, superseded, assembled, delivered by id, and last\n"
+       "the current VOLUME.img ones; least recently used first within each; never one in\n"
+       "use. Prints what it dropped and freed. See lsictl config.\n"
+       "Example: lsictl -s /srv/lsifs gc --json",
+       {},
+       nullptr,
+       CmdGc},
+      {{"stats"},
+       "",
+       "store-wide figures: volumes, LSIs by state, restores, recall/precision",
+       "Per volume: snapshots and bytes stored; per extension of it: LSIs by state and\n"
+       "their bytes, restores, sessions recorded, and the median recall and precision of\n"
+       "the pre-assembled layers over the last 5 sessions whose logs are kept.\n"
+       "Example: lsictl -s /srv/lsifs stats --json",
+       {},
+       nullptr,
+       CmdStats},
       {{"access", "show"},
        "-e EXT -v VOLUME [--session N]",
        "show what has been learned from EXT's reads of VOLUME",

@@ -11,15 +11,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/access/recorder.h"
-#include "core/access/service.h"
+#include "core/catalog/catalog.h"
 #include "core/control/control.h"
 #include "core/origin/origin.h"
+#include "core/service/service.h"
 #include "core/store/store.h"
 #include "fs/lsifs_fs.h"
 
@@ -47,8 +49,9 @@ void Usage(FILE* to) {
       "     any other option goes to FUSE (allow_other, default_permissions,\n"
       "     auto_unmount, ...). The mount is always read-only.\n"
       "  -h, --help            this help\n\n"
-      "The mount shows MOUNTPOINT/<volume>.img (the newest LSI of each volume),\n"
-      "MOUNTPOINT/by-id/<lsi-id>.img and live counters in MOUNTPOINT/.lsifs/.\n"
+      "The mount shows the LSIs delivered to EXT (lsictl restore): MOUNTPOINT/by-id/<lsi-id>.img,\n"
+      "MOUNTPOINT/<volume>.img (from the latest restore of that volume without --snapshot)\n"
+      "and live counters in MOUNTPOINT/.lsifs/.\n"
       "Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM).\n\n"
       "Example:\n"
       "  lsictl -s /srv/lsifs restore -e site-a -v vol-db\n"
@@ -192,6 +195,10 @@ int main(int argc, char** argv) {
   OriginKeys origin_keys = OriginKeys::Derive(provider);
   provider.Wipe();
 
+  std::unique_ptr<Catalog> catalog;
+  s = Catalog::Open(*store, &catalog);
+  if (!s.ok()) return Fail(s.message());
+
   LocalOrigin local(*store, origin_keys);
   ThrottledOrigin throttled(local, wan);
   Origin& origin = wan.enabled() ? static_cast<Origin&>(throttled) : local;
@@ -206,7 +213,7 @@ int main(int argc, char** argv) {
   options.log = LogLine;
   options.origin_description =
       "local store (latency " + latency_text + ", bandwidth " + bandwidth_text + ")";
-  LsiFs fs(*store, origin, key_info, std::move(key), options);
+  LsiFs fs(*catalog, origin, key_info, std::move(key), options);
 
   std::string fsname = "fsname=lsifs:" + store_path;
   std::string opts = "ro,default_permissions,subtype=lsifs," + fsname;
@@ -247,20 +254,29 @@ int main(int argc, char** argv) {
   recorder_options.log = LogLine;
   recorder = std::make_unique<AccessRecorder>(std::move(db), recorder_options);
   fs.SetRecorder(recorder.get());
-  // lsictl reaches the database held here through the control socket.
+  // lsictl reaches the database held here, and this mount's origin link,
+  // through the control socket.
+  ServiceEnv env;
+  env.store = store.get();
+  env.keys = &origin_keys;
+  env.origin = &origin;
+  env.catalog = catalog.get();
+  env.with_db = [&](const std::function<Status(AccessDb*)>& fn) -> Status {
+    if (recorder->enabled()) return recorder->WithDb([&](AccessDb& adb) { return fn(&adb); });
+    // Not recording: the database is not held here; open it for the request.
+    std::unique_ptr<AccessDb> adb;
+    Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &adb);
+    return fn(opened.ok() ? adb.get() : nullptr);
+  };
   std::unique_ptr<ControlServer> control;
-  if (recorder->enabled()) {
-    s = ControlServer::Start(
-        ControlSocketPath(store_path),
-        [&](const std::vector<std::string>& request, std::string* body) {
-          if (!request.empty() && request[0] == "ping") return Status::Ok();
-          return recorder->WithDb([&](AccessDb& adb) {
-            return ServeAccessRequest(adb, *store, origin_keys, request, body);
-          });
-        },
-        &control);
-    if (!s.ok()) LogLine("control socket unavailable: " + s.message());
-  }
+  s = ControlServer::Start(
+      store->control_socket_path(),
+      [&](const std::vector<std::string>& request, std::string* body) {
+        if (!request.empty() && request[0] == "ping") return Status::Ok();
+        return ServeRequest(env, request, body);
+      },
+      &control);
+  if (!s.ok()) LogLine("control socket unavailable: " + s.message());
   fs.StartBackground();
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 

@@ -12,7 +12,7 @@ packages=(
   libfuse3-dev fuse3
   libssl-dev
   libleveldb-dev libsnappy-dev
-  libboost-dev libboost-program-options-dev
+  libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libgtest-dev googletest
   e2fsprogs util-linux kmod
   fio
@@ -22,6 +22,9 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Another apt or dpkg (unattended-upgrades, a provisioning script) may hold
+  # the lock: wait for it rather than fail.
+  apt=(apt-get -o DPkg::Lock::Timeout=600)
+  "${apt[@]}" update -qq
+  "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}"
 fi

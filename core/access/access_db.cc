@@ -381,17 +381,18 @@ Status AccessDb::EnforceCap(const std::string& ext, const std::string& vol, Mode
   return FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "capping statistics");
 }
 
-Status AccessDb::LoadModel(const std::string& ext, const std::string& vol, ModelMeta* meta,
-                           std::vector<std::pair<uint64_t, BlockStats>>* blocks) {
+Status AccessDb::LoadMeta(const std::string& ext, const std::string& vol, ModelMeta* meta) {
   *meta = ModelMeta();
-  blocks->clear();
   std::string value;
   leveldb::Status ls = db_->Get(leveldb::ReadOptions(), PairPrefix('M', ext, vol), &value);
-  if (ls.ok()) {
-    LSIFS_RETURN_IF_ERROR(ModelMeta::Decode(AsSpan(value), meta));
-  } else if (!ls.IsNotFound()) {
-    return FromLevelDb(ls, "reading statistics");
-  }
+  if (ls.ok()) return ModelMeta::Decode(AsSpan(value), meta);
+  return ls.IsNotFound() ? Status::Ok() : FromLevelDb(ls, "reading statistics");
+}
+
+Status AccessDb::LoadModel(const std::string& ext, const std::string& vol, ModelMeta* meta,
+                           std::vector<std::pair<uint64_t, BlockStats>>* blocks) {
+  blocks->clear();
+  LSIFS_RETURN_IF_ERROR(LoadMeta(ext, vol, meta));
   std::string prefix = PairPrefix('F', ext, vol);
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {

@@ -88,6 +88,8 @@ class AccessDb {
                       std::vector<SessionRecord>* out);
   Status SessionLog(const std::string& ext, const std::string& vol, uint32_t number,
                     std::vector<AccessEvent>* out);
+  // The model's summary only (no blocks); a model never folded is empty.
+  Status LoadMeta(const std::string& ext, const std::string& vol, ModelMeta* meta);
   // The whole model of (ext, vol); ext may be kAllExtensions.
   Status LoadModel(const std::string& ext, const std::string& vol, ModelMeta* meta,
                    std::vector<std::pair<uint64_t, BlockStats>>* blocks);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <memory>
 
 #include "core/lsi/layer.h"
 #include "core/util/file.h"
@@ -12,39 +13,10 @@
 
 namespace lsifs {
 
-Status ListLsis(const Store& store, std::vector<Manifest>* out,
-                std::vector<std::string>* problems) {
-  out->clear();
-  DIR* d = ::opendir(store.lsi_dir().c_str());
-  if (d == nullptr) return Status::FromErrno(store.lsi_dir(), errno);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() == 16 + 4 && n.compare(16, 4, ".lsi") == 0) names.push_back(n);
-  }
-  ::closedir(d);
-  for (const auto& n : names) {
-    Manifest m;
-    Status s = PeekManifest(store.lsi_dir() + "/" + n, &m);
-    if (s.ok() && FormatId(m.lsi_id) + ".lsi" != n) {
-      s = Status::Corruption("manifest " + n + " names another LSI");
-    }
-    if (!s.ok()) {
-      if (problems) problems->push_back(s.message());
-      continue;
-    }
-    out->push_back(std::move(m));
-  }
-  std::sort(out->begin(), out->end(), [](const Manifest& a, const Manifest& b) {
-    if (a.created != b.created) return a.created < b.created;
-    return a.lsi_id < b.lsi_id;
-  });
-  return Status::Ok();
-}
-
-Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_info,
+Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& key_info,
                    const SecretKey& key, const std::vector<std::vector<uint64_t>>& layers,
                    const AssembleOptions& options, Manifest* out) {
+  const Store& store = catalog.store();
   const SnapshotInfo& snap = base.info();
   Manifest m;
   m.lsi_id = RandomU64NonZero();
@@ -53,8 +25,12 @@ Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_
   m.volume_size = snap.size;
   m.block_size = snap.block_size;
   m.created = static_cast<int64_t>(std::time(nullptr));
-  m.expires = options.expires;
+  m.expires = options.ttl > 0 ? m.created + options.ttl : 0;
+  m.strategy = options.strategy;
+  m.model_sessions = options.model_sessions;
 
+  std::unique_ptr<AssemblyClaim> claim;
+  LSIFS_RETURN_IF_ERROR(catalog.BeginAssembly(&claim));
   std::vector<std::string> written;
   auto fail = [&](Status s) {
     for (const auto& p : written) ::unlink(p.c_str());
@@ -75,12 +51,13 @@ Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_
       }
     }
     LayerHeader h;
-    h.layer_id = RandomU64NonZero();
+    Status claimed = claim->NewLayer(&h.layer_id);
+    if (!claimed.ok()) return fail(claimed);
     h.volume = snap.volume;
     h.snapshot = snap.id;
     h.block_size = snap.block_size;
     LayerWriter w;
-    std::string path = LayerPath(store, h.layer_id);
+    std::string path = store.layer_path(h.layer_id);
     Status s = w.Open(store.tmp_dir(), path, h, key_info, key);
     for (size_t at = 0; s.ok() && at < blocks.size(); at += batch) {
       size_t n = std::min(batch, blocks.size() - at);
@@ -97,24 +74,12 @@ Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_
     written.push_back(path);
     m.layers.push_back({h.layer_id, blocks});
   }
-  Status s = WriteManifest(store.tmp_dir(), LsiPath(store, m.lsi_id), m, key_info, key);
+  Status s = catalog.Publish(*claim, m, key_info, key);
   if (!s.ok()) return fail(s);
   m.extension = key_info.name;
   m.key_id = key_info.id;
   for (auto& l : m.layers) std::sort(l.blocks.begin(), l.blocks.end());
   *out = std::move(m);
-  return Status::Ok();
-}
-
-Status DropLsi(const Store& store, uint64_t lsi_id) {
-  std::string path = LsiPath(store, lsi_id);
-  Manifest m;
-  LSIFS_RETURN_IF_ERROR(PeekManifest(path, &m).WithContext("LSI " + FormatId(lsi_id)));
-  if (::unlink(path.c_str()) != 0) return Status::FromErrno(path, errno);
-  LSIFS_RETURN_IF_ERROR(SyncDirectory(store.lsi_dir()));
-  for (const auto& l : m.layers) ::unlink(LayerPath(store, l.layer_id).c_str());
-  ::unlink(
-      (store.root() + "/run/" + FormatId(lsi_id) + "." + m.extension + ".counters.json").c_str());
   return Status::Ok();
 }
 
@@ -132,29 +97,48 @@ Status ListVolumeSnapshots(const Store& store, const OriginKeys& keys, const std
   return Status::Ok();
 }
 
+uint32_t ModelSessions(const CatalogContext& context, const std::string& extension,
+                       const std::string& volume) {
+  auto it = context.model_sessions.find({extension, volume});
+  return it == context.model_sessions.end() ? 0 : it->second;
+}
+
+// Eviction after a publish: the new LSI is never its victim. A failure to
+// evict does not undo the publish; `lsictl gc` reports it.
+void EvictAfterPublish(const Catalog& catalog, const CatalogContext& context, uint64_t lsi_id) {
+  EvictionReport report;
+  (void)catalog.Evict(context, &report, lsi_id);
+}
+
 }  // namespace
 
-Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& keys,
+Status PreassembleFixed(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                         const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-                        const std::string& strategy, const AssembleOptions& options,
-                        Manifest* out) {
+                        const std::string& strategy, const CatalogContext& context,
+                        AssembleOptions options, Manifest* out) {
   if (strategy != "full" && strategy != "none") {
     return Status::InvalidArgument("unknown strategy '" + strategy + "' (use full or none)");
   }
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(store, keys, volume, &snaps));
+  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(catalog.store(), keys, volume, &snaps));
   std::unique_ptr<OriginSnapshot> base;
   LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snaps.back().id, &base));
   std::vector<std::vector<uint64_t>> layers;
   if (strategy == "full") layers.push_back(base->present());
-  return AssembleLsi(store, *base, key_info, key, layers, options, out);
+  options.strategy = strategy;
+  options.model_sessions = ModelSessions(context, key_info.name, volume);
+  options.ttl = catalog.TtlFor(key_info, key, volume);
+  LSIFS_RETURN_IF_ERROR(AssembleLsi(catalog, *base, key_info, key, layers, options, out));
+  EvictAfterPublish(catalog, context, out->lsi_id);
+  return Status::Ok();
 }
 
-Status Restore(const Store& store, Origin& origin, const OriginKeys& keys, const KeyInfo& key_info,
-               const SecretKey& key, const std::string& volume, uint64_t snapshot, Manifest* out,
-               bool* reused) {
+Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
+               const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
+               uint64_t snapshot, const CatalogContext& context, Manifest* out, bool* reused) {
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(store, keys, volume, &snaps));
+  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(catalog.store(), keys, volume, &snaps));
+  const bool alias = snapshot == 0;
   if (snapshot == 0) {
     snapshot = snaps.back().id;
   } else if (std::none_of(snaps.begin(), snaps.end(),
@@ -162,22 +146,26 @@ Status Restore(const Store& store, Origin& origin, const OriginKeys& keys, const
     return Status::NotFound("volume '" + volume + "' has no snapshot " + FormatId(snapshot) +
                             " (see: lsictl snapshots " + volume + ")");
   }
-  std::vector<Manifest> lsis;
-  LSIFS_RETURN_IF_ERROR(ListLsis(store, &lsis));
-  int64_t now = static_cast<int64_t>(std::time(nullptr));
-  for (auto it = lsis.rbegin(); it != lsis.rend(); ++it) {
-    if (it->extension == key_info.name && it->key_id == key_info.id && it->volume == volume &&
-        it->snapshot == snapshot && (it->expires == 0 || it->expires > now)) {
-      // Authenticate before handing it out.
-      LSIFS_RETURN_IF_ERROR(ReadManifest(LsiPath(store, it->lsi_id), key_info, key, out));
-      *reused = true;
-      return Status::Ok();
+  // A fresh LSI may be dropped between finding and delivering it: then a
+  // new one is made.
+  for (int attempt = 0;; ++attempt) {
+    Status found = catalog.FindFresh(key_info, key, volume, snapshot, context, out);
+    *reused = found.ok();
+    if (!found.ok()) {
+      if (!found.IsNotFound()) return found;
+      std::unique_ptr<OriginSnapshot> base;
+      LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snapshot, &base));
+      AssembleOptions options;
+      options.strategy = "none";
+      options.model_sessions = ModelSessions(context, key_info.name, volume);
+      options.ttl = catalog.TtlFor(key_info, key, volume);
+      LSIFS_RETURN_IF_ERROR(AssembleLsi(catalog, *base, key_info, key, {}, options, out));
+      EvictAfterPublish(catalog, context, out->lsi_id);
     }
+    Status s = catalog.Deliver(out->lsi_id, key_info, key, alias,
+                               static_cast<int64_t>(std::time(nullptr)));
+    if (s.ok() || !s.IsNotFound() || attempt == 1) return s;
   }
-  std::unique_ptr<OriginSnapshot> base;
-  LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snapshot, &base));
-  *reused = false;
-  return AssembleLsi(store, *base, key_info, key, {}, AssembleOptions(), out);
 }
 
 }  // namespace lsifs

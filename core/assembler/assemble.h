@@ -1,8 +1,8 @@
-// Assembly of LSIs and the catalog of those delivered. An LSI is assembled
-// by fetching blocks of its base snapshot through the origin, sealing them
-// into delta layers for one extension, and writing the manifest last: the
-// manifest in STORE/lsi/ is the catalog entry, so an LSI exists whole or not
-// at all. (The predictor that chooses the blocks comes with the PSA.)
+// Assembly of LSIs and the restore workflow. An LSI is assembled by
+// fetching blocks of its base snapshot through the origin and sealing them
+// into delta layers for one extension; the catalog publishes it (manifest
+// last) and delivers it. (The predictor that chooses the blocks comes with
+// the PSA; until then the strategies are fixed.)
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/catalog/catalog.h"
 #include "core/crypto/keyfile.h"
 #include "core/lsi/manifest.h"
 #include "core/origin/origin.h"
@@ -18,13 +19,10 @@
 
 namespace lsifs {
 
-// Every LSI in the catalog (fields unauthenticated: for listings), oldest
-// first. Files that cannot be parsed are reported in `problems`, not fatal.
-Status ListLsis(const Store& store, std::vector<Manifest>* out,
-                std::vector<std::string>* problems = nullptr);
-
 struct AssembleOptions {
-  int64_t expires = 0;           // unix seconds; 0: never
+  std::string strategy;          // how the blocks were chosen (kept in the manifest)
+  uint32_t model_sessions = 0;   // sessions in the model they were chosen from
+  int64_t ttl = 0;               // seconds until it expires; 0: never
   size_t blocks_per_fetch = 64;  // origin request size
   // Called after each origin request with blocks done and blocks in all.
   std::function<void(uint64_t done, uint64_t total)> progress;
@@ -33,26 +31,26 @@ struct AssembleOptions {
 // Assembles an LSI of `base` for the extension: one delta layer per entry of
 // `layers`, bottom first, each holding those blocks in that order (absent
 // blocks are refused: they read as zeros without a layer).
-Status AssembleLsi(const Store& store, OriginSnapshot& base, const KeyInfo& key_info,
+Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& key_info,
                    const SecretKey& key, const std::vector<std::vector<uint64_t>>& layers,
                    const AssembleOptions& options, Manifest* out);
 
 // Pre-assembles an LSI of the latest snapshot of `volume` by a fixed
 // strategy: "full" puts every present block in one delta layer (the full-copy
 // baseline); "none" makes a base-only LSI. (The predictor's strategy comes
-// with the PSA.) The LSI is written to the catalog; it is not a restore.
-Status PreassembleFixed(const Store& store, Origin& origin, const OriginKeys& keys,
+// with the PSA.) The LSI is published as assembled, with the TTL the
+// catalog computes from the extension's restores; then eviction runs.
+Status PreassembleFixed(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                         const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-                        const std::string& strategy, const AssembleOptions& options, Manifest* out);
+                        const std::string& strategy, const CatalogContext& context,
+                        AssembleOptions options, Manifest* out);
 
-// Removes an LSI: the catalog entry first, then its layers.
-Status DropLsi(const Store& store, uint64_t lsi_id);
-
-// The restore workflow: a fresh LSI of (extension, volume, snapshot) from the
-// catalog if there is one (`*reused` = true), else a new one. `snapshot` 0
-// means the volume's latest. Until the PSA lands, new LSIs are base-only.
-Status Restore(const Store& store, Origin& origin, const OriginKeys& keys, const KeyInfo& key_info,
-               const SecretKey& key, const std::string& volume, uint64_t snapshot, Manifest* out,
-               bool* reused);
+// The restore workflow: the newest fresh LSI of (extension, volume,
+// snapshot) in the catalog if there is one (`*reused` = true), else a new
+// one; then it is delivered (as <volume>.img when `snapshot` is 0, the
+// volume's latest). Until the PSA lands, new LSIs are base-only.
+Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
+               const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
+               uint64_t snapshot, const CatalogContext& context, Manifest* out, bool* reused);
 
 }  // namespace lsifs

@@ -68,10 +68,6 @@ Status CodeStatus(int code, const std::string& msg) {
 
 }  // namespace
 
-std::string ControlSocketPath(const std::string& store_root) {
-  return store_root + "/control.sock";
-}
-
 Status ControlServer::Start(const std::string& path, Handler handler,
                             std::unique_ptr<ControlServer>* out) {
   sockaddr_un addr;
@@ -142,7 +138,7 @@ void ControlServer::Serve() {
 }
 
 Status ControlCall(const std::string& path, const std::vector<std::string>& request,
-                   std::string* body) {
+                   std::string* body, std::chrono::seconds timeout) {
   sockaddr_un addr;
   LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -154,7 +150,7 @@ Status ControlCall(const std::string& path, const std::vector<std::string>& requ
     return Status::FromErrno("control socket " + path, e);
   }
   // A daemon that stops answering must not hang lsictl.
-  timeval tv{60, 0};
+  timeval tv{static_cast<time_t>(timeout.count()), 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   std::string line;

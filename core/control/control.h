@@ -1,5 +1,5 @@
 // The control socket: how lsictl reaches a running lsifs, which holds the
-// store's LevelDB. A Unix stream socket at STORE/control.sock; one request
+// store's LevelDB. A Unix stream socket (Store::control_socket_path); one request
 // per connection:
 //
 //   request:  fields separated by TAB, ended by LF
@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -19,8 +20,6 @@
 #include "core/util/status.h"
 
 namespace lsifs {
-
-std::string ControlSocketPath(const std::string& store_root);
 
 class ControlServer {
  public:
@@ -41,9 +40,10 @@ class ControlServer {
   std::thread thread_;
 };
 
-// Sends a request to the daemon at `path`. Unavailable when no daemon
-// listens there; otherwise the daemon's status and body.
+// Sends a request to the daemon at `path` and waits up to `timeout` for the
+// answer. Unavailable when no daemon listens there; otherwise the daemon's
+// status and body.
 Status ControlCall(const std::string& path, const std::vector<std::string>& request,
-                   std::string* body);
+                   std::string* body, std::chrono::seconds timeout = std::chrono::seconds(60));
 
 }  // namespace lsifs

@@ -78,11 +78,12 @@ void LsiImage::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }
 
-Status LsiImage::Open(const Store& store, const std::string& manifest_path, const KeyInfo& key_info,
-                      const SecretKey& key, Origin& origin, const ImageOptions& options,
-                      std::unique_ptr<LsiImage>* out) {
-  Manifest m;
-  LSIFS_RETURN_IF_ERROR(ReadManifest(manifest_path, key_info, key, &m));
+Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, const SecretKey& key,
+                      Origin& origin, const ImageOptions& options, std::unique_ptr<LsiImage>* out) {
+  if (m.extension != key_info.name || m.key_id != key_info.id) {
+    return Status::Permission("LSI " + FormatId(m.lsi_id) + " was not made for " +
+                              DescribeKey(key_info));
+  }
   if (!IsValidBlockSize(m.block_size)) {
     return Status::Corruption("LSI " + FormatId(m.lsi_id) + ": bad block size");
   }
@@ -101,7 +102,7 @@ Status LsiImage::Open(const Store& store, const std::string& manifest_path, cons
   for (uint32_t li = 0; li < man.layers.size(); ++li) {
     const ManifestLayer& ml = man.layers[li];
     std::unique_ptr<LayerReader> reader;
-    Status s = LayerReader::Open(LayerPath(store, ml.layer_id), key_info, key, &reader);
+    Status s = LayerReader::Open(store.layer_path(ml.layer_id), key_info, key, &reader);
     if (s.ok()) {
       const LayerHeader& h = reader->header();
       std::vector<uint64_t> sorted = reader->blocks();

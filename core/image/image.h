@@ -36,10 +36,10 @@ struct ImageOptions {
 
 class LsiImage {
  public:
-  // Opens the LSI whose manifest is at `manifest_path` for the extension
-  // owning `key`. Permission when it was made for another extension. Layers
-  // that cannot be opened are logged and only their blocks fail to read.
-  static Status Open(const Store& store, const std::string& manifest_path, const KeyInfo& key_info,
+  // Opens the LSI of `manifest` (authenticated with `key`: as a catalog pin
+  // reads it) for the extension owning `key`. Layers that cannot be opened
+  // are logged and only their blocks fail to read.
+  static Status Open(const Store& store, Manifest manifest, const KeyInfo& key_info,
                      const SecretKey& key, Origin& origin, const ImageOptions& options,
                      std::unique_ptr<LsiImage>* out);
   ~LsiImage();

@@ -84,10 +84,6 @@ uint64_t IndexSize(uint64_t count) {
 
 }  // namespace
 
-std::string LayerPath(const Store& store, uint64_t layer_id) {
-  return store.layers_dir() + "/" + FormatId(layer_id) + ".layer";
-}
-
 Status LayerWriter::Open(const std::string& tmp_dir, const std::string& path,
                          const LayerHeader& header, const KeyInfo& key_info,
                          const SecretKey& extension_key) {

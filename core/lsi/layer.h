@@ -21,7 +21,6 @@
 namespace lsifs {
 
 // Where a layer lives in a store: STORE/layers/ID.layer.
-std::string LayerPath(const Store& store, uint64_t layer_id);
 
 struct LayerHeader {
   uint64_t layer_id = 0;

@@ -12,9 +12,10 @@ namespace lsifs {
 namespace {
 
 constexpr char kMagic[8] = {'L', 'S', 'I', 'F', 'S', 'M', 'A', 'N'};
-constexpr uint32_t kVersion = 1;
+// Version 2 added the strategy and the model's session count; version 1
+// manifests are still read (as strategy "", model_sessions 0).
+constexpr uint32_t kVersion = 2;
 constexpr uint32_t kMaxLayers = 4096;
-constexpr size_t kMaxManifestSize = size_t{1} << 30;
 
 Bytes EncodeBody(const Manifest& m) {
   ByteWriter w;
@@ -29,6 +30,8 @@ Bytes EncodeBody(const Manifest& m) {
   w.PutU32(m.block_size);
   w.PutU64(static_cast<uint64_t>(m.created));
   w.PutU64(static_cast<uint64_t>(m.expires));
+  w.PutString16(m.strategy);
+  w.PutU32(m.model_sessions);
   w.PutU32(static_cast<uint32_t>(m.layers.size()));
   for (const auto& l : m.layers) {
     w.PutU64(l.layer_id);
@@ -51,7 +54,10 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
   ByteSpan magic = r.GetBytes(8);
   if (!r.ok() || std::memcmp(magic.data(), kMagic, 8) != 0) return corrupt("not an LSI manifest");
   uint32_t version = r.GetU32();
-  if (version != kVersion) return corrupt("unsupported version " + std::to_string(version));
+  if (version != 1 && version != kVersion) {
+    return corrupt("unsupported version " + std::to_string(version) +
+                   " (this lsifs reads versions 1 and 2)");
+  }
   m->lsi_id = r.GetU64();
   m->extension = r.GetString16();
   m->key_id = r.GetU64();
@@ -61,6 +67,12 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
   m->block_size = r.GetU32();
   m->created = static_cast<int64_t>(r.GetU64());
   m->expires = static_cast<int64_t>(r.GetU64());
+  m->strategy.clear();
+  m->model_sessions = 0;
+  if (version >= 2) {
+    m->strategy = r.GetString16();
+    m->model_sessions = r.GetU32();
+  }
   uint32_t layers = r.GetU32();
   if (!r.ok() || layers > kMaxLayers) return corrupt("truncated or malformed");
   m->layers.resize(layers);
@@ -86,8 +98,10 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
 
 }  // namespace
 
-std::string LsiPath(const Store& store, uint64_t lsi_id) {
-  return store.lsi_dir() + "/" + FormatId(lsi_id) + ".lsi";
+uint64_t Manifest::delta_blocks() const {
+  uint64_t n = 0;
+  for (const auto& l : layers) n += l.blocks.size();
+  return n;
 }
 
 Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manifest manifest,
@@ -114,6 +128,11 @@ Status ReadManifest(const std::string& path, const KeyInfo& key_info,
                     const SecretKey& extension_key, Manifest* manifest) {
   std::string data;
   LSIFS_RETURN_IF_ERROR(ReadWholeFile(path, kMaxManifestSize, &data));
+  return DecodeManifest(path, data, key_info, extension_key, manifest);
+}
+
+Status DecodeManifest(const std::string& path, const std::string& data, const KeyInfo& key_info,
+                      const SecretKey& extension_key, Manifest* manifest) {
   size_t body = 0;
   LSIFS_RETURN_IF_ERROR(Parse(path, data, manifest, &body));
   if (manifest->extension != key_info.name || manifest->key_id != key_info.id) {

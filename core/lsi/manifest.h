@@ -31,13 +31,24 @@ struct Manifest {
   uint64_t snapshot = 0;
   uint64_t volume_size = 0;
   uint32_t block_size = 0;
-  int64_t created = 0;                // unix seconds
-  int64_t expires = 0;                // unix seconds; 0: never
+  int64_t created = 0;  // unix seconds
+  int64_t expires = 0;  // unix seconds; 0: never
+  // How its blocks were chosen ("full", "none", "predicted"...), and the
+  // number of sessions in the extension's learned model of the volume when
+  // they were: a later session makes the LSI stale (see core/catalog).
+  std::string strategy;
+  uint32_t model_sessions = 0;
   std::vector<ManifestLayer> layers;  // bottom to top
+
+  uint64_t delta_blocks() const;
+  bool operator==(const Manifest&) const = default;
 };
 
+inline bool operator==(const ManifestLayer& a, const ManifestLayer& b) {
+  return a.layer_id == b.layer_id && a.blocks == b.blocks;
+}
+
 // Where an LSI's manifest lives in a store: STORE/lsi/ID.lsi.
-std::string LsiPath(const Store& store, uint64_t lsi_id);
 
 // Writes `manifest` (its extension and key_id taken from `key_info`) to
 // `path` through a temporary in `tmp_dir`.
@@ -47,6 +58,11 @@ Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manife
 // was made for another extension or key.
 Status ReadManifest(const std::string& path, const KeyInfo& key_info,
                     const SecretKey& extension_key, Manifest* manifest);
+// The same for a manifest's bytes already read (`path` names it in errors).
+Status DecodeManifest(const std::string& path, const std::string& data, const KeyInfo& key_info,
+                      const SecretKey& extension_key, Manifest* manifest);
+// The largest manifest file accepted.
+inline constexpr size_t kMaxManifestSize = size_t{1} << 30;
 // Reads a manifest's fields without authenticating them (for listings that
 // span extensions); never use the result to read data.
 Status PeekManifest(const std::string& path, Manifest* manifest);

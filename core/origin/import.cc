@@ -205,13 +205,13 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
     const SnapshotInfo& parent = existing.back();
     info_.parent = parent.id;
     if (parent.block_size == block_size_) {
-      LSIFS_RETURN_IF_ERROR(parent_.Open(SnapshotMapPath(store_, volume, parent.id), keys_));
+      LSIFS_RETURN_IF_ERROR(parent_.Open(store_.snapshot_map_path(volume, parent.id), keys_));
       has_parent_ = true;
     }
   }
 
   LSIFS_RETURN_IF_ERROR(
-      data_out_.Open(store_.tmp_dir(), SnapshotDataPath(store_, volume, info_.id), 0644));
+      data_out_.Open(store_.tmp_dir(), store_.snapshot_data_path(volume, info_.id), 0644));
   LSIFS_RETURN_IF_ERROR(data_out_.Write(EncodeDataHeader(block_size_, info_.id)));
   LSIFS_RETURN_IF_ERROR(map_out_.Open(store_, keys_, info_));
 
@@ -256,7 +256,7 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
   LSIFS_RETURN_IF_ERROR(data_out_.Commit());
   Status committed = map_out_.Commit(stored_);
   if (!committed.ok()) {
-    ::unlink(SnapshotDataPath(store_, volume, info_.id).c_str());
+    ::unlink(store_.snapshot_data_path(volume, info_.id).c_str());
     return committed;
   }
   info_.present_blocks = result->new_blocks + result->reused_blocks;

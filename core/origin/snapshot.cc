@@ -129,14 +129,6 @@ OriginKeys OriginKeys::Derive(const SecretKey& provider) {
                     DeriveKey(provider, "lsifs origin digest key v1")};
 }
 
-std::string SnapshotMapPath(const Store& store, const std::string& volume, uint64_t id) {
-  return store.volume_dir(volume) + "/" + FormatId(id) + ".snap";
-}
-
-std::string SnapshotDataPath(const Store& store, const std::string& volume, uint64_t id) {
-  return store.volume_dir(volume) + "/" + FormatId(id) + ".data";
-}
-
 size_t OriginBlockAad(const std::string& volume, uint64_t snapshot, uint64_t block,
                       std::array<uint8_t, 128>* aad) {
   static constexpr char kLabel[] = "lsifs origin block v1";
@@ -268,7 +260,7 @@ Status SnapshotMapWriter::Open(const Store& store, const OriginKeys& keys,
   header_ = EncodeMapHeader(info);
   mac_ = std::make_unique<Mac>(keys.map);
   LSIFS_RETURN_IF_ERROR(
-      out_.Open(store.tmp_dir(), SnapshotMapPath(store, info.volume, info.id), 0644));
+      out_.Open(store.tmp_dir(), store.snapshot_map_path(info.volume, info.id), 0644));
   return out_.Write(header_);
 }
 
@@ -320,7 +312,7 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
   auto sb = std::unique_ptr<SnapshotBlocks>(new SnapshotBlocks());
   sb->keys_ = &keys;
   SnapshotMapReader reader;
-  LSIFS_RETURN_IF_ERROR(reader.Open(SnapshotMapPath(store, volume, id), keys));
+  LSIFS_RETURN_IF_ERROR(reader.Open(store.snapshot_map_path(volume, id), keys));
   sb->info_ = reader.info();
   if (sb->info_.volume != volume || sb->info_.id != id) {
     return Status::Corruption("snapshot file for " + FormatId(id) + " describes another snapshot");
@@ -337,7 +329,7 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
   LSIFS_RETURN_IF_ERROR(reader.status());
   for (uint64_t source : sources) {
     File f;
-    std::string path = SnapshotDataPath(store, volume, source);
+    std::string path = store.snapshot_data_path(volume, source);
     LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));
     uint8_t head[kDataHeaderSize];
     LSIFS_RETURN_IF_ERROR(f.PreadExact(0, MutableByteSpan(head, sizeof head)).WithContext(path));

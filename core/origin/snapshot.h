@@ -58,8 +58,6 @@ struct OriginKeys {
   static OriginKeys Derive(const SecretKey& provider);
 };
 
-std::string SnapshotMapPath(const Store& store, const std::string& volume, uint64_t id);
-std::string SnapshotDataPath(const Store& store, const std::string& volume, uint64_t id);
 
 // The data file: a fixed header, then sealed records of block_size bytes.
 Bytes EncodeDataHeader(uint32_t block_size, uint64_t snapshot);

@@ -4,10 +4,13 @@
 #include <leveldb/db.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <sstream>
 
@@ -18,7 +21,7 @@ namespace lsifs {
 namespace {
 
 constexpr char kConfigFormat[] = "lsifs-store-1";
-const char* const kSubdirs[] = {"keys", "snapshots", "layers", "lsi", "tmp"};
+const char* const kSubdirs[] = {"keys", "snapshots", "layers", "lsi", "catalog", "run", "tmp"};
 
 std::string FormatConfig(const StoreConfig& c) {
   std::ostringstream out;
@@ -26,7 +29,9 @@ std::string FormatConfig(const StoreConfig& c) {
       << "format: " << kConfigFormat << "\n"
       << "store_id: " << FormatId(c.store_id) << "\n"
       << "block_size: " << c.block_size << "\n"
-      << "created: " << c.created << "\n";
+      << "created: " << c.created << "\n"
+      << "lsi_cap: " << c.lsi_cap << "\n"
+      << "free_floor: " << c.free_floor << "\n";
   return out.str();
 }
 
@@ -58,6 +63,10 @@ Status ParseConfig(const std::string& path, const std::string& text, StoreConfig
       have_block_size = true;
     } else if (field == "created") {
       c->created = std::strtoll(value.c_str(), nullptr, 10);
+    } else if (field == "lsi_cap" || field == "free_floor") {
+      uint64_t n = 0;
+      if (!ParseByteSize(value, &n).ok()) return bad("bad " + field + " '" + value + "'");
+      (field == "lsi_cap" ? c->lsi_cap : c->free_floor) = n;
     }
   }
   if (!format_ok || !have_id || !have_block_size) return bad("incomplete store configuration");
@@ -101,6 +110,17 @@ void RemoveTree(const std::string& path) {
 Status MakeDir(const std::string& path, mode_t mode) {
   if (::mkdir(path.c_str(), mode) != 0) return Status::FromErrno("mkdir " + path, errno);
   return Status::Ok();
+}
+
+// Caps that suit the disk the store is made on: LSIs may use a quarter of it,
+// and eviction keeps a twentieth of it (at most 8 GiB) free.
+void ChooseCaps(const std::string& dir, StoreConfig* c) {
+  struct statvfs fs;
+  uint64_t disk = 64ull << 30;
+  if (::statvfs(dir.c_str(), &fs) == 0) disk = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
+  constexpr uint64_t kMiB = 1ull << 20;
+  if (c->lsi_cap == 0) c->lsi_cap = std::max<uint64_t>(disk / 4 / kMiB, 256) * kMiB;
+  if (c->free_floor == 0) c->free_floor = std::min<uint64_t>(disk / 20 / kMiB, 8192) * kMiB;
 }
 
 Status BuildStore(const std::string& dir, const StoreConfig& config) {
@@ -173,8 +193,9 @@ Status ParseBlockSize(const std::string& text, uint32_t* block_size) {
 Store::Store(std::string root, StoreConfig config)
     : root_(std::move(root)), config_(config), keyring_(root_ + "/keys", root_ + "/tmp") {}
 
-Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* config) {
+Status Store::Init(const std::string& root, StoreConfig* config) {
   if (root.empty()) return Status::InvalidArgument("no store path given");
+  const uint32_t block_size = config->block_size;
   if (!IsValidBlockSize(block_size)) {
     return Status::InvalidArgument("block size must be a power of two from 4K to 1M");
   }
@@ -183,10 +204,10 @@ Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* co
   if (PathExists(path) && !IsEmptyDirectory(path)) {
     return Status::Exists(path + " already exists and is not empty; choose a new path");
   }
-  StoreConfig c;
+  StoreConfig c = *config;
   c.store_id = RandomU64NonZero();
-  c.block_size = block_size;
   c.created = static_cast<int64_t>(std::time(nullptr));
+  ChooseCaps(DirName(path), &c);
 
   // Build beside the destination and rename into place, so that a failure
   // or crash never leaves a half-made store under the user's name. What a
@@ -215,7 +236,7 @@ Status Store::Init(const std::string& root, uint32_t block_size, StoreConfig* co
     return s;
   }
   LSIFS_RETURN_IF_ERROR(SyncDirectory(DirName(path)));
-  if (config != nullptr) *config = c;
+  *config = c;
   return Status::Ok();
 }
 
@@ -233,8 +254,93 @@ Status Store::Open(const std::string& root, std::unique_ptr<Store>* store) {
   StoreConfig config;
   LSIFS_RETURN_IF_ERROR(ParseConfig(root + "/config", text, &config));
   store->reset(new Store(root, config));
+  // Folders added since the store was made.
+  for (const char* sub : kSubdirs) ::mkdir((root + "/" + sub).c_str(), 0755);
   (*store)->SweepTemporaries();
   return Status::Ok();
+}
+
+Status Store::UpdateCaps(uint64_t lsi_cap, uint64_t free_floor) {
+  StoreConfig c = config_;
+  c.lsi_cap = lsi_cap;
+  c.free_floor = free_floor;
+  std::string text = FormatConfig(c);
+  LSIFS_RETURN_IF_ERROR(
+      WriteFileAtomically(tmp_dir(), config_path(), AsBytes(text), 0644, /*replace=*/true));
+  config_ = c;
+  return Status::Ok();
+}
+
+std::string Store::snapshot_map_path(const std::string& volume, uint64_t id) const {
+  return volume_dir(volume) + "/" + FormatId(id) + ".snap";
+}
+
+std::string Store::snapshot_data_path(const std::string& volume, uint64_t id) const {
+  return volume_dir(volume) + "/" + FormatId(id) + ".data";
+}
+
+std::string Store::layer_path(uint64_t layer_id) const {
+  return layers_dir() + "/" + FormatId(layer_id) + ".layer";
+}
+
+std::string Store::manifest_path(uint64_t lsi_id) const {
+  return lsi_dir() + "/" + FormatId(lsi_id) + ".lsi";
+}
+
+std::string Store::tombstone_path(uint64_t lsi_id) const {
+  return lsi_dir() + "/" + FormatId(lsi_id) + ".dropped";
+}
+
+std::string Store::deliveries_path(const std::string& extension) const {
+  return catalog_dir() + "/" + extension + ".deliveries";
+}
+
+std::string Store::deliveries_lock_path(const std::string& extension) const {
+  return catalog_dir() + "/" + extension + ".lock";
+}
+
+std::string Store::counters_path(uint64_t lsi_id, const std::string& extension) const {
+  return run_dir() + "/" + FormatId(lsi_id) + "." + extension + ".counters.json";
+}
+
+std::string Store::claim_path(uint64_t n) const {
+  // NAME.PID.N.tmp, the temporaries' pattern, so a dead process's claims go.
+  return tmp_dir() + "/claim." + std::to_string(::getpid()) + "." + std::to_string(n) + ".tmp";
+}
+
+bool Store::ParseFileName(const std::string& name, StoreFile* kind, uint64_t* id,
+                          std::string* extension) {
+  auto ends_with = [&](const char* suffix) {
+    size_t n = std::strlen(suffix);
+    return name.size() >= n && name.compare(name.size() - n, n, suffix) == 0;
+  };
+  auto id_then = [&](const char* suffix, StoreFile k) {
+    if (name.size() != 16 + std::strlen(suffix) || !ends_with(suffix)) return false;
+    auto parsed = ParseId(name.substr(0, 16));
+    if (!parsed) return false;
+    *kind = k;
+    *id = *parsed;
+    return true;
+  };
+  if (id_then(".lsi", StoreFile::kManifest) || id_then(".dropped", StoreFile::kTombstone) ||
+      id_then(".layer", StoreFile::kLayer)) {
+    return true;
+  }
+  if (ends_with(".deliveries") && name.size() > 11) {
+    *kind = StoreFile::kDeliveries;
+    *id = 0;
+    if (extension) *extension = name.substr(0, name.size() - 11);
+    return true;
+  }
+  if (name.rfind("claim.", 0) == 0 && ends_with(".tmp")) {
+    char* end = nullptr;
+    unsigned long long pid = std::strtoull(name.c_str() + 6, &end, 10);
+    if (pid == 0 || *end != '.') return false;
+    *kind = StoreFile::kClaim;
+    *id = pid;
+    return true;
+  }
+  return false;
 }
 
 Status Store::LoadProviderKey(SecretKey* key) const {

@@ -1,16 +1,23 @@
 // A store: the folder that holds one origin (snapshots, provider key), the
-// extension keys, the LSIs (manifests and delta layers) and the co-access
-// LevelDB. Layout (see man/lsi.5):
+// extension keys, the LSIs (manifests and delta layers), the catalog of
+// deliveries and the co-access LevelDB. This header is the one place that
+// names paths inside a store (as LevelDB's filename.h); no other code builds
+// one by hand. Layout (see man/lsi.5):
 //
-//   STORE/config                  text: format, store id, block size, creation time
-//   STORE/provider.key            the provider key (0600)
-//   STORE/keys/EXT.key            one key per extension (0600)
+//   STORE/config                    text: format, store id, block size, caps
+//   STORE/provider.key              the provider key (0600)
+//   STORE/keys/EXT.key              one key per extension (0600)
 //   STORE/snapshots/VOLUME/ID.snap  snapshot metadata and block map
 //   STORE/snapshots/VOLUME/ID.data  the blocks stored by that snapshot
-//   STORE/layers/ID.layer         delta layers
-//   STORE/lsi/ID.lsi              LSI manifests
-//   STORE/db/                     LevelDB: access logs and statistics
-//   STORE/tmp/                    files being written; swept at open
+//   STORE/layers/ID.layer           delta layers
+//   STORE/lsi/ID.lsi                LSI manifests (an LSI exists iff this does)
+//   STORE/lsi/ID.dropped            a drop in progress (waits for the last user)
+//   STORE/catalog/EXT.deliveries    what was delivered to EXT (authenticated)
+//   STORE/catalog/EXT.lock          serializes changes to EXT's deliveries
+//   STORE/run/ID.EXT.counters.json  read counters saved by a running lsifs
+//   STORE/control.sock              the running lsifs's control socket
+//   STORE/db/                       LevelDB: access logs and statistics
+//   STORE/tmp/                      files being written; swept at open
 #pragma once
 
 #include <cstdint>
@@ -31,13 +38,23 @@ struct StoreConfig {
   uint64_t store_id = 0;
   uint32_t block_size = kDefaultBlockSize;
   int64_t created = 0;  // unix seconds
+  // Eviction (see core/catalog): LSIs may take at most `lsi_cap` bytes, and
+  // are evicted while the store's filesystem has less than `free_floor`
+  // bytes free. 0 in a new store's template: chosen from the disk at init.
+  uint64_t lsi_cap = 0;
+  uint64_t free_floor = 0;
 };
+
+// The kinds of files a store's folders hold, recognised by name.
+enum class StoreFile { kManifest, kTombstone, kLayer, kDeliveries, kClaim };
 
 class Store {
  public:
   // Creates a new store at `root` (which must not exist, or be an empty
-  // directory). The store appears whole or not at all.
-  static Status Init(const std::string& root, uint32_t block_size, StoreConfig* config);
+  // directory) with `config`'s block size and caps (0: chosen from the size
+  // of the disk). The store appears whole or not at all; `*config` receives
+  // what was written.
+  static Status Init(const std::string& root, StoreConfig* config);
   // Opens an existing store and sweeps temporaries left by dead processes.
   static Status Open(const std::string& root, std::unique_ptr<Store>* store);
 
@@ -45,13 +62,38 @@ class Store {
   const StoreConfig& config() const { return config_; }
   uint32_t block_size() const { return config_.block_size; }
 
+  // Changes the caps in the config file (atomically); the block size and
+  // store id never change.
+  Status UpdateCaps(uint64_t lsi_cap, uint64_t free_floor);
+
+  std::string config_path() const { return root_ + "/config"; }
   std::string tmp_dir() const { return root_ + "/tmp"; }
   std::string db_dir() const { return root_ + "/db"; }
   std::string snapshots_dir() const { return root_ + "/snapshots"; }
   std::string volume_dir(const std::string& volume) const { return snapshots_dir() + "/" + volume; }
-  std::string layers_dir() const { return root_ + "/layers"; }
-  std::string lsi_dir() const { return root_ + "/lsi"; }
+  std::string snapshot_map_path(const std::string& volume, uint64_t id) const;
+  std::string snapshot_data_path(const std::string& volume, uint64_t id) const;
+  std::string keys_dir() const { return root_ + "/keys"; }
   std::string provider_key_path() const { return root_ + "/provider.key"; }
+  std::string layers_dir() const { return root_ + "/layers"; }
+  std::string layer_path(uint64_t layer_id) const;
+  std::string lsi_dir() const { return root_ + "/lsi"; }
+  std::string manifest_path(uint64_t lsi_id) const;
+  std::string tombstone_path(uint64_t lsi_id) const;
+  std::string catalog_dir() const { return root_ + "/catalog"; }
+  std::string deliveries_path(const std::string& extension) const;
+  std::string deliveries_lock_path(const std::string& extension) const;
+  std::string run_dir() const { return root_ + "/run"; }
+  std::string counters_path(uint64_t lsi_id, const std::string& extension) const;
+  std::string control_socket_path() const { return root_ + "/control.sock"; }
+  // A claim in tmp/ by this process (its pid in the name, so that it is swept
+  // with the process's other temporaries), numbered `n`.
+  std::string claim_path(uint64_t n) const;
+
+  // Recognises a file name of lsi/, layers/, catalog/ or tmp/: its kind and
+  // the id (LSI, layer, claim's pid) or extension name it carries.
+  static bool ParseFileName(const std::string& name, StoreFile* kind, uint64_t* id,
+                            std::string* extension = nullptr);
 
   Status LoadProviderKey(SecretKey* key) const;
   const Keyring& keyring() const { return keyring_; }

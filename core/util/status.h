@@ -9,7 +9,7 @@
 
 namespace lsifs {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   enum class Code {
     kOk = 0,

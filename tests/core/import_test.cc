@@ -156,7 +156,7 @@ TEST_F(ImportTest, CorruptOrTruncatedSnapshotFilesAreDetected) {
   testing::WriteFileBytes(dir_ / "img", img);
   ImportResult r;
   ASSERT_TRUE(Import("vol", dir_ / "img", &r).ok());
-  std::string map_path = SnapshotMapPath(*store_, "vol", r.snapshot.id);
+  std::string map_path = store_->snapshot_map_path("vol", r.snapshot.id);
   Bytes map = testing::ReadFileBytes(map_path);
   // Every byte of the map file is covered by a check.
   for (size_t i = 0; i < map.size(); ++i) {
@@ -174,7 +174,7 @@ TEST_F(ImportTest, CorruptOrTruncatedSnapshotFilesAreDetected) {
   }
   testing::WriteFileBytes(map_path, map);
   // A flipped data byte fails that block only.
-  std::string data_path = SnapshotDataPath(*store_, "vol", r.snapshot.id);
+  std::string data_path = store_->snapshot_data_path("vol", r.snapshot.id);
   Bytes data = testing::ReadFileBytes(data_path);
   data[DataRecordOffset(4096, 1) + 100] ^= 1;
   testing::WriteFileBytes(data_path, data);

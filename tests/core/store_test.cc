@@ -15,9 +15,10 @@ using testing::TempDir;
 TEST(Store, InitCreatesTheLayoutAndOpens) {
   TempDir dir;
   StoreConfig config;
-  ASSERT_TRUE(Store::Init(dir / "s", 128 * 1024, &config).ok());
-  for (const char* p :
-       {"config", "provider.key", "keys", "snapshots", "layers", "lsi", "db", "tmp"}) {
+  config.block_size = 128 * 1024;
+  ASSERT_TRUE(Store::Init(dir / "s", &config).ok());
+  for (const char* p : {"config", "provider.key", "keys", "snapshots", "layers", "lsi", "catalog",
+                        "run", "db", "tmp"}) {
     EXPECT_TRUE(PathExists(dir / ("s/" + std::string(p)))) << p;
   }
   struct stat st;
@@ -27,6 +28,10 @@ TEST(Store, InitCreatesTheLayoutAndOpens) {
   ASSERT_TRUE(Store::Open(dir / "s", &store).ok());
   EXPECT_EQ(store->block_size(), 128u * 1024);
   EXPECT_EQ(store->config().store_id, config.store_id);
+  // Caps chosen from the disk, and kept.
+  EXPECT_GE(config.lsi_cap, 256u << 20);
+  EXPECT_EQ(store->config().lsi_cap, config.lsi_cap);
+  EXPECT_EQ(store->config().free_floor, config.free_floor);
   SecretKey key;
   EXPECT_TRUE(store->LoadProviderKey(&key).ok());
 }
@@ -34,8 +39,9 @@ TEST(Store, InitCreatesTheLayoutAndOpens) {
 TEST(Store, InitIntoAnEmptyDirectoryWorksButNeverOverANonEmptyOne) {
   TempDir dir;
   ASSERT_EQ(::mkdir((dir / "empty").c_str(), 0755), 0);
-  EXPECT_TRUE(Store::Init(dir / "empty", kDefaultBlockSize, nullptr).ok());
-  Status s = Store::Init(dir / "empty", kDefaultBlockSize, nullptr);
+  StoreConfig config;
+  EXPECT_TRUE(Store::Init(dir / "empty", &config).ok());
+  Status s = Store::Init(dir / "empty", &config);
   EXPECT_EQ(s.code(), Status::Code::kExists) << s.ToString();
   // Nothing of the failed attempt is left beside it.
   EXPECT_EQ(testing::TreeListing(dir.path()).size(),
@@ -44,9 +50,55 @@ TEST(Store, InitIntoAnEmptyDirectoryWorksButNeverOverANonEmptyOne) {
 
 TEST(Store, RejectsBadBlockSizes) {
   TempDir dir;
-  EXPECT_FALSE(Store::Init(dir / "s", 3000, nullptr).ok());
-  EXPECT_FALSE(Store::Init(dir / "s", 2u << 20, nullptr).ok());
+  StoreConfig config;
+  config.block_size = 3000;
+  EXPECT_FALSE(Store::Init(dir / "s", &config).ok());
+  config.block_size = 2u << 20;
+  EXPECT_FALSE(Store::Init(dir / "s", &config).ok());
   EXPECT_FALSE(PathExists(dir / "s"));
+}
+
+TEST(Store, CapsAreChangedAtomicallyAndKept) {
+  TempDir dir;
+  StoreConfig config;
+  config.lsi_cap = 3ull << 30;
+  config.free_floor = 100ull << 20;
+  ASSERT_TRUE(Store::Init(dir / "s", &config).ok());
+  EXPECT_EQ(config.lsi_cap, 3ull << 30);
+  std::unique_ptr<Store> store;
+  ASSERT_TRUE(Store::Open(dir / "s", &store).ok());
+  EXPECT_EQ(store->config().free_floor, 100ull << 20);
+  ASSERT_TRUE(store->UpdateCaps(5ull << 30, 1ull << 30).ok());
+  ASSERT_TRUE(Store::Open(dir / "s", &store).ok());
+  EXPECT_EQ(store->config().lsi_cap, 5ull << 30);
+  EXPECT_EQ(store->config().free_floor, 1ull << 30);
+  EXPECT_EQ(store->config().store_id, config.store_id);
+}
+
+TEST(Store, NamesAndRecognisesItsFiles) {
+  TempDir dir;
+  auto store = testing::MakeStore(dir);
+  StoreFile kind;
+  uint64_t id = 0;
+  std::string ext;
+  auto name = [](const std::string& path) { return path.substr(path.rfind('/') + 1); };
+  ASSERT_TRUE(Store::ParseFileName(name(store->manifest_path(0xabc)), &kind, &id));
+  EXPECT_EQ(kind, StoreFile::kManifest);
+  EXPECT_EQ(id, 0xabcu);
+  ASSERT_TRUE(Store::ParseFileName(name(store->tombstone_path(7)), &kind, &id));
+  EXPECT_EQ(kind, StoreFile::kTombstone);
+  ASSERT_TRUE(Store::ParseFileName(name(store->layer_path(9)), &kind, &id));
+  EXPECT_EQ(kind, StoreFile::kLayer);
+  EXPECT_EQ(id, 9u);
+  ASSERT_TRUE(Store::ParseFileName(name(store->deliveries_path("site-a")), &kind, &id, &ext));
+  EXPECT_EQ(kind, StoreFile::kDeliveries);
+  EXPECT_EQ(ext, "site-a");
+  ASSERT_TRUE(Store::ParseFileName(name(store->claim_path(3)), &kind, &id));
+  EXPECT_EQ(kind, StoreFile::kClaim);
+  EXPECT_EQ(id, static_cast<uint64_t>(::getpid()));
+  EXPECT_FALSE(Store::ParseFileName("0123.lsi", &kind, &id));
+  EXPECT_FALSE(Store::ParseFileName("zzzzzzzzzzzzzzzz.lsi", &kind, &id));
+  EXPECT_FALSE(Store::ParseFileName("x.layer.12.0.tmp", &kind, &id));
 }
 
 TEST(Store, OpeningSomethingElseSaysWhatToDo) {

@@ -95,7 +95,9 @@ std::vector<std::string> TreeListing(const std::string& root) {
 }
 
 std::unique_ptr<Store> MakeStore(const TempDir& dir, uint32_t block_size) {
-  Status s = Store::Init(dir / "store", block_size, nullptr);
+  StoreConfig config;
+  config.block_size = block_size;
+  Status s = Store::Init(dir / "store", &config);
   if (!s.ok()) throw std::runtime_error(s.ToString());
   std::unique_ptr<Store> store;
   s = Store::Open(dir / "store", &store);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -100,8 +101,12 @@ std::string MountFixture::Deliver(const std::string& ext, const std::string& vol
   LocalOrigin origin(*store_, *keys_);
   std::unique_ptr<OriginSnapshot> base;
   s = origin.OpenSnapshot(volume, snaps.back().id, &base);
+  std::unique_ptr<Catalog> catalog;
+  if (s.ok()) s = Catalog::Open(*store_, &catalog);
   Manifest m;
-  if (s.ok()) s = AssembleLsi(*store_, *base, info, key, layers, AssembleOptions(), &m);
+  if (s.ok()) s = AssembleLsi(*catalog, *base, info, key, layers, AssembleOptions(), &m);
+  // Delivered as a restore without --snapshot would: it becomes VOLUME.img.
+  if (s.ok()) s = catalog->Deliver(m.lsi_id, info, key, /*alias=*/true, std::time(nullptr));
   if (!s.ok()) throw std::runtime_error("deliver: " + s.ToString());
   return FormatId(m.lsi_id);
 }

@@ -1,0 +1,655 @@
+#include "core/catalog/catalog.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <thread>
+
+#include "core/catalog/delivery_record.h"
+#include "core/util/hex.h"
+
+namespace lsifs {
+namespace {
+
+constexpr int64_t kMinTtl = 3600;
+constexpr int64_t kMaxTtl = 7 * 86400;
+constexpr int64_t kDefaultTtl = 86400;
+
+std::vector<std::string> ListNames(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+  }
+  return names;
+}
+
+uint64_t FileBytes(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+int64_t FileMtime(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
+}
+
+uint64_t FreeBytes(const std::string& dir) {
+  struct statvfs fs;
+  if (::statvfs(dir.c_str(), &fs) != 0) return UINT64_MAX;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+bool ProcessAlive(uint64_t pid) {
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
+}
+
+// Reads a whole open file (a pinned manifest) from its start.
+Status ReadAll(const File& f, const std::string& path, size_t max, std::string* out) {
+  uint64_t size = 0;
+  LSIFS_RETURN_IF_ERROR(f.Size(&size));
+  if (size > max) return Status::Corruption(path + ": larger than any valid file of its kind");
+  out->assign(size, '\0');
+  return f.PreadExact(0, MutableByteSpan(reinterpret_cast<uint8_t*>(out->data()), size))
+      .WithContext(path);
+}
+
+// An exclusive lock on one extension's delivery record, held for a
+// read-modify-write.
+class RecordLock {
+ public:
+  Status Acquire(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Status::FromErrno(path, errno);
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno != EINTR) return Status::FromErrno("lock " + path, errno);
+    }
+    return Status::Ok();
+  }
+  ~RecordLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// Why an LSI is not fresh for a restore of its own snapshot; empty if fresh.
+std::string Staleness(const Manifest& m, const CatalogContext& c, uint64_t wanted_snapshot) {
+  if (m.snapshot != wanted_snapshot) {
+    return "snapshot " + FormatId(wanted_snapshot) + " is newer";
+  }
+  if (c.models_known) {
+    auto it = c.model_sessions.find({m.extension, m.volume});
+    uint32_t now = it == c.model_sessions.end() ? 0 : it->second;
+    if (now > m.model_sessions) {
+      return std::to_string(now - m.model_sessions) + " session(s) learned since it was planned";
+    }
+  }
+  return {};
+}
+
+bool Expired(const Manifest& m, const CatalogContext& c) {
+  return m.expires != 0 && m.expires <= c.now;
+}
+
+// Eviction order: what nobody can use first, the current images last.
+int EvictionRank(const CatalogEntry& e, std::string* why) {
+  if (e.state == LsiState::kUnreadable) {
+    *why = "unreadable";
+    return 0;
+  }
+  if (e.state == LsiState::kExpired || e.state == LsiState::kStale) {
+    *why = e.state == LsiState::kExpired ? "expired" : "stale";
+    return 1;
+  }
+  if (e.superseded) {
+    *why = "superseded";
+    return 2;
+  }
+  if (e.state == LsiState::kAssembled) {
+    *why = "assembled, least recently used";
+    return 3;
+  }
+  if (!e.alias) {
+    *why = "delivered by id, least recently used";
+    return 4;
+  }
+  *why = "current image, least recently used";
+  return 5;
+}
+
+std::atomic<uint64_t> g_claims{0};
+
+}  // namespace
+
+const char* LsiStateName(LsiState state) {
+  switch (state) {
+    case LsiState::kAssembled:
+      return "assembled";
+    case LsiState::kDelivered:
+      return "delivered";
+    case LsiState::kExpired:
+      return "expired";
+    case LsiState::kStale:
+      return "stale";
+    case LsiState::kDropped:
+      return "dropped";
+    case LsiState::kUnreadable:
+      return "unreadable";
+  }
+  return "?";
+}
+
+// ---- claims ------------------------------------------------------------
+
+AssemblyClaim::~AssemblyClaim() {
+  file_.Close();
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+Status AssemblyClaim::NewLayer(uint64_t* layer_id) {
+  *layer_id = RandomU64NonZero();
+  std::string line = FormatId(*layer_id) + "\n";
+  return file_.WriteAll(AsBytes(line));
+}
+
+Status Catalog::BeginAssembly(std::unique_ptr<AssemblyClaim>* out) const {
+  auto claim = std::make_unique<AssemblyClaim>();
+  std::string path = store_.claim_path(g_claims.fetch_add(1));
+  LSIFS_RETURN_IF_ERROR(File::CreateExclusive(path, 0600, &claim->file_));
+  claim->path_ = path;
+  *out = std::move(claim);
+  return Status::Ok();
+}
+
+// ---- opening and sweeping ----------------------------------------------
+
+Status Catalog::Open(const Store& store, std::unique_ptr<Catalog>* out) {
+  std::unique_ptr<Catalog> c(new Catalog(store));
+  for (const std::string& dir : {store.lsi_dir(), store.layers_dir(), store.catalog_dir()}) {
+    struct stat st;
+    if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno(dir, errno);
+  }
+  c->Sweep();
+  *out = std::move(c);
+  return Status::Ok();
+}
+
+void Catalog::Sweep() const {
+  // Drops a crash interrupted, and drops that waited for their last user.
+  for (const auto& n : ListNames(store_.lsi_dir())) {
+    StoreFile kind;
+    uint64_t id = 0;
+    if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kTombstone) {
+      uint64_t bytes = 0;
+      FinishDrop(id, &bytes);
+    }
+  }
+  // Layers no manifest references and no live assembly claims. The order
+  // matters: a layer listed here was claimed before it was created, and its
+  // claim is removed only after its manifest is published, so reading the
+  // claims and then the manifests cannot miss it.
+  std::vector<uint64_t> layers;
+  for (const auto& n : ListNames(store_.layers_dir())) {
+    StoreFile kind;
+    uint64_t id = 0;
+    if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kLayer) layers.push_back(id);
+  }
+  std::set<uint64_t> keep;
+  for (const auto& n : ListNames(store_.tmp_dir())) {
+    StoreFile kind;
+    uint64_t pid = 0;
+    if (!Store::ParseFileName(n, &kind, &pid) || kind != StoreFile::kClaim) continue;
+    if (!ProcessAlive(pid)) continue;
+    std::string text;
+    if (!ReadWholeFile(store_.tmp_dir() + "/" + n, 16 << 20, &text).ok()) {
+      return;  // cannot tell what it claims: sweep no layer this time
+    }
+    for (size_t at = 0; at + 16 <= text.size(); at += 17) {
+      if (auto id = ParseId(std::string_view(text).substr(at, 16))) keep.insert(*id);
+    }
+  }
+  std::set<uint64_t> manifests;
+  for (const auto& n : ListNames(store_.lsi_dir())) {
+    StoreFile kind;
+    uint64_t id = 0;
+    if (!Store::ParseFileName(n, &kind, &id) || kind != StoreFile::kManifest) continue;
+    manifests.insert(id);
+    Manifest m;
+    if (!PeekManifest(store_.manifest_path(id), &m).ok()) continue;
+    for (const auto& l : m.layers) keep.insert(l.layer_id);
+  }
+  for (uint64_t id : layers) {
+    if (!keep.count(id)) ::unlink(store_.layer_path(id).c_str());
+  }
+  // Counters of LSIs that are gone.
+  for (const auto& n : ListNames(store_.run_dir())) {
+    auto id = ParseId(n.substr(0, 16));
+    if (id && n.size() > 17 && n[16] == '.' && !manifests.count(*id) &&
+        !PathExists(store_.manifest_path(*id))) {
+      ::unlink((store_.run_dir() + "/" + n).c_str());
+    }
+  }
+}
+
+// ---- listing -----------------------------------------------------------
+
+uint64_t Catalog::LsiBytes(const Manifest& m) const {
+  uint64_t bytes = FileBytes(store_.manifest_path(m.lsi_id));
+  for (const auto& l : m.layers) bytes += FileBytes(store_.layer_path(l.layer_id));
+  return bytes;
+}
+
+bool Catalog::InUse(uint64_t lsi_id) const {
+  int fd = ::open(store_.manifest_path(lsi_id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);
+  return busy;
+}
+
+Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* out) const {
+  out->clear();
+  std::set<uint64_t> tombstones;
+  std::vector<uint64_t> ids;
+  for (const auto& n : ListNames(store_.lsi_dir())) {
+    StoreFile kind;
+    uint64_t id = 0;
+    if (!Store::ParseFileName(n, &kind, &id)) continue;
+    if (kind == StoreFile::kManifest) ids.push_back(id);
+    if (kind == StoreFile::kTombstone) tombstones.insert(id);
+  }
+  // What was delivered, by extension (unauthenticated: a listing).
+  std::map<std::string, DeliveryRecord> records;
+  for (const auto& n : ListNames(store_.catalog_dir())) {
+    StoreFile kind;
+    uint64_t unused = 0;
+    std::string ext;
+    if (!Store::ParseFileName(n, &kind, &unused, &ext) || kind != StoreFile::kDeliveries) continue;
+    DeliveryRecord r;
+    if (ReadDeliveryRecord(store_.deliveries_path(ext), nullptr, nullptr, &r).ok()) {
+      records[ext] = std::move(r);
+    }
+  }
+  std::vector<KeyInfo> keys;
+  std::map<std::string, uint64_t> key_ids;
+  if (store_.keyring().List(&keys).ok()) {
+    for (const auto& k : keys) key_ids[k.name] = k.id;
+  }
+
+  for (uint64_t id : ids) {
+    CatalogEntry e;
+    e.lsi_id = id;
+    Status s = PeekManifest(store_.manifest_path(id), &e.manifest);
+    if (!s.ok()) {
+      e.state = LsiState::kUnreadable;
+      e.reason = s.message();
+      e.manifest = Manifest();
+      e.manifest.lsi_id = id;
+      e.bytes = FileBytes(store_.manifest_path(id));
+      e.in_use = InUse(id);
+      out->push_back(std::move(e));
+      continue;
+    }
+    const Manifest& m = e.manifest;
+    if (m.lsi_id != id) {
+      e.state = LsiState::kUnreadable;
+      e.reason = "its manifest names another LSI (" + FormatId(m.lsi_id) + ")";
+    }
+    e.bytes = LsiBytes(m);
+    e.in_use = InUse(id);
+    e.last_used = std::max(m.created, FileMtime(store_.counters_path(id, m.extension)));
+    if (auto r = records.find(m.extension); r != records.end() && r->second.key_id == m.key_id) {
+      for (const auto& d : r->second.entries) {
+        if (d.lsi_id == id) e.delivered = d.last_delivered;
+      }
+      const VolumeDeliveries* v = r->second.FindVolume(m.volume);
+      e.alias = e.delivered != 0 && v != nullptr && v->alias_lsi == id;
+    }
+    e.last_used = std::max(e.last_used, e.delivered);
+    auto key = key_ids.find(m.extension);
+    if (e.state == LsiState::kUnreadable) {
+      // named above
+    } else if (key == key_ids.end() || key->second != m.key_id) {
+      e.state = LsiState::kUnreadable;
+      e.reason = key == key_ids.end()
+                     ? "the store has no key of extension '" + m.extension + "'"
+                     : "the key of extension '" + m.extension + "' is not the one it was made with";
+    } else if (tombstones.count(id)) {
+      e.state = LsiState::kDropped;
+      e.reason = "dropped; removed when its last user releases it";
+    } else {
+      for (const auto& l : m.layers) {
+        if (!PathExists(store_.layer_path(l.layer_id))) {
+          e.state = LsiState::kUnreadable;
+          e.reason = "layer " + FormatId(l.layer_id) + " is missing";
+          break;
+        }
+      }
+    }
+    if (e.state != LsiState::kUnreadable && e.state != LsiState::kDropped) {
+      auto latest = context.latest_snapshot.find(m.volume);
+      uint64_t wanted = latest == context.latest_snapshot.end() ? m.snapshot : latest->second;
+      std::string stale = Staleness(m, context, wanted);
+      if (e.delivered != 0) {
+        e.state = LsiState::kDelivered;
+        e.reason = stale;
+      } else if (!stale.empty()) {
+        e.state = LsiState::kStale;
+        e.reason = stale;
+      } else if (Expired(m, context)) {
+        e.state = LsiState::kExpired;
+        e.reason = "its TTL ran out";
+      } else {
+        e.state = LsiState::kAssembled;
+      }
+    }
+    out->push_back(std::move(e));
+  }
+  // Superseded: a delivered LSI that is not its volume's image while a later
+  // one of the same (extension, volume) was delivered; an assembled one
+  // while a newer fresh one of the same (extension, volume) exists.
+  for (auto& e : *out) {
+    if (e.state != LsiState::kDelivered && e.state != LsiState::kAssembled) continue;
+    if (e.alias) continue;
+    for (const auto& o : *out) {
+      if (o.lsi_id == e.lsi_id || o.manifest.extension != e.manifest.extension ||
+          o.manifest.volume != e.manifest.volume) {
+        continue;
+      }
+      bool later =
+          e.state == LsiState::kDelivered
+              ? o.state == LsiState::kDelivered && o.delivered > e.delivered
+              : (o.state == LsiState::kAssembled || o.state == LsiState::kDelivered) &&
+                    std::tie(o.manifest.created, o.lsi_id) > std::tie(e.manifest.created, e.lsi_id);
+      if (later) {
+        e.superseded = true;
+        break;
+      }
+    }
+  }
+  std::sort(out->begin(), out->end(), [](const CatalogEntry& a, const CatalogEntry& b) {
+    return std::tie(a.manifest.created, a.lsi_id) < std::tie(b.manifest.created, b.lsi_id);
+  });
+  return Status::Ok();
+}
+
+Status Catalog::Find(uint64_t lsi_id, const CatalogContext& context, CatalogEntry* out) const {
+  std::vector<CatalogEntry> all;
+  LSIFS_RETURN_IF_ERROR(List(context, &all));
+  for (auto& e : all) {
+    if (e.lsi_id == lsi_id) {
+      *out = std::move(e);
+      return Status::Ok();
+    }
+  }
+  return Status::NotFound("no LSI " + FormatId(lsi_id) + " in this store (see: lsictl lsi list)");
+}
+
+// ---- assembly and restore ----------------------------------------------
+
+Status Catalog::Publish(const AssemblyClaim& /*claim*/, const Manifest& manifest,
+                        const KeyInfo& key_info, const SecretKey& key) const {
+  for (const auto& l : manifest.layers) {
+    if (!PathExists(store_.layer_path(l.layer_id))) {
+      return Status::InvalidArgument("publishing LSI " + FormatId(manifest.lsi_id) + ": layer " +
+                                     FormatId(l.layer_id) + " is not written");
+    }
+  }
+  return WriteManifest(store_.tmp_dir(), store_.manifest_path(manifest.lsi_id), manifest, key_info,
+                       key);
+}
+
+int64_t Catalog::TtlFor(const KeyInfo& key_info, const SecretKey& key,
+                        const std::string& volume) const {
+  DeliveryRecord r;
+  if (!ReadDeliveryRecord(store_.deliveries_path(key_info.name), &key_info, &key, &r).ok()) {
+    return kDefaultTtl;
+  }
+  const VolumeDeliveries* v = r.FindVolume(volume);
+  if (v == nullptr || v->restores < 2 || v->mean_interval_s == 0) return kDefaultTtl;
+  return std::clamp(static_cast<int64_t>(2 * v->mean_interval_s), kMinTtl, kMaxTtl);
+}
+
+uint32_t Catalog::Restores(const KeyInfo& key_info, const SecretKey& key,
+                           const std::string& volume) const {
+  DeliveryRecord r;
+  if (!ReadDeliveryRecord(store_.deliveries_path(key_info.name), &key_info, &key, &r).ok()) {
+    return 0;
+  }
+  const VolumeDeliveries* v = r.FindVolume(volume);
+  return v == nullptr ? 0 : v->restores;
+}
+
+Status Catalog::FindFresh(const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
+                          uint64_t snapshot, const CatalogContext& context, Manifest* out) const {
+  std::vector<CatalogEntry> all;
+  LSIFS_RETURN_IF_ERROR(List(context, &all));
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const Manifest& m = it->manifest;
+    if (it->state != LsiState::kAssembled && it->state != LsiState::kDelivered) continue;
+    if (m.extension != key_info.name || m.key_id != key_info.id || m.volume != volume) continue;
+    if (!Staleness(m, context, snapshot).empty() || Expired(m, context)) continue;
+    // Authenticated before it is handed out.
+    if (ReadManifest(it->lsi_id, key_info, key, out).ok()) return Status::Ok();
+  }
+  return Status::NotFound("no fresh LSI of '" + volume + "' for extension '" + key_info.name + "'");
+}
+
+Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& key, bool alias,
+                        int64_t now) const {
+  RecordLock lock;
+  LSIFS_RETURN_IF_ERROR(lock.Acquire(store_.deliveries_lock_path(key_info.name)));
+  Manifest m;
+  LSIFS_RETURN_IF_ERROR(ReadManifest(lsi_id, key_info, key, &m));
+  if (PathExists(store_.tombstone_path(lsi_id))) {
+    return Status::NotFound("LSI " + FormatId(lsi_id) + " is being dropped");
+  }
+  const std::string path = store_.deliveries_path(key_info.name);
+  DeliveryRecord r;
+  Status s = ReadDeliveryRecord(path, &key_info, &key, &r);
+  if (!s.ok()) {
+    return s.WithContext(
+        "cannot deliver (move the damaged record aside to start a new one; "
+        "mounts of '" +
+        key_info.name + "' then show nothing until the next restore)");
+  }
+  // Forget deliveries of LSIs that are gone.
+  auto gone = [&](uint64_t id) {
+    return id != lsi_id &&
+           (!PathExists(store_.manifest_path(id)) || PathExists(store_.tombstone_path(id)));
+  };
+  std::erase_if(r.entries, [&](const DeliveryEntry& e) { return gone(e.lsi_id); });
+  for (auto& v : r.volumes) {
+    if (v.alias_lsi != 0 && gone(v.alias_lsi)) v.alias_lsi = 0;
+  }
+  auto entry = std::find_if(r.entries.begin(), r.entries.end(),
+                            [&](const DeliveryEntry& e) { return e.lsi_id == lsi_id; });
+  if (entry == r.entries.end()) {
+    r.entries.push_back({lsi_id, m.volume, now, now, 0});
+    entry = r.entries.end() - 1;
+  }
+  entry->last_delivered = now;
+  ++entry->deliveries;
+  r.NoteRestore(m.volume, now);
+  if (alias) r.FindVolume(m.volume)->alias_lsi = lsi_id;
+  ++r.generation;
+  Bytes data = EncodeDeliveryRecord(r, key);
+  return WriteFileAtomically(store_.tmp_dir(), path, data, 0644, /*replace=*/true);
+}
+
+// ---- removal -----------------------------------------------------------
+
+bool Catalog::FinishDrop(uint64_t lsi_id, uint64_t* bytes) const {
+  *bytes = 0;
+  const std::string path = store_.manifest_path(lsi_id);
+  File f;
+  Status s = File::OpenRead(path, &f);
+  if (!s.ok()) {
+    // The manifest is gone: a crash came after its removal; the sweep takes
+    // the layers it left.
+    if (s.IsNotFound()) ::unlink(store_.tombstone_path(lsi_id).c_str());
+    return s.IsNotFound();
+  }
+  if (::flock(f.fd(), LOCK_EX | LOCK_NB) != 0) return false;  // a mount holds it
+  Manifest m;
+  bool known = PeekManifest(path, &m).ok();
+  if (known) *bytes = LsiBytes(m);
+  if (::unlink(path.c_str()) != 0) return false;
+  (void)SyncDirectory(store_.lsi_dir());
+  if (known) {
+    for (const auto& l : m.layers) ::unlink(store_.layer_path(l.layer_id).c_str());
+    ::unlink(store_.counters_path(lsi_id, m.extension).c_str());
+  }
+  ::unlink(store_.tombstone_path(lsi_id).c_str());
+  return true;
+}
+
+Status Catalog::Drop(uint64_t lsi_id, DropResult* result) const {
+  *result = DropResult();
+  const std::string path = store_.manifest_path(lsi_id);
+  if (!PathExists(path)) {
+    ::unlink(store_.tombstone_path(lsi_id).c_str());
+    return Status::NotFound("no LSI " + FormatId(lsi_id) + " in this store (see: lsictl lsi list)");
+  }
+  // The tombstone first: from here on the drop completes whatever happens.
+  const std::string tomb = store_.tombstone_path(lsi_id);
+  if (!PathExists(tomb)) {
+    Status s = WriteFileAtomically(store_.tmp_dir(), tomb, AsBytes(std::string_view("dropped\n")),
+                                   0644, /*replace=*/true);
+    LSIFS_RETURN_IF_ERROR(s);
+  }
+  result->deferred = !FinishDrop(lsi_id, &result->bytes);
+  return Status::Ok();
+}
+
+Status Catalog::Evict(const CatalogContext& context, EvictionReport* report, uint64_t keep) const {
+  *report = EvictionReport();
+  report->cap = store_.config().lsi_cap;
+  report->floor = store_.config().free_floor;
+  std::vector<CatalogEntry> all;
+  LSIFS_RETURN_IF_ERROR(List(context, &all));
+  uint64_t total = 0;
+  for (const auto& e : all) total += e.bytes;
+  uint64_t free = FreeBytes(store_.root());
+  report->bytes_before = total;
+  report->free_before = free;
+  struct Candidate {
+    int rank;
+    int64_t last_used;
+    const CatalogEntry* entry;
+    std::string why;
+  };
+  std::vector<Candidate> order;
+  for (const auto& e : all) {
+    if (e.in_use || e.state == LsiState::kDropped || e.lsi_id == keep) continue;
+    Candidate c{0, e.last_used, &e, {}};
+    c.rank = EvictionRank(e, &c.why);
+    order.push_back(std::move(c));
+  }
+  std::sort(order.begin(), order.end(), [](const Candidate& a, const Candidate& b) {
+    return std::tie(a.rank, a.last_used, a.entry->lsi_id) <
+           std::tie(b.rank, b.last_used, b.entry->lsi_id);
+  });
+  auto satisfied = [&] { return total <= report->cap && free >= report->floor; };
+  for (const auto& c : order) {
+    if (satisfied()) break;
+    DropResult r;
+    Status s = Drop(c.entry->lsi_id, &r);
+    if (!s.ok()) continue;
+    report->dropped.push_back({c.entry->lsi_id, c.entry->bytes, c.why, r.deferred});
+    if (!r.deferred) {
+      total -= std::min(total, c.entry->bytes);
+      free = FreeBytes(store_.root());
+    }
+  }
+  report->bytes_after = total;
+  report->free_after = free;
+  report->satisfied = satisfied();
+  return Status::Ok();
+}
+
+// ---- mounts ------------------------------------------------------------
+
+Status Catalog::ReadDeliveries(const KeyInfo& key_info, const SecretKey& key,
+                               DeliveryView* out) const {
+  DeliveryRecord r;
+  LSIFS_RETURN_IF_ERROR(
+      ReadDeliveryRecord(store_.deliveries_path(key_info.name), &key_info, &key, &r));
+  out->generation = r.generation;
+  out->deliveries.clear();
+  for (const auto& e : r.entries) {
+    if (!PathExists(store_.manifest_path(e.lsi_id)) ||
+        PathExists(store_.tombstone_path(e.lsi_id))) {
+      continue;
+    }
+    const VolumeDeliveries* v = r.FindVolume(e.volume);
+    out->deliveries.push_back({e.lsi_id, e.volume, v != nullptr && v->alias_lsi == e.lsi_id});
+  }
+  return Status::Ok();
+}
+
+Status Catalog::ReadManifest(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& key,
+                             Manifest* out) const {
+  const std::string path = store_.manifest_path(lsi_id);
+  LSIFS_RETURN_IF_ERROR(lsifs::ReadManifest(path, key_info, key, out));
+  if (out->lsi_id != lsi_id) {
+    return Status::Corruption("manifest " + path + " names another LSI (" + FormatId(out->lsi_id) +
+                              ")");
+  }
+  return Status::Ok();
+}
+
+Status Catalog::Pin(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& key,
+                    std::unique_ptr<LsiPin>* out) const {
+  const std::string path = store_.manifest_path(lsi_id);
+  auto pin = std::make_unique<LsiPin>();
+  LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &pin->file_));
+  // A drop holds the lock only while it unlinks a few files.
+  for (int tries = 0; ::flock(pin->file_.fd(), LOCK_SH | LOCK_NB) != 0; ++tries) {
+    if (errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno("lock " + path, errno);
+    if (tries == 500) return Status::Unavailable("LSI " + FormatId(lsi_id) + " is busy");
+    std::this_thread::sleep_for(std::chrono::milliseconds(4));
+  }
+  struct stat st;
+  if (::fstat(pin->file_.fd(), &st) != 0) return Status::FromErrno(path, errno);
+  if (st.st_nlink == 0 || PathExists(store_.tombstone_path(lsi_id))) {
+    return Status::NotFound("LSI " + FormatId(lsi_id) + " was dropped");
+  }
+  std::string data;
+  LSIFS_RETURN_IF_ERROR(ReadAll(pin->file_, path, kMaxManifestSize, &data));
+  LSIFS_RETURN_IF_ERROR(DecodeManifest(path, data, key_info, key, &pin->manifest_));
+  if (pin->manifest_.lsi_id != lsi_id) {
+    return Status::Corruption("manifest " + path + " names another LSI (" +
+                              FormatId(pin->manifest_.lsi_id) + ")");
+  }
+  *out = std::move(pin);
+  return Status::Ok();
+}
+
+void Catalog::Unpin(std::unique_ptr<LsiPin> pin) const {
+  if (!pin) return;
+  uint64_t id = pin->manifest_.lsi_id;
+  pin.reset();
+  if (PathExists(store_.tombstone_path(id))) {
+    uint64_t bytes = 0;
+    FinishDrop(id, &bytes);
+  }
+}
+
+}  // namespace lsifs

@@ -1,0 +1,194 @@
+// The catalog: every LSI of a store and where it stands in its life.
+//
+//   assembled  its layers and then its manifest are in place (the manifest,
+//              written last, is the commit); no mount shows it yet
+//   delivered  a restore gave it to its extension: mounts show it as
+//              by-id/<id>.img, and as <volume>.img when it came from the
+//              latest restore of that volume without --snapshot
+//   expired    its TTL ran out (assembled LSIs only: a delivered LSI stays)
+//   stale      it no longer stands on its volume's latest snapshot, or a
+//              session was folded into the extension's model since its
+//              blocks were planned
+//   dropped    dropped while a mount had it open: gone from every listing,
+//              its files removed when the last user releases it
+//   unreadable its manifest or a layer is damaged or missing, or no key of
+//              the store opens it
+//
+// What was delivered to an extension is kept in one record per extension
+// (Store::deliveries_path), authenticated with a key derived from the
+// extension key and numbered by a generation that only grows, so that a
+// mount can tell a forged or rolled-back record. A mount *pins* every LSI it
+// has open (a shared lock on its manifest); a pinned LSI is never deleted
+// under it. Eviction drops LSIs while they take more than the store's byte
+// cap or the disk has less free than its floor, least useful first.
+//
+// Crash safety: files are written to a temporary, fsynced and renamed; a
+// drop writes its tombstone first and removes the manifest before the
+// layers. Catalog::Open sweeps what a crash left: it finishes drops and
+// removes layers that no manifest and no live assembly claims.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/crypto/keyfile.h"
+#include "core/lsi/manifest.h"
+#include "core/store/store.h"
+#include "core/util/file.h"
+#include "core/util/status.h"
+
+namespace lsifs {
+
+enum class LsiState { kAssembled, kDelivered, kExpired, kStale, kDropped, kUnreadable };
+const char* LsiStateName(LsiState state);
+
+// What freshness depends on besides the catalog: the clock, the volumes'
+// latest snapshots and the extensions' learned models.
+struct CatalogContext {
+  int64_t now = 0;                                  // unix seconds
+  std::map<std::string, uint64_t> latest_snapshot;  // volume -> newest snapshot
+  // (extension, volume) -> sessions folded into that extension's model.
+  std::map<std::pair<std::string, std::string>, uint32_t> model_sessions;
+  bool models_known = false;  // false: staleness by model is not judged
+};
+
+struct CatalogEntry {
+  uint64_t lsi_id = 0;
+  Manifest manifest;  // as listed, unauthenticated: for listings only
+  LsiState state = LsiState::kAssembled;
+  bool in_use = false;      // a mount has it open (pinned)
+  bool alias = false;       // it is <volume>.img of its extension
+  bool superseded = false;  // a later LSI of its (extension, volume) took its place
+  uint64_t bytes = 0;       // manifest and layers on disk
+  int64_t delivered = 0;    // unix seconds of its last delivery; 0: never
+  int64_t last_used = 0;    // latest of creation, delivery and a mount's use
+  std::string reason;       // why it is stale, expired or unreadable
+};
+
+// A delivered LSI as a mount sees it.
+struct Delivery {
+  uint64_t lsi_id = 0;
+  std::string volume;
+  bool alias = false;
+};
+
+struct DeliveryView {
+  uint64_t generation = 0;
+  std::vector<Delivery> deliveries;
+};
+
+struct DropResult {
+  bool deferred = false;  // in use: it goes when its last user releases it
+  uint64_t bytes = 0;     // freed now
+};
+
+struct EvictionReport {
+  struct Victim {
+    uint64_t lsi_id = 0;
+    uint64_t bytes = 0;
+    std::string why;  // "expired", "stale", "superseded", ...
+    bool deferred = false;
+  };
+  std::vector<Victim> dropped;
+  uint64_t bytes_before = 0, bytes_after = 0;  // LSI bytes
+  uint64_t free_before = 0, free_after = 0;    // free bytes on the store's disk
+  uint64_t cap = 0, floor = 0;
+  bool satisfied = true;  // under the cap and above the floor afterwards
+};
+
+// A mount's hold on an LSI it has open: the manifest as read through the
+// pinned file, authenticated. Released by Catalog::Unpin.
+class LsiPin {
+ public:
+  const Manifest& manifest() const { return manifest_; }
+
+ private:
+  friend class Catalog;
+  File file_;
+  Manifest manifest_;
+};
+
+// Layers being written by one assembly, claimed so that a sweep running
+// meanwhile never takes them for leftovers. Released when destroyed.
+class AssemblyClaim {
+ public:
+  ~AssemblyClaim();
+  // A new layer id, claimed before its file is created.
+  Status NewLayer(uint64_t* layer_id);
+
+ private:
+  friend class Catalog;
+  std::string path_;
+  File file_;
+};
+
+class Catalog {
+ public:
+  // Opens the catalog of `store` and sweeps what a crash left.
+  static Status Open(const Store& store, std::unique_ptr<Catalog>* out);
+
+  const Store& store() const { return store_; }
+
+  // Every LSI with its state, oldest first.
+  Status List(const CatalogContext& context, std::vector<CatalogEntry>* out) const;
+  Status Find(uint64_t lsi_id, const CatalogContext& context, CatalogEntry* out) const;
+
+  // --- assembly ---------------------------------------------------------
+  Status BeginAssembly(std::unique_ptr<AssemblyClaim>* out) const;
+  // Publishes an LSI whose layers are written: its manifest goes last.
+  // The manifest's extension and key come from `key_info`.
+  Status Publish(const AssemblyClaim& claim, const Manifest& manifest, const KeyInfo& key_info,
+                 const SecretKey& key) const;
+  // The TTL for a new LSI of (extension, volume): twice the decayed interval
+  // between the extension's restores of the volume, within [1 h, 7 d];
+  // one day until there are two restores.
+  int64_t TtlFor(const KeyInfo& key_info, const SecretKey& key, const std::string& volume) const;
+  // How many restores of `volume` the extension's delivery record counts.
+  uint32_t Restores(const KeyInfo& key_info, const SecretKey& key, const std::string& volume) const;
+
+  // --- restore ----------------------------------------------------------
+  // The newest fresh LSI of (extension, volume, snapshot), authenticated;
+  // NotFound when there is none.
+  Status FindFresh(const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
+                   uint64_t snapshot, const CatalogContext& context, Manifest* out) const;
+  // Delivers an LSI to its extension; `alias`: it becomes <volume>.img.
+  Status Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& key, bool alias,
+                 int64_t now) const;
+
+  // --- removal ----------------------------------------------------------
+  Status Drop(uint64_t lsi_id, DropResult* result) const;
+  // Drops LSIs until the cap and the floor hold (or nothing more may go);
+  // never `keep` (an LSI just made) nor one in use.
+  Status Evict(const CatalogContext& context, EvictionReport* report, uint64_t keep = 0) const;
+  // Finishes interrupted drops, removes unclaimed layers and stale counters.
+  void Sweep() const;
+
+  // --- mounts -----------------------------------------------------------
+  // What was delivered to the extension, authenticated. Corruption when the
+  // record was tampered with; an extension with no deliveries has none.
+  Status ReadDeliveries(const KeyInfo& key_info, const SecretKey& key, DeliveryView* out) const;
+  // Reads and authenticates one LSI's manifest (for a listing that shows it).
+  Status ReadManifest(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& key,
+                      Manifest* out) const;
+  // Pins an LSI for a mount that opens it; NotFound when it is gone or
+  // dropped. Waits at most a few seconds for a drop that holds it.
+  Status Pin(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& key,
+             std::unique_ptr<LsiPin>* out) const;
+  // Releases a pin; finishes the LSI's drop if it was dropped meanwhile.
+  void Unpin(std::unique_ptr<LsiPin> pin) const;
+
+ private:
+  explicit Catalog(const Store& store) : store_(store) {}
+  bool InUse(uint64_t lsi_id) const;
+  // Deletes an LSI that is tombstoned and not in use; false if in use.
+  bool FinishDrop(uint64_t lsi_id, uint64_t* bytes) const;
+  uint64_t LsiBytes(const Manifest& m) const;
+
+  const Store& store_;
+};
+
+}  // namespace lsifs

@@ -1,0 +1,470 @@
+#include "core/service/service.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "core/access/report.h"
+#include "core/assembler/assemble.h"
+#include "core/util/file.h"
+#include "core/util/hex.h"
+#include "core/util/json.h"
+#include "core/util/names.h"
+
+namespace lsifs {
+namespace {
+
+// Sessions whose recall and precision `stats` reports, per (extension, volume).
+constexpr size_t kRecentSessions = 5;
+
+std::string FormatTime(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void TimeOrNull(JsonWriter& j, std::string_view key, int64_t unix_seconds) {
+  j.Key(key);
+  if (unix_seconds != 0) {
+    j.String(FormatTime(unix_seconds));
+  } else {
+    j.Null();
+  }
+}
+
+void EntryFields(JsonWriter& j, const CatalogEntry& e) {
+  const Manifest& m = e.manifest;
+  j.Field("lsi", FormatId(e.lsi_id))
+      .Field("extension", m.extension)
+      .Field("volume", m.volume)
+      .Field("snapshot", FormatId(m.snapshot))
+      .Field("state", LsiStateName(e.state))
+      .Field("in_use", e.in_use)
+      .Field("alias", e.alias)
+      .Field("superseded", e.superseded)
+      .Field("reason", e.reason)
+      .Field("size", m.volume_size)
+      .Field("block_size", m.block_size)
+      .Field("layers", static_cast<uint64_t>(m.layers.size()))
+      .Field("prefetched_blocks", m.delta_blocks())
+      .Field("bytes", e.bytes)
+      .Field("strategy", m.strategy)
+      .Field("model_sessions", m.model_sessions);
+  TimeOrNull(j, "created", m.created);
+  TimeOrNull(j, "expires", m.expires);
+  j.Key("ttl_seconds");
+  if (m.expires != 0) {
+    j.Int(m.expires - m.created);
+  } else {
+    j.Null();
+  }
+  TimeOrNull(j, "delivered", e.delivered);
+  TimeOrNull(j, "last_used", e.last_used);
+}
+
+Status WithContext(const ServiceEnv& env, CatalogContext* context) {
+  return env.with_db(
+      [&](AccessDb* db) { return MakeCatalogContext(*env.store, *env.keys, db, context); });
+}
+
+Status LoadExtensionKey(const ServiceEnv& env, const std::string& extension, KeyInfo* info,
+                        SecretKey* key) {
+  LSIFS_RETURN_IF_ERROR(ValidateName("extension", extension));
+  return env.store->keyring().Load(extension, info, key);
+}
+
+Status ServeLsiList(const ServiceEnv& env, std::string* body) {
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
+  std::vector<CatalogEntry> all;
+  LSIFS_RETURN_IF_ERROR(env.catalog->List(context, &all));
+  JsonWriter j;
+  j.BeginArray();
+  for (const auto& e : all) {
+    j.BeginObject();
+    EntryFields(j, e);
+    j.EndObject();
+  }
+  j.EndArray();
+  *body = j.str();
+  return Status::Ok();
+}
+
+Status ServeLsiShow(const ServiceEnv& env, const std::string& id_text, std::string* body) {
+  auto id = ParseId(id_text);
+  if (!id) return Status::InvalidArgument("LSI id '" + id_text + "' is not 16 hex digits");
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
+  CatalogEntry e;
+  LSIFS_RETURN_IF_ERROR(env.catalog->Find(*id, context, &e));
+  JsonWriter j;
+  j.BeginObject();
+  EntryFields(j, e);
+  j.Key("layer_list").BeginArray();
+  for (const auto& l : e.manifest.layers) {
+    j.BeginObject()
+        .Field("layer", FormatId(l.layer_id))
+        .Field("blocks", static_cast<uint64_t>(l.blocks.size()))
+        .EndObject();
+  }
+  j.EndArray().Key("counters");
+  // Counters as last saved by a daemon serving this LSI (once a second).
+  std::string counters;
+  boost::system::error_code ec;
+  bool have =
+      ReadWholeFile(env.store->counters_path(*id, e.manifest.extension), 1 << 20, &counters).ok() &&
+      boost::json::parse(counters, ec).is_object() && !ec;
+  std::string out = j.str();
+  while (!counters.empty() && counters.back() == '\n') counters.pop_back();
+  out += have ? counters : std::string("null");
+  *body = out + "}";
+  return Status::Ok();
+}
+
+Status ServeRestore(const ServiceEnv& env, const std::vector<std::string>& req, std::string* body) {
+  KeyInfo info;
+  SecretKey key;
+  LSIFS_RETURN_IF_ERROR(LoadExtensionKey(env, req[1], &info, &key));
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
+  uint64_t snapshot = 0;
+  if (req[3] != "-") {
+    auto id = ParseId(req[3]);
+    if (!id || *id == 0) {
+      return Status::InvalidArgument("snapshot id '" + req[3] + "' is not 16 hex digits");
+    }
+    snapshot = *id;
+  }
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
+  Manifest m;
+  bool reused = false;
+  LSIFS_RETURN_IF_ERROR(Restore(*env.catalog, *env.origin, *env.keys, info, key, req[2], snapshot,
+                                context, &m, &reused));
+  CatalogEntry e;
+  context.now = static_cast<int64_t>(std::time(nullptr));
+  LSIFS_RETURN_IF_ERROR(env.catalog->Find(m.lsi_id, context, &e));
+  JsonWriter j;
+  j.BeginObject();
+  EntryFields(j, e);
+  j.Field("reused", reused).EndObject();
+  *body = j.str();
+  return Status::Ok();
+}
+
+Status ServePreassemble(const ServiceEnv& env, const std::vector<std::string>& req,
+                        std::string* body) {
+  KeyInfo info;
+  SecretKey key;
+  LSIFS_RETURN_IF_ERROR(LoadExtensionKey(env, req[1], &info, &key));
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
+  AssembleOptions options;
+  options.progress = env.progress;
+  Manifest m;
+  LSIFS_RETURN_IF_ERROR(PreassembleFixed(*env.catalog, *env.origin, *env.keys, info, key, req[2],
+                                         req[3], context, options, &m));
+  CatalogEntry e;
+  LSIFS_RETURN_IF_ERROR(env.catalog->Find(m.lsi_id, context, &e));
+  JsonWriter j;
+  j.BeginObject();
+  EntryFields(j, e);
+  j.EndObject();
+  *body = j.str();
+  return Status::Ok();
+}
+
+Status ServeGc(const ServiceEnv& env, std::string* body) {
+  env.catalog->Sweep();
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
+  EvictionReport r;
+  LSIFS_RETURN_IF_ERROR(env.catalog->Evict(context, &r));
+  JsonWriter j;
+  j.BeginObject().Key("dropped").BeginArray();
+  for (const auto& v : r.dropped) {
+    j.BeginObject()
+        .Field("lsi", FormatId(v.lsi_id))
+        .Field("bytes", v.bytes)
+        .Field("why", v.why)
+        .Field("deferred", v.deferred)
+        .EndObject();
+  }
+  j.EndArray()
+      .Field("freed", r.bytes_before - r.bytes_after)
+      .Field("lsi_bytes_before", r.bytes_before)
+      .Field("lsi_bytes_after", r.bytes_after)
+      .Field("free_before", r.free_before)
+      .Field("free_after", r.free_after)
+      .Field("lsi_cap", r.cap)
+      .Field("free_floor", r.floor)
+      .Field("satisfied", r.satisfied)
+      .EndObject();
+  *body = j.str();
+  return Status::Ok();
+}
+
+// Recall and precision of one past session, from its log, the delta blocks
+// of the LSI it read and the base's present blocks. False when it cannot be
+// judged (no log kept, LSI gone, nothing read from the volume's data).
+bool JudgeSession(const ServiceEnv& env, AccessDb& db, const std::string& ext,
+                  const std::string& vol, const SessionRecord& rec,
+                  std::map<uint64_t, std::vector<uint64_t>>* present_cache, double* recall,
+                  double* precision) {
+  if (!rec.log_kept || rec.state == SessionState::kOpen) return false;
+  Manifest m;
+  if (!PeekManifest(env.store->manifest_path(rec.lsi), &m).ok()) return false;
+  auto present = present_cache->find(rec.snapshot);
+  if (present == present_cache->end()) {
+    std::unique_ptr<SnapshotBlocks> sb;
+    std::vector<uint64_t> blocks;
+    if (SnapshotBlocks::Open(*env.store, *env.keys, vol, rec.snapshot, &sb).ok()) {
+      for (const auto& loc : sb->map()) blocks.push_back(loc.block);
+    }
+    std::sort(blocks.begin(), blocks.end());
+    present = present_cache->emplace(rec.snapshot, std::move(blocks)).first;
+  }
+  std::vector<AccessEvent> log;
+  if (!db.SessionLog(ext, vol, rec.number, &log).ok()) return false;
+  std::set<uint64_t> delta;
+  for (const auto& l : m.layers) delta.insert(l.blocks.begin(), l.blocks.end());
+  uint64_t from_delta = 0, from_base = 0;
+  for (const auto& e : log) {
+    if (delta.count(e.block)) {
+      ++from_delta;
+    } else if (std::binary_search(present->second.begin(), present->second.end(), e.block)) {
+      ++from_base;
+    }
+  }
+  if (from_delta + from_base == 0) return false;
+  *recall = static_cast<double>(from_delta) / static_cast<double>(from_delta + from_base);
+  *precision =
+      delta.empty() ? 0 : static_cast<double>(from_delta) / static_cast<double>(delta.size());
+  return true;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t total = 0;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      struct stat st;
+      std::string p = dir + "/" + e->d_name;
+      if (e->d_name[0] != '.' && ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        total += static_cast<uint64_t>(st.st_size);
+      }
+    }
+    ::closedir(d);
+  }
+  return total;
+}
+
+Status ServeStats(const ServiceEnv& env, std::string* body) {
+  CatalogContext context;
+  std::vector<SnapshotInfo> snaps;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(*env.store, *env.keys, "", &snaps));
+  // Per (volume, extension): sessions, and recall and precision of the
+  // recent ones.
+  struct Learned {
+    uint32_t sessions = 0;
+    std::vector<double> recall, precision;
+  };
+  std::map<std::pair<std::string, std::string>, Learned> learned;
+  bool have_db = false;
+  Status gathered = env.with_db([&](AccessDb* db) -> Status {
+    LSIFS_RETURN_IF_ERROR(MakeCatalogContext(*env.store, *env.keys, db, &context));
+    if (db == nullptr) return Status::Ok();
+    have_db = true;
+    std::vector<std::pair<std::string, std::string>> pairs;
+    LSIFS_RETURN_IF_ERROR(db->ListPairs(&pairs));
+    for (const auto& [ext, vol] : pairs) {
+      if (ext == kAllExtensions) continue;
+      std::vector<SessionRecord> sessions;
+      LSIFS_RETURN_IF_ERROR(db->ListSessions(ext, vol, &sessions));
+      Learned& l = learned[{vol, ext}];
+      l.sessions = static_cast<uint32_t>(sessions.size());
+      std::map<uint64_t, std::vector<uint64_t>> present;
+      for (auto it = sessions.rbegin(); it != sessions.rend() && l.recall.size() < kRecentSessions;
+           ++it) {
+        double r = 0, p = 0;
+        if (JudgeSession(env, *db, ext, vol, *it, &present, &r, &p)) {
+          l.recall.push_back(r);
+          l.precision.push_back(p);
+        }
+      }
+    }
+    return Status::Ok();
+  });
+  LSIFS_RETURN_IF_ERROR(gathered);
+  std::vector<CatalogEntry> lsis;
+  LSIFS_RETURN_IF_ERROR(env.catalog->List(context, &lsis));
+  std::map<std::string, std::vector<const SnapshotInfo*>> by_volume;
+  for (const auto& s : snaps) by_volume[s.volume].push_back(&s);
+  for (const auto& e : lsis) by_volume[e.manifest.volume];
+  for (const auto& [key, l] : learned) by_volume[key.first];
+
+  struct PerExtension {
+    std::map<std::string, std::pair<uint64_t, uint64_t>> states;  // state -> (count, bytes)
+  };
+  JsonWriter j;
+  j.BeginObject().Key("volumes").BeginArray();
+  std::map<std::string, std::pair<uint64_t, uint64_t>> all_states;
+  uint64_t lsi_bytes = 0;
+  for (const auto& [volume, list] : by_volume) {
+    if (volume.empty()) continue;
+    j.BeginObject().Field("volume", volume).Field("snapshots", static_cast<uint64_t>(list.size()));
+    j.Key("latest_snapshot");
+    if (!list.empty()) {
+      j.String(FormatId(list.back()->id));
+    } else {
+      j.Null();
+    }
+    j.Field("size", list.empty() ? uint64_t{0} : list.back()->size)
+        .Field("present_blocks", list.empty() ? uint64_t{0} : list.back()->present_blocks)
+        .Field("stored_bytes", DirBytes(env.store->volume_dir(volume)));
+    std::map<std::string, PerExtension> exts;
+    for (const auto& e : lsis) {
+      if (e.manifest.volume != volume) continue;
+      auto& st = exts[e.manifest.extension].states[LsiStateName(e.state)];
+      ++st.first;
+      st.second += e.bytes;
+      auto& all = all_states[LsiStateName(e.state)];
+      ++all.first;
+      all.second += e.bytes;
+      lsi_bytes += e.bytes;
+    }
+    for (const auto& [key, l] : learned) {
+      if (key.first == volume) exts[key.second];
+    }
+    j.Key("extensions").BeginArray();
+    for (const auto& [ext, pe] : exts) {
+      j.BeginObject().Field("extension", ext).Key("lsis").BeginObject();
+      uint64_t count = 0, bytes = 0;
+      for (const auto& [state, cb] : pe.states) {
+        j.Key(state).BeginObject().Field("count", cb.first).Field("bytes", cb.second).EndObject();
+        count += cb.first;
+        bytes += cb.second;
+      }
+      j.EndObject().Field("lsi_count", count).Field("lsi_bytes", bytes);
+      // Restores as the extension's delivery record counts them.
+      uint32_t restores = 0;
+      KeyInfo info;
+      SecretKey key;
+      if (env.store->keyring().Load(ext, &info, &key).ok()) {
+        restores = env.catalog->Restores(info, key, volume);
+      }
+      auto l = learned.find({volume, ext});
+      j.Field("restores", restores).Field("sessions", l == learned.end() ? 0u : l->second.sessions);
+      j.Field("judged_sessions",
+              static_cast<uint64_t>(l == learned.end() ? 0 : l->second.recall.size()));
+      j.Key("recall");
+      if (l != learned.end() && !l->second.recall.empty()) {
+        j.Double(Median(l->second.recall));
+      } else {
+        j.Null();
+      }
+      j.Key("precision");
+      if (l != learned.end() && !l->second.precision.empty()) {
+        j.Double(Median(l->second.precision));
+      } else {
+        j.Null();
+      }
+      j.EndObject();
+    }
+    j.EndArray().EndObject();
+  }
+  j.EndArray().Key("lsis").BeginObject();
+  for (const auto& [state, cb] : all_states) {
+    j.Key(state).BeginObject().Field("count", cb.first).Field("bytes", cb.second).EndObject();
+  }
+  struct statvfs fs;
+  uint64_t free = ::statvfs(env.store->root().c_str(), &fs) == 0
+                      ? static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize
+                      : 0;
+  j.EndObject()
+      .Field("lsi_bytes", lsi_bytes)
+      .Field("lsi_cap", env.store->config().lsi_cap)
+      .Field("free", free)
+      .Field("free_floor", env.store->config().free_floor)
+      .Field("learning_database", have_db)
+      .EndObject();
+  *body = j.str();
+  return Status::Ok();
+}
+
+Status ServeAccess(const ServiceEnv& env, const std::vector<std::string>& request,
+                   std::string* body) {
+  if (request[1] != kAllExtensions) LSIFS_RETURN_IF_ERROR(ValidateName("extension", request[1]));
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", request[2]));
+  return env.with_db([&](AccessDb* db) -> Status {
+    if (db == nullptr) return Status::Unavailable("the co-access database cannot be opened");
+    if (request[0] == "access-show") {
+      ShowRequest req;
+      req.extension = request[1];
+      req.volume = request[2];
+      req.session = static_cast<uint32_t>(std::strtoul(request[3].c_str(), nullptr, 10));
+      req.json = request[4] == "1";
+      return RenderAccessShow(*db, req, body);
+    }
+    std::vector<SnapshotInfo> snaps;
+    LSIFS_RETURN_IF_ERROR(ListSnapshots(*env.store, *env.keys, request[2], &snaps));
+    if (snaps.empty()) return Status::NotFound("volume '" + request[2] + "' has no snapshots");
+    const SnapshotInfo& latest = snaps.back();
+    return RenderHeatmapSvg(*db, request[1], request[2], latest.block_count(), latest.block_size,
+                            body);
+  });
+}
+
+}  // namespace
+
+Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* db,
+                          CatalogContext* out) {
+  *out = CatalogContext();
+  out->now = static_cast<int64_t>(std::time(nullptr));
+  std::vector<SnapshotInfo> snaps;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, "", &snaps));
+  for (const auto& s : snaps) out->latest_snapshot[s.volume] = s.id;  // oldest first
+  if (db == nullptr) return Status::Ok();
+  std::vector<std::pair<std::string, std::string>> pairs;
+  LSIFS_RETURN_IF_ERROR(db->ListPairs(&pairs));
+  for (const auto& pair : pairs) {
+    ModelMeta meta;
+    LSIFS_RETURN_IF_ERROR(db->LoadMeta(pair.first, pair.second, &meta));
+    out->model_sessions[pair] = meta.sessions;
+  }
+  out->models_known = true;
+  return Status::Ok();
+}
+
+Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& request,
+                    std::string* body) {
+  const std::string verb = request.empty() ? "" : request[0];
+  const size_t n = request.size();
+  if ((verb == "access-show" && n == 5) || (verb == "access-heatmap" && n == 3)) {
+    return ServeAccess(env, request, body);
+  }
+  if (verb == "restore" && n == 4) return ServeRestore(env, request, body);
+  if (verb == "preassemble" && n == 4) return ServePreassemble(env, request, body);
+  if (verb == "lsi-list" && n == 1) return ServeLsiList(env, body);
+  if (verb == "lsi-show" && n == 2) return ServeLsiShow(env, request[1], body);
+  if (verb == "gc" && n == 1) return ServeGc(env, body);
+  if (verb == "stats" && n == 1) return ServeStats(env, body);
+  return Status::InvalidArgument("unknown request '" + verb + "'");
+}
+
+}  // namespace lsifs

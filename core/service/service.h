@@ -1,0 +1,51 @@
+// The requests lsictl makes of a store that need its co-access database or
+// its origin link. A running lsifs holds both, and serves them through the
+// control socket; without one, lsictl serves them itself. Both call
+// ServeRequest, so they answer alike.
+//
+//   access-show    EXT VOLUME SESSION(0 = overview) JSON(0|1)   text or JSON
+//   access-heatmap EXT VOLUME                                    an SVG document
+//   restore        EXT VOLUME SNAPSHOT(- = latest)               JSON: the LSI delivered
+//   preassemble    EXT VOLUME STRATEGY                           JSON: the LSI assembled
+//   lsi-list                                                     JSON: every LSI
+//   lsi-show       ID                                            JSON: one LSI
+//   gc                                                           JSON: what eviction freed
+//   stats                                                        JSON: store-wide figures
+//
+// JSON replies are rendered as text by lsictl; the names are those of
+// lsictl(8)'s --json output.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/access/access_db.h"
+#include "core/catalog/catalog.h"
+#include "core/origin/origin.h"
+#include "core/origin/snapshot.h"
+#include "core/store/store.h"
+
+namespace lsifs {
+
+struct ServiceEnv {
+  const Store* store = nullptr;
+  const OriginKeys* keys = nullptr;
+  Origin* origin = nullptr;  // what assemblies fetch through
+  const Catalog* catalog = nullptr;
+  // Runs `fn` with the co-access database, or with null when it cannot be
+  // had (then freshness is judged without the learned models).
+  std::function<Status(const std::function<Status(AccessDb*)>&)> with_db;
+  // Progress of an assembly, for a terminal that shows it.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& request,
+                    std::string* body);
+
+// The context the catalog judges freshness in: the clock, every volume's
+// latest snapshot and, with a database, every extension's model.
+Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* db,
+                          CatalogContext* out);
+
+}  // namespace lsifs
