@@ -89,6 +89,7 @@ void LsiFs::Refresh() {
   }
   generation_ = view.generation;
   std::set<uint64_t> delivered;
+  std::map<std::string, size_t> previous_alias = std::move(alias_);
   alias_.clear();
   for (const Delivery& d : view.deliveries) {
     auto known = by_id_.find(d.lsi_id);
@@ -109,7 +110,21 @@ void LsiFs::Refresh() {
     delivered.insert(d.lsi_id);
     if (d.alias) alias_[entries_[known->second]->manifest.volume] = known->second;
   }
-  for (auto& e : entries_) e->listed = delivered.count(e->manifest.lsi_id) > 0;
+  for (auto& e : entries_) {
+    bool listed = delivered.count(e->manifest.lsi_id) > 0;
+    if (e->listed && !listed) {
+      std::string id = FormatId(e->manifest.lsi_id);
+      stale_names_.emplace_back(kByIdIno, id + ".img");
+      stale_names_.emplace_back(kCtlIno, id);
+      stale_names_.emplace_back(kCtlIno, id + ".json");
+    }
+    e->listed = listed;
+  }
+  for (const auto& [volume, index] : previous_alias) {
+    auto now = alias_.find(volume);
+    if (now == alias_.end() || now->second != index)
+      stale_names_.emplace_back(kRootIno, volume + ".img");
+  }
 }
 
 LsiFs::Entry* LsiFs::EntryOf(fuse_ino_t ino, Kind* kind) {
@@ -378,17 +393,26 @@ void LsiFs::SaveCounters() {
   for (const auto& [id, img] : open) SaveCounters(id, *img);
 }
 
-void LsiFs::StartBackground() {
+void LsiFs::StartBackground(fuse_session* session) {
+  session_ = session;
   background_ = std::thread([this] {
     std::unique_lock<std::mutex> lock(bg_mu_);
     for (uint64_t tick = 1; !bg_stop_; ++tick) {
       bg_cv_.wait_for(lock, std::chrono::milliseconds(250));
       lock.unlock();
       std::vector<Entry*> all;
+      std::vector<std::pair<fuse_ino_t, std::string>> stale;
       {
         std::lock_guard<std::mutex> l(catalog_mu_);
         Refresh();  // notices dropped LSIs, whose sessions end now
         for (auto& e : entries_) all.push_back(e.get());
+        stale.swap(stale_names_);
+      }
+      for (const auto& [parent, name] : stale) {
+        // ENOENT: the kernel had not cached it.
+        if (session_ != nullptr) {
+          fuse_lowlevel_notify_inval_entry(session_, parent, name.c_str(), name.size());
+        }
       }
       for (Entry* e : all) MaybeEndSession(*e, false);
       if (tick % 4 == 0) SaveCounters();

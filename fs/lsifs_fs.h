@@ -55,7 +55,9 @@ class LsiFs {
   // Writes every open image's counters to the store (also done once a
   // second by a background thread while mounted, and at the end).
   void SaveCounters();
-  void StartBackground();
+  // Starts the background thread (session ends, counters, and telling the
+  // kernel to forget names that went away through `session`).
+  void StartBackground(fuse_session* session);
   void StopBackground();
   // Ends every session still open and releases every image (at unmount).
   void EndAllSessions();
@@ -126,6 +128,11 @@ class LsiFs {
   std::set<std::string> reported_;       // problems already logged once
   uint64_t generation_ = 0;              // of the delivery record last shown
   std::pair<int64_t, int64_t> scanned_mtimes_{-1, -1};
+  // Names the kernel may still cache that went away or moved: sent by the
+  // background thread, never from a request (the kernel holds the
+  // directory then).
+  std::vector<std::pair<fuse_ino_t, std::string>> stale_names_;
+  fuse_session* session_ = nullptr;
 
   std::thread background_;
   std::mutex bg_mu_;

@@ -277,7 +277,7 @@ int main(int argc, char** argv) {
       },
       &control);
   if (!s.ok()) LogLine("control socket unavailable: " + s.message());
-  fs.StartBackground();
+  fs.StartBackground(se);
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
   fuse_loop_config* config = fuse_loop_cfg_create();

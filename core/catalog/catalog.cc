@@ -372,11 +372,11 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
           o.manifest.volume != e.manifest.volume) {
         continue;
       }
-      bool later =
-          e.state == LsiState::kDelivered
-              ? o.state == LsiState::kDelivered && o.delivered > e.delivered
-              : (o.state == LsiState::kAssembled || o.state == LsiState::kDelivered) &&
-                    std::tie(o.manifest.created, o.lsi_id) > std::tie(e.manifest.created, e.lsi_id);
+      // Strictly later: times are in seconds, and a tie proves nothing.
+      bool later = e.state == LsiState::kDelivered
+                       ? o.state == LsiState::kDelivered && o.delivered > e.delivered
+                       : (o.state == LsiState::kAssembled || o.state == LsiState::kDelivered) &&
+                             o.manifest.created > e.manifest.created;
       if (later) {
         e.superseded = true;
         break;
@@ -540,8 +540,7 @@ Status Catalog::Drop(uint64_t lsi_id, DropResult* result) const {
 
 Status Catalog::Evict(const CatalogContext& context, EvictionReport* report, uint64_t keep) const {
   *report = EvictionReport();
-  report->cap = store_.config().lsi_cap;
-  report->floor = store_.config().free_floor;
+  store_.CurrentCaps(&report->cap, &report->floor);
   std::vector<CatalogEntry> all;
   LSIFS_RETURN_IF_ERROR(List(context, &all));
   uint64_t total = 0;

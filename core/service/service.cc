@@ -396,11 +396,13 @@ Status ServeStats(const ServiceEnv& env, std::string* body) {
   uint64_t free = ::statvfs(env.store->root().c_str(), &fs) == 0
                       ? static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize
                       : 0;
+  uint64_t cap = 0, floor = 0;
+  env.store->CurrentCaps(&cap, &floor);
   j.EndObject()
       .Field("lsi_bytes", lsi_bytes)
-      .Field("lsi_cap", env.store->config().lsi_cap)
+      .Field("lsi_cap", cap)
       .Field("free", free)
-      .Field("free_floor", env.store->config().free_floor)
+      .Field("free_floor", floor)
       .Field("learning_database", have_db)
       .EndObject();
   *body = j.str();

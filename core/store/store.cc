@@ -271,6 +271,19 @@ Status Store::UpdateCaps(uint64_t lsi_cap, uint64_t free_floor) {
   return Status::Ok();
 }
 
+void Store::CurrentCaps(uint64_t* lsi_cap, uint64_t* free_floor) const {
+  StoreConfig c = config_;
+  std::string text;
+  if (ReadWholeFile(config_path(), 64 * 1024, &text).ok() &&
+      ParseConfig(config_path(), text, &c).ok()) {
+    *lsi_cap = c.lsi_cap;
+    *free_floor = c.free_floor;
+    return;
+  }
+  *lsi_cap = config_.lsi_cap;
+  *free_floor = config_.free_floor;
+}
+
 std::string Store::snapshot_map_path(const std::string& volume, uint64_t id) const {
   return volume_dir(volume) + "/" + FormatId(id) + ".snap";
 }

@@ -65,6 +65,9 @@ class Store {
   // Changes the caps in the config file (atomically); the block size and
   // store id never change.
   Status UpdateCaps(uint64_t lsi_cap, uint64_t free_floor);
+  // The caps as the config file says now (another process may have changed
+  // them since this store was opened); the ones read at open on error.
+  void CurrentCaps(uint64_t* lsi_cap, uint64_t* free_floor) const;
 
   std::string config_path() const { return root_ + "/config"; }
   std::string tmp_dir() const { return root_ + "/tmp"; }

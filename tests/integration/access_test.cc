@@ -37,13 +37,7 @@ class AccessTest : public ::testing::Test {
     f_.reset();
   }
 
-  std::string Lsictl(const std::string& args, int* rc = nullptr) {
-    std::string out_path = f_->dir() / "lsictl.out";
-    int r = RunShell(f_->bin("lsictl") + " -s " + f_->store().root() + " " + args + " > " +
-                     out_path + " 2>&1");
-    if (rc) *rc = r;
-    return ReadText(out_path);
-  }
+  std::string Lsictl(const std::string& args, int* rc = nullptr) { return f_->Lsictl(args, rc); }
 
   // Reads whole blocks in this order with O_DIRECT, so that exactly these
   // reach lsifs (no readahead, no page cache).

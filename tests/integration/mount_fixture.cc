@@ -111,6 +111,14 @@ std::string MountFixture::Deliver(const std::string& ext, const std::string& vol
   return FormatId(m.lsi_id);
 }
 
+std::string MountFixture::Lsictl(const std::string& args, int* rc) const {
+  std::string out_path = dir_ / "lsictl.out";
+  int r =
+      RunShell(bin("lsictl") + " -s " + store_->root() + " " + args + " > " + out_path + " 2>&1");
+  if (rc) *rc = r;
+  return ReadText(out_path);
+}
+
 void MountFixture::Mount(const std::string& ext, const std::string& options) {
   struct stat before;
   ::stat(mountpoint_.c_str(), &before);

@@ -51,6 +51,9 @@ class MountFixture {
   pid_t daemon_pid() const { return pid_; }
   const TempDir& dir() const { return dir_; }
   std::string bin(const std::string& program) const;
+  // Runs lsictl on this store with `args`; its stdout and stderr, and its
+  // exit code in `*rc`.
+  std::string Lsictl(const std::string& args, int* rc = nullptr) const;
   Bytes image() const { return ReadFileBytes(image_path_); }
 
  private:

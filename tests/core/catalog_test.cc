@@ -1,0 +1,560 @@
+// The catalog without a mount: states and their listing, delivery and the
+// volume's image, freshness and TTL, drops, pins, eviction order, the sweep
+// of crash leftovers and kill -9 at random points.
+#include "core/catalog/catalog.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "core/assembler/assemble.h"
+#include "core/catalog/delivery_record.h"
+#include "core/origin/import.h"
+#include "core/origin/origin.h"
+#include "core/util/hex.h"
+#include "tests/core/test_util.h"
+
+namespace lsifs {
+namespace {
+
+using testing::TempDir;
+
+constexpr uint32_t kBlock = 4096;
+constexpr uint64_t kBlocks = 64;
+
+class CatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = testing::MakeStore(dir_, kBlock);
+    SecretKey provider;
+    ASSERT_TRUE(store_->LoadProviderKey(&provider).ok());
+    keys_ = std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+    origin_ = std::make_unique<LocalOrigin>(*store_, *keys_);
+    for (const char* ext : {"site-a", "site-b"}) {
+      KeyInfo info;
+      ASSERT_TRUE(store_->keyring().Create(ext, &info).ok());
+    }
+    ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
+    Import("vol", 1);
+  }
+
+  uint64_t Import(const std::string& volume, uint64_t seed) {
+    std::string image = dir_ / ("image" + std::to_string(seed));
+    testing::WriteFileBytes(image, testing::PseudoRandom(kBlocks * kBlock, seed));
+    ImportResult r;
+    Status s = ImportImage(*store_, *keys_, volume, image, ImportOptions(), &r);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return r.snapshot.id;
+  }
+
+  void Key(const std::string& ext, KeyInfo* info, SecretKey* key) {
+    ASSERT_TRUE(store_->keyring().Load(ext, info, key).ok());
+  }
+
+  CatalogContext Context(int64_t now = 0) {
+    CatalogContext c;
+    c.now = now ? now : static_cast<int64_t>(std::time(nullptr));
+    std::vector<SnapshotInfo> snaps;
+    EXPECT_TRUE(ListSnapshots(*store_, *keys_, "", &snaps).ok());
+    for (const auto& s : snaps) c.latest_snapshot[s.volume] = s.id;
+    c.model_sessions = models_;
+    c.models_known = true;
+    return c;
+  }
+
+  // An assembled LSI of the volume's latest snapshot with these blocks.
+  uint64_t Assemble(const std::string& ext, std::vector<uint64_t> blocks = {1, 2, 3},
+                    int64_t ttl = 3600, const std::string& volume = "vol") {
+    KeyInfo info;
+    SecretKey key;
+    Key(ext, &info, &key);
+    std::vector<SnapshotInfo> snaps;
+    EXPECT_TRUE(ListSnapshots(*store_, *keys_, volume, &snaps).ok());
+    std::unique_ptr<OriginSnapshot> base;
+    EXPECT_TRUE(origin_->OpenSnapshot(volume, snaps.back().id, &base).ok());
+    AssembleOptions options;
+    options.ttl = ttl;
+    options.strategy = "test";
+    auto it = models_.find({ext, volume});
+    options.model_sessions = it == models_.end() ? 0 : it->second;
+    std::vector<std::vector<uint64_t>> layers;
+    if (!blocks.empty()) layers.push_back(blocks);
+    Manifest m;
+    Status s = AssembleLsi(*catalog_, *base, info, key, layers, options, &m);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return m.lsi_id;
+  }
+
+  void Deliver(const std::string& ext, uint64_t id, bool alias, int64_t now = 0) {
+    KeyInfo info;
+    SecretKey key;
+    Key(ext, &info, &key);
+    Status s = catalog_->Deliver(id, info, key, alias, now ? now : std::time(nullptr));
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+
+  uint64_t Restore(const std::string& ext, uint64_t snapshot, bool* reused) {
+    KeyInfo info;
+    SecretKey key;
+    Key(ext, &info, &key);
+    Manifest m;
+    Status s = lsifs::Restore(*catalog_, *origin_, *keys_, info, key, "vol", snapshot, Context(),
+                              &m, reused);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return m.lsi_id;
+  }
+
+  CatalogEntry Entry(uint64_t id, int64_t now = 0) {
+    CatalogEntry e;
+    Status s = catalog_->Find(id, Context(now), &e);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return e;
+  }
+
+  DeliveryView Deliveries(const std::string& ext) {
+    KeyInfo info;
+    SecretKey key;
+    Key(ext, &info, &key);
+    DeliveryView v;
+    Status s = catalog_->ReadDeliveries(info, key, &v);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return v;
+  }
+
+  // The LSI shown as <volume>.img, or 0.
+  uint64_t Alias(const std::string& ext, const std::string& volume = "vol") {
+    for (const auto& d : Deliveries(ext).deliveries) {
+      if (d.volume == volume && d.alias) return d.lsi_id;
+    }
+    return 0;
+  }
+
+  bool Shown(const std::string& ext, uint64_t id) {
+    for (const auto& d : Deliveries(ext).deliveries) {
+      if (d.lsi_id == id) return true;
+    }
+    return false;
+  }
+
+  bool FilesExist(uint64_t id) {
+    Manifest m;
+    if (!PeekManifest(store_->manifest_path(id), &m).ok()) return false;
+    for (const auto& l : m.layers) {
+      if (!PathExists(store_->layer_path(l.layer_id))) return false;
+    }
+    return true;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<OriginKeys> keys_;
+  std::unique_ptr<LocalOrigin> origin_;
+  std::unique_ptr<Catalog> catalog_;
+  std::map<std::pair<std::string, std::string>, uint32_t> models_;
+};
+
+TEST_F(CatalogTest, AnAssembledLsiIsListedButShownToNoMount) {
+  uint64_t id = Assemble("site-a");
+  CatalogEntry e = Entry(id);
+  EXPECT_EQ(e.state, LsiState::kAssembled);
+  EXPECT_FALSE(e.in_use);
+  EXPECT_FALSE(e.alias);
+  EXPECT_EQ(e.delivered, 0);
+  EXPECT_GT(e.bytes, 3u * kBlock);
+  EXPECT_EQ(e.manifest.strategy, "test");
+  EXPECT_TRUE(Deliveries("site-a").deliveries.empty());
+}
+
+TEST_F(CatalogTest, TheVolumeImageIsTheLatestRestoreWithoutSnapshot) {
+  uint64_t a = Assemble("site-a");
+  uint64_t b = Assemble("site-a");
+  Deliver("site-a", a, /*alias=*/true);
+  EXPECT_EQ(Alias("site-a"), a);
+  Deliver("site-a", b, /*alias=*/true);
+  EXPECT_EQ(Alias("site-a"), b);
+  // Delivered with --snapshot: shown by id only; the image stays.
+  Deliver("site-a", a, /*alias=*/false);
+  EXPECT_EQ(Alias("site-a"), b);
+  EXPECT_TRUE(Shown("site-a", a));
+  EXPECT_EQ(Entry(a).state, LsiState::kDelivered);
+  EXPECT_FALSE(Entry(a).alias);
+  EXPECT_TRUE(Entry(b).alias);
+  // Another extension sees none of it.
+  EXPECT_TRUE(Deliveries("site-b").deliveries.empty());
+}
+
+TEST_F(CatalogTest, RestoreReusesAFreshLsiAndFollowsNewSnapshotsOnlyWhenAsked) {
+  bool reused = true;
+  uint64_t first = Restore("site-a", 0, &reused);
+  EXPECT_FALSE(reused);
+  EXPECT_EQ(Alias("site-a"), first);
+  uint64_t again = Restore("site-a", 0, &reused);
+  EXPECT_TRUE(reused);
+  EXPECT_EQ(again, first);
+
+  uint64_t old_snapshot = Entry(first).manifest.snapshot;
+  uint64_t new_snapshot = Import("vol", 2);
+  // Imported, not restored: the image still serves what was delivered.
+  EXPECT_EQ(Alias("site-a"), first);
+  EXPECT_EQ(Entry(first).state, LsiState::kDelivered);
+  EXPECT_NE(Entry(first).reason.find("newer"), std::string::npos) << Entry(first).reason;
+
+  // Deliveries are timed in seconds: the next one must be strictly later.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  uint64_t second = Restore("site-a", 0, &reused);
+  EXPECT_FALSE(reused);
+  EXPECT_EQ(Entry(second).manifest.snapshot, new_snapshot);
+  EXPECT_EQ(Alias("site-a"), second);
+  EXPECT_TRUE(Entry(first).superseded);
+  // An explicit older snapshot: its fresh LSI, by id only.
+  uint64_t pinned = Restore("site-a", old_snapshot, &reused);
+  EXPECT_TRUE(reused);
+  EXPECT_EQ(pinned, first);
+  EXPECT_EQ(Alias("site-a"), second);
+  EXPECT_TRUE(Shown("site-a", first));
+  EXPECT_FALSE(Entry(first).superseded);  // asked for again: current by id
+}
+
+TEST_F(CatalogTest, ALearnedSessionMakesAssembledLsisStale) {
+  uint64_t id = Assemble("site-a");
+  EXPECT_EQ(Entry(id).state, LsiState::kAssembled);
+  models_[{"site-a", "vol"}] = 1;
+  CatalogEntry e = Entry(id);
+  EXPECT_EQ(e.state, LsiState::kStale);
+  EXPECT_NE(e.reason.find("1 session(s) learned"), std::string::npos) << e.reason;
+  // Another extension's sessions do not.
+  uint64_t theirs = Assemble("site-b");
+  EXPECT_EQ(Entry(theirs).state, LsiState::kAssembled);
+  bool reused = true;
+  uint64_t restored = Restore("site-a", 0, &reused);
+  EXPECT_FALSE(reused);
+  EXPECT_NE(restored, id);
+  EXPECT_EQ(Entry(restored).manifest.model_sessions, 1u);
+}
+
+TEST_F(CatalogTest, TtlFollowsTheIntervalBetweenRestoresAndExpires) {
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  EXPECT_EQ(catalog_->TtlFor(info, key, "vol"), 86400);  // no history yet
+  uint64_t id = Assemble("site-a");
+  const int64_t t0 = 1'700'000'000;
+  Deliver("site-a", id, true, t0);
+  EXPECT_EQ(catalog_->TtlFor(info, key, "vol"), 86400);  // one restore: no interval
+  Deliver("site-a", id, true, t0 + 10 * 3600);
+  EXPECT_EQ(catalog_->TtlFor(info, key, "vol"), 20 * 3600);  // twice the interval
+  Deliver("site-a", id, true, t0 + 10 * 3600 + 60);
+  EXPECT_EQ(catalog_->TtlFor(info, key, "vol"), 2 * ((2 * 10 * 3600 + 60) / 3));  // decayed
+  for (int i = 2; i < 40; ++i) Deliver("site-a", id, true, t0 + 10 * 3600 + 60 * i);
+  EXPECT_EQ(catalog_->TtlFor(info, key, "vol"), 3600);  // clamped below
+  EXPECT_EQ(catalog_->Restores(info, key, "vol"), 41u);
+
+  uint64_t fresh = Assemble("site-a", {4}, /*ttl=*/600);
+  int64_t expires = Entry(fresh).manifest.expires;
+  EXPECT_EQ(Entry(fresh, expires - 1).state, LsiState::kAssembled);
+  CatalogEntry e = Entry(fresh, expires);
+  EXPECT_EQ(e.state, LsiState::kExpired);
+  Manifest m;
+  ASSERT_TRUE(
+      catalog_->FindFresh(info, key, "vol", e.manifest.snapshot, Context(expires), &m).ok());
+  EXPECT_EQ(m.lsi_id, id);  // the older LSI, whose TTL has not run out
+  EXPECT_TRUE(catalog_
+                  ->FindFresh(info, key, "vol", e.manifest.snapshot,
+                              Context(Entry(id).manifest.expires), &m)
+                  .IsNotFound());
+}
+
+TEST_F(CatalogTest, DroppingTheImageRemovesItsFilesAndTheVolumeImage) {
+  uint64_t older = Assemble("site-a");
+  uint64_t id = Assemble("site-a");
+  Deliver("site-a", older, true);
+  Deliver("site-a", id, true);
+  DropResult r;
+  ASSERT_TRUE(catalog_->Drop(id, &r).ok());
+  EXPECT_FALSE(r.deferred);
+  EXPECT_GT(r.bytes, 3u * kBlock);
+  EXPECT_FALSE(PathExists(store_->manifest_path(id)));
+  EXPECT_FALSE(PathExists(store_->tombstone_path(id)));
+  EXPECT_FALSE(Shown("site-a", id));
+  // No older LSI silently takes its place.
+  EXPECT_EQ(Alias("site-a"), 0u);
+  EXPECT_TRUE(Shown("site-a", older));
+  EXPECT_TRUE(catalog_->Drop(id, &r).IsNotFound());
+}
+
+TEST_F(CatalogTest, APinnedLsiSurvivesDropAndEvictionAndGoesWhenReleased) {
+  uint64_t id = Assemble("site-a");
+  Deliver("site-a", id, true);
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  std::unique_ptr<LsiPin> pin;
+  ASSERT_TRUE(catalog_->Pin(id, info, key, &pin).ok());
+  EXPECT_EQ(pin->manifest().lsi_id, id);
+  EXPECT_TRUE(Entry(id).in_use);
+
+  DropResult r;
+  ASSERT_TRUE(catalog_->Drop(id, &r).ok());
+  EXPECT_TRUE(r.deferred);
+  EXPECT_TRUE(FilesExist(id));
+  EXPECT_EQ(Entry(id).state, LsiState::kDropped);
+  EXPECT_FALSE(Shown("site-a", id));
+  // A second pin (a new open) is refused; eviction cannot take it; a sweep
+  // leaves it.
+  std::unique_ptr<LsiPin> second;
+  EXPECT_TRUE(catalog_->Pin(id, info, key, &second).IsNotFound());
+  ASSERT_TRUE(store_->UpdateCaps(1, 0).ok());
+  EvictionReport report;
+  ASSERT_TRUE(catalog_->Evict(Context(), &report).ok());
+  EXPECT_TRUE(report.dropped.empty());
+  EXPECT_FALSE(report.satisfied);
+  catalog_->Sweep();
+  EXPECT_TRUE(FilesExist(id));
+
+  catalog_->Unpin(std::move(pin));
+  EXPECT_FALSE(PathExists(store_->manifest_path(id)));
+  EXPECT_FALSE(PathExists(store_->tombstone_path(id)));
+  std::vector<CatalogEntry> all;
+  ASSERT_TRUE(catalog_->List(Context(), &all).ok());
+  EXPECT_TRUE(all.empty());
+}
+
+TEST_F(CatalogTest, EvictionGoesFromUselessToCurrentAndNeverTakesWhatIsInUse) {
+  // Oldest first within each class; created at distinct seconds.
+  uint64_t current = Assemble("site-a");
+  Deliver("site-a", current, true);
+  uint64_t by_id = Assemble("site-a");
+  Deliver("site-a", by_id, false);
+  uint64_t superseded_old = Assemble("site-b");
+  Deliver("site-b", superseded_old, false, std::time(nullptr) - 100);
+  uint64_t superseded_new = Assemble("site-b");
+  Deliver("site-b", superseded_new, true);
+  uint64_t fresh = Assemble("site-a", {9});
+  uint64_t unreadable = Assemble("site-a", {7, 8});
+  Manifest m;
+  ASSERT_TRUE(PeekManifest(store_->manifest_path(unreadable), &m).ok());
+  ASSERT_EQ(::unlink(store_->layer_path(m.layers[0].layer_id).c_str()), 0);
+  uint64_t in_use = Assemble("site-a", {5});
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  std::unique_ptr<LsiPin> pin;
+  ASSERT_TRUE(catalog_->Pin(in_use, info, key, &pin).ok());
+  Import("vol", 3);  // every assembled LSI of site-a not delivered is now stale
+  uint64_t stale = fresh;
+  uint64_t fresh_b = Assemble("site-b", {10});
+
+  EXPECT_EQ(Entry(unreadable).state, LsiState::kUnreadable);
+  EXPECT_NE(Entry(unreadable).reason.find("missing"), std::string::npos);
+  EXPECT_EQ(Entry(stale).state, LsiState::kStale);
+  EXPECT_TRUE(Entry(superseded_old).superseded);
+
+  // A floor no disk can meet: everything but the pinned LSI goes, in order.
+  ASSERT_TRUE(store_->UpdateCaps(1ull << 40, UINT64_MAX / 2).ok());
+  EvictionReport report;
+  ASSERT_TRUE(catalog_->Evict(Context(), &report).ok());
+  std::vector<uint64_t> order;
+  for (const auto& v : report.dropped) order.push_back(v.lsi_id);
+  std::vector<uint64_t> want = {unreadable, stale,   superseded_old, fresh_b,
+                                by_id,      current, superseded_new};
+  // The last class (current images) is ordered by last use: both delivered
+  // now, so only membership is fixed there.
+  ASSERT_EQ(order.size(), want.size());
+  EXPECT_EQ(std::vector<uint64_t>(order.begin(), order.begin() + 5),
+            std::vector<uint64_t>(want.begin(), want.begin() + 5));
+  EXPECT_EQ(std::set<uint64_t>(order.begin() + 5, order.end()),
+            std::set<uint64_t>(want.begin() + 5, want.end()));
+  EXPECT_EQ(report.dropped[0].why, "unreadable");
+  EXPECT_EQ(report.dropped[1].why, "stale");
+  EXPECT_EQ(report.dropped[2].why, "superseded");
+  EXPECT_FALSE(report.satisfied);
+  EXPECT_TRUE(FilesExist(in_use));
+  EXPECT_EQ(report.bytes_after, Entry(in_use).bytes);
+}
+
+TEST_F(CatalogTest, TheByteCapEvictsOnlyWhatItMust) {
+  uint64_t a = Assemble("site-a", {1, 2, 3, 4});
+  uint64_t b = Assemble("site-a", {5, 6, 7, 8});
+  Deliver("site-a", b, true);
+  uint64_t per = Entry(a).bytes;
+  ASSERT_TRUE(store_->UpdateCaps(per + Entry(b).bytes - 1, 0).ok());
+  EvictionReport report;
+  ASSERT_TRUE(catalog_->Evict(Context(), &report).ok());
+  ASSERT_EQ(report.dropped.size(), 1u);
+  EXPECT_EQ(report.dropped[0].lsi_id, a);  // assembled before the current image
+  EXPECT_TRUE(report.satisfied);
+  EXPECT_TRUE(FilesExist(b));
+  // A publish evicts too, never the LSI it made.
+  ASSERT_TRUE(store_->UpdateCaps(1, 0).ok());
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  Manifest made;
+  ASSERT_TRUE(PreassembleFixed(*catalog_, *origin_, *keys_, info, key, "vol", "none", Context(),
+                               AssembleOptions(), &made)
+                  .ok());
+  EXPECT_TRUE(FilesExist(made.lsi_id));
+  EXPECT_FALSE(PathExists(store_->manifest_path(b)));
+}
+
+TEST_F(CatalogTest, WhatNoKeyOpensIsUnreadable) {
+  uint64_t id = Assemble("site-b");
+  ASSERT_EQ(::unlink(store_->keyring().PathFor("site-b").c_str()), 0);
+  CatalogEntry e = Entry(id);
+  EXPECT_EQ(e.state, LsiState::kUnreadable);
+  EXPECT_NE(e.reason.find("no key of extension 'site-b'"), std::string::npos) << e.reason;
+  uint64_t bad = Assemble("site-a");
+  Bytes data = testing::ReadFileBytes(store_->manifest_path(bad));
+  data[3] ^= 1;
+  testing::WriteFileBytes(store_->manifest_path(bad), data);
+  EXPECT_EQ(Entry(bad).state, LsiState::kUnreadable);
+}
+
+TEST_F(CatalogTest, ATamperedDeliveryRecordIsRefusedAndGenerationsOnlyGrow) {
+  uint64_t a = Assemble("site-a");
+  Deliver("site-a", a, true);
+  uint64_t g1 = Deliveries("site-a").generation;
+  Bytes old = testing::ReadFileBytes(store_->deliveries_path("site-a"));
+  Deliver("site-a", Assemble("site-a"), true);
+  EXPECT_GT(Deliveries("site-a").generation, g1);
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  Bytes now = testing::ReadFileBytes(store_->deliveries_path("site-a"));
+  for (size_t at : {size_t{8}, size_t{20}, now.size() / 2, now.size() - 1}) {
+    Bytes bad = now;
+    bad[at] ^= 0x40;
+    testing::WriteFileBytes(store_->deliveries_path("site-a"), bad);
+    DeliveryView v;
+    Status s = catalog_->ReadDeliveries(info, key, &v);
+    EXPECT_FALSE(s.ok()) << at;
+  }
+  // Another extension's key refuses it by name.
+  testing::WriteFileBytes(store_->deliveries_path("site-a"), now);
+  KeyInfo other;
+  SecretKey other_key;
+  Key("site-b", &other, &other_key);
+  other.name = "site-a";
+  DeliveryView v;
+  EXPECT_FALSE(catalog_->ReadDeliveries(other, other_key, &v).ok());
+  // An authentic older record reads, with its lower generation (the mount
+  // refuses to go back).
+  testing::WriteFileBytes(store_->deliveries_path("site-a"), old);
+  EXPECT_EQ(Deliveries("site-a").generation, g1);
+}
+
+TEST_F(CatalogTest, OpenSweepsWhatACrashLeftAtEachStep) {
+  uint64_t kept = Assemble("site-a");
+  // Publish interrupted: a layer written, no manifest, its claimer dead.
+  std::string orphan = store_->layer_path(0x1234);
+  testing::WriteFileBytes(orphan, AsBytes("layer"));
+  // A live assembly's claimed layer stays.
+  std::unique_ptr<AssemblyClaim> claim;
+  ASSERT_TRUE(catalog_->BeginAssembly(&claim).ok());
+  uint64_t claimed_id = 0;
+  ASSERT_TRUE(claim->NewLayer(&claimed_id).ok());
+  testing::WriteFileBytes(store_->layer_path(claimed_id), AsBytes("being written"));
+  // Drop interrupted after its tombstone, and after its manifest went.
+  uint64_t half_dropped = Assemble("site-a");
+  testing::WriteFileBytes(store_->tombstone_path(half_dropped), AsBytes("dropped\n"));
+  uint64_t gone = Assemble("site-a");
+  Manifest gm;
+  ASSERT_TRUE(PeekManifest(store_->manifest_path(gone), &gm).ok());
+  testing::WriteFileBytes(store_->tombstone_path(gone), AsBytes("dropped\n"));
+  ASSERT_EQ(::unlink(store_->manifest_path(gone).c_str()), 0);
+  // Counters of an LSI that is gone.
+  testing::WriteFileBytes(store_->counters_path(gone, "site-a"), AsBytes("{}"));
+
+  std::unique_ptr<Catalog> reopened;
+  ASSERT_TRUE(Catalog::Open(*store_, &reopened).ok());
+  EXPECT_FALSE(PathExists(orphan));
+  EXPECT_TRUE(PathExists(store_->layer_path(claimed_id)));
+  EXPECT_FALSE(PathExists(store_->manifest_path(half_dropped)));
+  EXPECT_FALSE(PathExists(store_->tombstone_path(half_dropped)));
+  EXPECT_FALSE(PathExists(store_->tombstone_path(gone)));
+  EXPECT_FALSE(PathExists(store_->layer_path(gm.layers[0].layer_id)));
+  EXPECT_FALSE(PathExists(store_->counters_path(gone, "site-a")));
+  EXPECT_TRUE(FilesExist(kept));
+  // Once the claim is released, its unpublished layer is a leftover too.
+  claim.reset();
+  reopened->Sweep();
+  EXPECT_FALSE(PathExists(store_->layer_path(claimed_id)));
+}
+
+// Checks the invariants every crash must keep: every LSI listed is readable
+// whole, no layer is left unreferenced, no drop is half done, every delivery
+// record authenticates.
+void ExpectConsistent(const Store& store, const Catalog& catalog, const CatalogContext& context) {
+  std::vector<CatalogEntry> all;
+  ASSERT_TRUE(catalog.List(context, &all).ok());
+  std::set<uint64_t> referenced;
+  for (const auto& e : all) {
+    EXPECT_NE(e.state, LsiState::kUnreadable) << FormatId(e.lsi_id) << ": " << e.reason;
+    EXPECT_NE(e.state, LsiState::kDropped) << FormatId(e.lsi_id);
+    for (const auto& l : e.manifest.layers) referenced.insert(l.layer_id);
+  }
+  DIR* d = ::opendir(store.layers_dir().c_str());
+  ASSERT_NE(d, nullptr);
+  while (struct dirent* de = ::readdir(d)) {
+    StoreFile kind;
+    uint64_t id = 0;
+    if (Store::ParseFileName(de->d_name, &kind, &id)) {
+      EXPECT_TRUE(referenced.count(id)) << "leftover layer " << de->d_name;
+    }
+  }
+  ::closedir(d);
+  for (const char* ext : {"site-a", "site-b"}) {
+    KeyInfo info;
+    SecretKey key;
+    ASSERT_TRUE(store.keyring().Load(ext, &info, &key).ok());
+    DeliveryView v;
+    Status s = catalog.ReadDeliveries(info, key, &v);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+  }
+}
+
+TEST_F(CatalogTest, KillDashNineAtRandomPointsLeavesTheCatalogConsistent) {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 12; ++round) {
+    pid_t child = ::fork();
+    if (child == 0) {
+      // Publish, deliver, drop and evict as fast as possible until killed.
+      for (uint64_t i = 0;; ++i) {
+        std::string ext = i % 2 ? "site-a" : "site-b";
+        uint64_t id = Assemble(ext, {i % kBlocks, (i + 1) % kBlocks}, 3600);
+        Deliver(ext, id, i % 3 != 0);
+        if (i % 2 == 0) {
+          DropResult r;
+          (void)catalog_->Drop(id, &r);
+        }
+        if (i % 5 == 4) {
+          (void)store_->UpdateCaps(20 * kBlock, 0);
+          EvictionReport report;
+          (void)catalog_->Evict(Context(), &report);
+          (void)store_->UpdateCaps(1ull << 40, 0);
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 40000));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    std::unique_ptr<Store> store;
+    ASSERT_TRUE(Store::Open(store_->root(), &store).ok());
+    std::unique_ptr<Catalog> catalog;
+    ASSERT_TRUE(Catalog::Open(*store, &catalog).ok());
+    ExpectConsistent(*store, *catalog, Context());
+    if (HasFailure()) break;
+  }
+}
+
+}  // namespace
+}  // namespace lsifs

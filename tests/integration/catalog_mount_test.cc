@@ -1,0 +1,216 @@
+// The catalog through a real mount and the real programs: only delivered
+// LSIs are shown, VOLUME.img follows restores without --snapshot, a drop
+// waits for the mount that holds the LSI, eviction spares what is in use,
+// and lsictl asks the running daemon.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <thread>
+
+#include "tests/integration/mount_fixture.h"
+
+namespace lsifs::testing {
+namespace {
+
+constexpr uint32_t kBlock = 64 * 1024;
+constexpr uint64_t kVolumeBytes = 24ull * 1024 * 1024;
+
+class CatalogMountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_FAIL() << "these tests need root (FUSE, loop devices)";
+    f_ = std::make_unique<MountFixture>(kBlock);
+    f_->CreateExtension("site-a");
+    f_->CreateExtension("site-b");
+    f_->ImportExt4("vol", kVolumeBytes);
+    source_ = f_->image();
+  }
+
+  std::string Lsictl(const std::string& args, int expect_rc = 0) {
+    int rc = -1;
+    std::string out = f_->Lsictl(args, &rc);
+    EXPECT_EQ(rc, expect_rc) << "lsictl " << args << ": " << out;
+    return out;
+  }
+
+  // The LSI id lsictl prints on stdout (what it says goes to stderr).
+  std::string Id(const std::string& args) {
+    std::string id = Capture(f_->bin("lsictl") + " -s " + f_->store().root() + " " + args + " 2>>" +
+                             (f_->dir() / "lsictl.err"));
+    EXPECT_EQ(id.size(), 16u) << "lsictl " << args << ": " << id << " "
+                              << ReadText(f_->dir() / "lsictl.err");
+    return id;
+  }
+
+  boost::json::object LsiJson(const std::string& id) {
+    std::string out = Lsictl("lsi show " + id + " --json");
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(out, ec);
+    EXPECT_FALSE(ec) << out;
+    return ec ? boost::json::object() : v.as_object();
+  }
+
+  bool Exists(const std::string& rel) {
+    struct stat st;
+    return ::stat((f_->mountpoint() + "/" + rel).c_str(), &st) == 0;
+  }
+
+  // The kernel keeps a name's absence for half a second: a name that
+  // appears (or moves) is seen within a second.
+  void AwaitNames() { std::this_thread::sleep_for(std::chrono::milliseconds(700)); }
+
+  // stat of VOLUME.img: which LSI it is (by inode, shared with by-id).
+  ino_t Ino(const std::string& rel) {
+    struct stat st;
+    return ::stat((f_->mountpoint() + "/" + rel).c_str(), &st) == 0 ? st.st_ino : 0;
+  }
+
+  std::unique_ptr<MountFixture> f_;
+  Bytes source_;
+};
+
+TEST_F(CatalogMountTest, OnlyDeliveredLsisAreShownAndTheVolumeImageFollowsRestores) {
+  f_->Mount("site-a", "session_idle=200ms");
+  // Assembled ahead of time: in the catalog, not in the mount.
+  std::string pre = Id("preassemble -e site-a -v vol --strategy full");
+  ASSERT_EQ(pre.size(), 16u) << pre;
+  EXPECT_EQ(std::string(LsiJson(pre)["state"].as_string()), "assembled");
+  EXPECT_FALSE(Exists("by-id/" + pre + ".img"));
+  EXPECT_FALSE(Exists("vol.img"));
+
+  // The restore (done by the daemon, which holds the models) delivers it.
+  std::string restored = Id("restore -e site-a -v vol");
+  EXPECT_EQ(restored, pre);
+  AwaitNames();
+  EXPECT_EQ(std::string(LsiJson(pre)["state"].as_string()), "delivered");
+  EXPECT_TRUE(LsiJson(pre)["alias"].as_bool());
+  EXPECT_TRUE(Exists("by-id/" + pre + ".img"));
+  EXPECT_EQ(Ino("vol.img"), Ino("by-id/" + pre + ".img"));
+  Bytes got;
+  ASSERT_EQ(ReadRange(f_->mountpoint() + "/vol.img", 0, source_.size(), &got), 0);
+  EXPECT_TRUE(got == source_);
+
+  // A new snapshot, not yet restored: the image stays on what was delivered.
+  std::string old_snapshot = std::string(LsiJson(pre)["snapshot"].as_string());
+  ASSERT_EQ(RunShell("debugfs -w -R 'write /etc/hostname added' " + f_->image_path() +
+                     " >/dev/null 2>&1"),
+            0);
+  Lsictl("import vol " + f_->image_path());
+  AwaitNames();
+  EXPECT_EQ(Ino("vol.img"), Ino("by-id/" + pre + ".img"));
+
+  // Restored: a new LSI on the new snapshot becomes vol.img.
+  std::string fresh = Id("restore -e site-a -v vol");
+  EXPECT_NE(fresh, pre);
+  AwaitNames();
+  EXPECT_NE(std::string(LsiJson(fresh)["snapshot"].as_string()), old_snapshot);
+  EXPECT_EQ(Ino("vol.img"), Ino("by-id/" + fresh + ".img"));
+  Bytes now_source = f_->image();
+  ASSERT_EQ(ReadRange(f_->mountpoint() + "/vol.img", 0, now_source.size(), &got), 0);
+  EXPECT_TRUE(got == now_source);
+
+  // An older snapshot asked for by id: by-id only; vol.img does not move.
+  // (The session that read vol.img was learned: the first LSI is stale, so
+  // a new one is made for that snapshot.)
+  std::string by_id = Id("restore -e site-a -v vol --snapshot " + old_snapshot);
+  EXPECT_NE(by_id, pre);
+  EXPECT_EQ(std::string(LsiJson(by_id)["snapshot"].as_string()), old_snapshot);
+  EXPECT_FALSE(LsiJson(by_id)["alias"].as_bool());
+  AwaitNames();
+  EXPECT_TRUE(Exists("by-id/" + by_id + ".img"));
+  EXPECT_EQ(Ino("vol.img"), Ino("by-id/" + fresh + ".img"));
+
+  // Dropping vol.img's LSI removes vol.img: no older one takes its place.
+  Lsictl("lsi drop " + fresh);
+  AwaitNames();
+  EXPECT_FALSE(Exists("vol.img"));
+  EXPECT_FALSE(Exists("by-id/" + fresh + ".img"));
+  EXPECT_TRUE(Exists("by-id/" + by_id + ".img"));
+
+  // Another extension's restore shows nothing here.
+  std::string theirs = Id("restore -e site-b -v vol");
+  AwaitNames();
+  EXPECT_FALSE(Exists("by-id/" + theirs + ".img"));
+  EXPECT_EQ(f_->Unmount(), 0);
+}
+
+TEST_F(CatalogMountTest, AnLsiInUseIsDroppedOnlyWhenReleasedAndEvictionSparesIt) {
+  std::string held = Id("restore -e site-a -v vol");
+  std::string other = Id("preassemble -e site-a -v vol --strategy none");
+  f_->Mount("site-a", "session_idle=300ms");
+  std::string path = f_->mountpoint() + "/by-id/" + held + ".img";
+  int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(LsiJson(held)["in_use"].as_bool());
+
+  // Eviction down to nothing: everything but the open LSI goes.
+  Lsictl("config set lsi_cap 1");
+  std::string gc = Lsictl("gc --json");
+  EXPECT_NE(gc.find(other), std::string::npos) << gc;
+  EXPECT_EQ(gc.find(held), std::string::npos) << gc;
+  EXPECT_NE(gc.find("\"satisfied\":false"), std::string::npos) << gc;
+
+  // Dropped while open: gone from listings at once, still readable here.
+  std::string out = Lsictl("lsi drop " + held);
+  EXPECT_NE(out.find("a mount has it open"), std::string::npos) << out;
+  AwaitNames();
+  EXPECT_FALSE(Exists("by-id/" + held + ".img"));
+  EXPECT_EQ(std::string(LsiJson(held)["state"].as_string()), "dropped");
+  Bytes buf(kBlock);
+  for (uint64_t off = 0; off + kBlock <= source_.size(); off += 7 * kBlock) {
+    ASSERT_EQ(::pread(fd, buf.data(), kBlock, static_cast<off_t>(off)),
+              static_cast<ssize_t>(kBlock));
+    ASSERT_TRUE(std::equal(buf.begin(), buf.end(), source_.begin() + static_cast<long>(off)))
+        << off;
+  }
+  Manifest m;
+  ASSERT_TRUE(PeekManifest(f_->store().manifest_path(*ParseId(held)), &m).ok());
+
+  // Released: the session ends after session_idle, and the files go.
+  ::close(fd);
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    gone = !PathExists(f_->store().manifest_path(*ParseId(held)));
+  }
+  EXPECT_TRUE(gone) << f_->log();
+  for (const auto& l : m.layers) EXPECT_FALSE(PathExists(f_->store().layer_path(l.layer_id)));
+  int rc = 0;
+  f_->Lsictl("lsi show " + held, &rc);
+  EXPECT_NE(rc, 0);
+  EXPECT_EQ(f_->Unmount(), 0);
+}
+
+TEST_F(CatalogMountTest, ListingsAndStatsSpeakJsonAndText) {
+  std::string id = Id("restore -e site-a -v vol");
+  std::string list = Lsictl("lsi list");
+  EXPECT_NE(list.find(id), std::string::npos) << list;
+  EXPECT_NE(list.find("delivered, image"), std::string::npos) << list;
+  boost::system::error_code ec;
+  auto arr = boost::json::parse(Lsictl("lsi list --json"), ec);
+  ASSERT_FALSE(ec);
+  ASSERT_EQ(arr.as_array().size(), 1u);
+  EXPECT_FALSE(arr.as_array()[0].as_object().at("expires").is_null());
+  auto stats = boost::json::parse(Lsictl("stats --json"), ec);
+  ASSERT_FALSE(ec);
+  const auto& vol = stats.as_object().at("volumes").as_array().at(0).as_object();
+  EXPECT_EQ(std::string(vol.at("volume").as_string()), "vol");
+  EXPECT_EQ(vol.at("snapshots").to_number<uint64_t>(), 1u);
+  const auto& ext = vol.at("extensions").as_array().at(0).as_object();
+  EXPECT_EQ(ext.at("restores").to_number<uint64_t>(), 1u);
+  EXPECT_EQ(
+      ext.at("lsis").as_object().at("delivered").as_object().at("count").to_number<uint64_t>(), 1u);
+  std::string text = Lsictl("stats");
+  EXPECT_NE(text.find("site-a"), std::string::npos) << text;
+  std::string config = Lsictl("config --json");
+  EXPECT_NE(config.find("lsi_cap"), std::string::npos) << config;
+  Lsictl("config set lsi_cap 0x1", 1);
+  Lsictl("config set nonsense 1G", 1);
+}
+
+}  // namespace
+}  // namespace lsifs::testing
