@@ -533,9 +533,9 @@ int CmdGc(Context& ctx) {
 
 std::string Ratio(const boost::json::value& v, const char* key) {
   const auto* f = v.as_object().if_contains(key);
-  if (f == nullptr || !f->is_double()) return "-";
+  if (f == nullptr || !f->is_number()) return "-";
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%.2f", f->as_double());
+  std::snprintf(buf, sizeof buf, "%.2f", f->to_number<double>());
   return buf;
 }
 

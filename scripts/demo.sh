@@ -77,6 +77,10 @@ cat "$mnt/.lsifs/$id"
 cleanup
 daemon="" loopdev=""
 
+step "the catalog: the LSI delivered, and store-wide figures"
+"$lsictl" lsi list
+"$lsictl" stats
+
 step "what lsifs learned from that session (lsictl access show, and a heat map)"
 "$lsictl" access show -e site-a -v web-docs | head -32
 "$lsictl" access heatmap -e site-a -v web-docs -o "$demo/web-docs-heat.svg"

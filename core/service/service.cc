@@ -248,8 +248,9 @@ bool JudgeSession(const ServiceEnv& env, AccessDb& db, const std::string& ext,
   }
   if (from_delta + from_base == 0) return false;
   *recall = static_cast<double>(from_delta) / static_cast<double>(from_delta + from_base);
-  *precision =
-      delta.empty() ? 0 : static_cast<double>(from_delta) / static_cast<double>(delta.size());
+  // A base-only LSI prefetched nothing: its precision is undefined.
+  *precision = delta.empty() ? -1
+                             : static_cast<double>(from_delta) / static_cast<double>(delta.size());
   return true;
 }
 
@@ -304,7 +305,7 @@ Status ServeStats(const ServiceEnv& env, std::string* body) {
         double r = 0, p = 0;
         if (JudgeSession(env, *db, ext, vol, *it, &present, &r, &p)) {
           l.recall.push_back(r);
-          l.precision.push_back(p);
+          if (p >= 0) l.precision.push_back(p);
         }
       }
     }
