@@ -51,15 +51,6 @@ int Fail(const Status& s) {
   return kExitError;
 }
 
-std::string FormatTime(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 Status OpenStore(const Context& ctx, std::unique_ptr<Store>* store) {
   return Store::Open(ctx.store_path, store);
 }
@@ -146,6 +137,23 @@ std::string StateText(const boost::json::value& lsi) {
   if (Flag(lsi, "superseded")) out += ", superseded";
   if (Flag(lsi, "in_use")) out += ", in use";
   return out;
+}
+
+// Asks the service, then prints its JSON reply as is (--json), or renders it
+// for people.
+int ServeAndPrint(const Context& ctx, const std::vector<std::string>& request,
+                  const std::function<int(const boost::json::value&)>& render) {
+  std::string body;
+  Status s = ServiceCall(ctx, request, &body);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    std::printf("%s\n", body.c_str());
+    return 0;
+  }
+  boost::json::value v;
+  s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  return render(v);
 }
 
 std::string Shorten(std::string s, size_t n) {
@@ -399,79 +407,63 @@ int CmdPreassemble(Context& ctx) {
 }
 
 int CmdLsiList(Context& ctx) {
-  std::string body;
-  Status s = ServiceCall(ctx, {"lsi-list"}, &body);
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    std::printf("%s\n", body.c_str());
-    return 0;
-  }
-  boost::json::value v;
-  s = ParseReply(body, &v);
-  if (!s.ok()) return Fail(s);
-  const auto& list = v.as_array();
-  if (list.empty()) {
-    std::printf("No LSIs; deliver one with: lsictl restore -e EXT -v VOLUME\n");
-    return 0;
-  }
-  std::printf("%-16s  %-12s  %-12s  %-16s  %-30s  %9s  %-20s\n", "LSI", "EXTENSION", "VOLUME",
-              "SNAPSHOT", "STATE", "ON DISK", "EXPIRES");
-  for (const auto& lsi : list) {
-    std::printf("%-16s  %-12s  %-12s  %-16s  %-30s  %9s  %-20s\n", Str(lsi, "lsi").c_str(),
-                Shorten(Str(lsi, "extension"), 12).c_str(), Shorten(Str(lsi, "volume"), 12).c_str(),
-                Str(lsi, "snapshot").c_str(), StateText(lsi).c_str(),
-                FormatBytes(Num(lsi, "bytes")).c_str(),
-                Str(lsi, "expires") == "-" ? "never" : Str(lsi, "expires").c_str());
-  }
-  for (const auto& lsi : list) {
-    std::string reason = Str(lsi, "reason");
-    if (reason != "-" && !reason.empty()) {
-      std::printf("  %s %s: %s\n", Str(lsi, "lsi").c_str(), Str(lsi, "state").c_str(),
-                  reason.c_str());
+  return ServeAndPrint(ctx, {"lsi-list"}, [&](const boost::json::value& v) {
+    const auto& list = v.as_array();
+    if (list.empty()) {
+      std::printf("No LSIs; deliver one with: lsictl restore -e EXT -v VOLUME\n");
+      return 0;
     }
-  }
-  return 0;
+    std::printf("%-16s  %-12s  %-12s  %-16s  %-30s  %9s  %-20s\n", "LSI", "EXTENSION", "VOLUME",
+                "SNAPSHOT", "STATE", "ON DISK", "EXPIRES");
+    for (const auto& lsi : list) {
+      std::printf("%-16s  %-12s  %-12s  %-16s  %-30s  %9s  %-20s\n", Str(lsi, "lsi").c_str(),
+                  Shorten(Str(lsi, "extension"), 12).c_str(),
+                  Shorten(Str(lsi, "volume"), 12).c_str(), Str(lsi, "snapshot").c_str(),
+                  StateText(lsi).c_str(), FormatBytes(Num(lsi, "bytes")).c_str(),
+                  Str(lsi, "expires") == "-" ? "never" : Str(lsi, "expires").c_str());
+    }
+    for (const auto& lsi : list) {
+      std::string reason = Str(lsi, "reason");
+      if (reason != "-" && !reason.empty()) {
+        std::printf("  %s %s: %s\n", Str(lsi, "lsi").c_str(), Str(lsi, "state").c_str(),
+                    reason.c_str());
+      }
+    }
+    return 0;
+  });
 }
 
 int CmdLsiShow(Context& ctx) {
-  std::string body;
-  Status s = ServiceCall(ctx, {"lsi-show", ctx.Arg("id")}, &body);
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    std::printf("%s\n", body.c_str());
+  return ServeAndPrint(ctx, {"lsi-show", ctx.Arg("id")}, [&](const boost::json::value& v) {
+    std::string ttl = "never expires";
+    if (Str(v, "expires") != "-") {
+      ttl = Str(v, "expires") + " (TTL " + std::to_string(Num(v, "ttl_seconds") / 3600) + " h)";
+    }
+    std::printf(
+        "lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nstate:      %s\n"
+        "size:       %s (%s on disk)\nstrategy:   %s (planned from %llu sessions)\n"
+        "created:    %s\nexpires:    %s\ndelivered:  %s\nlast used:  %s\n"
+        "layers:     %llu (%llu blocks)\n",
+        Str(v, "lsi").c_str(), Str(v, "extension").c_str(), Str(v, "volume").c_str(),
+        Str(v, "snapshot").c_str(), StateText(v).c_str(), FormatBytes(Num(v, "size")).c_str(),
+        FormatBytes(Num(v, "bytes")).c_str(), Str(v, "strategy").c_str(),
+        static_cast<unsigned long long>(Num(v, "model_sessions")), Str(v, "created").c_str(),
+        ttl.c_str(), Str(v, "delivered") == "-" ? "never" : Str(v, "delivered").c_str(),
+        Str(v, "last_used").c_str(), static_cast<unsigned long long>(Num(v, "layers")),
+        static_cast<unsigned long long>(Num(v, "prefetched_blocks")));
+    if (Str(v, "reason") != "-" && !Str(v, "reason").empty()) {
+      std::printf("why:        %s\n", Str(v, "reason").c_str());
+    }
+    size_t i = 0;
+    for (const auto& l : v.as_object().at("layer_list").as_array()) {
+      std::printf("  layer %zu: %s, %llu blocks\n", i++, Str(l, "layer").c_str(),
+                  static_cast<unsigned long long>(Num(l, "blocks")));
+    }
+    const auto& counters = v.as_object().at("counters");
+    std::printf("counters:   %s\n", counters.is_null() ? "none recorded yet"
+                                                       : boost::json::serialize(counters).c_str());
     return 0;
-  }
-  boost::json::value v;
-  s = ParseReply(body, &v);
-  if (!s.ok()) return Fail(s);
-  std::string ttl = "never expires";
-  if (Str(v, "expires") != "-") {
-    ttl = Str(v, "expires") + " (TTL " + std::to_string(Num(v, "ttl_seconds") / 3600) + " h)";
-  }
-  std::printf(
-      "lsi:        %s\nextension:  %s\nvolume:     %s\nsnapshot:   %s\nstate:      %s\n"
-      "size:       %s (%s on disk)\nstrategy:   %s (planned from %llu sessions)\n"
-      "created:    %s\nexpires:    %s\ndelivered:  %s\nlast used:  %s\n"
-      "layers:     %llu (%llu blocks)\n",
-      Str(v, "lsi").c_str(), Str(v, "extension").c_str(), Str(v, "volume").c_str(),
-      Str(v, "snapshot").c_str(), StateText(v).c_str(), FormatBytes(Num(v, "size")).c_str(),
-      FormatBytes(Num(v, "bytes")).c_str(), Str(v, "strategy").c_str(),
-      static_cast<unsigned long long>(Num(v, "model_sessions")), Str(v, "created").c_str(),
-      ttl.c_str(), Str(v, "delivered") == "-" ? "never" : Str(v, "delivered").c_str(),
-      Str(v, "last_used").c_str(), static_cast<unsigned long long>(Num(v, "layers")),
-      static_cast<unsigned long long>(Num(v, "prefetched_blocks")));
-  if (Str(v, "reason") != "-" && !Str(v, "reason").empty()) {
-    std::printf("why:        %s\n", Str(v, "reason").c_str());
-  }
-  size_t i = 0;
-  for (const auto& l : v.as_object().at("layer_list").as_array()) {
-    std::printf("  layer %zu: %s, %llu blocks\n", i++, Str(l, "layer").c_str(),
-                static_cast<unsigned long long>(Num(l, "blocks")));
-  }
-  const auto& counters = v.as_object().at("counters");
-  std::printf("counters:   %s\n",
-              counters.is_null() ? "none recorded yet" : boost::json::serialize(counters).c_str());
-  return 0;
+  });
 }
 
 int CmdLsiDrop(Context& ctx) {
@@ -505,30 +497,23 @@ int CmdLsiDrop(Context& ctx) {
 }
 
 int CmdGc(Context& ctx) {
-  std::string body;
-  Status s = ServiceCall(ctx, {"gc"}, &body);
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    std::printf("%s\n", body.c_str());
+  return ServeAndPrint(ctx, {"gc"}, [&](const boost::json::value& v) {
+    for (const auto& d : v.as_object().at("dropped").as_array()) {
+      std::printf("dropped %s  %9s  %s%s\n", Str(d, "lsi").c_str(),
+                  FormatBytes(Num(d, "bytes")).c_str(), Str(d, "why").c_str(),
+                  Flag(d, "deferred") ? " (in use: removed when released)" : "");
+    }
+    std::printf("freed %s; LSIs take %s of %s cap; %s free on disk (floor %s)%s\n",
+                FormatBytes(Num(v, "freed")).c_str(),
+                FormatBytes(Num(v, "lsi_bytes_after")).c_str(),
+                FormatBytes(Num(v, "lsi_cap")).c_str(), FormatBytes(Num(v, "free_after")).c_str(),
+                FormatBytes(Num(v, "free_floor")).c_str(),
+                Flag(v, "satisfied")
+                    ? ""
+                    : "\nstill over: what is left is in use (or the disk is full of other data); "
+                      "raise the cap with: lsictl config set lsi_cap SIZE");
     return 0;
-  }
-  boost::json::value v;
-  s = ParseReply(body, &v);
-  if (!s.ok()) return Fail(s);
-  for (const auto& d : v.as_object().at("dropped").as_array()) {
-    std::printf("dropped %s  %9s  %s%s\n", Str(d, "lsi").c_str(),
-                FormatBytes(Num(d, "bytes")).c_str(), Str(d, "why").c_str(),
-                Flag(d, "deferred") ? " (in use: removed when released)" : "");
-  }
-  std::printf("freed %s; LSIs take %s of %s cap; %s free on disk (floor %s)%s\n",
-              FormatBytes(Num(v, "freed")).c_str(), FormatBytes(Num(v, "lsi_bytes_after")).c_str(),
-              FormatBytes(Num(v, "lsi_cap")).c_str(), FormatBytes(Num(v, "free_after")).c_str(),
-              FormatBytes(Num(v, "free_floor")).c_str(),
-              Flag(v, "satisfied")
-                  ? ""
-                  : "\nstill over: what is left is in use (or the disk is full of other data); "
-                    "raise the cap with: lsictl config set lsi_cap SIZE");
-  return 0;
+  });
 }
 
 std::string Ratio(const boost::json::value& v, const char* key) {
@@ -540,58 +525,50 @@ std::string Ratio(const boost::json::value& v, const char* key) {
 }
 
 int CmdStats(Context& ctx) {
-  std::string body;
-  Status s = ServiceCall(ctx, {"stats"}, &body);
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    std::printf("%s\n", body.c_str());
-    return 0;
-  }
-  boost::json::value v;
-  s = ParseReply(body, &v);
-  if (!s.ok()) return Fail(s);
-  const auto& o = v.as_object();
-  std::printf("LSIs: %s of %s cap;", FormatBytes(Num(v, "lsi_bytes")).c_str(),
-              FormatBytes(Num(v, "lsi_cap")).c_str());
-  for (const auto& [state, cb] : o.at("lsis").as_object()) {
-    std::printf(" %llu %.*s", static_cast<unsigned long long>(Num(cb, "count")),
-                static_cast<int>(state.size()), state.data());
-  }
-  std::printf("\ndisk: %s free (eviction floor %s)\n\n", FormatBytes(Num(v, "free")).c_str(),
-              FormatBytes(Num(v, "free_floor")).c_str());
-  std::printf("%-14s %5s %9s  %-12s %-28s %9s %8s %8s %6s %9s\n", "VOLUME", "SNAPS", "STORED",
-              "EXTENSION", "LSIS", "LSI BYTES", "RESTORES", "SESSIONS", "RECALL", "PRECISION");
-  for (const auto& vol : o.at("volumes").as_array()) {
-    std::string left = Shorten(Str(vol, "volume"), 14);
-    char head[64];
-    std::snprintf(head, sizeof head, "%-14s %5llu %9s", left.c_str(),
-                  static_cast<unsigned long long>(Num(vol, "snapshots")),
-                  FormatBytes(Num(vol, "stored_bytes")).c_str());
-    const auto& exts = vol.as_object().at("extensions").as_array();
-    if (exts.empty()) std::printf("%s  (no LSIs, no sessions)\n", head);
-    bool first = true;
-    for (const auto& e : exts) {
-      std::string lsis;
-      for (const auto& [state, cb] : e.as_object().at("lsis").as_object()) {
-        lsis +=
-            (lsis.empty() ? "" : " ") + std::to_string(Num(cb, "count")) + " " + std::string(state);
-      }
-      std::printf("%s  %-12s %-28s %9s %8llu %8llu %6s %9s\n", first ? head : "",
-                  Shorten(Str(e, "extension"), 12).c_str(),
-                  Shorten(lsis.empty() ? "-" : lsis, 28).c_str(),
-                  FormatBytes(Num(e, "lsi_bytes")).c_str(),
-                  static_cast<unsigned long long>(Num(e, "restores")),
-                  static_cast<unsigned long long>(Num(e, "sessions")), Ratio(e, "recall").c_str(),
-                  Ratio(e, "precision").c_str());
-      if (first) std::memset(head, ' ', 30), head[30] = '\0';
-      first = false;
+  return ServeAndPrint(ctx, {"stats"}, [&](const boost::json::value& v) {
+    const auto& o = v.as_object();
+    std::printf("LSIs: %s of %s cap;", FormatBytes(Num(v, "lsi_bytes")).c_str(),
+                FormatBytes(Num(v, "lsi_cap")).c_str());
+    for (const auto& [state, cb] : o.at("lsis").as_object()) {
+      std::printf(" %llu %.*s", static_cast<unsigned long long>(Num(cb, "count")),
+                  static_cast<int>(state.size()), state.data());
     }
-  }
-  std::printf(
-      "\nRECALL and PRECISION: medians over the last sessions whose logs are kept, in distinct\n"
-      "blocks (recall = from delta / (from delta + from base); precision = delta blocks read /\n"
-      "delta blocks).\n");
-  return 0;
+    std::printf("\ndisk: %s free (eviction floor %s)\n\n", FormatBytes(Num(v, "free")).c_str(),
+                FormatBytes(Num(v, "free_floor")).c_str());
+    std::printf("%-14s %5s %9s  %-12s %-28s %9s %8s %8s %6s %9s\n", "VOLUME", "SNAPS", "STORED",
+                "EXTENSION", "LSIS", "LSI BYTES", "RESTORES", "SESSIONS", "RECALL", "PRECISION");
+    for (const auto& vol : o.at("volumes").as_array()) {
+      std::string left = Shorten(Str(vol, "volume"), 14);
+      char head[64];
+      std::snprintf(head, sizeof head, "%-14s %5llu %9s", left.c_str(),
+                    static_cast<unsigned long long>(Num(vol, "snapshots")),
+                    FormatBytes(Num(vol, "stored_bytes")).c_str());
+      const auto& exts = vol.as_object().at("extensions").as_array();
+      if (exts.empty()) std::printf("%s  (no LSIs, no sessions)\n", head);
+      bool first = true;
+      for (const auto& e : exts) {
+        std::string lsis;
+        for (const auto& [state, cb] : e.as_object().at("lsis").as_object()) {
+          lsis += (lsis.empty() ? "" : " ") + std::to_string(Num(cb, "count")) + " " +
+                  std::string(state);
+        }
+        std::printf("%s  %-12s %-28s %9s %8llu %8llu %6s %9s\n", first ? head : "",
+                    Shorten(Str(e, "extension"), 12).c_str(),
+                    Shorten(lsis.empty() ? "-" : lsis, 28).c_str(),
+                    FormatBytes(Num(e, "lsi_bytes")).c_str(),
+                    static_cast<unsigned long long>(Num(e, "restores")),
+                    static_cast<unsigned long long>(Num(e, "sessions")), Ratio(e, "recall").c_str(),
+                    Ratio(e, "precision").c_str());
+        if (first) std::memset(head, ' ', 30), head[30] = '\0';
+        first = false;
+      }
+    }
+    std::printf(
+        "\nRECALL and PRECISION: medians over the last sessions whose logs are kept, in distinct\n"
+        "blocks (recall = from delta / (from delta + from base); precision = delta blocks read /\n"
+        "delta blocks).\n");
+    return 0;
+  });
 }
 
 int CmdConfig(Context& ctx) {

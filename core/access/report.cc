@@ -30,13 +30,7 @@ const char* StateName(SessionState s) {
 }
 
 std::string TimeText(int64_t us) {
-  if (us == 0) return "-";
-  std::time_t t = static_cast<std::time_t>(us / 1000000);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return us == 0 ? "-" : FormatTime(us / 1000000);
 }
 
 struct Hot {

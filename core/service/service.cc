@@ -17,21 +17,13 @@
 #include "core/util/hex.h"
 #include "core/util/json.h"
 #include "core/util/names.h"
+#include "core/util/progress.h"
 
 namespace lsifs {
 namespace {
 
 // Sessions whose recall and precision `stats` reports, per (extension, volume).
 constexpr size_t kRecentSessions = 5;
-
-std::string FormatTime(int64_t unix_seconds) {
-  std::time_t t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 void TimeOrNull(JsonWriter& j, std::string_view key, int64_t unix_seconds) {
   j.Key(key);
@@ -249,8 +241,8 @@ bool JudgeSession(const ServiceEnv& env, AccessDb& db, const std::string& ext,
   if (from_delta + from_base == 0) return false;
   *recall = static_cast<double>(from_delta) / static_cast<double>(from_delta + from_base);
   // A base-only LSI prefetched nothing: its precision is undefined.
-  *precision = delta.empty() ? -1
-                             : static_cast<double>(from_delta) / static_cast<double>(delta.size());
+  *precision =
+      delta.empty() ? -1 : static_cast<double>(from_delta) / static_cast<double>(delta.size());
   return true;
 }
 

@@ -27,5 +27,7 @@ class ProgressBar {
 
 // "1.5 GiB", "64.0 KiB", "12 B".
 std::string FormatBytes(uint64_t bytes);
+// "2026-11-25T18:20:50Z": a unix time in seconds, UTC, as every listing shows it.
+std::string FormatTime(int64_t unix_seconds);
 
 }  // namespace lsifs
