@@ -545,22 +545,21 @@ int CmdStats(Context& ctx) {
                     FormatBytes(Num(vol, "stored_bytes")).c_str());
       const auto& exts = vol.as_object().at("extensions").as_array();
       if (exts.empty()) std::printf("%s  (no LSIs, no sessions)\n", head);
-      bool first = true;
       for (const auto& e : exts) {
         std::string lsis;
         for (const auto& [state, cb] : e.as_object().at("lsis").as_object()) {
           lsis += (lsis.empty() ? "" : " ") + std::to_string(Num(cb, "count")) + " " +
                   std::string(state);
         }
-        std::printf("%s  %-12s %-28s %9s %8llu %8llu %6s %9s\n", first ? head : "",
+        std::printf("%s  %-12s %-28s %9s %8llu %8llu %6s %9s\n", head,
                     Shorten(Str(e, "extension"), 12).c_str(),
                     Shorten(lsis.empty() ? "-" : lsis, 28).c_str(),
                     FormatBytes(Num(e, "lsi_bytes")).c_str(),
                     static_cast<unsigned long long>(Num(e, "restores")),
                     static_cast<unsigned long long>(Num(e, "sessions")), Ratio(e, "recall").c_str(),
                     Ratio(e, "precision").c_str());
-        if (first) std::memset(head, ' ', 30), head[30] = '\0';
-        first = false;
+        // Later rows of the volume leave its columns blank.
+        std::snprintf(head, sizeof head, "%30s", "");
       }
     }
     std::printf(
