@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-#include "core/access/report.h"
+#include "core/service/report.h"
 #include "core/assembler/assemble.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"

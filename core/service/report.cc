@@ -1,4 +1,6 @@
-#include "core/access/report.h"
+#include "core/service/report.h"
+
+#include "core/predictor/predictor.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -14,8 +16,6 @@
 
 namespace lsifs {
 namespace {
-
-constexpr double kConfidentSupport = 2.0;
 
 const char* StateName(SessionState s) {
   switch (s) {
@@ -44,7 +44,8 @@ struct Cluster {
   std::vector<uint64_t> blocks;  // by first-access rank
 };
 
-// Connected groups of blocks joined by confident co-access (support >= 2).
+// Connected groups of blocks joined by confident co-access, as the predictor
+// judges it.
 std::vector<Cluster> FindClusters(const std::vector<std::pair<uint64_t, BlockStats>>& model,
                                   uint32_t now, const CoAccessParams& p) {
   std::unordered_map<uint64_t, uint64_t> parent;
@@ -64,7 +65,8 @@ std::vector<Cluster> FindClusters(const std::vector<std::pair<uint64_t, BlockSta
   for (const auto& [b, st] : model) {
     double decay = p.Decay(now - st.as_of);
     for (const auto& s : st.successors) {
-      if (s.support * decay >= kConfidentSupport && rank.count(s.block)) {
+      if (ConfidentSuccessor({s.block, s.support * decay}, st.weight * decay, PlanOptions()) &&
+          rank.count(s.block)) {
         parent[find(b)] = find(s.block);
       }
     }
@@ -230,8 +232,11 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
                   hot[i].sessions);
     *out += line;
   }
-  std::snprintf(line, sizeof line, "\nCO-ACCESS CLUSTERS (support >= %.0f): %zu\n",
-                kConfidentSupport, clusters.size());
+  const PlanOptions rule;
+  std::snprintf(line, sizeof line,
+                "\nCO-ACCESS CLUSTERS (successors seen in >= %.0f sessions and >= %.0f%% of "
+                "those reading their seed): %zu\n",
+                rule.min_support, rule.min_share * 100, clusters.size());
   *out += line;
   for (size_t i = 0; i < std::min(req.top, clusters.size()); ++i) {
     std::string members;

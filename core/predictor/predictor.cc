@@ -1,0 +1,154 @@
+#include "core/predictor/predictor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+namespace lsifs {
+namespace {
+
+// Blocks every session reads among its first accesses: the filesystem's
+// metadata (superblock, group descriptors, bitmaps, root inode tables).
+constexpr double kMetadataP = 0.99;
+constexpr double kMetadataRank = 64;
+
+struct Candidate {
+  double p_own = 0, p_all = 0;
+  double rank_own = -1, rank_all = -1;
+  double p = 0;
+  PlanTier tier = PlanTier::kOwn;
+};
+
+double Probability(const BlockStats& s, const ModelMeta& meta, const CoAccessParams& params) {
+  if (meta.total <= 0) return 0;
+  return std::min(1.0, s.WeightAt(meta.sessions, params) / meta.total);
+}
+
+}  // namespace
+
+bool ConfidentSuccessor(const Successor& s, double seed_weight, const PlanOptions& options) {
+  return s.support >= options.min_support && seed_weight > 0 &&
+         s.support >= options.min_share * seed_weight;
+}
+
+const char* PlanTierName(PlanTier tier) {
+  switch (tier) {
+    case PlanTier::kOwn:
+      return "own";
+    case PlanTier::kVolumeWide:
+      return "volume-wide";
+    case PlanTier::kSuccessor:
+      return "successor";
+    case PlanTier::kMetadata:
+      return "metadata";
+  }
+  return "?";
+}
+
+Plan PlanBlocks(const ModelView& own, const ModelView& all, const CoAccessParams& params,
+                const std::vector<uint64_t>& present, uint32_t block_size,
+                const PlanOptions& options) {
+  Plan plan;
+  auto is_present = [&](uint64_t b) {
+    return std::binary_search(present.begin(), present.end(), b);
+  };
+  const double n = own.meta.total;
+  const double a = n > 0 ? n / (n + options.prior) : 0;
+  plan.own_weight = a;
+
+  std::unordered_map<uint64_t, Candidate> c;
+  for (const auto& [block, stats] : own.blocks) {
+    Candidate& x = c[block];
+    x.p_own = Probability(stats, own.meta, params);
+    x.rank_own = stats.rank;
+  }
+  for (const auto& [block, stats] : all.blocks) {
+    Candidate& x = c[block];
+    x.p_all = Probability(stats, all.meta, params);
+    x.rank_all = stats.rank;
+  }
+  const bool have_all = all.meta.total > 0;
+  for (auto& [block, x] : c) {
+    // Without a volume-wide model (never the case once anything was
+    // recorded, as every session folds into both), own history alone.
+    x.p = have_all ? a * x.p_own + (1 - a) * x.p_all : x.p_own;
+    bool own_decides = a * x.p_own >= (1 - a) * x.p_all;
+    if (own_decides && x.p_own > 0) {
+      x.tier = PlanTier::kOwn;
+    } else if (x.p_all >= kMetadataP && x.rank_all >= 0 && x.rank_all < kMetadataRank) {
+      x.tier = PlanTier::kMetadata;
+    } else {
+      x.tier = PlanTier::kVolumeWide;
+    }
+  }
+  for (const auto& [block, x] : c) {
+    if (is_present(block)) plan.expected_blocks += x.p;
+  }
+
+  // Expansion: a confident seed says its confident successor is read with
+  // probability p(seed) x p(successor follows the seed). Where that is more
+  // than the model's own estimate of the successor, it replaces it, in that
+  // model's share of the smoothed p.
+  auto expand = [&](const ModelView& model, bool is_own, double share) {
+    for (const auto& [block, stats] : model.blocks) {
+      auto found = c.find(block);
+      if (found == c.end() || found->second.p < options.seed_p) continue;
+      const Candidate seed = found->second;  // c may grow below
+      // Weight and supports decayed alike, to the model's latest session.
+      const double decay = params.Decay(model.meta.sessions - stats.as_of);
+      const double w = stats.weight * decay;
+      for (const Successor& raw : stats.successors) {
+        const Successor s{raw.block, raw.support * decay};
+        if (!ConfidentSuccessor(s, w, options)) continue;
+        const double said = seed.p * std::min(1.0, s.support / w);
+        Candidate& t = c[s.block];
+        double& mine = is_own ? t.p_own : t.p_all;
+        if (said <= mine) continue;
+        t.p += share * (said - mine);
+        mine = said;
+        t.tier = PlanTier::kSuccessor;
+        if (t.rank_own < 0 && t.rank_all < 0) {
+          t.rank_own = (seed.rank_own >= 0 ? seed.rank_own : seed.rank_all) + 0.5;
+        }
+      }
+    }
+  };
+  if (a > 0) expand(own, /*is_own=*/true, have_all ? a : 1.0);
+  if (have_all) expand(all, /*is_own=*/false, 1 - a);
+
+  std::vector<PlannedBlock> ranked;
+  for (const auto& [block, x] : c) {
+    if (!is_present(block) || x.p < options.floor) continue;
+    double rank = x.rank_own >= 0 && x.rank_all >= 0 ? a * x.rank_own + (1 - a) * x.rank_all
+                  : x.rank_own >= 0                  ? x.rank_own
+                                                     : x.rank_all;
+    ranked.push_back({block, x.p, rank, x.tier});
+  }
+  // Greedy by expected stall saved per byte: every block costs one block and
+  // saves one round trip times its probability. Ties by block number, so
+  // that the plan is deterministic.
+  std::sort(ranked.begin(), ranked.end(), [](const PlannedBlock& x, const PlannedBlock& y) {
+    return x.p != y.p ? x.p > y.p : x.block < y.block;
+  });
+  plan.budget_bytes =
+      options.budget_bytes != 0
+          ? options.budget_bytes
+          : static_cast<uint64_t>(std::ceil(options.budget_factor * plan.expected_blocks)) *
+                block_size;
+  const uint64_t max_blocks = block_size ? plan.budget_bytes / block_size : 0;
+  for (const auto& b : ranked) {
+    if (plan.blocks.size() < max_blocks) {
+      plan.blocks.push_back(b);
+      ++plan.tier_blocks[static_cast<int>(b.tier)];
+    } else {
+      ++plan.cut_by_budget;
+    }
+  }
+  std::sort(plan.blocks.begin(), plan.blocks.end(),
+            [](const PlannedBlock& x, const PlannedBlock& y) {
+              return x.rank != y.rank ? x.rank < y.rank : x.block < y.block;
+            });
+  return plan;
+}
+
+}  // namespace lsifs
