@@ -351,7 +351,10 @@ int CmdSnapshots(Context& ctx) {
 
 // Prints an LSI the service returned: its id on stdout (for scripts),
 // `what` happened on stderr.
-int PrintDelivered(const Context& ctx, const std::string& body, const std::string& what) {
+// Prints an LSI the service returned: its id on stdout (for scripts),
+// `what` happened on stderr; with `explain`, why it holds its blocks.
+int PrintDelivered(const Context& ctx, const std::string& body, const std::string& what,
+                   bool explain = false) {
   if (ctx.json) {
     std::printf("%s\n", body.c_str());
     return 0;
@@ -359,12 +362,41 @@ int PrintDelivered(const Context& ctx, const std::string& body, const std::strin
   boost::json::value v;
   Status s = ParseReply(body, &v);
   if (!s.ok()) return Fail(s);
+  std::string how;
+  if (!Flag(v, "reused")) {
+    how = "; " + std::to_string(Num(v, "fetched_blocks")) + " blocks fetched over the link, " +
+          std::to_string(Num(v, "local_blocks")) + " re-sealed from local copies";
+  }
   std::fprintf(
-      stderr, "%s LSI of %s (snapshot %s) for %s: %llu delta layer(s), %llu blocks; %s\n",
+      stderr, "%s LSI of %s (snapshot %s) for %s: %llu blocks in %llu delta layer(s)%s; %s\n",
       what.c_str(), Str(v, "volume").c_str(), Str(v, "snapshot").c_str(),
-      Str(v, "extension").c_str(), static_cast<unsigned long long>(Num(v, "layers")),
-      static_cast<unsigned long long>(Num(v, "prefetched_blocks")),
+      Str(v, "extension").c_str(), static_cast<unsigned long long>(Num(v, "prefetched_blocks")),
+      static_cast<unsigned long long>(Num(v, "layers")), how.c_str(),
       Str(v, "expires") == "-" ? "never expires" : ("expires " + Str(v, "expires")).c_str());
+  const auto* plan = v.as_object().if_contains("plan");
+  if (explain && plan != nullptr && plan->is_object()) {
+    const auto& tiers = plan->as_object().at("tiers");
+    std::printf(
+        "plan: %llu blocks within a budget of %s (a session reads about %.0f blocks; own history "
+        "weighs %.0f%%, the volume-wide model the rest)\n"
+        "  own        %6llu  read often by this extension's past sessions\n"
+        "  volume-wide%6llu  read often by every extension's sessions of the volume\n"
+        "  successor  %6llu  followed a confident seed in past sessions\n"
+        "  metadata   %6llu  read first by every session (filesystem metadata)\n"
+        "  left out   %6llu  above the probability floor, beyond the budget\n",
+        static_cast<unsigned long long>(Num(v, "prefetched_blocks")),
+        FormatBytes(Num(*plan, "budget_bytes")).c_str(),
+        plan->as_object().at("expected_blocks").to_number<double>(),
+        100 * plan->as_object().at("own_weight").to_number<double>(),
+        static_cast<unsigned long long>(Num(tiers, "own")),
+        static_cast<unsigned long long>(Num(tiers, "volume-wide")),
+        static_cast<unsigned long long>(Num(tiers, "successor")),
+        static_cast<unsigned long long>(Num(tiers, "metadata")),
+        static_cast<unsigned long long>(Num(*plan, "cut_by_budget")));
+  } else if (explain) {
+    std::printf("plan: %s\n", Flag(v, "reused") ? "a fresh LSI was already assembled"
+                                                : ("strategy " + Str(v, "strategy")).c_str());
+  }
   std::printf("%s\n", Str(v, "lsi").c_str());
   return 0;
 }
@@ -391,19 +423,34 @@ int CmdRestore(Context& ctx) {
 }
 
 int CmdPreassemble(Context& ctx) {
-  ProgressBar bar("assembling " + ctx.Arg("volume"));
+  std::string priority = ctx.vm.count("priority") ? ctx.Arg("priority") : "normal";
+  std::string strategy = ctx.vm.count("strategy") ? ctx.Arg("strategy") : "predicted";
+  uint64_t budget = 0;
+  Status s;
+  if (ctx.vm.count("budget")) {
+    s = ParseByteSize(ctx.Arg("budget"), &budget);
+    if (s.ok() && budget == 0) s = Status::InvalidArgument("--budget 0 would plan nothing");
+    if (!s.ok()) return Fail(s);
+  }
   std::unique_ptr<Store> store;
-  Status s = OpenStore(ctx, &store);
+  s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
   uint32_t block_size = store->block_size();
+  ProgressBar bar("assembling " + ctx.Arg("volume"));
   std::string body;
-  s = ServiceCall(
-      ctx, {"preassemble", ctx.Arg("extension"), ctx.Arg("volume"), ctx.Arg("strategy")}, &body,
-      std::chrono::hours(24),
-      [&](uint64_t done, uint64_t total) { bar.Update(done * block_size, total * block_size); });
+  s = ServiceCall(ctx,
+                  {"preassemble", ctx.Arg("extension"), ctx.Arg("volume"), strategy, priority,
+                   std::to_string(budget), ctx.vm.count("explain") ? "1" : "0"},
+                  &body, std::chrono::hours(24), [&](uint64_t done, uint64_t total) {
+                    bar.Update(done * block_size, total * block_size);
+                  });
   bar.Finish();
   if (!s.ok()) return Fail(s);
-  return PrintDelivered(ctx, body, "assembled (not delivered: lsictl restore delivers it) an");
+  boost::json::value v;
+  bool reused = ParseReply(body, &v).ok() && Flag(v, "reused");
+  return PrintDelivered(ctx, body,
+                        reused ? "a fresh assembled" : "assembled (restore delivers it) an",
+                        ctx.vm.count("explain") > 0);
 }
 
 int CmdLsiList(Context& ctx) {
@@ -767,20 +814,28 @@ std::vector<Command> Commands() {
        },
        CmdRestore},
       {{"preassemble"},
-       "-e EXT -v VOLUME --strategy full|none",
-       "pre-assemble an LSI of VOLUME's latest snapshot for EXT; prints its id",
-       "Fetches blocks of the base snapshot through the origin, seals them for EXT in\n"
-       "a delta layer and publishes the LSI to the catalog as assembled: no mount shows\n"
-       "it until a restore delivers it (restore picks it when it is fresh). Strategies:\n"
-       "full puts every present block in the layer (a fully local LSI: the full-copy\n"
-       "baseline); none makes a base-only LSI. The predictor's strategy, with\n"
-       "--priority and --budget, comes with the PSA.\n"
-       "Example: lsictl -s /srv/lsifs preassemble -e site-a -v vol-db --strategy full",
+       "-e EXT -v VOLUME [--priority high|normal|low] [--budget SIZE] [--explain]",
+       "PreAssembleSnapshot: compose EXT's next restore of VOLUME; prints the LSI id",
+       "Ranks the blocks of VOLUME's latest snapshot by the probability that EXT's next\n"
+       "session reads them (its own past sessions, smoothed toward every extension's;\n"
+       "confident co-access successors of likely blocks; the filesystem's metadata on a\n"
+       "cold start), takes them greedily until --budget (default: 1.5 x what a session\n"
+       "reads) or a probability floor, and seals them for EXT in a delta layer ordered by\n"
+       "expected first access. Blocks EXT's earlier layers hold unchanged are re-sealed\n"
+       "locally; only the rest crosses the origin link. The LSI is published as\n"
+       "assembled: restore delivers it while it is fresh. A fresh assembled LSI is\n"
+       "returned as is. --explain says per tier how many blocks and why. --strategy\n"
+       "full (every present block) and none (base-only) are the benchmarks' baselines.\n"
+       "While lsifs runs, the assembly runs in it, on its origin link.\n"
+       "Example: lsictl -s /srv/lsifs preassemble -e site-a -v vol-db --explain",
        {},
        [](po::options_description& d) {
          d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
              "volume,v", po::value<std::string>()->required(), "the volume")(
-             "strategy", po::value<std::string>()->required(), "full or none");
+             "priority", po::value<std::string>(), "high, normal (default) or low")(
+             "budget", po::value<std::string>(), "bytes of delta layer at most (e.g. 256M)")(
+             "explain", "say per tier how many blocks and why")(
+             "strategy", po::value<std::string>(), "predicted (default), full or none");
        },
        CmdPreassemble},
       {{"lsi", "list"},

@@ -5,9 +5,12 @@
 
 #include <algorithm>
 #include <ctime>
+#include <map>
 #include <memory>
+#include <unordered_map>
 
 #include "core/lsi/layer.h"
+#include "core/origin/snapshot.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
 
@@ -15,7 +18,10 @@ namespace lsifs {
 
 Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& key_info,
                    const SecretKey& key, const std::vector<std::vector<uint64_t>>& layers,
-                   const AssembleOptions& options, Manifest* out) {
+                   const AssembleOptions& options, Manifest* out, AssembleStats* stats) {
+  AssembleStats ignored;
+  if (stats == nullptr) stats = &ignored;
+  *stats = AssembleStats();
   const Store& store = catalog.store();
   const SnapshotInfo& snap = base.info();
   Manifest m;
@@ -28,6 +34,7 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
   m.expires = options.ttl > 0 ? m.created + options.ttl : 0;
   m.strategy = options.strategy;
   m.model_sessions = options.model_sessions;
+  m.priority = static_cast<uint8_t>(options.priority);
 
   std::unique_ptr<AssemblyClaim> claim;
   LSIFS_RETURN_IF_ERROR(catalog.BeginAssembly(&claim));
@@ -40,6 +47,8 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
   Bytes buf(batch * snap.block_size);
   std::vector<uint8_t*> outs(batch);
   for (size_t i = 0; i < batch; ++i) outs[i] = buf.data() + i * snap.block_size;
+  std::vector<uint64_t> to_fetch;
+  std::vector<uint8_t*> fetch_outs;
 
   uint64_t total = 0, done = 0;
   for (const auto& blocks : layers) total += blocks.size();
@@ -61,8 +70,22 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     Status s = w.Open(store.tmp_dir(), path, h, key_info, key);
     for (size_t at = 0; s.ok() && at < blocks.size(); at += batch) {
       size_t n = std::min(batch, blocks.size() - at);
-      s = base.Fetch(std::span<const uint64_t>(blocks.data() + at, n),
-                     std::span<uint8_t* const>(outs.data(), n));
+      // What a local copy holds is re-sealed; the rest comes in one request.
+      to_fetch.clear();
+      fetch_outs.clear();
+      for (size_t i = 0; i < n; ++i) {
+        if (options.local && options.local(blocks[at + i], outs[i])) {
+          ++stats->local_blocks;
+        } else {
+          to_fetch.push_back(blocks[at + i]);
+          fetch_outs.push_back(outs[i]);
+        }
+      }
+      if (!to_fetch.empty()) {
+        s = base.Fetch(to_fetch, fetch_outs);
+        stats->fetched_blocks += to_fetch.size();
+        ++stats->origin_requests;
+      }
       for (size_t i = 0; s.ok() && i < n; ++i) {
         s = w.Add(blocks[at + i], ByteSpan(outs[i], snap.block_size));
       }
@@ -112,57 +135,186 @@ void EvictAfterPublish(const Catalog& catalog, const CatalogContext& context, ui
 
 }  // namespace
 
-Status PreassembleFixed(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
-                        const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-                        const std::string& strategy, const CatalogContext& context,
-                        AssembleOptions options, Manifest* out) {
-  if (strategy != "full" && strategy != "none") {
-    return Status::InvalidArgument("unknown strategy '" + strategy + "' (use full or none)");
+const char* PriorityName(Priority priority) {
+  switch (priority) {
+    case Priority::kHigh:
+      return "high";
+    case Priority::kNormal:
+      return "normal";
+    case Priority::kLow:
+      return "low";
   }
+  return "?";
+}
+
+Status ParsePriority(const std::string& text, Priority* out) {
+  for (Priority p : {Priority::kHigh, Priority::kNormal, Priority::kLow}) {
+    if (text == PriorityName(p)) {
+      *out = p;
+      return Status::Ok();
+    }
+  }
+  return Status::InvalidArgument("unknown priority '" + text + "' (use high, normal or low)");
+}
+
+namespace {
+
+// The blocks of a target snapshot that this extension's earlier layers of
+// the volume already hold unchanged (the origin's keyed digests agree):
+// they are re-sealed here instead of crossing the link again.
+class LocalCopies {
+ public:
+  Status Find(const Catalog& catalog, const OriginKeys& keys, const KeyInfo& key_info,
+              const SecretKey& key, const CatalogContext& context, const SnapshotBlocks& target,
+              const std::vector<uint64_t>& wanted) {
+    std::vector<CatalogEntry> all;
+    LSIFS_RETURN_IF_ERROR(catalog.List(context, &all));
+    std::map<uint64_t, std::unique_ptr<SnapshotBlocks>> maps;
+    const std::string& volume = target.info().volume;
+    for (const auto& e : all) {
+      const Manifest& peek = e.manifest;
+      if (peek.extension != key_info.name || peek.key_id != key_info.id || peek.volume != volume ||
+          peek.layers.empty() || e.state == LsiState::kUnreadable ||
+          e.state == LsiState::kDropped) {
+        continue;
+      }
+      Manifest m;
+      if (!catalog.ReadManifest(e.lsi_id, key_info, key, &m).ok()) continue;
+      auto& map = maps[m.snapshot];
+      if (!map && !SnapshotBlocks::Open(catalog.store(), keys, volume, m.snapshot, &map).ok()) {
+        continue;
+      }
+      for (const auto& ml : m.layers) {
+        std::unique_ptr<LayerReader> reader;
+        if (!LayerReader::Open(catalog.store().layer_path(ml.layer_id), key_info, key, &reader)
+                 .ok()) {
+          continue;
+        }
+        const auto& blocks = reader->blocks();
+        bool used = false;
+        for (uint64_t slot = 0; slot < blocks.size(); ++slot) {
+          uint64_t b = blocks[slot];
+          if (where_.count(b) || !std::binary_search(wanted.begin(), wanted.end(), b)) continue;
+          const BlockLocation* now = target.Find(b);
+          const BlockLocation* then = map->Find(b);
+          if (now == nullptr || then == nullptr || now->digest != then->digest) continue;
+          where_[b] = {layers_.size(), slot};
+          used = true;
+        }
+        if (used) layers_.push_back(std::move(reader));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // A block that fails to read here (damaged layer) is fetched instead.
+  bool Read(uint64_t block, uint8_t* out) {
+    auto it = where_.find(block);
+    if (it == where_.end()) return false;
+    const LayerReader& layer = *layers_[it->second.first];
+    record_.resize(layer.record_size());
+    return layer
+        .ReadBlock(it->second.second, block, aead_, record_,
+                   MutableByteSpan(out, layer.header().block_size))
+        .ok();
+  }
+
+  size_t size() const { return where_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<LayerReader>> layers_;
+  std::unordered_map<uint64_t, std::pair<size_t, uint64_t>> where_;  // block -> (layer, slot)
+  Aead aead_;
+  Bytes record_;
+};
+
+}  // namespace
+
+Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
+                           const KeyInfo& key_info, const SecretKey& key,
+                           const LearnedModels& models, const CatalogContext& context,
+                           const PreassembleRequest& request,
+                           const std::function<void(uint64_t, uint64_t)>& progress,
+                           PreassembleResult* out) {
+  *out = PreassembleResult();
+  const std::string& volume = request.volume;
+  if (request.strategy != "predicted" && request.strategy != "full" && request.strategy != "none") {
+    return Status::InvalidArgument("unknown strategy '" + request.strategy +
+                                   "' (use predicted, full or none)");
+  }
+  // 1. A fresh LSI in the catalog is the answer.
   std::vector<SnapshotInfo> snaps;
   LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(catalog.store(), keys, volume, &snaps));
+  uint64_t snapshot = request.snapshot != 0 ? request.snapshot : snaps.back().id;
+  if (std::none_of(snaps.begin(), snaps.end(),
+                   [&](const SnapshotInfo& s) { return s.id == snapshot; })) {
+    return Status::NotFound("volume '" + volume + "' has no snapshot " + FormatId(snapshot) +
+                            " (see: lsictl snapshots " + volume + ")");
+  }
+  if (request.strategy == "predicted" &&
+      catalog.FindFresh(key_info, key, volume, snapshot, context, &out->manifest).ok()) {
+    out->reused = true;
+    return Status::Ok();
+  }
+  // 2. The base snapshot's metadata: geometry and present blocks.
+  std::unique_ptr<SnapshotBlocks> map;
+  LSIFS_RETURN_IF_ERROR(SnapshotBlocks::Open(catalog.store(), keys, volume, snapshot, &map));
+  std::vector<uint64_t> present;
+  present.reserve(map->map().size());
+  for (const auto& loc : map->map()) present.push_back(loc.block);
+  // 3. Rank the blocks from what was learned.
+  std::vector<uint64_t> blocks;
+  if (request.strategy == "predicted") {
+    PlanOptions plan_options;
+    plan_options.budget_bytes = request.budget_bytes;
+    out->plan = PlanBlocks(models.own, models.all, models.params, present, map->info().block_size,
+                           plan_options);
+    for (const auto& b : out->plan.blocks) blocks.push_back(b.block);
+  } else if (request.strategy == "full") {
+    blocks = present;
+  }
+  // 4. What is held locally is not fetched again.
+  std::vector<uint64_t> wanted = blocks;
+  std::sort(wanted.begin(), wanted.end());
+  LocalCopies local;
+  if (!wanted.empty()) {
+    LSIFS_RETURN_IF_ERROR(local.Find(catalog, keys, key_info, key, context, *map, wanted));
+  }
+  // 5-6. Seal, write the layer and the manifest; publish as assembled.
   std::unique_ptr<OriginSnapshot> base;
-  LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snaps.back().id, &base));
-  std::vector<std::vector<uint64_t>> layers;
-  if (strategy == "full") layers.push_back(base->present());
-  options.strategy = strategy;
+  LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snapshot, &base));
+  AssembleOptions options;
+  options.strategy = request.strategy;
   options.model_sessions = ModelSessions(context, key_info.name, volume);
+  options.priority = request.priority;
+  // 7. Its TTL from the pattern of the extension's restores.
   options.ttl = catalog.TtlFor(key_info, key, volume);
-  LSIFS_RETURN_IF_ERROR(AssembleLsi(catalog, *base, key_info, key, layers, options, out));
-  EvictAfterPublish(catalog, context, out->lsi_id);
+  options.progress = progress;
+  if (local.size() > 0) {
+    options.local = [&](uint64_t block, uint8_t* dst) { return local.Read(block, dst); };
+  }
+  std::vector<std::vector<uint64_t>> layers;
+  if (!blocks.empty()) layers.push_back(std::move(blocks));
+  LSIFS_RETURN_IF_ERROR(
+      AssembleLsi(catalog, *base, key_info, key, layers, options, &out->manifest, &out->stats));
+  EvictAfterPublish(catalog, context, out->manifest.lsi_id);
   return Status::Ok();
 }
 
 Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
-               const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-               uint64_t snapshot, const CatalogContext& context, Manifest* out, bool* reused) {
-  std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(catalog.store(), keys, volume, &snaps));
-  const bool alias = snapshot == 0;
-  if (snapshot == 0) {
-    snapshot = snaps.back().id;
-  } else if (std::none_of(snaps.begin(), snaps.end(),
-                          [&](const SnapshotInfo& s) { return s.id == snapshot; })) {
-    return Status::NotFound("volume '" + volume + "' has no snapshot " + FormatId(snapshot) +
-                            " (see: lsictl snapshots " + volume + ")");
-  }
+               const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
+               const std::string& volume, uint64_t snapshot, const CatalogContext& context,
+               PreassembleResult* out) {
+  PreassembleRequest request;
+  request.volume = volume;
+  request.snapshot = snapshot;
+  request.priority = Priority::kHigh;
   // A fresh LSI may be dropped between finding and delivering it: then a
   // new one is made.
   for (int attempt = 0;; ++attempt) {
-    Status found = catalog.FindFresh(key_info, key, volume, snapshot, context, out);
-    *reused = found.ok();
-    if (!found.ok()) {
-      if (!found.IsNotFound()) return found;
-      std::unique_ptr<OriginSnapshot> base;
-      LSIFS_RETURN_IF_ERROR(origin.OpenSnapshot(volume, snapshot, &base));
-      AssembleOptions options;
-      options.strategy = "none";
-      options.model_sessions = ModelSessions(context, key_info.name, volume);
-      options.ttl = catalog.TtlFor(key_info, key, volume);
-      LSIFS_RETURN_IF_ERROR(AssembleLsi(catalog, *base, key_info, key, {}, options, out));
-      EvictAfterPublish(catalog, context, out->lsi_id);
-    }
-    Status s = catalog.Deliver(out->lsi_id, key_info, key, alias,
+    LSIFS_RETURN_IF_ERROR(PreAssembleSnapshot(catalog, origin, keys, key_info, key, models, context,
+                                              request, nullptr, out));
+    Status s = catalog.Deliver(out->manifest.lsi_id, key_info, key, /*alias=*/snapshot == 0,
                                static_cast<int64_t>(std::time(nullptr)));
     if (s.ok() || !s.IsNotFound() || attempt == 1) return s;
   }

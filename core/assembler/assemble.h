@@ -1,8 +1,14 @@
-// Assembly of LSIs and the restore workflow. An LSI is assembled by
-// fetching blocks of its base snapshot through the origin and sealing them
-// into delta layers for one extension; the catalog publishes it (manifest
-// last) and delivers it. (The predictor that chooses the blocks comes with
-// the PSA; until then the strategies are fixed.)
+// The Predictive Snapshot Assembler and the restore workflow.
+//
+// PreAssembleSnapshot(extension, volume, priority) follows DESIGN.md's
+// steps: a fresh assembled LSI in the catalog is returned as is; otherwise
+// the base snapshot's map is read, the predictor ranks its blocks from what
+// was learned, the planned blocks are gathered (re-sealed from the
+// extension's own earlier layers where the origin's keyed digests show them
+// unchanged, fetched over the origin link otherwise), sealed into a delta
+// layer under a fresh data key wrapped by the extension key, and the LSI is
+// published as assembled with the TTL the catalog computes. Restore
+// delivers a fresh LSI, assembling one at high priority when there is none.
 #pragma once
 
 #include <cstdint>
@@ -14,18 +20,36 @@
 #include "core/crypto/keyfile.h"
 #include "core/lsi/manifest.h"
 #include "core/origin/origin.h"
+#include "core/predictor/predictor.h"
 #include "core/store/store.h"
 #include "core/util/status.h"
 
 namespace lsifs {
 
+// Assemblies run by priority (DESIGN.md: demand reads first, then high,
+// normal, low); recorded in the manifest.
+enum class Priority : uint8_t { kHigh = 0, kNormal = 1, kLow = 2 };
+const char* PriorityName(Priority priority);
+Status ParsePriority(const std::string& text, Priority* out);
+
+// Reads a block's plaintext without the origin link; false when it cannot.
+using LocalSource = std::function<bool(uint64_t block, uint8_t* out)>;
+
 struct AssembleOptions {
-  std::string strategy;          // how the blocks were chosen (kept in the manifest)
-  uint32_t model_sessions = 0;   // sessions in the model they were chosen from
+  std::string strategy;         // how the blocks were chosen (kept in the manifest)
+  uint32_t model_sessions = 0;  // sessions in the model they were chosen from
+  Priority priority = Priority::kNormal;
   int64_t ttl = 0;               // seconds until it expires; 0: never
   size_t blocks_per_fetch = 64;  // origin request size
-  // Called after each origin request with blocks done and blocks in all.
+  LocalSource local;             // tried first for every block
+  // Called after each batch with blocks done and blocks in all.
   std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct AssembleStats {
+  uint64_t fetched_blocks = 0;  // over the origin link
+  uint64_t local_blocks = 0;    // re-sealed from local copies
+  uint64_t origin_requests = 0;
 };
 
 // Assembles an LSI of `base` for the extension: one delta layer per entry of
@@ -33,24 +57,43 @@ struct AssembleOptions {
 // blocks are refused: they read as zeros without a layer).
 Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& key_info,
                    const SecretKey& key, const std::vector<std::vector<uint64_t>>& layers,
-                   const AssembleOptions& options, Manifest* out);
+                   const AssembleOptions& options, Manifest* out, AssembleStats* stats = nullptr);
 
-// Pre-assembles an LSI of the latest snapshot of `volume` by a fixed
-// strategy: "full" puts every present block in one delta layer (the full-copy
-// baseline); "none" makes a base-only LSI. (The predictor's strategy comes
-// with the PSA.) The LSI is published as assembled, with the TTL the
-// catalog computes from the extension's restores; then eviction runs.
-Status PreassembleFixed(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
-                        const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-                        const std::string& strategy, const CatalogContext& context,
-                        AssembleOptions options, Manifest* out);
+// What was learned of (extension, volume): the predictor's input.
+struct LearnedModels {
+  ModelView own;  // the extension's
+  ModelView all;  // every extension's, volume-wide
+  CoAccessParams params;
+};
 
-// The restore workflow: the newest fresh LSI of (extension, volume,
-// snapshot) in the catalog if there is one (`*reused` = true), else a new
-// one; then it is delivered (as <volume>.img when `snapshot` is 0, the
-// volume's latest). Until the PSA lands, new LSIs are base-only.
+struct PreassembleRequest {
+  std::string volume;
+  uint64_t snapshot = 0;               // 0: the volume's latest
+  std::string strategy = "predicted";  // or the baselines "full" and "none"
+  Priority priority = Priority::kNormal;
+  uint64_t budget_bytes = 0;  // 0: the predictor's default from history
+};
+
+struct PreassembleResult {
+  Manifest manifest;
+  bool reused = false;  // a fresh LSI from the catalog, returned as is
+  Plan plan;            // what the predictor chose (strategy "predicted")
+  AssembleStats stats;
+};
+
+Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
+                           const KeyInfo& key_info, const SecretKey& key,
+                           const LearnedModels& models, const CatalogContext& context,
+                           const PreassembleRequest& request,
+                           const std::function<void(uint64_t, uint64_t)>& progress,
+                           PreassembleResult* out);
+
+// The restore workflow: the freshest LSI of (extension, volume, snapshot)
+// in the catalog, else one pre-assembled now at high priority; then it is
+// delivered (as <volume>.img when `snapshot` is 0, the volume's latest).
 Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
-               const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
-               uint64_t snapshot, const CatalogContext& context, Manifest* out, bool* reused);
+               const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
+               const std::string& volume, uint64_t snapshot, const CatalogContext& context,
+               PreassembleResult* out);
 
 }  // namespace lsifs

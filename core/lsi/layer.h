@@ -20,7 +20,6 @@
 
 namespace lsifs {
 
-// Where a layer lives in a store: STORE/layers/ID.layer.
 
 struct LayerHeader {
   uint64_t layer_id = 0;

@@ -12,8 +12,8 @@ namespace lsifs {
 namespace {
 
 constexpr char kMagic[8] = {'L', 'S', 'I', 'F', 'S', 'M', 'A', 'N'};
-// Version 2 added the strategy and the model's session count; version 1
-// manifests are still read (as strategy "", model_sessions 0).
+// Version 2 added the strategy, the model's session count and the
+// priority; version 1 manifests are still read (as "", 0 and normal).
 constexpr uint32_t kVersion = 2;
 constexpr uint32_t kMaxLayers = 4096;
 
@@ -32,6 +32,7 @@ Bytes EncodeBody(const Manifest& m) {
   w.PutU64(static_cast<uint64_t>(m.expires));
   w.PutString16(m.strategy);
   w.PutU32(m.model_sessions);
+  w.PutU8(m.priority);
   w.PutU32(static_cast<uint32_t>(m.layers.size()));
   for (const auto& l : m.layers) {
     w.PutU64(l.layer_id);
@@ -69,9 +70,11 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
   m->expires = static_cast<int64_t>(r.GetU64());
   m->strategy.clear();
   m->model_sessions = 0;
+  m->priority = 1;
   if (version >= 2) {
     m->strategy = r.GetString16();
     m->model_sessions = r.GetU32();
+    m->priority = r.GetU8();
   }
   uint32_t layers = r.GetU32();
   if (!r.ok() || layers > kMaxLayers) return corrupt("truncated or malformed");

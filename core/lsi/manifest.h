@@ -38,6 +38,7 @@ struct Manifest {
   // they were: a later session makes the LSI stale (see core/catalog).
   std::string strategy;
   uint32_t model_sessions = 0;
+  uint8_t priority = 1;  // of the assembly that made it: 0 high, 1 normal, 2 low
   std::vector<ManifestLayer> layers;  // bottom to top
 
   uint64_t delta_blocks() const;
@@ -48,7 +49,6 @@ inline bool operator==(const ManifestLayer& a, const ManifestLayer& b) {
   return a.layer_id == b.layer_id && a.blocks == b.blocks;
 }
 
-// Where an LSI's manifest lives in a store: STORE/lsi/ID.lsi.
 
 // Writes `manifest` (its extension and key_id taken from `key_info`) to
 // `path` through a temporary in `tmp_dir`.

@@ -11,8 +11,8 @@
 #include <map>
 #include <set>
 
-#include "core/service/report.h"
 #include "core/assembler/assemble.h"
+#include "core/service/report.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
 #include "core/util/json.h"
@@ -123,57 +123,112 @@ Status ServeLsiShow(const ServiceEnv& env, const std::string& id_text, std::stri
   return Status::Ok();
 }
 
+// The context and, for (extension, volume), what was learned: read in one
+// visit to the database.
+Status Gather(const ServiceEnv& env, const std::string& extension, const std::string& volume,
+              CatalogContext* context, LearnedModels* models) {
+  return env.with_db([&](AccessDb* db) -> Status {
+    LSIFS_RETURN_IF_ERROR(MakeCatalogContext(*env.store, *env.keys, db, context));
+    if (db == nullptr) return Status::Ok();
+    models->params = db->params();
+    LSIFS_RETURN_IF_ERROR(db->LoadModel(extension, volume, &models->own.meta, &models->own.blocks));
+    return db->LoadModel(kAllExtensions, volume, &models->all.meta, &models->all.blocks);
+  });
+}
+
+// The LSI an assembly or restore gave, with how it was made.
+Status AssemblyReply(const ServiceEnv& env, const CatalogContext& context,
+                     const PreassembleResult& r, bool explain, std::string* body) {
+  CatalogEntry e;
+  LSIFS_RETURN_IF_ERROR(env.catalog->Find(r.manifest.lsi_id, context, &e));
+  JsonWriter j;
+  j.BeginObject();
+  EntryFields(j, e);
+  j.Field("reused", r.reused)
+      .Field("priority", PriorityName(static_cast<Priority>(r.manifest.priority)))
+      .Field("fetched_blocks", r.stats.fetched_blocks)
+      .Field("local_blocks", r.stats.local_blocks)
+      .Field("origin_requests", r.stats.origin_requests);
+  if (e.manifest.strategy == "predicted" && !r.reused) {
+    const Plan& p = r.plan;
+    j.Key("plan")
+        .BeginObject()
+        .Field("budget_bytes", p.budget_bytes)
+        .Field("expected_blocks", p.expected_blocks)
+        .Field("own_weight", p.own_weight)
+        .Field("cut_by_budget", p.cut_by_budget)
+        .Key("tiers")
+        .BeginObject();
+    for (PlanTier t :
+         {PlanTier::kOwn, PlanTier::kVolumeWide, PlanTier::kSuccessor, PlanTier::kMetadata}) {
+      j.Field(PlanTierName(t), p.tier_blocks[static_cast<int>(t)]);
+    }
+    j.EndObject();
+    if (explain) {
+      j.Key("blocks").BeginArray();
+      for (const auto& b : p.blocks) {
+        j.BeginObject()
+            .Field("block", b.block)
+            .Field("p", b.p)
+            .Field("rank", b.rank)
+            .Field("tier", PlanTierName(b.tier))
+            .EndObject();
+      }
+      j.EndArray();
+    }
+    j.EndObject();
+  }
+  j.EndObject();
+  *body = j.str();
+  return Status::Ok();
+}
+
+Status ParseSnapshotArg(const std::string& text, uint64_t* snapshot) {
+  *snapshot = 0;
+  if (text == "-") return Status::Ok();
+  auto id = ParseId(text);
+  if (!id || *id == 0) {
+    return Status::InvalidArgument("snapshot id '" + text + "' is not 16 hex digits");
+  }
+  *snapshot = *id;
+  return Status::Ok();
+}
+
 Status ServeRestore(const ServiceEnv& env, const std::vector<std::string>& req, std::string* body) {
   KeyInfo info;
   SecretKey key;
   LSIFS_RETURN_IF_ERROR(LoadExtensionKey(env, req[1], &info, &key));
   LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
   uint64_t snapshot = 0;
-  if (req[3] != "-") {
-    auto id = ParseId(req[3]);
-    if (!id || *id == 0) {
-      return Status::InvalidArgument("snapshot id '" + req[3] + "' is not 16 hex digits");
-    }
-    snapshot = *id;
-  }
+  LSIFS_RETURN_IF_ERROR(ParseSnapshotArg(req[3], &snapshot));
   CatalogContext context;
-  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
-  Manifest m;
-  bool reused = false;
-  LSIFS_RETURN_IF_ERROR(Restore(*env.catalog, *env.origin, *env.keys, info, key, req[2], snapshot,
-                                context, &m, &reused));
-  CatalogEntry e;
-  context.now = static_cast<int64_t>(std::time(nullptr));
-  LSIFS_RETURN_IF_ERROR(env.catalog->Find(m.lsi_id, context, &e));
-  JsonWriter j;
-  j.BeginObject();
-  EntryFields(j, e);
-  j.Field("reused", reused).EndObject();
-  *body = j.str();
-  return Status::Ok();
+  LearnedModels models;
+  LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
+  PreassembleResult r;
+  LSIFS_RETURN_IF_ERROR(Restore(*env.catalog, *env.origin, *env.keys, info, key, models, req[2],
+                                snapshot, context, &r));
+  return AssemblyReply(env, context, r, false, body);
 }
 
+//   preassemble EXT VOLUME STRATEGY PRIORITY BUDGET(bytes, 0 = default) EXPLAIN(0|1)
 Status ServePreassemble(const ServiceEnv& env, const std::vector<std::string>& req,
                         std::string* body) {
   KeyInfo info;
   SecretKey key;
   LSIFS_RETURN_IF_ERROR(LoadExtensionKey(env, req[1], &info, &key));
   LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
+  PreassembleRequest request;
+  request.volume = req[2];
+  request.strategy = req[3];
+  LSIFS_RETURN_IF_ERROR(ParsePriority(req[4], &request.priority));
+  LSIFS_RETURN_IF_ERROR(ParseByteSize(req[5], &request.budget_bytes));
   CatalogContext context;
-  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
-  AssembleOptions options;
-  options.progress = env.progress;
-  Manifest m;
-  LSIFS_RETURN_IF_ERROR(PreassembleFixed(*env.catalog, *env.origin, *env.keys, info, key, req[2],
-                                         req[3], context, options, &m));
-  CatalogEntry e;
-  LSIFS_RETURN_IF_ERROR(env.catalog->Find(m.lsi_id, context, &e));
-  JsonWriter j;
-  j.BeginObject();
-  EntryFields(j, e);
-  j.EndObject();
-  *body = j.str();
-  return Status::Ok();
+  LearnedModels models;
+  LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
+  PreassembleResult r;
+  LSIFS_RETURN_IF_ERROR(PreAssembleSnapshot(*env.catalog, *env.origin, *env.keys, info, key, models,
+                                            context, request, env.progress, &r));
+  return AssemblyReply(env, context, r, req[6] == "1", body);
 }
 
 Status ServeGc(const ServiceEnv& env, std::string* body) {
@@ -454,7 +509,7 @@ Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& reque
     return ServeAccess(env, request, body);
   }
   if (verb == "restore" && n == 4) return ServeRestore(env, request, body);
-  if (verb == "preassemble" && n == 4) return ServePreassemble(env, request, body);
+  if (verb == "preassemble" && n == 7) return ServePreassemble(env, request, body);
   if (verb == "lsi-list" && n == 1) return ServeLsiList(env, body);
   if (verb == "lsi-show" && n == 2) return ServeLsiShow(env, request[1], body);
   if (verb == "gc" && n == 1) return ServeGc(env, body);

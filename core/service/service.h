@@ -6,7 +6,7 @@
 //   access-show    EXT VOLUME SESSION(0 = overview) JSON(0|1)   text or JSON
 //   access-heatmap EXT VOLUME                                    an SVG document
 //   restore        EXT VOLUME SNAPSHOT(- = latest)               JSON: the LSI delivered
-//   preassemble    EXT VOLUME STRATEGY                           JSON: the LSI assembled
+//   preassemble    EXT VOLUME STRATEGY PRIORITY BUDGET EXPLAIN   JSON: the LSI assembled
 //   lsi-list                                                     JSON: every LSI
 //   lsi-show       ID                                            JSON: one LSI
 //   gc                                                           JSON: what eviction freed

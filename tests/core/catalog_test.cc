@@ -105,11 +105,12 @@ class CatalogTest : public ::testing::Test {
     KeyInfo info;
     SecretKey key;
     Key(ext, &info, &key);
-    Manifest m;
-    Status s = lsifs::Restore(*catalog_, *origin_, *keys_, info, key, "vol", snapshot, Context(),
-                              &m, reused);
+    PreassembleResult r;
+    Status s = lsifs::Restore(*catalog_, *origin_, *keys_, info, key, LearnedModels(), "vol",
+                              snapshot, Context(), &r);
     EXPECT_TRUE(s.ok()) << s.ToString();
-    return m.lsi_id;
+    *reused = r.reused;
+    return r.manifest.lsi_id;
   }
 
   CatalogEntry Entry(uint64_t id, int64_t now = 0) {
@@ -397,11 +398,14 @@ TEST_F(CatalogTest, TheByteCapEvictsOnlyWhatItMust) {
   KeyInfo info;
   SecretKey key;
   Key("site-a", &info, &key);
-  Manifest made;
-  ASSERT_TRUE(PreassembleFixed(*catalog_, *origin_, *keys_, info, key, "vol", "none", Context(),
-                               AssembleOptions(), &made)
+  PreassembleRequest request;
+  request.volume = "vol";
+  request.strategy = "none";
+  PreassembleResult made;
+  ASSERT_TRUE(PreAssembleSnapshot(*catalog_, *origin_, *keys_, info, key, LearnedModels(),
+                                  Context(), request, nullptr, &made)
                   .ok());
-  EXPECT_TRUE(FilesExist(made.lsi_id));
+  EXPECT_TRUE(FilesExist(made.manifest.lsi_id));
   EXPECT_FALSE(PathExists(store_->manifest_path(b)));
 }
 
