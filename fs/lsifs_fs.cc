@@ -219,8 +219,10 @@ bool LsiFs::FillAttr(fuse_ino_t ino, struct stat* st) {
 
 Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
   std::lock_guard<std::mutex> lock(e.open_mu);
+  // Not delivered any more: no new open, even through a name the kernel
+  // still caches (handles already open keep reading).
+  if (!e.listed) return Status::NotFound("LSI " + FormatId(e.manifest.lsi_id) + " was dropped");
   if (!e.image) {
-    if (!e.listed) return Status::NotFound("LSI " + FormatId(e.manifest.lsi_id) + " was dropped");
     // The pin reads the manifest again through the file it locks: what is
     // opened must be what was listed.
     std::unique_ptr<LsiPin> pin;
@@ -404,6 +406,9 @@ void LsiFs::StartBackground(fuse_session* session) {
       std::vector<std::pair<fuse_ino_t, std::string>> stale;
       {
         std::lock_guard<std::mutex> l(catalog_mu_);
+        // Once a second whatever the folders' times say: two changes within
+        // one timestamp tick must not go unseen.
+        if (tick % 4 == 0) scanned_mtimes_ = {-1, -1};
         Refresh();  // notices dropped LSIs, whose sessions end now
         for (auto& e : entries_) all.push_back(e.get());
         stale.swap(stale_names_);
@@ -540,7 +545,8 @@ void LsiFs::OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   // The handle is the image itself: read() needs no lookup and no lock.
   fi->fh = reinterpret_cast<uint64_t>(img.get());
   fi->keep_cache = 1;  // immutable content
-  fuse_reply_open(req, fi);
+  // An interrupted open gets no release from the kernel: release it here.
+  if (fuse_reply_open(req, fi) != 0) self->ReleaseImage(*e);
 }
 
 void LsiFs::OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

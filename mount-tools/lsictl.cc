@@ -14,6 +14,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/catalog/catalog.h"
@@ -83,8 +84,9 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
                    std::function<void(uint64_t, uint64_t)> progress = nullptr) {
   std::unique_ptr<Store> store;
   LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
-  Status s = ControlCall(store->control_socket_path(), request, body, timeout);
-  if (s.code() != Status::Code::kUnavailable) return s;
+  bool reached = false;
+  Status s = ControlCall(store->control_socket_path(), request, body, timeout, &reached);
+  if (reached || s.code() != Status::Code::kUnavailable) return s;
   std::unique_ptr<OriginKeys> keys;
   LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*store, &keys));
   std::unique_ptr<Catalog> catalog;
@@ -97,8 +99,13 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
   env.catalog = catalog.get();
   env.progress = std::move(progress);
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) {
+    // Another lsictl may hold the database for a moment.
     std::unique_ptr<AccessDb> db;
     Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db);
+    for (int i = 0; i < 50 && opened.code() == Status::Code::kUnavailable; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db);
+    }
     return fn(opened.ok() ? db.get() : nullptr);
   };
   return ServeRequest(env, request, body);

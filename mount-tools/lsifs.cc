@@ -6,6 +6,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -256,7 +257,9 @@ int main(int argc, char** argv) {
   fs.SetRecorder(recorder.get());
   // lsictl reaches the database held here, and this mount's origin link,
   // through the control socket.
+  std::atomic<bool> stopping{false};
   ServiceEnv env;
+  env.cancel = &stopping;
   env.store = store.get();
   env.keys = &origin_keys;
   env.origin = &origin;
@@ -289,6 +292,7 @@ int main(int argc, char** argv) {
   fs.StopBackground();
   fs.EndAllSessions();
   fs.SaveCounters();
+  stopping = true;  // requests still running (an assembly) give up now
   control.reset();
   recorder->Flush();
   fuse_session_unmount(se);

@@ -69,6 +69,10 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     std::string path = store.layer_path(h.layer_id);
     Status s = w.Open(store.tmp_dir(), path, h, key_info, key);
     for (size_t at = 0; s.ok() && at < blocks.size(); at += batch) {
+      if (options.cancel != nullptr && options.cancel->load()) {
+        s = Status::Unavailable("assembly cancelled (lsifs is stopping); nothing was kept");
+        break;
+      }
       size_t n = std::min(batch, blocks.size() - at);
       // What a local copy holds is re-sealed; the rest comes in one request.
       to_fetch.clear();
@@ -290,6 +294,7 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   // 7. Its TTL from the pattern of the extension's restores.
   options.ttl = catalog.TtlFor(key_info, key, volume);
   options.progress = progress;
+  options.cancel = request.cancel;
   if (local.size() > 0) {
     options.local = [&](uint64_t block, uint8_t* dst) { return local.Read(block, dst); };
   }
@@ -304,8 +309,9 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
 Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
                const std::string& volume, uint64_t snapshot, const CatalogContext& context,
-               PreassembleResult* out) {
+               PreassembleResult* out, const std::atomic<bool>* cancel) {
   PreassembleRequest request;
+  request.cancel = cancel;
   request.volume = volume;
   request.snapshot = snapshot;
   request.priority = Priority::kHigh;
@@ -314,8 +320,14 @@ Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
   for (int attempt = 0;; ++attempt) {
     LSIFS_RETURN_IF_ERROR(PreAssembleSnapshot(catalog, origin, keys, key_info, key, models, context,
                                               request, nullptr, out));
-    Status s = catalog.Deliver(out->manifest.lsi_id, key_info, key, /*alias=*/snapshot == 0,
-                               static_cast<int64_t>(std::time(nullptr)));
+    // Pinned while it is delivered: no eviction or drop can take it between.
+    std::unique_ptr<LsiPin> pin;
+    Status s = catalog.Pin(out->manifest.lsi_id, key_info, key, &pin);
+    if (s.ok()) {
+      s = catalog.Deliver(out->manifest.lsi_id, key_info, key, /*alias=*/snapshot == 0,
+                          static_cast<int64_t>(std::time(nullptr)));
+    }
+    catalog.Unpin(std::move(pin));
     if (s.ok() || !s.IsNotFound() || attempt == 1) return s;
   }
 }

@@ -11,6 +11,7 @@
 // delivers a fresh LSI, assembling one at high priority when there is none.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -42,6 +43,8 @@ struct AssembleOptions {
   int64_t ttl = 0;               // seconds until it expires; 0: never
   size_t blocks_per_fetch = 64;  // origin request size
   LocalSource local;             // tried first for every block
+  // Checked between batches: set, the assembly stops and leaves nothing.
+  const std::atomic<bool>* cancel = nullptr;
   // Called after each batch with blocks done and blocks in all.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
@@ -71,7 +74,8 @@ struct PreassembleRequest {
   uint64_t snapshot = 0;               // 0: the volume's latest
   std::string strategy = "predicted";  // or the baselines "full" and "none"
   Priority priority = Priority::kNormal;
-  uint64_t budget_bytes = 0;  // 0: the predictor's default from history
+  uint64_t budget_bytes = 0;                  // 0: the predictor's default from history
+  const std::atomic<bool>* cancel = nullptr;  // see AssembleOptions
 };
 
 struct PreassembleResult {
@@ -94,6 +98,6 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
 Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
                const std::string& volume, uint64_t snapshot, const CatalogContext& context,
-               PreassembleResult* out);
+               PreassembleResult* out, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace lsifs

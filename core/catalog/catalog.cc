@@ -68,6 +68,26 @@ Status ReadAll(const File& f, const std::string& path, size_t max, std::string* 
       .WithContext(path);
 }
 
+// Pins are open-file-description read locks on the manifest: a mount holds
+// one per open image; a drop takes the write lock, which it gets only when
+// no pin is held. A listing asks whether a pin is held without taking any
+// lock (F_OFD_GETLK), so it can never make a drop think the LSI is in use.
+// Like flock, the lock goes with the last descriptor (a killed process's
+// pins vanish).
+bool TryLock(int fd, short type) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  return ::fcntl(fd, F_OFD_SETLK, &l) == 0;
+}
+
+bool Pinned(int fd) {
+  struct flock l {};
+  l.l_type = F_WRLCK;
+  l.l_whence = SEEK_SET;
+  return ::fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type == F_RDLCK;
+}
+
 // An exclusive lock on one extension's delivery record, held for a
 // read-modify-write.
 class RecordLock {
@@ -231,7 +251,11 @@ void Catalog::Sweep() const {
     if (!Store::ParseFileName(n, &kind, &id) || kind != StoreFile::kManifest) continue;
     manifests.insert(id);
     Manifest m;
-    if (!PeekManifest(store_.manifest_path(id), &m).ok()) continue;
+    Status s = PeekManifest(store_.manifest_path(id), &m);
+    if (s.IsNotFound()) continue;  // dropped meanwhile: its layers are leftovers now
+    // A manifest that cannot be read now (damaged, a newer format, out of
+    // descriptors) may still name layers: sweep no layer this time.
+    if (!s.ok()) return;
     for (const auto& l : m.layers) keep.insert(l.layer_id);
   }
   for (uint64_t id : layers) {
@@ -258,7 +282,7 @@ uint64_t Catalog::LsiBytes(const Manifest& m) const {
 bool Catalog::InUse(uint64_t lsi_id) const {
   int fd = ::open(store_.manifest_path(lsi_id).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  bool busy = ::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  bool busy = Pinned(fd);
   ::close(fd);
   return busy;
 }
@@ -464,10 +488,9 @@ Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKe
   DeliveryRecord r;
   Status s = ReadDeliveryRecord(path, &key_info, &key, &r);
   if (!s.ok()) {
-    return s.WithContext(
-        "cannot deliver (move the damaged record aside to start a new one; "
-        "mounts of '" +
-        key_info.name + "' then show nothing until the next restore)");
+    return s.WithContext("cannot deliver to '" + key_info.name + "' (move " + path +
+                         " aside to start a new record: running mounts keep what they show and "
+                         "show the next restore)");
   }
   // Forget deliveries of LSIs that are gone.
   auto gone = [&](uint64_t id) {
@@ -488,7 +511,12 @@ Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKe
   ++entry->deliveries;
   r.NoteRestore(m.volume, now);
   if (alias) r.FindVolume(m.volume)->alias_lsi = lsi_id;
-  ++r.generation;
+  // Generations grow with the clock as well as by one, so that a record
+  // started anew still counts as newer than any a mount has seen.
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  r.generation = std::max<uint64_t>(r.generation + 1, static_cast<uint64_t>(now_us));
   Bytes data = EncodeDeliveryRecord(r, key);
   return WriteFileAtomically(store_.tmp_dir(), path, data, 0644, /*replace=*/true);
 }
@@ -498,15 +526,15 @@ Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKe
 bool Catalog::FinishDrop(uint64_t lsi_id, uint64_t* bytes) const {
   *bytes = 0;
   const std::string path = store_.manifest_path(lsi_id);
-  File f;
-  Status s = File::OpenRead(path, &f);
-  if (!s.ok()) {
+  // Opened for writing only because a write lock needs it; never written.
+  File f(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!f.is_open()) {
     // The manifest is gone: a crash came after its removal; the sweep takes
     // the layers it left.
-    if (s.IsNotFound()) ::unlink(store_.tombstone_path(lsi_id).c_str());
-    return s.IsNotFound();
+    if (errno == ENOENT) ::unlink(store_.tombstone_path(lsi_id).c_str());
+    return errno == ENOENT;
   }
-  if (::flock(f.fd(), LOCK_EX | LOCK_NB) != 0) return false;  // a mount holds it
+  if (!TryLock(f.fd(), F_WRLCK)) return false;  // a mount holds it (or another drop runs)
   Manifest m;
   bool known = PeekManifest(path, &m).ok();
   if (known) *bytes = LsiBytes(m);
@@ -620,8 +648,10 @@ Status Catalog::Pin(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& k
   auto pin = std::make_unique<LsiPin>();
   LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &pin->file_));
   // A drop holds the lock only while it unlinks a few files.
-  for (int tries = 0; ::flock(pin->file_.fd(), LOCK_SH | LOCK_NB) != 0; ++tries) {
-    if (errno != EWOULDBLOCK && errno != EINTR) return Status::FromErrno("lock " + path, errno);
+  for (int tries = 0; !TryLock(pin->file_.fd(), F_RDLCK); ++tries) {
+    if (errno != EAGAIN && errno != EACCES && errno != EINTR) {
+      return Status::FromErrno("lock " + path, errno);
+    }
     if (tries == 500) return Status::Unavailable("LSI " + FormatId(lsi_id) + " is busy");
     std::this_thread::sleep_for(std::chrono::milliseconds(4));
   }

@@ -18,7 +18,7 @@
 // (Store::deliveries_path), authenticated with a key derived from the
 // extension key and numbered by a generation that only grows, so that a
 // mount can tell a forged or rolled-back record. A mount *pins* every LSI it
-// has open (a shared lock on its manifest); a pinned LSI is never deleted
+// has open (a read lock on its manifest); a pinned LSI is never deleted
 // under it. Eviction drops LSIs while they take more than the store's byte
 // cap or the disk has less free than its floor, least useful first.
 //

@@ -99,6 +99,7 @@ ControlServer::~ControlServer() {
     (void)!::write(wake_pipe_[1], &c, 1);
   }
   if (thread_.joinable()) thread_.join();
+  for (auto& h : handlers_) h.thread.join();
   for (int fd : {listen_fd_, wake_pipe_[0], wake_pipe_[1]}) {
     if (fd >= 0) ::close(fd);
   }
@@ -115,30 +116,54 @@ void ControlServer::Serve() {
     if (fds[1].revents) return;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    std::string line;
-    char buf[4096];
-    while (line.find('\n') == std::string::npos && line.size() < kMaxRequest) {
-      ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      line.append(buf, static_cast<size_t>(n));
+    // Finished handlers are joined here; long requests (an assembly) never
+    // hold up short ones (a listing, a restore).
+    std::erase_if(handlers_, [](Worker& h) {
+      if (!h.done->load()) return false;
+      h.thread.join();
+      return true;
+    });
+    if (handlers_.size() >= kMaxHandlers) {
+      WriteAll(fd, "error\t" + std::to_string(static_cast<int>(Status::Code::kUnavailable)) +
+                       "\tlsifs is busy with " + std::to_string(handlers_.size()) +
+                       " requests; try again shortly\n");
+      ::close(fd);
+      continue;
     }
-    size_t nl = line.find('\n');
-    std::string body;
-    Status st = nl == std::string::npos ? Status::InvalidArgument("malformed request")
-                                        : handler_(Split(line.substr(0, nl), '\t'), &body);
-    std::string reply = st.ok() ? "ok\n" + body
-                                : "error\t" + std::to_string(static_cast<int>(st.code())) + "\t" +
-                                      st.message() + "\n";
-    WriteAll(fd, reply);
-    ::close(fd);
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    handlers_.push_back({std::thread([this, fd, done] {
+                           Handle(fd);
+                           done->store(true);
+                         }),
+                         done});
   }
 }
 
+void ControlServer::Handle(int fd) {
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  std::string line;
+  char buf[4096];
+  while (line.find('\n') == std::string::npos && line.size() < kMaxRequest) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    line.append(buf, static_cast<size_t>(n));
+  }
+  size_t nl = line.find('\n');
+  std::string body;
+  Status st = nl == std::string::npos ? Status::InvalidArgument("malformed request")
+                                      : handler_(Split(line.substr(0, nl), '\t'), &body);
+  std::string reply = st.ok() ? "ok\n" + body
+                              : "error\t" + std::to_string(static_cast<int>(st.code())) + "\t" +
+                                    st.message() + "\n";
+  WriteAll(fd, reply);
+  ::close(fd);
+}
+
 Status ControlCall(const std::string& path, const std::vector<std::string>& request,
-                   std::string* body, std::chrono::seconds timeout) {
+                   std::string* body, std::chrono::seconds timeout, bool* reached) {
+  if (reached != nullptr) *reached = false;
   sockaddr_un addr;
   LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -166,8 +191,14 @@ Status ControlCall(const std::string& path, const std::vector<std::string>& requ
   while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<size_t>(n));
   ::close(fd);
   size_t nl = reply.find('\n');
-  if (nl == std::string::npos) return Status::IOError("control socket: truncated reply");
+  if (nl == std::string::npos) {
+    if (reached != nullptr) *reached = true;
+    return Status::IOError(
+        "control socket " + path +
+        ": the daemon sent no answer in time (see its log: journalctl -t lsifs)");
+  }
   std::string head = reply.substr(0, nl);
+  if (reached != nullptr) *reached = true;
   if (head == "ok") {
     *body = reply.substr(nl + 1);
     return Status::Ok();

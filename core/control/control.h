@@ -32,6 +32,15 @@ class ControlServer {
  private:
   ControlServer() = default;
   void Serve();
+  void Handle(int fd);
+
+  // Requests are served each on its own thread, at most this many at once.
+  static constexpr size_t kMaxHandlers = 16;
+  struct Worker {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;
+  };
+  std::vector<Worker> handlers_;  // touched by the serving thread only
 
   std::string path_;
   Handler handler_;
@@ -41,9 +50,10 @@ class ControlServer {
 };
 
 // Sends a request to the daemon at `path` and waits up to `timeout` for the
-// answer. Unavailable when no daemon listens there; otherwise the daemon's
-// status and body.
+// answer: the daemon's status and body. Unavailable when no daemon listens
+// there; `*reached` tells that case from the daemon's own Unavailable.
 Status ControlCall(const std::string& path, const std::vector<std::string>& request,
-                   std::string* body, std::chrono::seconds timeout = std::chrono::seconds(60));
+                   std::string* body, std::chrono::seconds timeout = std::chrono::seconds(60),
+                   bool* reached = nullptr);
 
 }  // namespace lsifs

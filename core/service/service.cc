@@ -128,8 +128,12 @@ Status ServeLsiShow(const ServiceEnv& env, const std::string& id_text, std::stri
 Status Gather(const ServiceEnv& env, const std::string& extension, const std::string& volume,
               CatalogContext* context, LearnedModels* models) {
   return env.with_db([&](AccessDb* db) -> Status {
+    if (db == nullptr) {
+      return Status::Unavailable(
+          "the co-access database is held by another process (another lsictl, or an lsifs "
+          "whose control socket does not answer); what was learned is needed here: try again");
+    }
     LSIFS_RETURN_IF_ERROR(MakeCatalogContext(*env.store, *env.keys, db, context));
-    if (db == nullptr) return Status::Ok();
     models->params = db->params();
     LSIFS_RETURN_IF_ERROR(db->LoadModel(extension, volume, &models->own.meta, &models->own.blocks));
     return db->LoadModel(kAllExtensions, volume, &models->all.meta, &models->all.blocks);
@@ -140,7 +144,13 @@ Status Gather(const ServiceEnv& env, const std::string& extension, const std::st
 Status AssemblyReply(const ServiceEnv& env, const CatalogContext& context,
                      const PreassembleResult& r, bool explain, std::string* body) {
   CatalogEntry e;
-  LSIFS_RETURN_IF_ERROR(env.catalog->Find(r.manifest.lsi_id, context, &e));
+  Status found = env.catalog->Find(r.manifest.lsi_id, context, &e);
+  if (found.IsNotFound()) {
+    return Status::NotFound("LSI " + FormatId(r.manifest.lsi_id) +
+                            " was dropped as soon as it was made (by lsictl lsi drop or gc); "
+                            "run the command again");
+  }
+  LSIFS_RETURN_IF_ERROR(found);
   JsonWriter j;
   j.BeginObject();
   EntryFields(j, e);
@@ -206,7 +216,7 @@ Status ServeRestore(const ServiceEnv& env, const std::vector<std::string>& req, 
   LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
   PreassembleResult r;
   LSIFS_RETURN_IF_ERROR(Restore(*env.catalog, *env.origin, *env.keys, info, key, models, req[2],
-                                snapshot, context, &r));
+                                snapshot, context, &r, env.cancel));
   return AssemblyReply(env, context, r, false, body);
 }
 
@@ -222,6 +232,7 @@ Status ServePreassemble(const ServiceEnv& env, const std::vector<std::string>& r
   request.strategy = req[3];
   LSIFS_RETURN_IF_ERROR(ParsePriority(req[4], &request.priority));
   LSIFS_RETURN_IF_ERROR(ParseByteSize(req[5], &request.budget_bytes));
+  request.cancel = env.cancel;
   CatalogContext context;
   LearnedModels models;
   LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
@@ -369,10 +380,17 @@ Status ServeStats(const ServiceEnv& env, std::string* body) {
   struct PerExtension {
     std::map<std::string, std::pair<uint64_t, uint64_t>> states;  // state -> (count, bytes)
   };
-  JsonWriter j;
-  j.BeginObject().Key("volumes").BeginArray();
+  // Store-wide: every LSI, those unreadable (no volume known) too.
   std::map<std::string, std::pair<uint64_t, uint64_t>> all_states;
   uint64_t lsi_bytes = 0;
+  for (const auto& e : lsis) {
+    auto& all = all_states[LsiStateName(e.state)];
+    ++all.first;
+    all.second += e.bytes;
+    lsi_bytes += e.bytes;
+  }
+  JsonWriter j;
+  j.BeginObject().Key("volumes").BeginArray();
   for (const auto& [volume, list] : by_volume) {
     if (volume.empty()) continue;
     j.BeginObject().Field("volume", volume).Field("snapshots", static_cast<uint64_t>(list.size()));
@@ -391,10 +409,6 @@ Status ServeStats(const ServiceEnv& env, std::string* body) {
       auto& st = exts[e.manifest.extension].states[LsiStateName(e.state)];
       ++st.first;
       st.second += e.bytes;
-      auto& all = all_states[LsiStateName(e.state)];
-      ++all.first;
-      all.second += e.bytes;
-      lsi_bytes += e.bytes;
     }
     for (const auto& [key, l] : learned) {
       if (key.first == volume) exts[key.second];

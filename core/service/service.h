@@ -16,6 +16,7 @@
 // lsictl(8)'s --json output.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -38,6 +39,8 @@ struct ServiceEnv {
   std::function<Status(const std::function<Status(AccessDb*)>&)> with_db;
   // Progress of an assembly, for a terminal that shows it.
   std::function<void(uint64_t done, uint64_t total)> progress;
+  // Set when the server stops: assemblies in progress give up cleanly.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& request,

@@ -35,9 +35,13 @@ std::string FormatConfig(const StoreConfig& c) {
   return out.str();
 }
 
-Status ParseConfig(const std::string& path, const std::string& text, StoreConfig* c) {
+// `*have_caps` tells whether the file names both caps (stores made before
+// eviction existed do not).
+Status ParseConfig(const std::string& path, const std::string& text, StoreConfig* c,
+                   bool* have_caps = nullptr) {
   std::istringstream in(text);
   std::string line;
+  int caps = 0;
   bool format_ok = false;
   bool have_id = false;
   bool have_block_size = false;
@@ -67,8 +71,10 @@ Status ParseConfig(const std::string& path, const std::string& text, StoreConfig
       uint64_t n = 0;
       if (!ParseByteSize(value, &n).ok()) return bad("bad " + field + " '" + value + "'");
       (field == "lsi_cap" ? c->lsi_cap : c->free_floor) = n;
+      ++caps;
     }
   }
+  if (have_caps != nullptr) *have_caps = caps == 2 && c->lsi_cap != 0;
   if (!format_ok || !have_id || !have_block_size) return bad("incomplete store configuration");
   return Status::Ok();
 }
@@ -252,15 +258,26 @@ Status Store::Open(const std::string& root, std::unique_ptr<Store>* store) {
   }
   LSIFS_RETURN_IF_ERROR(s);
   StoreConfig config;
-  LSIFS_RETURN_IF_ERROR(ParseConfig(root + "/config", text, &config));
+  bool have_caps = false;
+  LSIFS_RETURN_IF_ERROR(ParseConfig(root + "/config", text, &config, &have_caps));
   store->reset(new Store(root, config));
-  // Folders added since the store was made.
+  // Folders and settings added since the store was made.
   for (const char* sub : kSubdirs) ::mkdir((root + "/" + sub).c_str(), 0755);
+  if (!have_caps) {
+    StoreConfig chosen = config;
+    chosen.lsi_cap = 0;
+    chosen.free_floor = 0;
+    ChooseCaps(root, &chosen);
+    LSIFS_RETURN_IF_ERROR((*store)->UpdateCaps(chosen.lsi_cap, chosen.free_floor));
+  }
   (*store)->SweepTemporaries();
   return Status::Ok();
 }
 
 Status Store::UpdateCaps(uint64_t lsi_cap, uint64_t free_floor) {
+  if (lsi_cap == 0) {
+    return Status::InvalidArgument("an LSI cap of 0 would leave no room for any LSI");
+  }
   StoreConfig c = config_;
   c.lsi_cap = lsi_cap;
   c.free_floor = free_floor;
@@ -274,8 +291,9 @@ Status Store::UpdateCaps(uint64_t lsi_cap, uint64_t free_floor) {
 void Store::CurrentCaps(uint64_t* lsi_cap, uint64_t* free_floor) const {
   StoreConfig c = config_;
   std::string text;
+  bool have_caps = false;
   if (ReadWholeFile(config_path(), 64 * 1024, &text).ok() &&
-      ParseConfig(config_path(), text, &c).ok()) {
+      ParseConfig(config_path(), text, &c, &have_caps).ok() && have_caps) {
     *lsi_cap = c.lsi_cap;
     *free_floor = c.free_floor;
     return;

@@ -75,6 +75,21 @@ TEST(Store, CapsAreChangedAtomicallyAndKept) {
   EXPECT_EQ(store->config().store_id, config.store_id);
 }
 
+TEST(Store, AStoreMadeBeforeCapsGetsCapsChosenAtOpen) {
+  TempDir dir;
+  auto store = testing::MakeStore(dir);
+  Bytes text = testing::ReadFileBytes(store->config_path());
+  std::string old(text.begin(), text.end());
+  old = old.substr(0, old.find("lsi_cap:"));  // as written before eviction existed
+  testing::WriteFileBytes(store->config_path(), AsBytes(old));
+  ASSERT_TRUE(Store::Open(dir / "store", &store).ok());
+  EXPECT_GE(store->config().lsi_cap, 256u << 20);
+  uint64_t cap = 0, floor = 0;
+  store->CurrentCaps(&cap, &floor);
+  EXPECT_EQ(cap, store->config().lsi_cap);  // and written down
+  EXPECT_FALSE(store->UpdateCaps(0, 0).ok());
+}
+
 TEST(Store, NamesAndRecognisesItsFiles) {
   TempDir dir;
   auto store = testing::MakeStore(dir);
