@@ -276,6 +276,8 @@ void LsiFs::MaybeEndSession(Entry& e, bool force) {
     // Idle images are released, and with them their pin: a drop that
     // waited for this mount completes now.
     SaveCounters(e.manifest.lsi_id, *e.image);
+    e.released_lsi = e.image->lsi_counters().Values();
+    e.released_session = e.image->session_counters().Values();
     e.image.reset();
     catalog_.Unpin(std::move(e.pin));
   }
@@ -342,6 +344,10 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
   if (img) {
     lsi = img->lsi_counters().Values();
     session = img->session_counters().Values();
+  } else {
+    std::lock_guard<std::mutex> lock(e->open_mu);
+    lsi = e->released_lsi;  // what the last session left, until the next open
+    session = e->released_session;
   }
   const Manifest& m = e->manifest;
   std::string session_text = SessionText(*e);

@@ -73,6 +73,8 @@ class LsiFs {
     std::shared_ptr<LsiImage> image;  // opened on first open(), released at session end
     int open_count = 0;               // guarded by open_mu
     bool in_session = false;          // guarded by open_mu
+    // The counters when the image was last released (guarded by open_mu).
+    CounterValues released_lsi, released_session;
     std::chrono::steady_clock::time_point last_close;
   };
 

@@ -21,6 +21,7 @@
 #include "core/control/control.h"
 #include "core/crypto/keyfile.h"
 #include "core/origin/import.h"
+#include "core/origin/origin.h"
 #include "core/origin/snapshot.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
@@ -86,16 +87,32 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
   LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
   bool reached = false;
   Status s = ControlCall(store->control_socket_path(), request, body, timeout, &reached);
-  if (reached || s.code() != Status::Code::kUnavailable) return s;
+  if (reached || s.code() != Status::Code::kUnavailable) {
+    if (reached && (ctx.vm.count("origin-latency") || ctx.vm.count("origin-bandwidth"))) {
+      std::fprintf(stderr,
+                   "lsictl: note: the running lsifs did this on its own origin link; "
+                   "--origin-latency and --origin-bandwidth apply without a daemon only\n");
+    }
+    return s;
+  }
   std::unique_ptr<OriginKeys> keys;
   LSIFS_RETURN_IF_ERROR(LoadOriginKeys(*store, &keys));
   std::unique_ptr<Catalog> catalog;
   LSIFS_RETURN_IF_ERROR(Catalog::Open(*store, &catalog));
-  LocalOrigin origin(*store, *keys);
+  // The link to model, as lsifs -o origin_latency=,origin_bandwidth= does.
+  WanProfile wan;
+  if (ctx.vm.count("origin-latency")) {
+    LSIFS_RETURN_IF_ERROR(ParseLatency(ctx.Arg("origin-latency"), &wan.latency));
+  }
+  if (ctx.vm.count("origin-bandwidth")) {
+    LSIFS_RETURN_IF_ERROR(ParseBandwidth(ctx.Arg("origin-bandwidth"), &wan.bytes_per_second));
+  }
+  LocalOrigin local(*store, *keys);
+  ThrottledOrigin throttled(local, wan);
   ServiceEnv env;
   env.store = store.get();
   env.keys = keys.get();
-  env.origin = &origin;
+  env.origin = wan.enabled() ? static_cast<Origin*>(&throttled) : &local;
   env.catalog = catalog.get();
   env.progress = std::move(progress);
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) {
@@ -817,7 +834,11 @@ std::vector<Command> Commands() {
        [](po::options_description& d) {
          d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
              "volume,v", po::value<std::string>()->required(), "the volume")(
-             "snapshot", po::value<std::string>(), "a snapshot id (default: the latest)");
+             "snapshot", po::value<std::string>(), "a snapshot id (default: the latest)")(
+             "origin-latency", po::value<std::string>(),
+             "without a daemon: model the link, one round trip per request (40ms)")(
+             "origin-bandwidth", po::value<std::string>(),
+             "without a daemon: model the link's bandwidth (200Mbit)");
        },
        CmdRestore},
       {{"preassemble"},
@@ -842,7 +863,11 @@ std::vector<Command> Commands() {
              "priority", po::value<std::string>(), "high, normal (default) or low")(
              "budget", po::value<std::string>(), "bytes of delta layer at most (e.g. 256M)")(
              "explain", "say per tier how many blocks and why")(
-             "strategy", po::value<std::string>(), "predicted (default), full or none");
+             "strategy", po::value<std::string>(), "predicted (default), full or none")(
+             "origin-latency", po::value<std::string>(),
+             "without a daemon: model the link, one round trip per request (40ms)")(
+             "origin-bandwidth", po::value<std::string>(),
+             "without a daemon: model the link's bandwidth (200Mbit)");
        },
        CmdPreassemble},
       {{"lsi", "list"},

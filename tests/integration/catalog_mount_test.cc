@@ -194,6 +194,60 @@ TEST_F(CatalogMountTest, AnLsiInUseIsDroppedOnlyWhenReleasedAndEvictionSparesIt)
   EXPECT_EQ(f_->Unmount(), 0);
 }
 
+// One restore session as a user runs it: restore, losetup the volume's
+// image, mount the ext4 inside, read files, unmount, detach; it ends after
+// session_idle. Returns the LSI it read.
+std::string RunSession(MountFixture& f, const std::vector<std::string>& files,
+                       const std::function<std::string(const std::string&)>& id) {
+  std::string lsi = id("restore -e site-a -v vol");
+  // The restore may have moved vol.img: wait until the mount shows it.
+  for (int i = 0; i < 100; ++i) {
+    struct stat a, b;
+    if (::stat((f.mountpoint() + "/vol.img").c_str(), &a) == 0 &&
+        ::stat((f.mountpoint() + "/by-id/" + lsi + ".img").c_str(), &b) == 0 &&
+        a.st_ino == b.st_ino) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string dev = f.AttachLoop(f.mountpoint() + "/vol.img", /*direct_io=*/true);
+  std::string inner = f.dir() / "inner";
+  ::mkdir(inner.c_str(), 0755);
+  EXPECT_EQ(RunShell("echo 3 > /proc/sys/vm/drop_caches; mount -o ro,noload " + dev + " " + inner),
+            0);
+  f.TrackInnerMount(inner);
+  for (const auto& file : files)
+    EXPECT_EQ(RunShell("cat " + inner + "/" + file + " >/dev/null"), 0);
+  EXPECT_EQ(RunShell("umount " + inner), 0);
+  f.DetachLoop(dev);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));  // session_idle, then folded
+  return lsi;
+}
+
+TEST_F(CatalogMountTest, APredictedRestoreServesTheNextSessionFromItsDeltaLayers) {
+  f_->Mount("site-a", "session_idle=200ms");
+  auto id = [&](const std::string& args) { return Id(args); };
+  std::vector<std::string> files = {"random.bin", "common-licenses/GPL-3",
+                                    "common-licenses/Apache-2.0"};
+  // Three sessions of history: the first LSI has nothing to go on.
+  std::string first = RunSession(*f_, files, id);
+  EXPECT_EQ(LsiJson(first)["prefetched_blocks"].to_number<uint64_t>(), 0u);
+  RunSession(*f_, files, id);
+  RunSession(*f_, files, id);
+  // The fourth restore is composed from what was learned, and its session
+  // is served from the delta layers.
+  std::string predicted = RunSession(*f_, files, id);
+  auto lsi = LsiJson(predicted);
+  EXPECT_EQ(std::string(lsi["strategy"].as_string()), "predicted");
+  EXPECT_GT(lsi["prefetched_blocks"].to_number<uint64_t>(), 70u);  // random.bin alone is 77
+  std::string counters = ReadText(f_->mountpoint() + "/.lsifs/" + predicted + ".json");
+  uint64_t from_delta = JsonCounter(counters, "from_delta");
+  uint64_t from_base = JsonCounter(counters, "from_base");
+  EXPECT_GT(from_delta, 0u) << counters;
+  EXPECT_GE(from_delta, 9 * from_base) << counters;  // recall >= 0.9
+  EXPECT_EQ(f_->Unmount(), 0);
+}
+
 TEST_F(CatalogMountTest, ListingsAndStatsSpeakJsonAndText) {
   std::string id = Id("restore -e site-a -v vol");
   std::string list = Lsictl("lsi list");
