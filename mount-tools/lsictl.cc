@@ -448,7 +448,7 @@ int CmdRestore(Context& ctx) {
 
 int CmdPreassemble(Context& ctx) {
   std::string priority = ctx.vm.count("priority") ? ctx.Arg("priority") : "normal";
-  std::string strategy = ctx.vm.count("strategy") ? ctx.Arg("strategy") : "predicted";
+  std::string strategy = ctx.vm.count("strategy") ? ctx.Arg("strategy") : kPredictedStrategy;
   uint64_t budget = 0;
   Status s;
   if (ctx.vm.count("budget")) {
@@ -563,6 +563,39 @@ int CmdLsiDrop(Context& ctx) {
   } else {
     std::fprintf(stderr, "dropped LSI %s (%s freed)\n", FormatId(id).c_str(),
                  FormatBytes(r.bytes).c_str());
+  }
+  return 0;
+}
+
+int CmdLsiDeliver(Context& ctx) {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
+  uint64_t id = 0;
+  Manifest peek;
+  KeyInfo info;
+  SecretKey key;
+  Status s = ParseIdArg(ctx.Arg("id"), "LSI", &id);
+  if (s.ok()) s = OpenStore(ctx, &store);
+  if (s.ok()) s = Catalog::Open(*store, &catalog);
+  if (s.ok()) s = PeekManifest(store->manifest_path(id), &peek);
+  if (s.IsNotFound()) {
+    s = Status::NotFound("no LSI " + FormatId(id) + " in this store (see: lsictl lsi list)");
+  }
+  if (s.ok()) s = store->keyring().Load(peek.extension, &info, &key);
+  bool image = ctx.vm.count("as-image") > 0;
+  if (s.ok()) s = catalog->Deliver(id, info, key, image, std::time(nullptr));
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("delivered", FormatId(id))
+        .Field("extension", info.name)
+        .Field("alias", image)
+        .EndObject();
+    PrintJson(j);
+  } else {
+    std::fprintf(stderr, "delivered LSI %s to %s%s\n", FormatId(id).c_str(), info.name.c_str(),
+                 image ? (" as " + peek.volume + ".img").c_str() : " (by id)");
   }
   return 0;
 }
@@ -853,7 +886,8 @@ std::vector<Command> Commands() {
        "locally; only the rest crosses the origin link. The LSI is published as\n"
        "assembled: restore delivers it while it is fresh. A fresh assembled LSI is\n"
        "returned as is. --explain says per tier how many blocks and why. --strategy\n"
-       "full (every present block) and none (base-only) are the benchmarks' baselines.\n"
+       "full (every present block), none (base-only) and replay (exactly what the last\n"
+       "recorded session read, in its order) are the benchmarks' baselines.\n"
        "While lsifs runs, the assembly runs in it, on its origin link.\n"
        "Example: lsictl -s /srv/lsifs preassemble -e site-a -v vol-db --explain",
        {},
@@ -863,7 +897,8 @@ std::vector<Command> Commands() {
              "priority", po::value<std::string>(), "high, normal (default) or low")(
              "budget", po::value<std::string>(), "bytes of delta layer at most (e.g. 256M)")(
              "explain", "say per tier how many blocks and why")(
-             "strategy", po::value<std::string>(), "predicted (default), full or none")(
+             "strategy", po::value<std::string>(),
+             "predicted (default); baselines: full, none, replay")(
              "origin-latency", po::value<std::string>(),
              "without a daemon: model the link, one round trip per request (40ms)")(
              "origin-bandwidth", po::value<std::string>(),
@@ -904,6 +939,19 @@ std::vector<Command> Commands() {
        {{"id", true, "ID"}},
        nullptr,
        CmdLsiDrop},
+      {{"lsi", "deliver"},
+       "ID [--as-image]",
+       "deliver this exact LSI to its extension (benchmarks, tests, rollbacks)",
+       "Mounts of the LSI's extension show it as by-id/ID.img; with --as-image also as\n"
+       "VOLUME.img, as a restore without --snapshot would. Unlike restore, nothing is\n"
+       "chosen or assembled: a baseline made with preassemble --strategy full|none|replay\n"
+       "is delivered this way.\n"
+       "Example: lsictl -s /srv/lsifs lsi deliver 0123456789abcdef",
+       {{"id", true, "ID"}},
+       [](po::options_description& d) {
+         d.add_options()("as-image", "also show it as MOUNTPOINT/VOLUME.img");
+       },
+       CmdLsiDeliver},
       {{"gc"},
        "",
        "evict LSIs now until the byte cap and the free-disk floor hold",

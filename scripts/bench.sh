@@ -14,3 +14,5 @@ echo "== B1: fully local LSI vs raw image, cold page cache"
 tests/bench/read_bench.sh build/mount-tools --json build/bench/b1.json
 echo "== B5: the same with access recording on vs off"
 tests/bench/read_bench.sh build/mount-tools --b5 --json build/bench/b5.json
+echo "== varied restore sessions of real programs on a Debian root filesystem (edge profile)"
+tests/bench/session_bench.sh build/mount-tools --json build/bench/sessions.json

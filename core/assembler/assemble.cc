@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/lsi/layer.h"
 #include "core/origin/snapshot.h"
@@ -242,9 +243,10 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
                            PreassembleResult* out) {
   *out = PreassembleResult();
   const std::string& volume = request.volume;
-  if (request.strategy != "predicted" && request.strategy != "full" && request.strategy != "none") {
+  if (request.strategy != kPredictedStrategy && request.strategy != "full" &&
+      request.strategy != "none" && request.strategy != "replay") {
     return Status::InvalidArgument("unknown strategy '" + request.strategy +
-                                   "' (use predicted, full or none)");
+                                   "' (use predicted, or the baselines full, none, replay)");
   }
   // 1. A fresh LSI in the catalog is the answer.
   std::vector<SnapshotInfo> snaps;
@@ -255,7 +257,7 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
     return Status::NotFound("volume '" + volume + "' has no snapshot " + FormatId(snapshot) +
                             " (see: lsictl snapshots " + volume + ")");
   }
-  if (request.strategy == "predicted" &&
+  if (request.strategy == kPredictedStrategy &&
       catalog.FindFresh(key_info, key, volume, snapshot, context, &out->manifest).ok()) {
     out->reused = true;
     return Status::Ok();
@@ -268,7 +270,7 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   for (const auto& loc : map->map()) present.push_back(loc.block);
   // 3. Rank the blocks from what was learned.
   std::vector<uint64_t> blocks;
-  if (request.strategy == "predicted") {
+  if (request.strategy == kPredictedStrategy) {
     PlanOptions plan_options;
     plan_options.budget_bytes = request.budget_bytes;
     out->plan = PlanBlocks(models.own, models.all, models.params, present, map->info().block_size,
@@ -276,6 +278,13 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
     for (const auto& b : out->plan.blocks) blocks.push_back(b.block);
   } else if (request.strategy == "full") {
     blocks = present;
+  } else if (request.strategy == "replay") {
+    std::unordered_set<uint64_t> seen;
+    for (uint64_t b : models.last_session) {
+      if (std::binary_search(present.begin(), present.end(), b) && seen.insert(b).second) {
+        blocks.push_back(b);
+      }
+    }
   }
   // 4. What is held locally is not fetched again.
   std::vector<uint64_t> wanted = blocks;

@@ -67,12 +67,17 @@ struct LearnedModels {
   ModelView own;  // the extension's
   ModelView all;  // every extension's, volume-wide
   CoAccessParams params;
+  // The blocks the extension's last recorded session read, in first-access
+  // order (for the "replay" baseline).
+  std::vector<uint64_t> last_session;
 };
 
 struct PreassembleRequest {
   std::string volume;
   uint64_t snapshot = 0;               // 0: the volume's latest
-  std::string strategy = "predicted";  // or the baselines "full" and "none"
+  // Or the baselines: "full" (every present block), "none" (base-only),
+  // "replay" (exactly what the last session read, in its order).
+  std::string strategy = kPredictedStrategy;
   Priority priority = Priority::kNormal;
   uint64_t budget_bytes = 0;                  // 0: the predictor's default from history
   const std::atomic<bool>* cancel = nullptr;  // see AssembleOptions

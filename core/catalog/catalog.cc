@@ -467,6 +467,8 @@ Status Catalog::FindFresh(const KeyInfo& key_info, const SecretKey& key, const s
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     const Manifest& m = it->manifest;
     if (it->state != LsiState::kAssembled && it->state != LsiState::kDelivered) continue;
+    // Baselines (full, none, replay) are made to be measured, not reused.
+    if (it->manifest.strategy != kPredictedStrategy) continue;
     if (m.extension != key_info.name || m.key_id != key_info.id || m.volume != volume) continue;
     if (!Staleness(m, context, snapshot).empty() || Expired(m, context)) continue;
     // Authenticated before it is handed out.

@@ -43,6 +43,10 @@
 
 namespace lsifs {
 
+// The strategy of the LSIs the predictor composed: the only ones a restore
+// reuses (the others are baselines, made to be measured).
+inline constexpr char kPredictedStrategy[] = "predicted";
+
 enum class LsiState { kAssembled, kDelivered, kExpired, kStale, kDropped, kUnreadable };
 const char* LsiStateName(LsiState state);
 
@@ -151,8 +155,8 @@ class Catalog {
   uint32_t Restores(const KeyInfo& key_info, const SecretKey& key, const std::string& volume) const;
 
   // --- restore ----------------------------------------------------------
-  // The newest fresh LSI of (extension, volume, snapshot), authenticated;
-  // NotFound when there is none.
+  // The newest fresh LSI of (extension, volume, snapshot) that the
+  // predictor composed, authenticated; NotFound when there is none.
   Status FindFresh(const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
                    uint64_t snapshot, const CatalogContext& context, Manifest* out) const;
   // Delivers an LSI to its extension; `alias`: it becomes <volume>.img.

@@ -136,7 +136,18 @@ Status Gather(const ServiceEnv& env, const std::string& extension, const std::st
     LSIFS_RETURN_IF_ERROR(MakeCatalogContext(*env.store, *env.keys, db, context));
     models->params = db->params();
     LSIFS_RETURN_IF_ERROR(db->LoadModel(extension, volume, &models->own.meta, &models->own.blocks));
-    return db->LoadModel(kAllExtensions, volume, &models->all.meta, &models->all.blocks);
+    LSIFS_RETURN_IF_ERROR(
+        db->LoadModel(kAllExtensions, volume, &models->all.meta, &models->all.blocks));
+    std::vector<SessionRecord> sessions;
+    LSIFS_RETURN_IF_ERROR(db->ListSessions(extension, volume, &sessions));
+    for (auto it = sessions.rbegin(); it != sessions.rend(); ++it) {
+      if (it->state == SessionState::kOpen || !it->log_kept) continue;
+      std::vector<AccessEvent> log;
+      LSIFS_RETURN_IF_ERROR(db->SessionLog(extension, volume, it->number, &log));
+      for (const auto& e : log) models->last_session.push_back(e.block);
+      break;
+    }
+    return Status::Ok();
   });
 }
 
@@ -159,7 +170,7 @@ Status AssemblyReply(const ServiceEnv& env, const CatalogContext& context,
       .Field("fetched_blocks", r.stats.fetched_blocks)
       .Field("local_blocks", r.stats.local_blocks)
       .Field("origin_requests", r.stats.origin_requests);
-  if (e.manifest.strategy == "predicted" && !r.reused) {
+  if (e.manifest.strategy == kPredictedStrategy && !r.reused) {
     const Plan& p = r.plan;
     j.Key("plan")
         .BeginObject()

@@ -46,8 +46,8 @@ export LSIFS_STORE=$work/store
 "$bin/lsictl" init "$LSIFS_STORE" >/dev/null
 "$bin/lsictl" key create bench >/dev/null
 "$bin/lsictl" import vol "$work/raw.img" >/dev/null 2>&1
-"$bin/lsictl" preassemble -e bench -v vol --strategy full >/dev/null
-id=$("$bin/lsictl" restore -e bench -v vol 2>/dev/null)  # delivers the fully local LSI
+id=$("$bin/lsictl" preassemble -e bench -v vol --strategy full 2>/dev/null)
+"$bin/lsictl" lsi deliver "$id" 2>/dev/null
 start_mount() {  # start_mount MOUNTPOINT OPTIONS
   "$bin/lsifs" "$LSIFS_STORE" "$1" -e bench -f ${2:+-o "$2"} 2>>"$work/lsifs.log" &
   pids+=($!)

@@ -84,7 +84,7 @@ class CatalogTest : public ::testing::Test {
     EXPECT_TRUE(origin_->OpenSnapshot(volume, snaps.back().id, &base).ok());
     AssembleOptions options;
     options.ttl = ttl;
-    options.strategy = "test";
+    options.strategy = kPredictedStrategy;
     auto it = models_.find({ext, volume});
     options.model_sessions = it == models_.end() ? 0 : it->second;
     std::vector<std::vector<uint64_t>> layers;
@@ -172,7 +172,7 @@ TEST_F(CatalogTest, AnAssembledLsiIsListedButShownToNoMount) {
   EXPECT_FALSE(e.alias);
   EXPECT_EQ(e.delivered, 0);
   EXPECT_GT(e.bytes, 3u * kBlock);
-  EXPECT_EQ(e.manifest.strategy, "test");
+  EXPECT_EQ(e.manifest.strategy, kPredictedStrategy);
   EXPECT_TRUE(Deliveries("site-a").deliveries.empty());
 }
 

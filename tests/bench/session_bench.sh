@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Varied restore sessions of real programs on a real root filesystem, and
+# what pre-assembly makes of them (BENCHMARKS.md, B2/B3 in their first form).
+#
+#   session_bench.sh BIN_DIR [--history 5] [--held-out 5] [--profile edge]
+#                    [--json FILE] [--smoke]
+#
+# The volume is an ext4 image of a Debian root filesystem made with
+# debootstrap (python3, perl, sqlite3 and more), built once and cached in
+# $LSIFS_BENCH_CACHE (default /var/cache/lsifs-bench). Each session restores
+# the volume, attaches it with losetup -r, mounts the ext4 read-only, drops
+# the page cache and runs a fixed core of tasks (what every start does) plus
+# a seeded random half of the varied tasks in seeded random order, under
+# chroot; then unmounts. Session k is predicted from sessions < k only: the
+# first --history sessions build history, each later one is held out and run
+# four ways on the same link, side by side:
+#   lazy     base-only LSI: every first read of a block waits on the origin
+#   local    every present block in delta layers (a fully local LSI)
+#   replay   exactly the blocks the previous session read, in its order
+#   psa      restore: the LSI the predictor composed from sessions < k
+# (only the psa run is recorded, so history is one run per session). Then a
+# new snapshot is imported and pre-assembled, to show what it fetches.
+# --smoke: a tiny tree instead of the root filesystem, no WAN model, one
+# held-out session: seconds, so that the harness cannot rot.
+set -euo pipefail
+bin=$1
+shift
+history=5 held_out=5 profile=edge json="" smoke=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --history) history=$2; shift ;;
+    --held-out) held_out=$2; shift ;;
+    --profile) profile=$2; shift ;;
+    --json) json=$2; shift ;;
+    --smoke) smoke=1 history=2 held_out=1 profile=none ;;
+    *) echo "session_bench.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $profile in
+  metro) wan=origin_latency=5ms,origin_bandwidth=1Gbit ;;
+  edge) wan=origin_latency=40ms,origin_bandwidth=200Mbit ;;
+  constrained) wan=origin_latency=150ms,origin_bandwidth=25Mbit ;;
+  none) wan="" ;;
+  *) echo "session_bench.sh: profile is metro, edge, constrained or none" >&2; exit 2 ;;
+esac
+[ "$(id -u)" -eq 0 ] || { echo "session_bench.sh: needs root (mounts, losetup)" >&2; exit 1; }
+
+cache=${LSIFS_BENCH_CACHE:-/var/cache/lsifs-bench}
+work=$(mktemp -d "${TMPDIR:-/tmp}/lsifs-sessions.XXXXXX")
+mnt=$work/mnt-record mnt0=$work/mnt-measure inner=$work/inner
+mkdir -p "$mnt" "$mnt0" "$inner"
+pids=()
+cleanup() {
+  set +e
+  mountpoint -q "$inner" && umount "$inner"
+  for d in $(losetup -j "$mnt" -O NAME -n 2>/dev/null) $(losetup -a 2>/dev/null | grep "$work" | cut -d: -f1); do
+    losetup -d "$d"
+  done
+  for m in "$mnt" "$mnt0"; do mountpoint -q "$m" && fusermount3 -u "$m"; done
+  for p in "${pids[@]}"; do wait "$p"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---- the volume ------------------------------------------------------------
+if [ $smoke -eq 1 ]; then
+  tree=$work/tree
+  mkdir -p "$tree/usr/share" "$tree/etc"
+  cp -r /usr/share/common-licenses "$tree/usr/share/"
+  cp -r /etc/apt "$tree/etc/"
+  image=$work/root.img
+  truncate -s 32M "$image"
+  mke2fs -q -t ext4 -d "$tree" "$image"
+else
+  mkdir -p "$cache"
+  rootfs=$cache/rootfs
+  if [ ! -x "$rootfs/usr/bin/python3" ]; then
+    echo "building a Debian root filesystem in $rootfs (once; a few minutes)" >&2
+    command -v debootstrap >/dev/null ||
+      apt-get -o DPkg::Lock::Timeout=600 install -y -qq debootstrap >/dev/null
+    rm -rf "$rootfs.tmp"
+    debootstrap --variant=minbase \
+      --include=python3,python3-yaml,perl,sqlite3,gzip,xz-utils,bzip2,file,man-db,less,procps,gawk \
+      bookworm "$rootfs.tmp" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1
+    mv "$rootfs.tmp" "$rootfs"
+  fi
+  image=$cache/rootfs.img
+  if [ ! -f "$image" ] || [ "$rootfs" -nt "$image" ]; then
+    size=$(( $(du -sm "$rootfs" | cut -f1) * 13 / 10 + 128 ))
+    rm -f "$image.tmp"
+    truncate -s "${size}M" "$image.tmp"
+    mke2fs -q -t ext4 -d "$rootfs" "$image.tmp"
+    mv "$image.tmp" "$image"
+  fi
+  cp --sparse=always "$image" "$work/root.img"
+  image=$work/root.img
+fi
+
+export LSIFS_STORE=$work/store
+"$bin/lsictl" init "$LSIFS_STORE" >/dev/null
+"$bin/lsictl" key create site-a >/dev/null
+"$bin/lsictl" import vol-root "$image" >/dev/null 2>&1
+start_mount() {  # start_mount MOUNTPOINT OPTIONS
+  "$bin/lsifs" "$LSIFS_STORE" "$1" -e site-a -f -o "$2" 2>>"$work/lsifs.log" &
+  pids+=($!)
+  for _ in $(seq 100); do mountpoint -q "$1" && break; sleep 0.1; done
+  mountpoint -q "$1" || { cat "$work/lsifs.log" >&2; exit 1; }
+}
+# One mount records (it holds the database); the other measures baselines.
+start_mount "$mnt" "session_idle=1s${wan:+,$wan}"
+start_mount "$mnt0" "session_idle=1s,record=0${wan:+,$wan}"
+
+# ---- the tasks -------------------------------------------------------------
+# Paths are under $R: the mounted root for the smoke tree, "" under chroot.
+core_tasks=(
+  "ls -R \$R/etc \$R/usr/share/doc >/dev/null 2>&1"
+  "cat \$R/etc/os-release \$R/etc/passwd \$R/etc/debian_version >/dev/null 2>&1"
+)
+varied_tasks=(
+  "grep -rl GPL \$R/usr/share/common-licenses >/dev/null"
+  "find \$R/usr/share -name '*.gz' | head -400 | xargs -r cat >/dev/null"
+  "cat \$R/usr/share/common-licenses/* | sha256sum >/dev/null"
+  "ls -lR \$R/usr/share >/dev/null"
+)
+if [ $smoke -eq 0 ]; then
+  core_tasks+=(
+    "dpkg -l >/dev/null"
+    "python3 -c 'import os, sys, json, re' >/dev/null"
+  )
+  varied_tasks+=(
+    "python3 -c 'import json, sqlite3, email.mime.text, http.client, xml.dom.minidom, argparse, decimal, asyncio'"
+    "python3 -c 'import yaml, unittest, logging.handlers, csv, zipfile, tarfile, shutil'"
+    "python3 -c 'import pydoc; pydoc.render_doc(str)' >/dev/null"
+    "python3 -c 'import multiprocessing, concurrent.futures, ssl, hashlib, ftplib, smtplib'"
+    "perl -MPOSIX -MData::Dumper -MFile::Find -MGetopt::Long -e 'find(sub{}, \"/usr/share/perl5\")'"
+    "sqlite3 :memory: 'create table t(a); insert into t values (1),(2); select sum(a) from t;' >/dev/null"
+    "dpkg -L python3.11-minimal perl-base coreutils >/dev/null; dpkg -s libc6 >/dev/null"
+    "awk -F': ' '/^Package/{n++} END{print n}' /var/lib/dpkg/status >/dev/null"
+    "gzip -c /usr/bin/perl >/dev/null"
+    "xz -T1 -c /usr/bin/sqlite3 >/dev/null"
+    "file /usr/bin/* >/dev/null 2>&1"
+    "grep -r 'def ' /usr/lib/python3.11/json /usr/lib/python3.11/email >/dev/null"
+    "find /usr/lib/x86_64-linux-gnu -name '*.so*' | head -60 | xargs -r sha256sum >/dev/null"
+  )
+fi
+# The tasks of session k: the core, then a seeded half of the rest in a
+# seeded order.
+session_tasks() {
+  python3 - "$1" "${#varied_tasks[@]}" <<'EOF'
+import random, sys
+r = random.Random(int(sys.argv[1]) * 7919)
+n = int(sys.argv[2])
+picked = r.sample(range(n), max(1, n // 2))
+print(" ".join(map(str, picked)))
+EOF
+}
+
+task() {  # task COMMAND: run one task against the mounted volume
+  if [ $smoke -eq 1 ]; then
+    R=$inner sh -c "$1" || true
+  else
+    chroot "$inner" /bin/sh -c "R=; $1" || true
+  fi
+}
+
+# run_session MOUNTPOINT LSI SEED: wall seconds of the session's tasks.
+run_session() {
+  local dev t0 t1 i
+  dev=$(losetup -r -f --show --direct-io=on "$1/by-id/$2.img")
+  mount -o ro,noload "$dev" "$inner"
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  t0=$(date +%s.%N)
+  for t in "${core_tasks[@]}"; do task "$t"; done
+  for i in $(session_tasks "$3"); do task "${varied_tasks[$i]}"; done
+  t1=$(date +%s.%N)
+  umount "$inner"
+  losetup -d "$dev"
+  sleep 1.6  # the session ends (session_idle) and the image is released
+  python3 -c "print(round($t1 - $t0, 3))"
+}
+
+counter() {  # counter LSI NAME: a counter of the LSI as last saved
+  "$bin/lsictl" lsi show "$1" --json | python3 -c "
+import json, sys
+c = json.load(sys.stdin)['counters'] or {}
+print(c.get('$2', 0))"
+}
+field() {  # field JSON NAME
+  python3 -c "import json, sys; print(json.loads(sys.argv[1])['$2'])" "$1"
+}
+
+read_ahead=$(cat /sys/class/bdi/0:*/read_ahead_kb 2>/dev/null | head -1 || echo "?")
+echo "volume: $(du -h --apparent-size "$image" | cut -f1) ext4 image; profile $profile ($wan);" \
+  "history $history sessions, $held_out held out; loop devices with direct I/O" >&2
+rows=$work/rows.tsv
+: >"$rows"
+seed_base=1000
+# History: the psa path only, recorded.
+for k in $(seq 1 "$history"); do
+  id=$("$bin/lsictl" restore -e site-a -v vol-root 2>/dev/null)
+  t=$(run_session "$mnt" "$id" $((seed_base + k)))
+  echo "history session $k: ${t}s on LSI $id" >&2
+done
+# Baselines that do not depend on history: made once.
+lazy=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy none 2>/dev/null)
+local_lsi=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy full 2>/dev/null)
+"$bin/lsictl" lsi deliver "$lazy" 2>/dev/null
+"$bin/lsictl" lsi deliver "$local_lsi" 2>/dev/null
+first_psa_fetched=""
+for k in $(seq $((history + 1)) $((history + held_out))); do
+  seed=$((seed_base + k))
+  t_lazy=$(run_session "$mnt0" "$lazy" "$seed")
+  t_local=$(run_session "$mnt0" "$local_lsi" "$seed")
+  replay=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy replay 2>/dev/null)
+  "$bin/lsictl" lsi deliver "$replay" 2>/dev/null
+  t_replay=$(run_session "$mnt0" "$replay" "$seed")
+  psa_json=$("$bin/lsictl" --json restore -e site-a -v vol-root)
+  psa=$(field "$psa_json" lsi)
+  [ -n "$first_psa_fetched" ] || first_psa_fetched=$(field "$psa_json" fetched_blocks)
+  t_psa=$(run_session "$mnt" "$psa" "$seed")
+  row="$k $t_lazy $t_local $t_replay $t_psa"
+  for l in "$psa" "$replay"; do
+    for c in from_delta from_base prefetched_read prefetched_blocks origin_bytes; do
+      row+=" $(counter "$l" $c)"
+    done
+  done
+  echo "$row" >>"$rows"
+  echo "held-out session $k: lazy ${t_lazy}s local ${t_local}s replay ${t_replay}s psa ${t_psa}s" >&2
+done
+
+# A new snapshot: a few files change; what does its pre-assembly fetch? (The
+# baselines go first: only the predicted LSIs' layers may serve it locally.)
+for l in "$lazy" "$local_lsi"; do "$bin/lsictl" lsi drop "$l" 2>/dev/null; done
+"$bin/lsictl" --json lsi list | python3 -c "
+import json, sys
+for l in json.load(sys.stdin):
+    if l['strategy'] == 'replay': print(l['lsi'])" | while read -r l; do
+  "$bin/lsictl" lsi drop "$l" 2>/dev/null
+done
+debugfs -w -R "write /etc/hostname etc/new-file" "$image" >/dev/null 2>&1 || true
+debugfs -w -R "rm /etc/debian_version" "$image" >/dev/null 2>&1 || true
+debugfs -w -R "write /etc/hostname etc/debian_version" "$image" >/dev/null 2>&1 || true
+"$bin/lsictl" import vol-root "$image" >/dev/null 2>&1
+new_json=$("$bin/lsictl" --json preassemble -e site-a -v vol-root)
+
+python3 - "$rows" "$first_psa_fetched" "$new_json" "$profile" "$history" "$read_ahead" "${json:-}" <<'EOF'
+import json, statistics, sys
+rows_path, first_fetched, new_json, profile, history, read_ahead, out = sys.argv[1:8]
+rows = [list(map(float, l.split())) for l in open(rows_path) if l.strip()]
+def med(xs): return statistics.median(xs) if xs else float("nan")
+def ratios(r, base):  # recall, precision of an LSI from its counters
+    fd, fb, pr, pb = r[base], r[base + 1], r[base + 2], r[base + 3]
+    return (fd / (fd + fb) if fd + fb else 0.0, pr / pb if pb else 0.0, r[base + 4])
+psa = [ratios(r, 5) for r in rows]
+rep = [ratios(r, 10) for r in rows]
+new = json.loads(new_json)
+res = {
+    "profile": profile, "history_sessions": int(history), "held_out_sessions": len(rows),
+    "loop_read_ahead_kb": read_ahead,
+    "median_seconds": {"lazy": med([r[1] for r in rows]), "local": med([r[2] for r in rows]),
+                        "replay": med([r[3] for r in rows]), "psa": med([r[4] for r in rows])},
+    "median_lazy_over_psa": med([r[1] / r[4] for r in rows]),
+    "median_psa_over_local": med([r[4] / r[2] for r in rows]),
+    "psa": {"recall": med([p[0] for p in psa]), "precision": med([p[1] for p in psa]),
+            "origin_bytes": med([p[2] for p in psa])},
+    "replay": {"recall": med([p[0] for p in rep]), "precision": med([p[1] for p in rep]),
+               "origin_bytes": med([p[2] for p in rep])},
+    "new_snapshot": {"first_psa_fetched_blocks": int(first_fetched or 0),
+                     "fetched_blocks": new["fetched_blocks"], "local_blocks": new["local_blocks"]},
+    "sessions": [{"k": int(r[0]), "lazy": r[1], "local": r[2], "replay": r[3], "psa": r[4],
+                  "psa_recall": p[0], "psa_precision": p[1], "replay_recall": q[0],
+                  "replay_precision": q[1]} for r, p, q in zip(rows, psa, rep)],
+}
+m = res["median_seconds"]
+print(f"{'strategy':10} {'median s':>9} {'recall':>7} {'precision':>9}")
+print(f"{'lazy':10} {m['lazy']:9.2f}")
+print(f"{'local':10} {m['local']:9.2f}")
+print(f"{'replay':10} {m['replay']:9.2f} {res['replay']['recall']:7.2f} {res['replay']['precision']:9.2f}")
+print(f"{'psa':10} {m['psa']:9.2f} {res['psa']['recall']:7.2f} {res['psa']['precision']:9.2f}")
+print(f"lazy/psa {res['median_lazy_over_psa']:.2f}x, psa/local {res['median_psa_over_local']:.2f}x "
+      f"(medians of per-session ratios over {len(rows)} held-out sessions)")
+ns = res["new_snapshot"]
+print(f"new snapshot: its pre-assembly fetched {ns['fetched_blocks']} of "
+      f"{ns['fetched_blocks'] + ns['local_blocks']} planned blocks over the link, re-sealing "
+      f"{ns['local_blocks']} from earlier layers (from nothing it would fetch them all)")
+if out:
+    with open(out, "w") as f: json.dump(res, f, indent=1)
+EOF
