@@ -86,7 +86,7 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
   std::unique_ptr<Store> store;
   LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
   bool reached = false;
-  Status s = ControlCall(store->control_socket_path(), request, body, timeout, &reached);
+  Status s = ControlCall(store->control_socket_path(), request, body, timeout, &reached, progress);
   if (reached || s.code() != Status::Code::kUnavailable) {
     if (reached && (ctx.vm.count("origin-latency") || ctx.vm.count("origin-bandwidth"))) {
       std::fprintf(stderr,

@@ -274,9 +274,12 @@ int main(int argc, char** argv) {
   std::unique_ptr<ControlServer> control;
   s = ControlServer::Start(
       store->control_socket_path(),
-      [&](const std::vector<std::string>& request, std::string* body) {
+      [&](const std::vector<std::string>& request, const ControlServer::Progress& progress,
+          std::string* body) {
         if (!request.empty() && request[0] == "ping") return Status::Ok();
-        return ServeRequest(env, request, body);
+        ServiceEnv for_request = env;
+        for_request.progress = progress;
+        return ServeRequest(for_request, request, body);
       },
       &control);
   if (!s.ok()) LogLine("control socket unavailable: " + s.message());

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 namespace lsifs {
@@ -152,8 +154,17 @@ void ControlServer::Handle(int fd) {
   }
   size_t nl = line.find('\n');
   std::string body;
+  // Progress goes out at most ten times a second; a caller that went away
+  // does not stop the work.
+  auto last = std::chrono::steady_clock::time_point();
+  Progress progress = [&](uint64_t done, uint64_t total) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(100) && done != total) return;
+    last = now;
+    WriteAll(fd, "progress\t" + std::to_string(done) + "\t" + std::to_string(total) + "\n");
+  };
   Status st = nl == std::string::npos ? Status::InvalidArgument("malformed request")
-                                      : handler_(Split(line.substr(0, nl), '\t'), &body);
+                                      : handler_(Split(line.substr(0, nl), '\t'), progress, &body);
   std::string reply = st.ok() ? "ok\n" + body
                               : "error\t" + std::to_string(static_cast<int>(st.code())) + "\t" +
                                     st.message() + "\n";
@@ -162,7 +173,8 @@ void ControlServer::Handle(int fd) {
 }
 
 Status ControlCall(const std::string& path, const std::vector<std::string>& request,
-                   std::string* body, std::chrono::seconds timeout, bool* reached) {
+                   std::string* body, std::chrono::seconds timeout, bool* reached,
+                   const ControlServer::Progress& progress) {
   if (reached != nullptr) *reached = false;
   sockaddr_un addr;
   LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
@@ -188,7 +200,20 @@ Status ControlCall(const std::string& path, const std::vector<std::string>& requ
   std::string reply;
   char buf[65536];
   ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<size_t>(n));
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    reply.append(buf, static_cast<size_t>(n));
+    // Progress reports come first, a line each.
+    size_t line_end;
+    while (reply.rfind("progress\t", 0) == 0 &&
+           (line_end = reply.find('\n')) != std::string::npos) {
+      auto f = Split(reply.substr(0, line_end), '\t');
+      if (progress && f.size() == 3) {
+        progress(std::strtoull(f[1].c_str(), nullptr, 10),
+                 std::strtoull(f[2].c_str(), nullptr, 10));
+      }
+      reply.erase(0, line_end + 1);
+    }
+  }
   ::close(fd);
   size_t nl = reply.find('\n');
   if (nl == std::string::npos) {

@@ -3,14 +3,16 @@
 // per connection:
 //
 //   request:  fields separated by TAB, ended by LF
-//   response: "ok" LF, then the body until the connection closes; or
-//             "error" TAB code TAB message LF
+//   response: any number of "progress" TAB done TAB total LF while long
+//             work runs, then "ok" LF and the body until the connection
+//             closes, or "error" TAB code TAB message LF
 //
 // Codes are Status codes (see util/status.h) as numbers.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,7 +25,11 @@ namespace lsifs {
 
 class ControlServer {
  public:
-  using Handler = std::function<Status(const std::vector<std::string>& request, std::string* body)>;
+  // Reports progress of long work (done, total) to the caller while the
+  // request runs.
+  using Progress = std::function<void(uint64_t done, uint64_t total)>;
+  using Handler = std::function<Status(const std::vector<std::string>& request,
+                                       const Progress& progress, std::string* body)>;
   // Listens at `path` (replacing a socket left by a dead process).
   static Status Start(const std::string& path, Handler handler,
                       std::unique_ptr<ControlServer>* out);
@@ -50,10 +56,11 @@ class ControlServer {
 };
 
 // Sends a request to the daemon at `path` and waits up to `timeout` for the
-// answer: the daemon's status and body. Unavailable when no daemon listens
-// there; `*reached` tells that case from the daemon's own Unavailable.
+// answer (or between two progress reports, passed to `progress`): the
+// daemon's status and body. Unavailable when no daemon listens there;
+// `*reached` tells that case from the daemon's own Unavailable.
 Status ControlCall(const std::string& path, const std::vector<std::string>& request,
                    std::string* body, std::chrono::seconds timeout = std::chrono::seconds(60),
-                   bool* reached = nullptr);
+                   bool* reached = nullptr, const ControlServer::Progress& progress = nullptr);
 
 }  // namespace lsifs

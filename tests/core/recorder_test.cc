@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <thread>
+
+#include <chrono>
 
 #include "core/access/recorder.h"
 #include "core/control/control.h"
@@ -73,9 +76,18 @@ TEST(Control, RequestsReachTheServerAndErrorsKeepTheirCode) {
   std::unique_ptr<ControlServer> server;
   ASSERT_TRUE(ControlServer::Start(
                   path,
-                  [](const std::vector<std::string>& req, std::string* out) {
+                  [](const std::vector<std::string>& req, const ControlServer::Progress& progress,
+                     std::string* out) {
                     if (req.size() == 2 && req[0] == "echo") {
                       *out = req[1] + "\nsecond line";
+                      return Status::Ok();
+                    }
+                    if (req.size() == 1 && req[0] == "work") {
+                      for (uint64_t i = 1; i <= 3; ++i) {
+                        progress(i, 3);
+                        std::this_thread::sleep_for(std::chrono::milliseconds(120));
+                      }
+                      *out = "done";
                       return Status::Ok();
                     }
                     return Status::NotFound("no such thing");
@@ -84,6 +96,16 @@ TEST(Control, RequestsReachTheServerAndErrorsKeepTheirCode) {
                   .ok());
   ASSERT_TRUE(ControlCall(path, {"echo", "hello"}, &body).ok());
   EXPECT_EQ(body, "hello\nsecond line");
+  // Long work reports progress before its answer; the answer is whole.
+  std::vector<uint64_t> seen;
+  ASSERT_TRUE(ControlCall(path, {"work"}, &body, std::chrono::seconds(10), nullptr,
+                          [&](uint64_t done, uint64_t total) {
+                            EXPECT_EQ(total, 3u);
+                            seen.push_back(done);
+                          })
+                  .ok());
+  EXPECT_EQ(body, "done");
+  EXPECT_EQ(seen, (std::vector<uint64_t>{1, 2, 3}));
   Status s = ControlCall(path, {"other"}, &body);
   EXPECT_TRUE(s.IsNotFound());
   EXPECT_EQ(s.message(), "no such thing");
@@ -98,14 +120,15 @@ TEST(Control, ASocketLeftByADeadDaemonIsReplaced) {
   std::string path = dir / "control.sock";
   testing::WriteFileBytes(path, AsBytes("stale"));
   std::unique_ptr<ControlServer> server;
-  ASSERT_TRUE(ControlServer::Start(
-                  path,
-                  [](const std::vector<std::string>&, std::string* out) {
-                    *out = "fresh";
-                    return Status::Ok();
-                  },
-                  &server)
-                  .ok());
+  ASSERT_TRUE(
+      ControlServer::Start(
+          path,
+          [](const std::vector<std::string>&, const ControlServer::Progress&, std::string* out) {
+            *out = "fresh";
+            return Status::Ok();
+          },
+          &server)
+          .ok());
   std::string body;
   ASSERT_TRUE(ControlCall(path, {"x"}, &body).ok());
   EXPECT_EQ(body, "fresh");

@@ -249,6 +249,30 @@ TEST_F(CatalogMountTest, APredictedRestoreServesTheNextSessionFromItsDeltaLayers
   EXPECT_EQ(f_->Unmount(), 0);
 }
 
+TEST_F(CatalogMountTest, TheDaemonAndLsictlAloneMakeTheSamePlan) {
+  f_->Mount("site-a", "session_idle=200ms");
+  auto id = [&](const std::string& args) { return Id(args); };
+  RunSession(*f_, {"random.bin", "common-licenses/GPL-3"}, id);
+  RunSession(*f_, {"random.bin", "common-licenses/BSD"}, id);
+  auto plan = [&](const std::string& json) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(json, ec);
+    EXPECT_FALSE(ec) << json;
+    if (ec) return std::string();
+    return boost::json::serialize(v.as_object().at("plan").as_object().at("blocks"));
+  };
+  // In the daemon (it holds the database)...
+  std::string by_daemon = Lsictl("preassemble -e site-a -v vol --explain --json");
+  std::string first = std::string(boost::json::parse(by_daemon).as_object().at("lsi").as_string());
+  Lsictl("lsi drop " + first);
+  EXPECT_EQ(f_->Unmount(), 0);
+  // ... and in lsictl alone, on the same history.
+  std::string alone = Lsictl("preassemble -e site-a -v vol --explain --json");
+  EXPECT_FALSE(plan(by_daemon).empty());
+  EXPECT_NE(plan(by_daemon), "[]");
+  EXPECT_EQ(plan(by_daemon), plan(alone));
+}
+
 TEST_F(CatalogMountTest, ListingsAndStatsSpeakJsonAndText) {
   std::string id = Id("restore -e site-a -v vol");
   std::string list = Lsictl("lsi list");
