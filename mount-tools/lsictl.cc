@@ -472,9 +472,10 @@ int CmdPreassemble(Context& ctx) {
   if (!s.ok()) return Fail(s);
   boost::json::value v;
   bool reused = ParseReply(body, &v).ok() && Flag(v, "reused");
-  return PrintDelivered(ctx, body,
-                        reused ? "a fresh assembled" : "assembled (restore delivers it) an",
-                        ctx.vm.count("explain") > 0);
+  return PrintDelivered(
+      ctx, body,
+      reused ? "found a fresh (restore delivers it)" : "assembled (restore delivers it) an",
+      ctx.vm.count("explain") > 0);
 }
 
 int CmdLsiList(Context& ctx) {

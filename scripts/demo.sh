@@ -5,9 +5,10 @@
 # (and again after a change), restores it at extension site-a through an
 # lsifs mount under the edge WAN profile (40 ms, 200 Mbit/s), attaches the
 # image to a loop device, mounts the ext4 inside, reads real files from it,
-# shows what crossed the WAN, and what was learned from the reads (the
-# session's blocks, hot blocks, a heat map). Everything it mounts is undone
-# on exit.
+# and shows what crossed the WAN; then restores again, now composed by the
+# Predictive Snapshot Assembler from what the first session read, and runs
+# the same session from its delta layers. Last, the catalog and what was
+# learned (hot blocks, a heat map). Everything it mounts is undone on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -57,27 +58,38 @@ step "what the store holds"
 "$lsictl" snapshots
 du -sh "$store/snapshots/web-docs"
 
-step "restore web-docs at site-a: deliver an LSI, mount it over a 40 ms / 200 Mbit WAN"
+# session LSI: mounts the LSI's image at site-a over the WAN model, runs
+# the session (walk the tree, read every package's copyright file) with a
+# cold page cache, and shows what crossed the WAN.
+session() {
+  "$lsifs" "$store" "$mnt" -e site-a -f -o origin_latency=40ms,origin_bandwidth=200Mbit \
+    2>>"$demo/lsifs.log" &
+  daemon=$!
+  for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
+  ls -l "$mnt" "$mnt/by-id"
+  echo "losetup the image, mount the ext4 inside read-only, walk it and read every copyright file:"
+  loopdev=$(losetup -r -f --show "$mnt/web-docs.img")
+  mount -o ro,noload "$loopdev" "$inner"
+  sync; echo 3 >/proc/sys/vm/drop_caches
+  time (echo "$(find "$inner" -type f | wc -l) files;" \
+    "$(cat "$inner"/*/copyright 2>/dev/null | grep -c "License") lines naming a license")
+  echo "what crossed the WAN (live counters in $mnt/.lsifs/$1):"
+  sed -n '/^\[session\]/,/^$/p' "$mnt/.lsifs/$1" |
+    grep -E "^(blocks_read|from_delta|from_base|origin_requests|origin_bytes|stalled_reads|prefetched|recall|precision)"
+  cleanup
+  daemon="" loopdev=""
+}
+
+step "restore web-docs at site-a: nothing learned yet, so every first read waits on the WAN"
 id=$("$lsictl" restore -e site-a -v web-docs)
-"$lsifs" "$store" "$mnt" -e site-a -f -o origin_latency=40ms,origin_bandwidth=200Mbit \
-  2>"$demo/lsifs.log" &
-daemon=$!
-for _ in $(seq 100); do mountpoint -q "$mnt" && break; sleep 0.1; done
-ls -l "$mnt" "$mnt/by-id"
+session "$id"
 
-step "losetup the image and mount the ext4 inside, read-only"
-loopdev=$(losetup -r -f --show "$mnt/web-docs.img")
-mount -o ro,noload "$loopdev" "$inner"
-echo "walk the tree and read every package's copyright file:"
-time (echo "$(find "$inner" -type f | wc -l) files;" \
-  "$(cat "$inner"/*/copyright 2>/dev/null | grep -c "License") lines naming a license")
+step "restore again: the PSA composes the LSI from what that session read"
+"$lsictl" preassemble -e site-a -v web-docs --explain
+id=$("$lsictl" restore -e site-a -v web-docs)
+session "$id"
 
-step "what crossed the WAN (live counters in $mnt/.lsifs/$id)"
-cat "$mnt/.lsifs/$id"
-cleanup
-daemon="" loopdev=""
-
-step "the catalog: the LSI delivered, and store-wide figures"
+step "the catalog: the LSIs delivered, and store-wide figures"
 "$lsictl" lsi list
 "$lsictl" stats
 

@@ -72,8 +72,8 @@ Plan PlanBlocks(const ModelView& own, const ModelView& all, const CoAccessParams
     // Without a volume-wide model (never the case once anything was
     // recorded, as every session folds into both), own history alone.
     x.p = have_all ? a * x.p_own + (1 - a) * x.p_all : x.p_own;
-    bool own_decides = a * x.p_own >= (1 - a) * x.p_all;
-    if (own_decides && x.p_own > 0) {
+    // Own habits, where the extension's own evidence is at least as strong.
+    if (x.p_own > 0 && x.p_own >= x.p_all) {
       x.tier = PlanTier::kOwn;
     } else if (x.p_all >= kMetadataP && x.rank_all >= 0 && x.rank_all < kMetadataRank) {
       x.tier = PlanTier::kMetadata;
