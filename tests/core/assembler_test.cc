@@ -59,9 +59,7 @@ class AssemblerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = testing::MakeStore(dir_, kBlock);
-    SecretKey provider;
-    ASSERT_TRUE(store_->LoadProviderKey(&provider).ok());
-    keys_ = std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+    keys_ = testing::OriginKeysOf(*store_);
     local_ = std::make_unique<LocalOrigin>(*store_, *keys_);
     origin_ = std::make_unique<CountingOrigin>(*local_);
     ASSERT_TRUE(store_->keyring().Create("site-a", &info_).ok());

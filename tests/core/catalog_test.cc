@@ -36,9 +36,7 @@ class CatalogTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = testing::MakeStore(dir_, kBlock);
-    SecretKey provider;
-    ASSERT_TRUE(store_->LoadProviderKey(&provider).ok());
-    keys_ = std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+    keys_ = testing::OriginKeysOf(*store_);
     origin_ = std::make_unique<LocalOrigin>(*store_, *keys_);
     for (const char* ext : {"site-a", "site-b"}) {
       KeyInfo info;

@@ -18,9 +18,7 @@ class ImportTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = testing::MakeStore(dir_, 4096);
-    SecretKey provider;
-    ASSERT_TRUE(store_->LoadProviderKey(&provider).ok());
-    keys_ = std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+    keys_ = testing::OriginKeysOf(*store_);
   }
 
   Status Import(const std::string& volume, const std::string& image, ImportResult* r) {

@@ -105,4 +105,11 @@ std::unique_ptr<Store> MakeStore(const TempDir& dir, uint32_t block_size) {
   return store;
 }
 
+std::unique_ptr<OriginKeys> OriginKeysOf(const Store& store) {
+  SecretKey provider;
+  Status s = store.LoadProviderKey(&provider);
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+  return std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+}
+
 }  // namespace lsifs::testing

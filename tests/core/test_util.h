@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/origin/snapshot.h"
 #include "core/store/store.h"
 #include "core/util/encoding.h"
 
@@ -38,5 +39,7 @@ std::vector<std::string> TreeListing(const std::string& root);
 
 // A store in `dir`/store with the given block size.
 std::unique_ptr<Store> MakeStore(const TempDir& dir, uint32_t block_size = 64 * 1024);
+// The origin's keys of a store, from its provider key.
+std::unique_ptr<OriginKeys> OriginKeysOf(const Store& store);
 
 }  // namespace lsifs::testing
