@@ -1027,7 +1027,11 @@ void PrintMainHelp(const std::vector<Command>& commands) {
     std::string name;
     for (const auto& w : c.words) name += (name.empty() ? "" : " ") + w;
     std::string left = name + (c.usage_args.empty() ? "" : " " + c.usage_args);
-    std::printf("  %-34s %s\n", left.c_str(), c.summary.c_str());
+    if (left.size() > 34) {
+      std::printf("  %s\n  %-34s %s\n", left.c_str(), "", c.summary.c_str());
+    } else {
+      std::printf("  %-34s %s\n", left.c_str(), c.summary.c_str());
+    }
   }
   std::printf(
       "\nOptions:\n"
