@@ -435,8 +435,16 @@ int CmdRestore(Context& ctx) {
     snapshot = FormatId(id);
   }
   std::string body;
-  Status s = ServiceCall(ctx, {"restore", ctx.Arg("extension"), ctx.Arg("volume"), snapshot}, &body,
-                         std::chrono::hours(24));
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  uint32_t block_size = store->block_size();
+  ProgressBar bar("restoring " + ctx.Arg("volume"));
+  s = ServiceCall(ctx, {"restore", ctx.Arg("extension"), ctx.Arg("volume"), snapshot}, &body,
+                  std::chrono::hours(24), [&](uint64_t done, uint64_t total) {
+                    bar.Update(done * block_size, total * block_size);
+                  });
+  bar.Finish();
   if (!s.ok()) return Fail(s);
   boost::json::value v;
   if (!ctx.json && ParseReply(body, &v).ok()) {

@@ -266,7 +266,10 @@ int main(int argc, char** argv) {
   env.catalog = catalog.get();
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) -> Status {
     if (recorder->enabled()) return recorder->WithDb([&](AccessDb& adb) { return fn(&adb); });
-    // Not recording: the database is not held here; open it for the request.
+    // Not recording: the database is not held here; open it for the request,
+    // one request at a time (LevelDB's lock is per process and per open).
+    static std::mutex one_at_a_time;
+    std::lock_guard<std::mutex> lock(one_at_a_time);
     std::unique_ptr<AccessDb> adb;
     Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &adb);
     return fn(opened.ok() ? adb.get() : nullptr);

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -37,6 +39,15 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
   m.model_sessions = options.model_sessions;
   m.priority = static_cast<uint8_t>(options.priority);
 
+  // One assembly at a time per process: they share one origin link with
+  // the demand reads, which then wait behind at most one batch of one.
+  static std::timed_mutex link;
+  std::unique_lock<std::timed_mutex> turn(link, std::defer_lock);
+  while (!turn.try_lock_for(std::chrono::milliseconds(50))) {
+    if (options.cancel != nullptr && options.cancel->load()) {
+      return Status::Unavailable("assembly cancelled (lsifs is stopping); nothing was kept");
+    }
+  }
   std::unique_ptr<AssemblyClaim> claim;
   LSIFS_RETURN_IF_ERROR(catalog.BeginAssembly(&claim));
   std::vector<std::string> written;
@@ -166,9 +177,15 @@ namespace {
 
 // The blocks of a target snapshot that this extension's earlier layers of
 // the volume already hold unchanged (the origin's keyed digests agree):
-// they are re-sealed here instead of crossing the link again.
+// they are re-sealed here instead of crossing the link again. Nothing is
+// taken on trust: a layer must be the one its manifest names, for the
+// snapshot and geometry it names, and every block read is checked against
+// the target's keyed digest before it is used (a swapped or stale layer
+// can only cost a fetch, never put other bytes under a block).
 class LocalCopies {
  public:
+  explicit LocalCopies(const OriginKeys& keys) : mac_(keys.digest) {}
+
   Status Find(const Catalog& catalog, const OriginKeys& keys, const KeyInfo& key_info,
               const SecretKey& key, const CatalogContext& context, const SnapshotBlocks& target,
               const std::vector<uint64_t>& wanted) {
@@ -176,11 +193,12 @@ class LocalCopies {
     LSIFS_RETURN_IF_ERROR(catalog.List(context, &all));
     std::map<uint64_t, std::unique_ptr<SnapshotBlocks>> maps;
     const std::string& volume = target.info().volume;
+    block_size_ = target.info().block_size;
     for (const auto& e : all) {
       const Manifest& peek = e.manifest;
       if (peek.extension != key_info.name || peek.key_id != key_info.id || peek.volume != volume ||
           peek.layers.empty() || e.state == LsiState::kUnreadable ||
-          e.state == LsiState::kDropped) {
+          e.state == LsiState::kDropped || peek.block_size != block_size_) {
         continue;
       }
       Manifest m;
@@ -195,6 +213,13 @@ class LocalCopies {
                  .ok()) {
           continue;
         }
+        const LayerHeader& h = reader->header();
+        std::vector<uint64_t> sorted = reader->blocks();
+        std::sort(sorted.begin(), sorted.end());
+        if (h.layer_id != ml.layer_id || h.volume != volume || h.snapshot != m.snapshot ||
+            h.block_size != block_size_ || sorted != ml.blocks) {
+          continue;  // not the layer its manifest names
+        }
         const auto& blocks = reader->blocks();
         bool used = false;
         for (uint64_t slot = 0; slot < blocks.size(); ++slot) {
@@ -203,7 +228,7 @@ class LocalCopies {
           const BlockLocation* now = target.Find(b);
           const BlockLocation* then = map->Find(b);
           if (now == nullptr || then == nullptr || now->digest != then->digest) continue;
-          where_[b] = {layers_.size(), slot};
+          where_[b] = {layers_.size(), slot, now->digest};
           used = true;
         }
         if (used) layers_.push_back(std::move(reader));
@@ -212,24 +237,33 @@ class LocalCopies {
     return Status::Ok();
   }
 
-  // A block that fails to read here (damaged layer) is fetched instead.
+  // A block that fails to read or to match here is fetched instead.
   bool Read(uint64_t block, uint8_t* out) {
     auto it = where_.find(block);
     if (it == where_.end()) return false;
-    const LayerReader& layer = *layers_[it->second.first];
+    const LayerReader& layer = *layers_[it->second.layer];
     record_.resize(layer.record_size());
-    return layer
-        .ReadBlock(it->second.second, block, aead_, record_,
-                   MutableByteSpan(out, layer.header().block_size))
-        .ok();
+    MutableByteSpan plain(out, block_size_);
+    if (!layer.ReadBlock(it->second.slot, block, aead_, record_, plain).ok()) return false;
+    mac_.Reset();
+    mac_.Update(plain);
+    auto digest = mac_.Final();
+    return EqualConstantTime(ByteSpan(digest.data(), kDigestSize), it->second.digest);
   }
 
   size_t size() const { return where_.size(); }
 
  private:
+  struct Where {
+    size_t layer;
+    uint64_t slot;
+    BlockDigest digest;  // the target snapshot's
+  };
   std::vector<std::unique_ptr<LayerReader>> layers_;
-  std::unordered_map<uint64_t, std::pair<size_t, uint64_t>> where_;  // block -> (layer, slot)
+  std::unordered_map<uint64_t, Where> where_;
+  uint32_t block_size_ = 0;
   Aead aead_;
+  Mac mac_;
   Bytes record_;
 };
 
@@ -257,7 +291,8 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
     return Status::NotFound("volume '" + volume + "' has no snapshot " + FormatId(snapshot) +
                             " (see: lsictl snapshots " + volume + ")");
   }
-  if (request.strategy == kPredictedStrategy &&
+  // A budget asks for a plan of its own: no reuse then.
+  if (request.strategy == kPredictedStrategy && request.budget_bytes == 0 &&
       catalog.FindFresh(key_info, key, volume, snapshot, context, &out->manifest).ok()) {
     out->reused = true;
     return Status::Ok();
@@ -289,7 +324,7 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   // 4. What is held locally is not fetched again.
   std::vector<uint64_t> wanted = blocks;
   std::sort(wanted.begin(), wanted.end());
-  LocalCopies local;
+  LocalCopies local(keys);
   if (!wanted.empty()) {
     LSIFS_RETURN_IF_ERROR(local.Find(catalog, keys, key_info, key, context, *map, wanted));
   }
@@ -318,7 +353,8 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
 Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
                const std::string& volume, uint64_t snapshot, const CatalogContext& context,
-               PreassembleResult* out, const std::atomic<bool>* cancel) {
+               PreassembleResult* out, const std::atomic<bool>* cancel,
+               const std::function<void(uint64_t, uint64_t)>& progress) {
   PreassembleRequest request;
   request.cancel = cancel;
   request.volume = volume;
@@ -328,7 +364,7 @@ Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
   // new one is made.
   for (int attempt = 0;; ++attempt) {
     LSIFS_RETURN_IF_ERROR(PreAssembleSnapshot(catalog, origin, keys, key_info, key, models, context,
-                                              request, nullptr, out));
+                                              request, progress, out));
     // Pinned while it is delivered: no eviction or drop can take it between.
     std::unique_ptr<LsiPin> pin;
     Status s = catalog.Pin(out->manifest.lsi_id, key_info, key, &pin);

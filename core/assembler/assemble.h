@@ -103,6 +103,7 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
 Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
                const std::string& volume, uint64_t snapshot, const CatalogContext& context,
-               PreassembleResult* out, const std::atomic<bool>* cancel = nullptr);
+               PreassembleResult* out, const std::atomic<bool>* cancel = nullptr,
+               const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
 
 }  // namespace lsifs

@@ -161,7 +161,11 @@ void ControlServer::Handle(int fd) {
     auto now = std::chrono::steady_clock::now();
     if (now - last < std::chrono::milliseconds(100) && done != total) return;
     last = now;
-    WriteAll(fd, "progress\t" + std::to_string(done) + "\t" + std::to_string(total) + "\n");
+    // Never blocks the work: a report the socket has no room for is dropped.
+    std::string report = "progress\t" + std::to_string(done) + "\t" + std::to_string(total) + "\n";
+    ssize_t n = ::send(fd, report.data(), report.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0 && static_cast<size_t>(n) < report.size())
+      WriteAll(fd, report.substr(static_cast<size_t>(n)));
   };
   Status st = nl == std::string::npos ? Status::InvalidArgument("malformed request")
                                       : handler_(Split(line.substr(0, nl), '\t'), progress, &body);

@@ -12,9 +12,9 @@ namespace lsifs {
 namespace {
 
 constexpr char kMagic[8] = {'L', 'S', 'I', 'F', 'S', 'M', 'A', 'N'};
-// Version 2 added the strategy, the model's session count and the
-// priority; version 1 manifests are still read (as "", 0 and normal).
-constexpr uint32_t kVersion = 2;
+// Version 2 added the strategy and the model's session count, version 3
+// the priority; older manifests are still read (as "", 0 and normal).
+constexpr uint32_t kVersion = 3;
 constexpr uint32_t kMaxLayers = 4096;
 
 Bytes EncodeBody(const Manifest& m) {
@@ -55,9 +55,9 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
   ByteSpan magic = r.GetBytes(8);
   if (!r.ok() || std::memcmp(magic.data(), kMagic, 8) != 0) return corrupt("not an LSI manifest");
   uint32_t version = r.GetU32();
-  if (version != 1 && version != kVersion) {
+  if (version < 1 || version > kVersion) {
     return corrupt("unsupported version " + std::to_string(version) +
-                   " (this lsifs reads versions 1 and 2)");
+                   " (this lsifs reads versions 1 to 3)");
   }
   m->lsi_id = r.GetU64();
   m->extension = r.GetString16();
@@ -74,8 +74,8 @@ Status Parse(const std::string& path, const std::string& data, Manifest* m, size
   if (version >= 2) {
     m->strategy = r.GetString16();
     m->model_sessions = r.GetU32();
-    m->priority = r.GetU8();
   }
+  if (version >= 3) m->priority = r.GetU8();
   uint32_t layers = r.GetU32();
   if (!r.ok() || layers > kMaxLayers) return corrupt("truncated or malformed");
   m->layers.resize(layers);

@@ -26,9 +26,15 @@ double Probability(const BlockStats& s, const ModelMeta& meta, const CoAccessPar
 
 }  // namespace
 
-bool ConfidentSuccessor(const Successor& s, double seed_weight, const PlanOptions& options) {
-  return s.support >= options.min_support && seed_weight > 0 &&
-         s.support >= options.min_share * seed_weight;
+bool ConfidentSuccessor(const Successor& s, double seed_weight, const CoAccessParams& params,
+                        const PlanOptions& options) {
+  double needed = 0;
+  for (int i = 0; i < static_cast<int>(std::ceil(options.min_support)); ++i) {
+    needed += params.Decay(static_cast<uint32_t>(i));
+  }
+  // A hair of slack for rounding in the decayed sums.
+  return seed_weight > 0 && s.support >= needed - 1e-9 &&
+         s.support >= options.min_share * seed_weight - 1e-9;
 }
 
 const char* PlanTierName(PlanTier tier) {
@@ -89,17 +95,23 @@ Plan PlanBlocks(const ModelView& own, const ModelView& all, const CoAccessParams
   // probability p(seed) x p(successor follows the seed). Where that is more
   // than the model's own estimate of the successor, it replaces it, in that
   // model's share of the smoothed p.
+  // Seeds are fixed before any lifting: one level of expansion, whatever
+  // the order of the blocks.
+  std::unordered_map<uint64_t, Candidate> seeds;
+  for (const auto& [block, x] : c) {
+    if (x.p >= options.seed_p) seeds.emplace(block, x);
+  }
   auto expand = [&](const ModelView& model, bool is_own, double share) {
     for (const auto& [block, stats] : model.blocks) {
-      auto found = c.find(block);
-      if (found == c.end() || found->second.p < options.seed_p) continue;
-      const Candidate seed = found->second;  // c may grow below
+      auto found = seeds.find(block);
+      if (found == seeds.end()) continue;
+      const Candidate& seed = found->second;
       // Weight and supports decayed alike, to the model's latest session.
       const double decay = params.Decay(model.meta.sessions - stats.as_of);
       const double w = stats.weight * decay;
       for (const Successor& raw : stats.successors) {
         const Successor s{raw.block, raw.support * decay};
-        if (!ConfidentSuccessor(s, w, options)) continue;
+        if (!ConfidentSuccessor(s, w, params, options)) continue;
         const double said = seed.p * std::min(1.0, s.support / w);
         Candidate& t = c[s.block];
         double& mine = is_own ? t.p_own : t.p_all;

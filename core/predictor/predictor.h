@@ -8,8 +8,9 @@
 //   p = a * p_own + (1 - a) * p_all,   a = n / (n + prior)
 // where n is the extension's decayed number of sessions (so with no own
 // history the volume-wide model decides alone: a cold start from other
-// extensions). Confident seeds (p >= seed_p) then lift their confident
-// successors (ConfidentSuccessor) to p_seed * support / weight_seed. Blocks
+// extensions). Confident seeds (p >= seed_p before any lifting, so that the
+// plan does not depend on how blocks are numbered) then lift their
+// confident successors (ConfidentSuccessor) to p_seed * support / weight_seed. Blocks
 // are taken by expected stall saved per byte (all blocks cost the same, so by
 // p) until the byte budget or the probability floor; the layer is ordered by
 // expected first access. With no history at all there is nothing to plan.
@@ -42,9 +43,12 @@ struct PlanOptions {
 
 // The one rule for "confident co-access", used by the predictor, read-time
 // expansion and the reports alike: a successor seen after its seed in at
-// least min_support (decayed) sessions, and in at least min_share of the
-// sessions that read the seed.
-bool ConfidentSuccessor(const Successor& s, double seed_weight, const PlanOptions& options);
+// least min_support sessions (its decayed support at least what that many
+// consecutive latest sessions would give), and in at least min_share of the
+// (decayed) sessions that read the seed. Support and weight are decayed to
+// the same session.
+bool ConfidentSuccessor(const Successor& s, double seed_weight, const CoAccessParams& params,
+                        const PlanOptions& options);
 
 // Why a block is in the plan.
 enum class PlanTier { kOwn, kVolumeWide, kSuccessor, kMetadata };

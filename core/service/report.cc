@@ -65,7 +65,7 @@ std::vector<Cluster> FindClusters(const std::vector<std::pair<uint64_t, BlockSta
   for (const auto& [b, st] : model) {
     double decay = p.Decay(now - st.as_of);
     for (const auto& s : st.successors) {
-      if (ConfidentSuccessor({s.block, s.support * decay}, st.weight * decay, PlanOptions()) &&
+      if (ConfidentSuccessor({s.block, s.support * decay}, st.weight * decay, p, PlanOptions()) &&
           rank.count(s.block)) {
         parent[find(b)] = find(s.block);
       }

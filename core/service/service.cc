@@ -227,7 +227,7 @@ Status ServeRestore(const ServiceEnv& env, const std::vector<std::string>& req, 
   LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
   PreassembleResult r;
   LSIFS_RETURN_IF_ERROR(Restore(*env.catalog, *env.origin, *env.keys, info, key, models, req[2],
-                                snapshot, context, &r, env.cancel));
+                                snapshot, context, &r, env.cancel, env.progress));
   return AssemblyReply(env, context, r, false, body);
 }
 

@@ -168,6 +168,7 @@ task() {  # task COMMAND: run one task against the mounted volume
 run_session() {
   local dev t0 t1 i
   dev=$(losetup -r -f --show --direct-io=on "$1/by-id/$2.img")
+  cat "/sys/block/${dev#/dev/}/queue/read_ahead_kb" >"$work/read_ahead_kb"
   mount -o ro,noload "$dev" "$inner"
   sync; echo 3 >/proc/sys/vm/drop_caches
   t0=$(date +%s.%N)
@@ -190,15 +191,22 @@ field() {  # field JSON NAME
   python3 -c "import json, sys; print(json.loads(sys.argv[1])['$2'])" "$1"
 }
 
-read_ahead=$(cat /sys/class/bdi/0:*/read_ahead_kb 2>/dev/null | head -1 || echo "?")
+read_ahead="?"
 echo "volume: $(du -h --apparent-size "$image" | cut -f1) ext4 image; profile $profile ($wan);" \
   "history $history sessions, $held_out held out; loop devices with direct I/O" >&2
 rows=$work/rows.tsv
 : >"$rows"
 seed_base=1000
 # History: the psa path only, recorded.
+first_psa_fetched=""
 for k in $(seq 1 "$history"); do
-  id=$("$bin/lsictl" restore -e site-a -v vol-root 2>/dev/null)
+  json_k=$("$bin/lsictl" --json restore -e site-a -v vol-root)
+  id=$(field "$json_k" lsi)
+  # The first LSI composed from history, before any baseline exists: what a
+  # pre-assembly costs the link from nothing.
+  if [ -z "$first_psa_fetched" ] && [ "$(field "$json_k" prefetched_blocks)" -gt 0 ]; then
+    first_psa_fetched=$(field "$json_k" fetched_blocks)
+  fi
   t=$(run_session "$mnt" "$id" $((seed_base + k)))
   echo "history session $k: ${t}s on LSI $id" >&2
 done
@@ -207,7 +215,6 @@ lazy=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy none 2>/dev/nu
 local_lsi=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy full 2>/dev/null)
 "$bin/lsictl" lsi deliver "$lazy" 2>/dev/null
 "$bin/lsictl" lsi deliver "$local_lsi" 2>/dev/null
-first_psa_fetched=""
 for k in $(seq $((history + 1)) $((history + held_out))); do
   seed=$((seed_base + k))
   t_lazy=$(run_session "$mnt0" "$lazy" "$seed")
@@ -217,7 +224,6 @@ for k in $(seq $((history + 1)) $((history + held_out))); do
   t_replay=$(run_session "$mnt0" "$replay" "$seed")
   psa_json=$("$bin/lsictl" --json restore -e site-a -v vol-root)
   psa=$(field "$psa_json" lsi)
-  [ -n "$first_psa_fetched" ] || first_psa_fetched=$(field "$psa_json" fetched_blocks)
   t_psa=$(run_session "$mnt" "$psa" "$seed")
   row="$k $t_lazy $t_local $t_replay $t_psa"
   for l in "$psa" "$replay"; do
@@ -231,19 +237,19 @@ done
 
 # A new snapshot: a few files change; what does its pre-assembly fetch? (The
 # baselines go first: only the predicted LSIs' layers may serve it locally.)
-for l in "$lazy" "$local_lsi"; do "$bin/lsictl" lsi drop "$l" 2>/dev/null; done
-"$bin/lsictl" --json lsi list | python3 -c "
+baselines=$("$bin/lsictl" --json lsi list | python3 -c "
 import json, sys
-for l in json.load(sys.stdin):
-    if l['strategy'] == 'replay': print(l['lsi'])" | while read -r l; do
-  "$bin/lsictl" lsi drop "$l" 2>/dev/null
-done
-debugfs -w -R "write /etc/hostname etc/new-file" "$image" >/dev/null 2>&1 || true
-debugfs -w -R "rm /etc/debian_version" "$image" >/dev/null 2>&1 || true
-debugfs -w -R "write /etc/hostname etc/debian_version" "$image" >/dev/null 2>&1 || true
-"$bin/lsictl" import vol-root "$image" >/dev/null 2>&1
+print(' '.join(l['lsi'] for l in json.load(sys.stdin) if l['strategy'] != 'predicted'))")
+for l in $baselines; do "$bin/lsictl" lsi drop "$l" >/dev/null 2>&1; done
+debugfs -w -R "write /etc/hostname etc/new-file" "$image" >/dev/null 2>&1
+debugfs -w -R "rm etc/debian_version" "$image" >/dev/null 2>&1
+debugfs -w -R "write /etc/hostname etc/debian_version" "$image" >/dev/null 2>&1
+import_json=$("$bin/lsictl" --json import vol-root "$image")
+[ "$(field "$import_json" new_blocks)" -gt 0 ] ||
+  { echo "session_bench.sh: the new snapshot changed nothing" >&2; exit 1; }
 new_json=$("$bin/lsictl" --json preassemble -e site-a -v vol-root)
 
+read_ahead=$(cat "$work/read_ahead_kb" 2>/dev/null || echo "?")
 python3 - "$rows" "$first_psa_fetched" "$new_json" "$profile" "$history" "$read_ahead" "${json:-}" <<'EOF'
 import json, statistics, sys
 rows_path, first_fetched, new_json, profile, history, read_ahead, out = sys.argv[1:8]
@@ -283,7 +289,8 @@ print(f"lazy/psa {res['median_lazy_over_psa']:.2f}x, psa/local {res['median_psa_
 ns = res["new_snapshot"]
 print(f"new snapshot: its pre-assembly fetched {ns['fetched_blocks']} of "
       f"{ns['fetched_blocks'] + ns['local_blocks']} planned blocks over the link, re-sealing "
-      f"{ns['local_blocks']} from earlier layers (from nothing it would fetch them all)")
+      f"{ns['local_blocks']} from earlier layers (the first pre-assembly from history "
+      f"fetched {ns['first_psa_fetched_blocks']})")
 if out:
     with open(out, "w") as f: json.dump(res, f, indent=1)
 EOF

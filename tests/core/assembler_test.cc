@@ -198,6 +198,33 @@ TEST_F(AssemblerTest, ANewSnapshotCostsOnlyItsChangedPredictedBlocks) {
   ExpectReadsAsImage(second.manifest);
 }
 
+TEST_F(AssemblerTest, ASwappedLayerIsNeverALocalCopy) {
+  for (int i = 0; i < 4; ++i) Session({0, 1, 2, 3, 4, 5, 6, 7});
+  Bytes first_image = image_;
+  PreassembleResult first = Preassemble();
+  uint64_t first_snapshot = first.manifest.snapshot;
+  for (uint64_t b : {2u, 5u}) image_[b * kBlock + 7] ^= 0xff;
+  Import();
+  PreassembleResult second = Preassemble();
+  // The new snapshot's layer copied over the old one's name: authentic, for
+  // this extension, but for another snapshot.
+  ASSERT_EQ(::rename(store_->layer_path(second.manifest.layers[0].layer_id).c_str(),
+                     store_->layer_path(first.manifest.layers[0].layer_id).c_str()),
+            0);
+  Session({0, 1, 2, 3, 4, 5, 6, 7});  // the first LSI is stale now
+  PreassembleRequest request;
+  request.volume = "vol";
+  request.snapshot = first_snapshot;
+  PreassembleResult again;
+  ASSERT_TRUE(PreAssembleSnapshot(*catalog_, *origin_, *keys_, info_, key_, Models(), Context(),
+                                  request, nullptr, &again)
+                  .ok());
+  EXPECT_EQ(again.stats.local_blocks, 0u);
+  EXPECT_EQ(again.stats.fetched_blocks, 8u);
+  image_ = first_image;
+  ExpectReadsAsImage(again.manifest);
+}
+
 TEST_F(AssemblerTest, WithoutHistoryTheLsiIsBaseOnlyAndBaselinesAreAlwaysBuilt) {
   PreassembleResult none = Preassemble();
   EXPECT_TRUE(none.manifest.layers.empty());
