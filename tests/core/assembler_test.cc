@@ -23,45 +23,13 @@ using testing::TempDir;
 constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBlocks = 64;
 
-// An origin that counts what crosses it.
-class CountingOrigin : public Origin {
- public:
-  explicit CountingOrigin(Origin& inner) : inner_(inner) {}
-  Status OpenSnapshot(const std::string& volume, uint64_t id,
-                      std::unique_ptr<OriginSnapshot>* out) override {
-    std::unique_ptr<OriginSnapshot> snap;
-    LSIFS_RETURN_IF_ERROR(inner_.OpenSnapshot(volume, id, &snap));
-    *out = std::make_unique<Counted>(std::move(snap), &blocks);
-    return Status::Ok();
-  }
-  std::atomic<uint64_t> blocks{0};
-
- private:
-  class Counted : public OriginSnapshot {
-   public:
-    Counted(std::unique_ptr<OriginSnapshot> inner, std::atomic<uint64_t>* n)
-        : inner_(std::move(inner)), n_(n) {}
-    const SnapshotInfo& info() const override { return inner_->info(); }
-    const std::vector<uint64_t>& present() const override { return inner_->present(); }
-    Status Fetch(std::span<const uint64_t> blocks, std::span<uint8_t* const> outs) override {
-      *n_ += blocks.size();
-      return inner_->Fetch(blocks, outs);
-    }
-
-   private:
-    std::unique_ptr<OriginSnapshot> inner_;
-    std::atomic<uint64_t>* n_;
-  };
-  Origin& inner_;
-};
-
 class AssemblerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     store_ = testing::MakeStore(dir_, kBlock);
     keys_ = testing::OriginKeysOf(*store_);
     local_ = std::make_unique<LocalOrigin>(*store_, *keys_);
-    origin_ = std::make_unique<CountingOrigin>(*local_);
+    origin_ = std::make_unique<testing::CountingOrigin>(*local_);
     ASSERT_TRUE(store_->keyring().Create("site-a", &info_).ok());
     ASSERT_TRUE(store_->keyring().Load("site-a", &info_, &key_).ok());
     ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
@@ -128,7 +96,7 @@ class AssemblerTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<OriginKeys> keys_;
   std::unique_ptr<LocalOrigin> local_;
-  std::unique_ptr<CountingOrigin> origin_;
+  std::unique_ptr<testing::CountingOrigin> origin_;
   std::unique_ptr<Catalog> catalog_;
   KeyInfo info_;
   SecretKey key_;

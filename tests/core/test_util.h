@@ -1,11 +1,13 @@
 // Helpers shared by the unit tests: temporary folders, images, stores.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/origin/origin.h"
 #include "core/origin/snapshot.h"
 #include "core/store/store.h"
 #include "core/util/encoding.h"
@@ -39,6 +41,40 @@ std::vector<std::string> TreeListing(const std::string& root);
 
 // A store in `dir`/store with the given block size.
 std::unique_ptr<Store> MakeStore(const TempDir& dir, uint32_t block_size = 64 * 1024);
+// An origin that counts what crosses it: blocks and requests.
+class CountingOrigin : public Origin {
+ public:
+  explicit CountingOrigin(Origin& inner) : inner_(inner) {}
+  Status OpenSnapshot(const std::string& volume, uint64_t id,
+                      std::unique_ptr<OriginSnapshot>* out) override {
+    std::unique_ptr<OriginSnapshot> snap;
+    LSIFS_RETURN_IF_ERROR(inner_.OpenSnapshot(volume, id, &snap));
+    *out = std::make_unique<Counted>(std::move(snap), this);
+    return Status::Ok();
+  }
+  std::atomic<uint64_t> blocks{0};
+  std::atomic<uint64_t> requests{0};
+
+ private:
+  class Counted : public OriginSnapshot {
+   public:
+    Counted(std::unique_ptr<OriginSnapshot> inner, CountingOrigin* counts)
+        : inner_(std::move(inner)), counts_(counts) {}
+    const SnapshotInfo& info() const override { return inner_->info(); }
+    const std::vector<uint64_t>& present() const override { return inner_->present(); }
+    Status Fetch(std::span<const uint64_t> blocks, std::span<uint8_t* const> outs) override {
+      counts_->blocks += blocks.size();
+      ++counts_->requests;
+      return inner_->Fetch(blocks, outs);
+    }
+
+   private:
+    std::unique_ptr<OriginSnapshot> inner_;
+    CountingOrigin* counts_;
+  };
+  Origin& inner_;
+};
+
 // The origin's keys of a store, from its provider key.
 std::unique_ptr<OriginKeys> OriginKeysOf(const Store& store);
 

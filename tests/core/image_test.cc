@@ -1,0 +1,211 @@
+// The read path without a mount: an LSI read through LsiImage equals its
+// snapshot at every offset and size with any mix of delta layers, zero
+// blocks and base fetches; a missing block is fetched once however many
+// read it; a damaged or missing layer fails only its own blocks; counters
+// count distinct blocks by where they came from.
+#include "core/image/image.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "core/assembler/assemble.h"
+#include "core/origin/import.h"
+#include "core/util/hex.h"
+#include "tests/core/test_util.h"
+
+namespace lsifs {
+namespace {
+
+using testing::TempDir;
+
+constexpr uint32_t kBlock = 4096;
+constexpr uint64_t kBlocks = 48;
+// Not a multiple of the block size: the last block is partial.
+constexpr uint64_t kBytes = kBlocks * kBlock - 1000;
+
+class ImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = testing::MakeStore(dir_, kBlock);
+    keys_ = testing::OriginKeysOf(*store_);
+    local_ = std::make_unique<LocalOrigin>(*store_, *keys_);
+    origin_ = std::make_unique<testing::CountingOrigin>(*local_);
+    ASSERT_TRUE(store_->keyring().Create("site-a", &info_).ok());
+    ASSERT_TRUE(store_->keyring().Load("site-a", &info_, &key_).ok());
+    ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
+    image_ = testing::PseudoRandom(kBytes, 3);
+    for (uint64_t b : {5u, 6u, 20u}) {  // zero blocks: absent from the snapshot
+      std::fill(image_.begin() + static_cast<long>(b * kBlock),
+                image_.begin() + static_cast<long>((b + 1) * kBlock), 0);
+    }
+    testing::WriteFileBytes(dir_ / "image", image_);
+    ImportResult r;
+    ASSERT_TRUE(ImportImage(*store_, *keys_, "vol", dir_ / "image", ImportOptions(), &r).ok());
+    ASSERT_TRUE(local_->OpenSnapshot("vol", r.snapshot.id, &base_).ok());
+  }
+
+  // An LSI with these layers, bottom first.
+  Manifest Assemble(const std::vector<std::vector<uint64_t>>& layers) {
+    Manifest m;
+    Status s = AssembleLsi(*catalog_, *base_, info_, key_, layers, AssembleOptions(), &m);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return m;
+  }
+
+  std::unique_ptr<LsiImage> Open(const Manifest& m) {
+    ImageOptions options;
+    options.log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(log_mu_);
+      log_ += line + "\n";
+    };
+    std::unique_ptr<LsiImage> img;
+    Status s = LsiImage::Open(*store_, m, info_, key_, *origin_, options, &img);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return img;
+  }
+
+  // The whole image, then random ranges of 1 byte to 64 KiB (the tail
+  // included), equal the snapshot.
+  void ExpectIdentical(LsiImage& img, uint64_t seed) {
+    Bytes all(kBytes + 100);
+    size_t done = 0;
+    ASSERT_TRUE(img.Read(0, all, &done).ok());
+    ASSERT_EQ(done, kBytes);
+    all.resize(done);
+    EXPECT_TRUE(all == image_);
+    std::mt19937_64 rng(seed);
+    for (int i = 0; i < 200; ++i) {
+      size_t len = 1 + rng() % (64 * 1024);
+      uint64_t off = i % 10 == 0 ? kBytes - std::min<uint64_t>(len, kBytes) : rng() % kBytes;
+      Bytes got(len);
+      ASSERT_TRUE(img.Read(off, got, &done).ok()) << off << "+" << len;
+      ASSERT_EQ(done, std::min<uint64_t>(len, kBytes - off));
+      ASSERT_TRUE(std::equal(got.begin(), got.begin() + static_cast<long>(done),
+                             image_.begin() + static_cast<long>(off)))
+          << off << "+" << len;
+    }
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<OriginKeys> keys_;
+  std::unique_ptr<LocalOrigin> local_;
+  std::unique_ptr<testing::CountingOrigin> origin_;
+  std::unique_ptr<Catalog> catalog_;
+  std::unique_ptr<OriginSnapshot> base_;
+  KeyInfo info_;
+  SecretKey key_;
+  Bytes image_;
+  std::mutex log_mu_;
+  std::string log_;
+};
+
+TEST_F(ImageTest, EveryMixOfLayersZerosAndBaseReadsAsTheSnapshot) {
+  // Base only; every block in one layer; three overlapping layers and base.
+  for (const auto& layers : std::vector<std::vector<std::vector<uint64_t>>>{
+           {}, {base_->present()}, {{0, 1, 2, 3, 30}, {2, 3, 4, 40}, {3, 7, 47}}}) {
+    auto img = Open(Assemble(layers));
+    ASSERT_TRUE(img);
+    ExpectIdentical(*img, layers.size());
+  }
+}
+
+TEST_F(ImageTest, CountersCountDistinctBlocksByWhereTheyCameFrom) {
+  auto img = Open(Assemble({{0, 1, 2}}));
+  ASSERT_TRUE(img);
+  img->StartSession(nullptr, -1);
+  Bytes buf(kBlock * 8);
+  size_t done = 0;
+  ASSERT_TRUE(img->Read(0, buf, &done).ok());  // blocks 0..7: 3 delta, 2 zero, 3 base
+  ASSERT_TRUE(img->Read(0, buf, &done).ok());  // again: nothing new, nothing fetched
+  CounterValues c = img->session_counters().Values();
+  EXPECT_EQ(c.reads, 2u);
+  EXPECT_EQ(c.blocks_read, 8u);
+  EXPECT_EQ(c.from_delta, 3u);
+  EXPECT_EQ(c.zero, 2u);
+  EXPECT_EQ(c.from_base, 3u);
+  EXPECT_EQ(c.prefetched_blocks, 3u);
+  EXPECT_EQ(c.prefetched_read, 3u);
+  EXPECT_EQ(origin_->blocks.load(), 3u);
+  EXPECT_DOUBLE_EQ(c.recall(), 0.5);
+}
+
+TEST_F(ImageTest, ConcurrentReadersOfAMissingBlockFetchItOnce) {
+  auto img = Open(Assemble({}));
+  ASSERT_TRUE(img);
+  std::vector<std::thread> readers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 8; ++t) {
+    readers.emplace_back([&] {
+      Bytes got(kBlock);
+      size_t done = 0;
+      if (!img->Read(9 * kBlock, got, &done).ok() ||
+          !std::equal(got.begin(), got.end(), image_.begin() + 9 * kBlock)) {
+        ++wrong;
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(origin_->blocks.load(), 1u);
+  EXPECT_EQ(origin_->requests.load(), 1u);
+}
+
+TEST_F(ImageTest, ADamagedRecordFailsItsBlockOnlyAndIsLogged) {
+  Manifest m = Assemble({{10, 11, 12}});
+  std::string layer = store_->layer_path(m.layers[0].layer_id);
+  Bytes data = testing::ReadFileBytes(layer);
+  std::unique_ptr<LayerReader> reader;
+  ASSERT_TRUE(LayerReader::Open(layer, info_, key_, &reader).ok());
+  // Flip a byte inside the record of block 11 (slot 1).
+  data[reader->RecordOffset(1) + 100] ^= 0x01;
+  reader.reset();
+  testing::WriteFileBytes(layer, data);
+  auto img = Open(m);
+  ASSERT_TRUE(img);
+  Bytes got(kBlock);
+  size_t done = 0;
+  EXPECT_EQ(img->Read(11 * kBlock, got, &done).code(), Status::Code::kCorruption);
+  // A range that touches it fails whole; its neighbours alone read right.
+  Bytes two(2 * kBlock);
+  EXPECT_FALSE(img->Read(10 * kBlock, two, &done).ok());
+  for (uint64_t b : {10u, 12u, 13u}) {
+    ASSERT_TRUE(img->Read(b * kBlock, got, &done).ok()) << b;
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), image_.begin() + static_cast<long>(b * kBlock)));
+  }
+  EXPECT_NE(log_.find("layer " + FormatId(m.layers[0].layer_id) + " block 11"), std::string::npos)
+      << log_;
+}
+
+TEST_F(ImageTest, AMissingLayerFailsOnlyItsOwnBlocks) {
+  Manifest m = Assemble({{1, 2}, {3, 4}});
+  ASSERT_EQ(::unlink(store_->layer_path(m.layers[1].layer_id).c_str()), 0);
+  auto img = Open(m);
+  ASSERT_TRUE(img);
+  Bytes got(kBlock);
+  size_t done = 0;
+  for (uint64_t b : {3u, 4u}) EXPECT_FALSE(img->Read(b * kBlock, got, &done).ok()) << b;
+  for (uint64_t b : {1u, 2u, 8u}) {
+    ASSERT_TRUE(img->Read(b * kBlock, got, &done).ok()) << b;
+    EXPECT_TRUE(std::equal(got.begin(), got.end(), image_.begin() + static_cast<long>(b * kBlock)));
+  }
+  EXPECT_NE(log_.find("unavailable"), std::string::npos) << log_;
+}
+
+TEST_F(ImageTest, AnotherExtensionsKeyOpensNothing) {
+  Manifest m = Assemble({{1}});
+  KeyInfo other;
+  SecretKey other_key;
+  ASSERT_TRUE(store_->keyring().Create("site-b", &other).ok());
+  ASSERT_TRUE(store_->keyring().Load("site-b", &other, &other_key).ok());
+  std::unique_ptr<LsiImage> img;
+  EXPECT_EQ(LsiImage::Open(*store_, m, other, other_key, *origin_, ImageOptions(), &img).code(),
+            Status::Code::kPermission);
+  EXPECT_FALSE(img);
+}
+
+}  // namespace
+}  // namespace lsifs
