@@ -377,15 +377,7 @@ int CmdSnapshots(Context& ctx) {
 // `what` happened on stderr.
 // Prints an LSI the service returned: its id on stdout (for scripts),
 // `what` happened on stderr; with `explain`, why it holds its blocks.
-int PrintDelivered(const Context& ctx, const std::string& body, const std::string& what,
-                   bool explain = false) {
-  if (ctx.json) {
-    std::printf("%s\n", body.c_str());
-    return 0;
-  }
-  boost::json::value v;
-  Status s = ParseReply(body, &v);
-  if (!s.ok()) return Fail(s);
+int PrintDelivered(const boost::json::value& v, const std::string& what, bool explain) {
   std::string how;
   if (!Flag(v, "reused")) {
     how = "; " + std::to_string(Num(v, "fetched_blocks")) + " blocks fetched over the link, " +
@@ -425,6 +417,28 @@ int PrintDelivered(const Context& ctx, const std::string& body, const std::strin
   return 0;
 }
 
+// An assembly or restore asked of the service, with a progress bar; the
+// reply printed as JSON, or as `fresh` or `made` says when it was (not)
+// reused.
+int AssemblyCommand(const Context& ctx, const std::string& label,
+                    const std::vector<std::string>& request, const std::string& fresh,
+                    const std::string& made, bool explain) {
+  ProgressBar bar(label);
+  std::string body;
+  Status s = ServiceCall(ctx, request, &body, std::chrono::hours(24),
+                         [&](uint64_t done, uint64_t total) { bar.Update(done, total); });
+  bar.Finish();
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    std::printf("%s\n", body.c_str());
+    return 0;
+  }
+  boost::json::value v;
+  s = ParseReply(body, &v);
+  if (!s.ok()) return Fail(s);
+  return PrintDelivered(v, Flag(v, "reused") ? fresh : made, explain);
+}
+
 int CmdRestore(Context& ctx) {
   std::string snapshot = "-";
   if (ctx.vm.count("snapshot")) {
@@ -434,56 +448,26 @@ int CmdRestore(Context& ctx) {
     if (!s.ok()) return Fail(s);
     snapshot = FormatId(id);
   }
-  std::string body;
-  std::unique_ptr<Store> store;
-  Status s = OpenStore(ctx, &store);
-  if (!s.ok()) return Fail(s);
-  uint32_t block_size = store->block_size();
-  ProgressBar bar("restoring " + ctx.Arg("volume"));
-  s = ServiceCall(ctx, {"restore", ctx.Arg("extension"), ctx.Arg("volume"), snapshot}, &body,
-                  std::chrono::hours(24), [&](uint64_t done, uint64_t total) {
-                    bar.Update(done * block_size, total * block_size);
-                  });
-  bar.Finish();
-  if (!s.ok()) return Fail(s);
-  boost::json::value v;
-  if (!ctx.json && ParseReply(body, &v).ok()) {
-    return PrintDelivered(
-        ctx, body, Flag(v, "reused") ? "delivered the fresh" : "assembled and delivered a new");
-  }
-  return PrintDelivered(ctx, body, "delivered");
+  return AssemblyCommand(ctx, "restoring " + ctx.Arg("volume"),
+                         {"restore", ctx.Arg("extension"), ctx.Arg("volume"), snapshot},
+                         "delivered the fresh", "assembled and delivered a new", false);
 }
 
 int CmdPreassemble(Context& ctx) {
   std::string priority = ctx.vm.count("priority") ? ctx.Arg("priority") : "normal";
   std::string strategy = ctx.vm.count("strategy") ? ctx.Arg("strategy") : kPredictedStrategy;
   uint64_t budget = 0;
-  Status s;
   if (ctx.vm.count("budget")) {
-    s = ParseByteSize(ctx.Arg("budget"), &budget);
+    Status s = ParseByteSize(ctx.Arg("budget"), &budget);
     if (s.ok() && budget == 0) s = Status::InvalidArgument("--budget 0 would plan nothing");
     if (!s.ok()) return Fail(s);
   }
-  std::unique_ptr<Store> store;
-  s = OpenStore(ctx, &store);
-  if (!s.ok()) return Fail(s);
-  uint32_t block_size = store->block_size();
-  ProgressBar bar("assembling " + ctx.Arg("volume"));
-  std::string body;
-  s = ServiceCall(ctx,
-                  {"preassemble", ctx.Arg("extension"), ctx.Arg("volume"), strategy, priority,
-                   std::to_string(budget), ctx.vm.count("explain") ? "1" : "0"},
-                  &body, std::chrono::hours(24), [&](uint64_t done, uint64_t total) {
-                    bar.Update(done * block_size, total * block_size);
-                  });
-  bar.Finish();
-  if (!s.ok()) return Fail(s);
-  boost::json::value v;
-  bool reused = ParseReply(body, &v).ok() && Flag(v, "reused");
-  return PrintDelivered(
-      ctx, body,
-      reused ? "found a fresh (restore delivers it)" : "assembled (restore delivers it) an",
-      ctx.vm.count("explain") > 0);
+  bool explain = ctx.vm.count("explain") > 0;
+  return AssemblyCommand(ctx, "assembling " + ctx.Arg("volume"),
+                         {"preassemble", ctx.Arg("extension"), ctx.Arg("volume"), strategy,
+                          priority, std::to_string(budget), explain ? "1" : "0"},
+                         "found a fresh (restore delivers it)",
+                         "assembled (restore delivers it) an", explain);
 }
 
 int CmdLsiList(Context& ctx) {

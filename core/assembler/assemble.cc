@@ -113,7 +113,7 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     written.push_back(path);
     m.layers.push_back({h.layer_id, blocks});
   }
-  Status s = catalog.Publish(*claim, m, key_info, key);
+  Status s = catalog.Publish(m, key_info, key);
   if (!s.ok()) return fail(s);
   m.extension = key_info.name;
   m.key_id = key_info.id;
@@ -337,7 +337,13 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   options.priority = request.priority;
   // 7. Its TTL from the pattern of the extension's restores.
   options.ttl = catalog.TtlFor(key_info, key, volume);
-  options.progress = progress;
+  if (progress) {
+    // Reported in bytes, as a progress bar shows them.
+    const uint64_t bs = map->info().block_size;
+    options.progress = [&progress, bs](uint64_t done, uint64_t total) {
+      progress(done * bs, total * bs);
+    };
+  }
   options.cancel = request.cancel;
   if (local.size() > 0) {
     options.local = [&](uint64_t block, uint8_t* dst) { return local.Read(block, dst); };

@@ -90,6 +90,7 @@ struct PreassembleResult {
   AssembleStats stats;
 };
 
+// `progress` receives bytes sealed so far and in all.
 Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
                            const KeyInfo& key_info, const SecretKey& key,
                            const LearnedModels& models, const CatalogContext& context,

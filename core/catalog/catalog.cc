@@ -58,16 +58,6 @@ bool ProcessAlive(uint64_t pid) {
   return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
 }
 
-// Reads a whole open file (a pinned manifest) from its start.
-Status ReadAll(const File& f, const std::string& path, size_t max, std::string* out) {
-  uint64_t size = 0;
-  LSIFS_RETURN_IF_ERROR(f.Size(&size));
-  if (size > max) return Status::Corruption(path + ": larger than any valid file of its kind");
-  out->assign(size, '\0');
-  return f.PreadExact(0, MutableByteSpan(reinterpret_cast<uint8_t*>(out->data()), size))
-      .WithContext(path);
-}
-
 // Pins are open-file-description read locks on the manifest: a mount holds
 // one per open image; a drop takes the write lock, which it gets only when
 // no pin is held. A listing asks whether a pin is held without taking any
@@ -335,7 +325,17 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
       e.state = LsiState::kUnreadable;
       e.reason = "its manifest names another LSI (" + FormatId(m.lsi_id) + ")";
     }
-    e.bytes = LsiBytes(m);
+    // Sizes on disk, and which layer is missing, in one look at each file.
+    e.bytes = FileBytes(store_.manifest_path(id));
+    uint64_t missing_layer = 0;
+    for (const auto& l : m.layers) {
+      struct stat st;
+      if (::stat(store_.layer_path(l.layer_id).c_str(), &st) == 0) {
+        e.bytes += static_cast<uint64_t>(st.st_size);
+      } else if (missing_layer == 0) {
+        missing_layer = l.layer_id;
+      }
+    }
     e.in_use = InUse(id);
     e.last_used = std::max(m.created, FileMtime(store_.counters_path(id, m.extension)));
     if (auto r = records.find(m.extension); r != records.end() && r->second.key_id == m.key_id) {
@@ -357,14 +357,9 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
     } else if (tombstones.count(id)) {
       e.state = LsiState::kDropped;
       e.reason = "dropped; removed when its last user releases it";
-    } else {
-      for (const auto& l : m.layers) {
-        if (!PathExists(store_.layer_path(l.layer_id))) {
-          e.state = LsiState::kUnreadable;
-          e.reason = "layer " + FormatId(l.layer_id) + " is missing";
-          break;
-        }
-      }
+    } else if (missing_layer != 0) {
+      e.state = LsiState::kUnreadable;
+      e.reason = "layer " + FormatId(missing_layer) + " is missing";
     }
     if (e.state != LsiState::kUnreadable && e.state != LsiState::kDropped) {
       auto latest = context.latest_snapshot.find(m.volume);
@@ -427,8 +422,8 @@ Status Catalog::Find(uint64_t lsi_id, const CatalogContext& context, CatalogEntr
 
 // ---- assembly and restore ----------------------------------------------
 
-Status Catalog::Publish(const AssemblyClaim& /*claim*/, const Manifest& manifest,
-                        const KeyInfo& key_info, const SecretKey& key) const {
+Status Catalog::Publish(const Manifest& manifest, const KeyInfo& key_info,
+                        const SecretKey& key) const {
   for (const auto& l : manifest.layers) {
     if (!PathExists(store_.layer_path(l.layer_id))) {
       return Status::InvalidArgument("publishing LSI " + FormatId(manifest.lsi_id) + ": layer " +
@@ -439,25 +434,25 @@ Status Catalog::Publish(const AssemblyClaim& /*claim*/, const Manifest& manifest
                        key);
 }
 
+VolumeDeliveries Catalog::RestoreHistory(const KeyInfo& key_info, const SecretKey& key,
+                                         const std::string& volume) const {
+  DeliveryRecord r;
+  if (ReadDeliveryRecord(store_.deliveries_path(key_info.name), &key_info, &key, &r).ok()) {
+    if (const VolumeDeliveries* v = r.FindVolume(volume)) return *v;
+  }
+  return VolumeDeliveries();
+}
+
 int64_t Catalog::TtlFor(const KeyInfo& key_info, const SecretKey& key,
                         const std::string& volume) const {
-  DeliveryRecord r;
-  if (!ReadDeliveryRecord(store_.deliveries_path(key_info.name), &key_info, &key, &r).ok()) {
-    return kDefaultTtl;
-  }
-  const VolumeDeliveries* v = r.FindVolume(volume);
-  if (v == nullptr || v->restores < 2 || v->mean_interval_s == 0) return kDefaultTtl;
-  return std::clamp(static_cast<int64_t>(2 * v->mean_interval_s), kMinTtl, kMaxTtl);
+  VolumeDeliveries v = RestoreHistory(key_info, key, volume);
+  if (v.restores < 2 || v.mean_interval_s == 0) return kDefaultTtl;
+  return std::clamp(static_cast<int64_t>(2 * v.mean_interval_s), kMinTtl, kMaxTtl);
 }
 
 uint32_t Catalog::Restores(const KeyInfo& key_info, const SecretKey& key,
                            const std::string& volume) const {
-  DeliveryRecord r;
-  if (!ReadDeliveryRecord(store_.deliveries_path(key_info.name), &key_info, &key, &r).ok()) {
-    return 0;
-  }
-  const VolumeDeliveries* v = r.FindVolume(volume);
-  return v == nullptr ? 0 : v->restores;
+  return RestoreHistory(key_info, key, volume).restores;
 }
 
 Status Catalog::FindFresh(const KeyInfo& key_info, const SecretKey& key, const std::string& volume,
@@ -663,7 +658,7 @@ Status Catalog::Pin(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& k
     return Status::NotFound("LSI " + FormatId(lsi_id) + " was dropped");
   }
   std::string data;
-  LSIFS_RETURN_IF_ERROR(ReadAll(pin->file_, path, kMaxManifestSize, &data));
+  LSIFS_RETURN_IF_ERROR(ReadWholeFile(pin->file_, path, kMaxManifestSize, &data));
   LSIFS_RETURN_IF_ERROR(DecodeManifest(path, data, key_info, key, &pin->manifest_));
   if (pin->manifest_.lsi_id != lsi_id) {
     return Status::Corruption("manifest " + path + " names another LSI (" +

@@ -43,6 +43,8 @@
 
 namespace lsifs {
 
+struct VolumeDeliveries;  // core/catalog/delivery_record.h
+
 // The strategy of the LSIs the predictor composed: the only ones a restore
 // reuses (the others are baselines, made to be measured).
 inline constexpr char kPredictedStrategy[] = "predicted";
@@ -143,10 +145,10 @@ class Catalog {
 
   // --- assembly ---------------------------------------------------------
   Status BeginAssembly(std::unique_ptr<AssemblyClaim>* out) const;
-  // Publishes an LSI whose layers are written: its manifest goes last.
-  // The manifest's extension and key come from `key_info`.
-  Status Publish(const AssemblyClaim& claim, const Manifest& manifest, const KeyInfo& key_info,
-                 const SecretKey& key) const;
+  // Publishes an LSI whose layers are written (under a claim, released
+  // after this): its manifest goes last. The manifest's extension and key
+  // come from `key_info`.
+  Status Publish(const Manifest& manifest, const KeyInfo& key_info, const SecretKey& key) const;
   // The TTL for a new LSI of (extension, volume): twice the decayed interval
   // between the extension's restores of the volume, within [1 h, 7 d];
   // one day until there are two restores.
@@ -188,6 +190,9 @@ class Catalog {
  private:
   explicit Catalog(const Store& store) : store_(store) {}
   bool InUse(uint64_t lsi_id) const;
+  // What the extension's delivery record says of its restores of `volume`.
+  VolumeDeliveries RestoreHistory(const KeyInfo& key_info, const SecretKey& key,
+                                  const std::string& volume) const;
   // Deletes an LSI that is tombstoned and not in use; false if in use.
   bool FinishDrop(uint64_t lsi_id, uint64_t* bytes) const;
   uint64_t LsiBytes(const Manifest& m) const;

@@ -37,7 +37,7 @@ struct ServiceEnv {
   // Runs `fn` with the co-access database, or with null when it cannot be
   // had (then freshness is judged without the learned models).
   std::function<Status(const std::function<Status(AccessDb*)>&)> with_db;
-  // Progress of an assembly, for a terminal that shows it.
+  // Progress of an assembly in bytes, for a terminal that shows it.
   std::function<void(uint64_t done, uint64_t total)> progress;
   // Set when the server stops: assemblies in progress give up cleanly.
   const std::atomic<bool>* cancel = nullptr;

@@ -155,6 +155,10 @@ void AtomicFileWriter::Abandon() {
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out) {
   File f;
   LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));
+  return ReadWholeFile(f, path, max_size, out);
+}
+
+Status ReadWholeFile(const File& f, const std::string& path, size_t max_size, std::string* out) {
   uint64_t size = 0;
   LSIFS_RETURN_IF_ERROR(f.Size(&size));
   if (size > max_size) return Status::Corruption(path + ": larger than any valid file of its kind");

@@ -66,6 +66,8 @@ class AtomicFileWriter {
 };
 
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out);
+// The same through a file already open (`path` names it in errors).
+Status ReadWholeFile(const File& f, const std::string& path, size_t max_size, std::string* out);
 // Writes a small file atomically (temp + fsync + rename) in one call.
 Status WriteFileAtomically(const std::string& tmp_dir, const std::string& path, ByteSpan data,
                            int mode, bool replace);

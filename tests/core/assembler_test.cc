@@ -70,13 +70,18 @@ class AssemblerTest : public ::testing::Test {
     return c;
   }
 
+  // Runs a pre-assembly of "vol" as `request` asks (its volume set here).
+  Status Run(PreassembleRequest request, PreassembleResult* r) {
+    request.volume = "vol";
+    return PreAssembleSnapshot(*catalog_, *origin_, *keys_, info_, key_, Models(), Context(),
+                               request, nullptr, r);
+  }
+
   PreassembleResult Preassemble(const std::string& strategy = "predicted") {
     PreassembleRequest request;
-    request.volume = "vol";
     request.strategy = strategy;
     PreassembleResult r;
-    Status s = PreAssembleSnapshot(*catalog_, *origin_, *keys_, info_, key_, Models(), Context(),
-                                   request, nullptr, &r);
+    Status s = Run(request, &r);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return r;
   }
@@ -181,12 +186,9 @@ TEST_F(AssemblerTest, ASwappedLayerIsNeverALocalCopy) {
             0);
   Session({0, 1, 2, 3, 4, 5, 6, 7});  // the first LSI is stale now
   PreassembleRequest request;
-  request.volume = "vol";
   request.snapshot = first_snapshot;
   PreassembleResult again;
-  ASSERT_TRUE(PreAssembleSnapshot(*catalog_, *origin_, *keys_, info_, key_, Models(), Context(),
-                                  request, nullptr, &again)
-                  .ok());
+  ASSERT_TRUE(Run(request, &again).ok());
   EXPECT_EQ(again.stats.local_blocks, 0u);
   EXPECT_EQ(again.stats.fetched_blocks, 8u);
   image_ = first_image;
@@ -202,25 +204,18 @@ TEST_F(AssemblerTest, WithoutHistoryTheLsiIsBaseOnlyAndBaselinesAreAlwaysBuilt) 
   EXPECT_EQ(full.manifest.delta_blocks(), kBlocks);
   ExpectReadsAsImage(full.manifest);
   PreassembleRequest bad;
-  bad.volume = "vol";
   bad.strategy = "magic";
   PreassembleResult r;
-  EXPECT_EQ(PreAssembleSnapshot(*catalog_, *origin_, *keys_, info_, key_, Models(), Context(), bad,
-                                nullptr, &r)
-                .code(),
-            Status::Code::kInvalidArgument);
+  EXPECT_EQ(Run(bad, &r).code(), Status::Code::kInvalidArgument);
 }
 
 TEST_F(AssemblerTest, ACancelledAssemblyLeavesNothing) {
   for (int i = 0; i < 3; ++i) Session({1, 2, 3});
   std::atomic<bool> cancel{true};
   PreassembleRequest request;
-  request.volume = "vol";
   request.cancel = &cancel;
   PreassembleResult r;
-  Status s = PreAssembleSnapshot(*catalog_, *origin_, *keys_, info_, key_, Models(), Context(),
-                                 request, nullptr, &r);
-  EXPECT_EQ(s.code(), Status::Code::kUnavailable);
+  EXPECT_EQ(Run(request, &r).code(), Status::Code::kUnavailable);
   std::vector<CatalogEntry> all;
   ASSERT_TRUE(catalog_->List(Context(), &all).ok());
   EXPECT_TRUE(all.empty());
