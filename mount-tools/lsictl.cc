@@ -165,10 +165,16 @@ std::string StateText(const boost::json::value& lsi) {
 
 // Asks the service, then prints its JSON reply as is (--json), or renders it
 // for people.
+// Long work (an assembly) may take `timeout`, showing its progress on `bar`.
 int ServeAndPrint(const Context& ctx, const std::vector<std::string>& request,
-                  const std::function<int(const boost::json::value&)>& render) {
+                  const std::function<int(const boost::json::value&)>& render,
+                  std::chrono::seconds timeout = std::chrono::seconds(60),
+                  ProgressBar* bar = nullptr) {
   std::string body;
-  Status s = ServiceCall(ctx, request, &body);
+  Status s = ServiceCall(ctx, request, &body, timeout, [bar](uint64_t done, uint64_t total) {
+    if (bar != nullptr) bar->Update(done, total);
+  });
+  if (bar != nullptr) bar->Finish();
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     std::printf("%s\n", body.c_str());
@@ -424,19 +430,12 @@ int AssemblyCommand(const Context& ctx, const std::string& label,
                     const std::vector<std::string>& request, const std::string& fresh,
                     const std::string& made, bool explain) {
   ProgressBar bar(label);
-  std::string body;
-  Status s = ServiceCall(ctx, request, &body, std::chrono::hours(24),
-                         [&](uint64_t done, uint64_t total) { bar.Update(done, total); });
-  bar.Finish();
-  if (!s.ok()) return Fail(s);
-  if (ctx.json) {
-    std::printf("%s\n", body.c_str());
-    return 0;
-  }
-  boost::json::value v;
-  s = ParseReply(body, &v);
-  if (!s.ok()) return Fail(s);
-  return PrintDelivered(v, Flag(v, "reused") ? fresh : made, explain);
+  return ServeAndPrint(
+      ctx, request,
+      [&](const boost::json::value& v) {
+        return PrintDelivered(v, Flag(v, "reused") ? fresh : made, explain);
+      },
+      std::chrono::hours(24), &bar);
 }
 
 int CmdRestore(Context& ctx) {

@@ -20,28 +20,16 @@ namespace {
 
 using testing::TempDir;
 
-constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBlocks = 64;
 
-class AssemblerTest : public ::testing::Test {
+class AssemblerTest : public testing::StoreTest {
  protected:
   void SetUp() override {
-    store_ = testing::MakeStore(dir_, kBlock);
-    keys_ = testing::OriginKeysOf(*store_);
-    local_ = std::make_unique<LocalOrigin>(*store_, *keys_);
-    origin_ = std::make_unique<testing::CountingOrigin>(*local_);
-    ASSERT_TRUE(store_->keyring().Create("site-a", &info_).ok());
-    ASSERT_TRUE(store_->keyring().Load("site-a", &info_, &key_).ok());
-    ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
     image_ = testing::PseudoRandom(kBlocks * kBlock, 1);
     Import();
   }
 
-  void Import() {
-    testing::WriteFileBytes(dir_ / "image", image_);
-    ImportResult r;
-    ASSERT_TRUE(ImportImage(*store_, *keys_, "vol", dir_ / "image", ImportOptions(), &r).ok());
-  }
+  void Import() { ImportBytes("vol", image_); }
 
   // Sessions of site-a, folded as the access database folds them.
   void Session(const std::vector<uint64_t>& order) {
@@ -97,14 +85,6 @@ class AssemblerTest : public ::testing::Test {
     EXPECT_TRUE(got == image_);
   }
 
-  TempDir dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<OriginKeys> keys_;
-  std::unique_ptr<LocalOrigin> local_;
-  std::unique_ptr<testing::CountingOrigin> origin_;
-  std::unique_ptr<Catalog> catalog_;
-  KeyInfo info_;
-  SecretKey key_;
   Bytes image_;
   LearnedModels models_;
   ModelMeta own_meta_, all_meta_;

@@ -29,30 +29,18 @@ namespace {
 
 using testing::TempDir;
 
-constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBlocks = 64;
 
-class CatalogTest : public ::testing::Test {
+class CatalogTest : public testing::StoreTest {
  protected:
   void SetUp() override {
-    store_ = testing::MakeStore(dir_, kBlock);
-    keys_ = testing::OriginKeysOf(*store_);
-    origin_ = std::make_unique<LocalOrigin>(*store_, *keys_);
-    for (const char* ext : {"site-a", "site-b"}) {
-      KeyInfo info;
-      ASSERT_TRUE(store_->keyring().Create(ext, &info).ok());
-    }
-    ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
+    KeyInfo other;
+    ASSERT_TRUE(store_->keyring().Create("site-b", &other).ok());
     Import("vol", 1);
   }
 
   uint64_t Import(const std::string& volume, uint64_t seed) {
-    std::string image = dir_ / ("image" + std::to_string(seed));
-    testing::WriteFileBytes(image, testing::PseudoRandom(kBlocks * kBlock, seed));
-    ImportResult r;
-    Status s = ImportImage(*store_, *keys_, volume, image, ImportOptions(), &r);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return r.snapshot.id;
+    return ImportBytes(volume, testing::PseudoRandom(kBlocks * kBlock, seed));
   }
 
   void Key(const std::string& ext, KeyInfo* info, SecretKey* key) {
@@ -154,11 +142,6 @@ class CatalogTest : public ::testing::Test {
     return true;
   }
 
-  TempDir dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<OriginKeys> keys_;
-  std::unique_ptr<LocalOrigin> origin_;
-  std::unique_ptr<Catalog> catalog_;
   std::map<std::pair<std::string, std::string>, uint32_t> models_;
 };
 

@@ -21,30 +21,19 @@ namespace {
 
 using testing::TempDir;
 
-constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBlocks = 48;
 // Not a multiple of the block size: the last block is partial.
-constexpr uint64_t kBytes = kBlocks * kBlock - 1000;
+constexpr uint64_t kBytes = kBlocks * testing::StoreTest::kBlock - 1000;
 
-class ImageTest : public ::testing::Test {
+class ImageTest : public testing::StoreTest {
  protected:
   void SetUp() override {
-    store_ = testing::MakeStore(dir_, kBlock);
-    keys_ = testing::OriginKeysOf(*store_);
-    local_ = std::make_unique<LocalOrigin>(*store_, *keys_);
-    origin_ = std::make_unique<testing::CountingOrigin>(*local_);
-    ASSERT_TRUE(store_->keyring().Create("site-a", &info_).ok());
-    ASSERT_TRUE(store_->keyring().Load("site-a", &info_, &key_).ok());
-    ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
     image_ = testing::PseudoRandom(kBytes, 3);
     for (uint64_t b : {5u, 6u, 20u}) {  // zero blocks: absent from the snapshot
       std::fill(image_.begin() + static_cast<long>(b * kBlock),
                 image_.begin() + static_cast<long>((b + 1) * kBlock), 0);
     }
-    testing::WriteFileBytes(dir_ / "image", image_);
-    ImportResult r;
-    ASSERT_TRUE(ImportImage(*store_, *keys_, "vol", dir_ / "image", ImportOptions(), &r).ok());
-    ASSERT_TRUE(local_->OpenSnapshot("vol", r.snapshot.id, &base_).ok());
+    ASSERT_TRUE(local_->OpenSnapshot("vol", ImportBytes("vol", image_), &base_).ok());
   }
 
   // An LSI with these layers, bottom first.
@@ -89,15 +78,7 @@ class ImageTest : public ::testing::Test {
     }
   }
 
-  TempDir dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<OriginKeys> keys_;
-  std::unique_ptr<LocalOrigin> local_;
-  std::unique_ptr<testing::CountingOrigin> origin_;
-  std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<OriginSnapshot> base_;
-  KeyInfo info_;
-  SecretKey key_;
   Bytes image_;
   std::mutex log_mu_;
   std::string log_;

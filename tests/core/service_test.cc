@@ -16,23 +16,13 @@ namespace {
 
 using testing::TempDir;
 
-constexpr uint32_t kBlock = 4096;
 constexpr uint64_t kBlocks = 32;
 
-class ServiceTest : public ::testing::Test {
+class ServiceTest : public testing::StoreTest {
  protected:
   void SetUp() override {
-    store_ = testing::MakeStore(dir_, kBlock);
-    keys_ = testing::OriginKeysOf(*store_);
-    origin_ = std::make_unique<LocalOrigin>(*store_, *keys_);
-    KeyInfo info;
-    ASSERT_TRUE(store_->keyring().Create("site-a", &info).ok());
-    ASSERT_TRUE(Catalog::Open(*store_, &catalog_).ok());
     ASSERT_TRUE(AccessDb::Open(store_->db_dir(), CoAccessSettings(), &db_).ok());
-    testing::WriteFileBytes(dir_ / "image", testing::PseudoRandom(kBlocks * kBlock, 5));
-    ImportResult r;
-    ASSERT_TRUE(ImportImage(*store_, *keys_, "vol", dir_ / "image", ImportOptions(), &r).ok());
-    snapshot_ = r.snapshot.id;
+    snapshot_ = ImportBytes("vol", testing::PseudoRandom(kBlocks * kBlock, 5));
     env_.store = store_.get();
     env_.keys = keys_.get();
     env_.origin = origin_.get();
@@ -71,11 +61,6 @@ class ServiceTest : public ::testing::Test {
     return v.as_object().at(key).to_number<uint64_t>();
   }
 
-  TempDir dir_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<OriginKeys> keys_;
-  std::unique_ptr<LocalOrigin> origin_;
-  std::unique_ptr<Catalog> catalog_;
   std::unique_ptr<AccessDb> db_;
   bool db_available_ = true;
   uint64_t snapshot_ = 0;

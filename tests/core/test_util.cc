@@ -1,5 +1,7 @@
 #include "tests/core/test_util.h"
 
+#include "core/origin/import.h"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -110,6 +112,26 @@ std::unique_ptr<OriginKeys> OriginKeysOf(const Store& store) {
   Status s = store.LoadProviderKey(&provider);
   if (!s.ok()) throw std::runtime_error(s.ToString());
   return std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+}
+
+StoreTest::StoreTest() {
+  store_ = MakeStore(dir_, kBlock);
+  keys_ = OriginKeysOf(*store_);
+  local_ = std::make_unique<LocalOrigin>(*store_, *keys_);
+  origin_ = std::make_unique<CountingOrigin>(*local_);
+  Status s = store_->keyring().Create("site-a", &info_);
+  if (s.ok()) s = store_->keyring().Load("site-a", &info_, &key_);
+  if (s.ok()) s = Catalog::Open(*store_, &catalog_);
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+}
+
+uint64_t StoreTest::ImportBytes(const std::string& volume, const Bytes& image) {
+  std::string path = dir_ / ("image-" + volume);
+  WriteFileBytes(path, image);
+  ImportResult r;
+  Status s = ImportImage(*store_, *keys_, volume, path, ImportOptions(), &r);
+  if (!s.ok()) throw std::runtime_error(s.ToString());
+  return r.snapshot.id;
 }
 
 }  // namespace lsifs::testing

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "core/catalog/catalog.h"
 #include "core/origin/origin.h"
 #include "core/origin/snapshot.h"
 #include "core/store/store.h"
@@ -77,5 +80,27 @@ class CountingOrigin : public Origin {
 
 // The origin's keys of a store, from its provider key.
 std::unique_ptr<OriginKeys> OriginKeysOf(const Store& store);
+
+// What most core tests start from: a store of 4 KiB blocks, its origin
+// (counted), its catalog, and the key of extension "site-a". Failures to
+// set it up throw.
+class StoreTest : public ::testing::Test {
+ public:
+  static constexpr uint32_t kBlock = 4096;
+
+ protected:
+  StoreTest();
+  // Writes `image` and imports it as a new snapshot of `volume`; its id.
+  uint64_t ImportBytes(const std::string& volume, const Bytes& image);
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<OriginKeys> keys_;
+  std::unique_ptr<LocalOrigin> local_;
+  std::unique_ptr<CountingOrigin> origin_;
+  std::unique_ptr<Catalog> catalog_;
+  KeyInfo info_;
+  SecretKey key_;
+};
 
 }  // namespace lsifs::testing
