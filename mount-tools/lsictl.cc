@@ -21,7 +21,7 @@
 #include "core/control/control.h"
 #include "core/crypto/keyfile.h"
 #include "core/origin/import.h"
-#include "core/origin/origin.h"
+#include "core/origin/link.h"
 #include "core/origin/snapshot.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
@@ -108,11 +108,13 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
     LSIFS_RETURN_IF_ERROR(ParseBandwidth(ctx.Arg("origin-bandwidth"), &wan.bytes_per_second));
   }
   LocalOrigin local(*store, *keys);
-  ThrottledOrigin throttled(local, wan);
+  LinkOptions link_options;
+  link_options.profile = wan;
+  OriginLink link(local, link_options);
   ServiceEnv env;
   env.store = store.get();
   env.keys = keys.get();
-  env.origin = wan.enabled() ? static_cast<Origin*>(&throttled) : &local;
+  env.link = &link;
   env.catalog = catalog.get();
   env.progress = std::move(progress);
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) {
@@ -125,6 +127,8 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
     }
     return fn(opened.ok() ? db.get() : nullptr);
   };
+  AssemblyQueue queue(MakeAssemblyWork(env), AssemblyQueue::Options());
+  env.queue = &queue;
   return ServeRequest(env, request, body);
 }
 
@@ -314,6 +318,11 @@ int CmdImport(Context& ctx) {
   s = ImportImage(*store, keys, volume, ctx.Arg("image"), options, &r);
   bar.Finish();
   if (!s.ok()) return Fail(s);
+  // A running lsifs pre-assembles the new snapshot for the extensions that
+  // restore this volume, before they ask.
+  std::string told;
+  (void)ControlCall(store->control_socket_path(), {"snapshot-added", volume}, &told,
+                    std::chrono::seconds(5));
 
   double mbps = r.seconds > 0 ? static_cast<double>(r.snapshot.size) / r.seconds / 1e6 : 0;
   if (ctx.json) {
@@ -608,6 +617,41 @@ int CmdGc(Context& ctx) {
                     ? ""
                     : "\nstill over: what is left is in use (or the disk is full of other data); "
                       "raise the cap with: lsictl config set lsi_cap SIZE");
+    return 0;
+  });
+}
+
+int CmdAssemblies(Context& ctx) {
+  return ServeAndPrint(ctx, {"assemblies"}, [&](const boost::json::value& v) {
+    const auto& list = v.as_array();
+    if (list.empty()) {
+      std::printf("no assembly queued or running\n");
+      return 0;
+    }
+    std::printf("%4s  %-10s %-12s %-14s %-8s %-7s %-12s %-13s %s\n", "ID", "STATE", "EXTENSION",
+                "VOLUME", "PRIORITY", "WAITERS", "REASON", "STRATEGY", "PROGRESS");
+    for (const auto& a : list) {
+      uint64_t done = Num(a, "done_bytes"), total = Num(a, "total_bytes");
+      std::string progress =
+          total == 0 ? "-"
+                     : FormatBytes(done) + " / " + FormatBytes(total) + " (" +
+                           std::to_string(done * 100 / total) + "%)";
+      std::printf("%4llu  %-10s %-12s %-14s %-8s %7llu %-12s %-13s %s\n",
+                  static_cast<unsigned long long>(Num(a, "id")), Str(a, "state").c_str(),
+                  Shorten(Str(a, "extension"), 12).c_str(), Shorten(Str(a, "volume"), 14).c_str(),
+                  Str(a, "priority").c_str(), static_cast<unsigned long long>(Num(a, "waiters")),
+                  Shorten(Str(a, "reason"), 12).c_str(), Shorten(Str(a, "strategy"), 13).c_str(),
+                  progress.c_str());
+    }
+    return 0;
+  });
+}
+
+int CmdAssembliesCancel(Context& ctx) {
+  std::string id = ctx.Arg("id");
+  return ServeAndPrint(ctx, {"assembly-cancel", id}, [&](const boost::json::value&) {
+    std::printf("cancelled assembly %s (whoever waited for it is told; nothing of it is kept)\n",
+                id.c_str());
     return 0;
   });
 }
@@ -956,6 +1000,29 @@ std::vector<Command> Commands() {
        {},
        nullptr,
        CmdGc},
+      {{"assemblies"},
+       "",
+       "the assembly queue: what the running lsifs assembles now and next",
+       "Lists queued and running assemblies: id, state (queued, running, cancelling),\n"
+       "extension, volume, priority, how many wait for it, why it was queued (restore,\n"
+       "preassemble, session end, new snapshot), strategy and progress. Assemblies run\n"
+       "high, then normal, then low, at most two at once and at most one low; a request\n"
+       "for the same extension, volume, snapshot and strategy joins the one queued or\n"
+       "running (raising its priority). Without a running lsifs nothing is queued.\n"
+       "Example: lsictl -s /srv/lsifs assemblies --json",
+       {},
+       nullptr,
+       CmdAssemblies},
+      {{"assemblies", "cancel"},
+       "ID",
+       "cancel one queued or running assembly",
+       "The assembly stops between two requests to the origin; what it wrote is removed\n"
+       "and no LSI is published. Those waiting for it (a restore, a preassemble) fail\n"
+       "with 'cancelled'.\n"
+       "Example: lsictl -s /srv/lsifs assemblies cancel 3",
+       {{"id", true, "ID"}},
+       nullptr,
+       CmdAssembliesCancel},
       {{"stats"},
        "",
        "store-wide figures: volumes, LSIs by state, restores, recall/precision",

@@ -21,7 +21,8 @@
 #include "core/access/recorder.h"
 #include "core/catalog/catalog.h"
 #include "core/control/control.h"
-#include "core/origin/origin.h"
+#include "core/origin/link.h"
+#include "core/service/forward.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
 #include "fs/lsifs_fs.h"
@@ -40,6 +41,12 @@ void Usage(FILE* to) {
       "  -o OPTIONS            comma-separated; lsifs's own:\n"
       "       origin_latency=T        one round trip per origin request (40ms, 1.5s, 250us)\n"
       "       origin_bandwidth=B      shared origin bandwidth (200Mbit, 1Gbit, 25MB)\n"
+      "       low_share=S             the most of the bandwidth low-priority assemblies take\n"
+      "                               while reads wait on the origin (default 0.25)\n"
+      "       preassemble=auto|off    pre-assemble (low priority) when a session ends and\n"
+      "                               when a volume gets a new snapshot (default auto)\n"
+      "       max_threads=N           FUSE worker threads (default 16; 80 with a latency,\n"
+      "                               so reads waiting on the origin do not block others)\n"
       "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
@@ -107,7 +114,9 @@ int main(int argc, char** argv) {
   bool record = true;
   std::chrono::microseconds session_idle = std::chrono::seconds(30);
   CoAccessSettings learning;
-  std::string latency_text = "0", bandwidth_text = "unlimited";
+  double low_share = LinkOptions().low_share;
+  bool preassemble = true;
+  int max_threads = 0;  // 0: from the link
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -135,10 +144,22 @@ int main(int argc, char** argv) {
         Status s;
         if (key == "origin_latency") {
           s = ParseLatency(value, &wan.latency);
-          latency_text = value;
         } else if (key == "origin_bandwidth") {
           s = ParseBandwidth(value, &wan.bytes_per_second);
-          bandwidth_text = value;
+        } else if (key == "low_share") {
+          s = ParseShare(value, &low_share);
+        } else if (key == "preassemble") {
+          if (value != "auto" && value != "off") {
+            s = Status::InvalidArgument("use preassemble=auto or preassemble=off");
+          }
+          preassemble = value == "auto";
+        } else if (key == "max_threads") {
+          char* end = nullptr;
+          long n = std::strtol(value.c_str(), &end, 10);
+          if (value.empty() || *end != '\0' || n < 2 || n > 1024) {
+            s = Status::InvalidArgument("'" + value + "' is not a thread count from 2 to 1024");
+          }
+          max_threads = static_cast<int>(n);
         } else if (key == "cache_size") {
           s = ParseByteSize(value, &cache_bytes);
         } else if (key == "read_ahead_kb") {
@@ -200,9 +221,35 @@ int main(int argc, char** argv) {
   s = Catalog::Open(*store, &catalog);
   if (!s.ok()) return Fail(s.message());
 
+  // One link for the demand reads and the assemblies of this daemon.
   LocalOrigin local(*store, origin_keys);
-  ThrottledOrigin throttled(local, wan);
-  Origin& origin = wan.enabled() ? static_cast<Origin&>(throttled) : local;
+  LinkOptions link_options;
+  link_options.profile = wan;
+  link_options.low_share = low_share;
+  OriginLink link(local, link_options);
+  // A read waiting on the origin holds a worker for a round trip: with a
+  // latency, enough workers for every request the kernel keeps in flight
+  // (max_background, 64) and the synchronous ones beside them.
+  if (max_threads == 0) max_threads = wan.latency.count() > 0 ? 80 : 16;
+
+  // The daemon that holds the database answers the control socket; a
+  // second mount of the store defers to it. Asked before daemonizing, so
+  // that the answer reaches the terminal.
+  const std::string socket_path = store->control_socket_path();
+  auto holder = [&]() -> std::string {
+    std::string reply;
+    bool reached = false;
+    Status pinged = ControlCall(socket_path, {"ping"}, &reply, std::chrono::seconds(5), &reached);
+    // "pid N holds_db 1": a daemon recording into the database.
+    return pinged.ok() && reply.find(" holds_db 1") != std::string::npos ? reply : "";
+  };
+  std::string deferred_to = record ? holder() : "";
+  if (!deferred_to.empty()) {
+    std::fprintf(stderr,
+                 "lsifs: another lsifs (%s) holds this store's database and control socket: this "
+                 "mount's recorded sessions and assembly requests go to it\n",
+                 deferred_to.substr(0, deferred_to.find(" holds_db")).c_str());
+  }
 
   openlog("lsifs", LOG_PID, LOG_DAEMON);
   // Made after daemonizing: a fork keeps neither threads nor LevelDB's lock.
@@ -212,9 +259,8 @@ int main(int argc, char** argv) {
   options.session_idle = std::chrono::duration_cast<std::chrono::milliseconds>(session_idle);
   options.image.cache_bytes = cache_bytes;
   options.log = LogLine;
-  options.origin_description =
-      "local store (latency " + latency_text + ", bandwidth " + bandwidth_text + ")";
-  LsiFs fs(*catalog, origin, key_info, std::move(key), options);
+  options.origin_description = "local store (" + link.Describe() + ")";
+  LsiFs fs(*catalog, link, key_info, std::move(key), options);
 
   std::string fsname = "fsname=lsifs:" + store_path;
   std::string opts = "ro,default_permissions,subtype=lsifs," + fsname;
@@ -242,30 +288,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   LogLine("serving extension '" + extension + "' from " + store_path + " on " + mountpoint);
-  // Recording never stops the mount: without the database, reads still work.
-  std::unique_ptr<AccessDb> db;
-  if (record) {
-    s = AccessDb::Open(store->db_dir(), learning, &db);
-    if (!s.ok()) {
-      LogLine("access recording off: " + s.message());
-      db.reset();
-    }
-  }
-  RecorderOptions recorder_options;
-  recorder_options.log = LogLine;
-  recorder = std::make_unique<AccessRecorder>(std::move(db), recorder_options);
-  fs.SetRecorder(recorder.get());
   // lsictl reaches the database held here, and this mount's origin link,
   // through the control socket.
-  std::atomic<bool> stopping{false};
   ServiceEnv env;
-  env.cancel = &stopping;
   env.store = store.get();
   env.keys = &origin_keys;
-  env.origin = &origin;
+  env.link = &link;
   env.catalog = catalog.get();
+  env.preassemble = preassemble;
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) -> Status {
-    if (recorder->enabled()) return recorder->WithDb([&](AccessDb& adb) { return fn(&adb); });
+    if (recorder->holds_db()) return recorder->WithDb([&](AccessDb& adb) { return fn(&adb); });
     // Not recording: the database is not held here; open it for the request,
     // one request at a time (LevelDB's lock is per process and per open).
     static std::mutex one_at_a_time;
@@ -274,23 +306,64 @@ int main(int argc, char** argv) {
     Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &adb);
     return fn(opened.ok() ? adb.get() : nullptr);
   };
+  AssemblyQueue::Options queue_options;
+  queue_options.log = LogLine;
+  AssemblyQueue queue(MakeAssemblyWork(env), queue_options);
+  env.queue = &queue;
+
+  // Recording never stops the mount: without the database, reads still work.
+  RecorderOptions recorder_options;
+  recorder_options.log = LogLine;
+  if (preassemble) {
+    recorder_options.on_session_end = [&env](AccessDb& adb, const std::string&,
+                                             const std::string& volume) {
+      QueuePreassemblies(env, adb, volume, "session end");
+    };
+  }
+  std::unique_ptr<AccessDb> db;
+  if (record && deferred_to.empty()) {
+    s = AccessDb::Open(store->db_dir(), learning, &db);
+    if (!s.ok()) {
+      // Another mount may have taken it since we asked: then defer to it.
+      for (int i = 0; i < 20 && deferred_to.empty(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        deferred_to = holder();
+      }
+      if (deferred_to.empty()) LogLine("access recording off: " + s.message());
+      db.reset();
+    }
+  }
+  if (!deferred_to.empty()) {
+    LogLine("deferring to the lsifs that holds the database (" + deferred_to +
+            "): sessions are forwarded to it");
+    recorder = std::make_unique<AccessRecorder>(MakeForwardingSink(socket_path), recorder_options);
+  } else {
+    recorder = std::make_unique<AccessRecorder>(std::move(db), recorder_options);
+  }
+  fs.SetRecorder(recorder.get());
   std::unique_ptr<ControlServer> control;
-  s = ControlServer::Start(
-      store->control_socket_path(),
-      [&](const std::vector<std::string>& request, const ControlServer::Progress& progress,
-          std::string* body) {
-        if (!request.empty() && request[0] == "ping") return Status::Ok();
-        ServiceEnv for_request = env;
-        for_request.progress = progress;
-        return ServeRequest(for_request, request, body);
-      },
-      &control);
-  if (!s.ok()) LogLine("control socket unavailable: " + s.message());
+  if (deferred_to.empty()) {
+    s = ControlServer::Start(
+        socket_path,
+        [&](const std::vector<std::string>& request, const ControlServer::Progress& progress,
+            std::string* body) {
+          if (!request.empty() && request[0] == "ping") {
+            *body = "pid " + std::to_string(::getpid()) + " holds_db " +
+                    (recorder->holds_db() ? "1" : "0");
+            return Status::Ok();
+          }
+          ServiceEnv for_request = env;
+          for_request.progress = progress;
+          return ServeRequest(for_request, request, body);
+        },
+        &control, /*take_over=*/recorder->holds_db());
+    if (!s.ok()) LogLine("control socket unavailable: " + s.message());
+  }
   fs.StartBackground(se);
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
   fuse_loop_config* config = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(config, 10);
+  fuse_loop_cfg_set_max_threads(config, static_cast<unsigned>(max_threads));
   fuse_loop_cfg_set_clone_fd(config, 1);
   int rc = fuse_session_loop_mt(se, config);
   fuse_loop_cfg_destroy(config);
@@ -298,9 +371,11 @@ int main(int argc, char** argv) {
   fs.StopBackground();
   fs.EndAllSessions();
   fs.SaveCounters();
-  stopping = true;  // requests still running (an assembly) give up now
+  // Waits on the origin and assemblies still running give up now.
+  link.Stop();
+  queue.Stop();
   control.reset();
-  recorder->Flush();
+  recorder.reset();  // ends what is left while the queue can still be told
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

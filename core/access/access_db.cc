@@ -168,7 +168,7 @@ Status AccessDb::Recover() {
     for (const auto& s : sessions) {
       if (s.state == SessionState::kOpen || !s.folded) {
         LSIFS_RETURN_IF_ERROR(
-            EndSession(ext, vol, s.number, s.reads, s.dropped, SessionState::kRecovered));
+            FinishSession(ext, vol, s.number, s.reads, s.dropped, SessionState::kRecovered));
       }
     }
   }
@@ -265,7 +265,7 @@ Status AccessDb::ListPairs(std::vector<std::pair<std::string, std::string>>* out
   return FromLevelDb(it->status(), "listing sessions");
 }
 
-Status AccessDb::EndSession(const std::string& ext, const std::string& vol, uint32_t number,
+Status AccessDb::FinishSession(const std::string& ext, const std::string& vol, uint32_t number,
                             uint64_t reads, uint64_t dropped, SessionState state) {
   std::string key = SessionKey(ext, vol, number);
   std::string value;

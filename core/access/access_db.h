@@ -65,7 +65,19 @@ struct LoggedEvent {
   AccessEvent event;
 };
 
-class AccessDb {
+// Where recorded sessions go: the co-access database itself, or the
+// daemon that holds it (a second mount of a store forwards its sessions).
+class SessionSink {
+ public:
+  virtual ~SessionSink() = default;
+  virtual Status BeginSession(const std::string& ext, const std::string& vol, uint64_t lsi,
+                              uint64_t snapshot, uint32_t* number) = 0;
+  virtual Status AppendEvents(const std::vector<LoggedEvent>& events) = 0;
+  virtual Status EndSession(const std::string& ext, const std::string& vol, uint32_t number,
+                            uint64_t reads, uint64_t dropped) = 0;
+};
+
+class AccessDb : public SessionSink {
  public:
   // Opens (creating if needed) the database in `dir`. Sessions left open by
   // a process that died are ended and folded into the statistics.
@@ -73,16 +85,18 @@ class AccessDb {
   // `settings` change them (and are kept), unset ones stay as they were.
   static Status Open(const std::string& dir, const CoAccessSettings& settings,
                      std::unique_ptr<AccessDb>* out);
-  ~AccessDb();
+  ~AccessDb() override;
 
   const CoAccessParams& params() const { return params_; }
 
   Status BeginSession(const std::string& ext, const std::string& vol, uint64_t lsi,
-                      uint64_t snapshot, uint32_t* number);
-  Status AppendEvents(const std::vector<LoggedEvent>& events);
+                      uint64_t snapshot, uint32_t* number) override;
+  Status AppendEvents(const std::vector<LoggedEvent>& events) override;
   // Ends a session: its record, then its statistics, then log retention.
   Status EndSession(const std::string& ext, const std::string& vol, uint32_t number, uint64_t reads,
-                    uint64_t dropped, SessionState state = SessionState::kEnded);
+                    uint64_t dropped) override {
+    return FinishSession(ext, vol, number, reads, dropped, SessionState::kEnded);
+  }
 
   Status ListSessions(const std::string& ext, const std::string& vol,
                       std::vector<SessionRecord>* out);
@@ -104,6 +118,8 @@ class AccessDb {
               leveldb::WriteBatch* batch, ModelMeta* meta);
   Status EnforceCap(const std::string& ext, const std::string& vol, ModelMeta* meta);
   Status Recover();
+  Status FinishSession(const std::string& ext, const std::string& vol, uint32_t number,
+                       uint64_t reads, uint64_t dropped, SessionState state);
 
   leveldb::DB* db_;
   CoAccessParams params_;

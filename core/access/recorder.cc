@@ -3,7 +3,16 @@
 namespace lsifs {
 
 AccessRecorder::AccessRecorder(std::unique_ptr<AccessDb> db, RecorderOptions options)
-    : db_(std::move(db)), options_(std::move(options)) {
+    : db_(std::move(db)), sink_(db_.get()), options_(std::move(options)) {
+  Start();
+}
+
+AccessRecorder::AccessRecorder(std::unique_ptr<SessionSink> forward, RecorderOptions options)
+    : forward_(std::move(forward)), sink_(forward_.get()), options_(std::move(options)) {
+  Start();
+}
+
+void AccessRecorder::Start() {
   size_t cap = 1;
   while (cap < options_.queue_capacity) cap <<= 1;
   ring_.reset(new Event[cap]);
@@ -77,7 +86,7 @@ void AccessRecorder::Record(int handle, uint64_t block) noexcept {
   if (handle < 0 || handle >= kMaxSessions) return;
   Slot& s = slots_[handle];
   s.events.fetch_add(1, std::memory_order_relaxed);
-  if (db_ == nullptr) return;
+  if (sink_ == nullptr) return;
   auto t = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                  s.t0);
   if (!TryPush(static_cast<uint32_t>(handle), block, static_cast<uint64_t>(t.count()))) {
@@ -152,13 +161,13 @@ void AccessRecorder::BeginSlot(Slot& s) {
   s.begun = true;
   s.failed = false;
   uint32_t number = 0;
-  Status st = db_ ? db_->BeginSession(s.extension, s.volume, s.lsi, s.snapshot, &number)
-                  : Status::Unavailable("recording off");
+  Status st = sink_ ? sink_->BeginSession(s.extension, s.volume, s.lsi, s.snapshot, &number)
+                    : Status::Unavailable("recording off");
   if (st.ok()) {
     s.number.store(number);
   } else {
     s.failed = true;
-    if (db_) {
+    if (sink_) {
       errors_.fetch_add(1);
       Log("access recording: cannot start a session of " + s.volume + ": " + st.message());
     }
@@ -197,7 +206,7 @@ void AccessRecorder::RunCycle() {
   }
   dropped_.fetch_add(in_batch_dropped);
   if (!batch.empty()) {
-    Status st = db_->AppendEvents(batch);
+    Status st = sink_->AppendEvents(batch);
     batches_.fetch_add(1);
     if (st.ok()) {
       recorded_.fetch_add(batch.size());
@@ -222,10 +231,13 @@ void AccessRecorder::RunCycle() {
     if (c.kind == Control::kEnd) {
       Slot& s = slots_[c.handle];
       BeginSlot(s);  // a session with no events at all is still a session
-      if (db_ && s.begun && !s.failed) {
+      if (sink_ && s.begun && !s.failed) {
         Status st =
-            db_->EndSession(s.extension, s.volume, s.number.load(), c.reads, s.dropped.load());
+            sink_->EndSession(s.extension, s.volume, s.number.load(), c.reads, s.dropped.load());
         if (!st.ok()) Log("access recording: ending session of " + s.volume + ": " + st.message());
+        if (st.ok() && db_ && options_.on_session_end) {
+          options_.on_session_end(*db_, s.extension, s.volume);
+        }
       }
       s.begun = false;
       s.busy.store(false);

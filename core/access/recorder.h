@@ -27,6 +27,11 @@ struct RecorderOptions {
   size_t queue_capacity = 1 << 16;  // events; power of two
   std::chrono::milliseconds flush_interval{200};
   std::function<void(const std::string&)> log;
+  // Called on the writer thread, with the database, after a session has
+  // ended and been folded into the statistics (only when the database is
+  // held here). Must not wait on the recorder.
+  std::function<void(AccessDb& db, const std::string& extension, const std::string& volume)>
+      on_session_end;
 };
 
 struct RecorderStats {
@@ -42,11 +47,16 @@ class AccessRecorder {
 
   // `db` may be null: sessions are then counted but nothing is stored.
   AccessRecorder(std::unique_ptr<AccessDb> db, RecorderOptions options);
+  // Sessions go to `forward` (the daemon holding the database); WithDb is
+  // then Unavailable.
+  AccessRecorder(std::unique_ptr<SessionSink> forward, RecorderOptions options);
   ~AccessRecorder();  // flushes and ends every open session
   AccessRecorder(const AccessRecorder&) = delete;
   AccessRecorder& operator=(const AccessRecorder&) = delete;
 
-  bool enabled() const { return db_ != nullptr; }
+  // Sessions are stored (here or where they are forwarded).
+  bool enabled() const { return sink_ != nullptr; }
+  bool holds_db() const { return db_ != nullptr; }
   AccessDb* db() { return db_.get(); }
 
   // Starts a session; returns its handle (or -1 when all slots are busy).
@@ -104,7 +114,11 @@ class AccessRecorder {
   void RunCycle();
   void Log(const std::string& line);
 
+  void Start();
+
   std::unique_ptr<AccessDb> db_;
+  std::unique_ptr<SessionSink> forward_;
+  SessionSink* sink_ = nullptr;  // db_ or forward_
   RecorderOptions options_;
   std::unique_ptr<Event[]> ring_;
   size_t mask_;

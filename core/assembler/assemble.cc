@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/lsi/layer.h"
+#include "core/origin/link.h"
 #include "core/origin/snapshot.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
@@ -39,15 +41,6 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
   m.model_sessions = options.model_sessions;
   m.priority = static_cast<uint8_t>(options.priority);
 
-  // One assembly at a time per process: they share one origin link with
-  // the demand reads, which then wait behind at most one batch of one.
-  static std::timed_mutex link;
-  std::unique_lock<std::timed_mutex> turn(link, std::defer_lock);
-  while (!turn.try_lock_for(std::chrono::milliseconds(50))) {
-    if (options.cancel != nullptr && options.cancel->load()) {
-      return Status::Unavailable("assembly cancelled (lsifs is stopping); nothing was kept");
-    }
-  }
   std::unique_ptr<AssemblyClaim> claim;
   LSIFS_RETURN_IF_ERROR(catalog.BeginAssembly(&claim));
   std::vector<std::string> written;
@@ -55,12 +48,25 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     for (const auto& p : written) ::unlink(p.c_str());
     return s;
   };
-  const size_t batch = std::max<size_t>(1, options.blocks_per_fetch);
-  Bytes buf(batch * snap.block_size);
-  std::vector<uint8_t*> outs(batch);
-  for (size_t i = 0; i < batch; ++i) outs[i] = buf.data() + i * snap.block_size;
-  std::vector<uint64_t> to_fetch;
-  std::vector<uint8_t*> fetch_outs;
+  auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
+  // Small requests (a demand read waits behind at most one), several in
+  // flight (to fill the link), sealed in order while later ones travel.
+  const size_t batch = options.blocks_per_fetch != 0
+                           ? options.blocks_per_fetch
+                           : std::max<size_t>(1, kAssemblyRequestBytes / snap.block_size);
+  const size_t window = std::max<size_t>(1, options.fetch_window);
+  struct Batch {
+    Bytes buf;
+    std::vector<uint8_t*> outs, fetch_outs;
+    std::vector<uint64_t> to_fetch;
+    size_t at = 0, n = 0;
+    std::future<Status> fetched;
+  };
+  std::vector<Batch> ring(window);
+  for (auto& r : ring) {
+    r.buf.resize(batch * snap.block_size);
+    for (size_t i = 0; i < batch; ++i) r.outs.push_back(r.buf.data() + i * snap.block_size);
+  }
 
   uint64_t total = 0, done = 0;
   for (const auto& blocks : layers) total += blocks.size();
@@ -80,33 +86,55 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     LayerWriter w;
     std::string path = store.layer_path(h.layer_id);
     Status s = w.Open(store.tmp_dir(), path, h, key_info, key);
-    for (size_t at = 0; s.ok() && at < blocks.size(); at += batch) {
-      if (options.cancel != nullptr && options.cancel->load()) {
-        s = Status::Unavailable("assembly cancelled (lsifs is stopping); nothing was kept");
-        break;
-      }
-      size_t n = std::min(batch, blocks.size() - at);
-      // What a local copy holds is re-sealed; the rest comes in one request.
-      to_fetch.clear();
-      fetch_outs.clear();
-      for (size_t i = 0; i < n; ++i) {
-        if (options.local && options.local(blocks[at + i], outs[i])) {
+    const size_t batches = (blocks.size() + batch - 1) / batch;
+    size_t launched = 0;
+    // Batch k: what a local copy holds is re-sealed, the rest is fetched in
+    // one request on its own thread.
+    auto launch = [&](size_t k) {
+      Batch& r = ring[k % window];
+      r.at = k * batch;
+      r.n = std::min(batch, blocks.size() - r.at);
+      r.to_fetch.clear();
+      r.fetch_outs.clear();
+      for (size_t i = 0; i < r.n; ++i) {
+        if (options.local && options.local(blocks[r.at + i], r.outs[i])) {
           ++stats->local_blocks;
         } else {
-          to_fetch.push_back(blocks[at + i]);
-          fetch_outs.push_back(outs[i]);
+          r.to_fetch.push_back(blocks[r.at + i]);
+          r.fetch_outs.push_back(r.outs[i]);
         }
       }
-      if (!to_fetch.empty()) {
-        s = base.Fetch(to_fetch, fetch_outs);
-        stats->fetched_blocks += to_fetch.size();
-        ++stats->origin_requests;
+      if (r.to_fetch.empty()) {
+        std::promise<Status> ready;
+        ready.set_value(Status::Ok());
+        r.fetched = ready.get_future();
+        return;
       }
-      for (size_t i = 0; s.ok() && i < n; ++i) {
-        s = w.Add(blocks[at + i], ByteSpan(outs[i], snap.block_size));
+      stats->fetched_blocks += r.to_fetch.size();
+      ++stats->origin_requests;
+      r.fetched = std::async(std::launch::async,
+                             [&base, &r] { return base.Fetch(r.to_fetch, r.fetch_outs); });
+    };
+    for (size_t k = 0; s.ok() && k < batches; ++k) {
+      while (s.ok() && launched < batches && launched < k + window) {
+        if (cancelled()) {
+          s = Status::Cancelled("assembly cancelled; nothing was kept");
+        } else {
+          launch(launched++);
+        }
       }
-      done += n;
-      if (options.progress) options.progress(done, total);
+      if (!s.ok()) break;
+      Batch& r = ring[k % window];
+      s = r.fetched.get();
+      for (size_t i = 0; s.ok() && i < r.n; ++i) {
+        s = w.Add(blocks[r.at + i], ByteSpan(r.outs[i], snap.block_size));
+      }
+      done += r.n;
+      if (s.ok() && options.progress) options.progress(done, total);
+    }
+    // Nothing may still write into the ring when it goes.
+    for (auto& r : ring) {
+      if (r.fetched.valid()) r.fetched.wait();
     }
     if (s.ok()) s = w.Commit();
     if (!s.ok()) return fail(s);
@@ -345,6 +373,7 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
     };
   }
   options.cancel = request.cancel;
+  options.fetch_window = request.fetch_window;
   if (local.size() > 0) {
     options.local = [&](uint64_t block, uint8_t* dst) { return local.Read(block, dst); };
   }
@@ -356,21 +385,17 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   return Status::Ok();
 }
 
-Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
-               const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
-               const std::string& volume, uint64_t snapshot, const CatalogContext& context,
-               PreassembleResult* out, const std::atomic<bool>* cancel,
-               const std::function<void(uint64_t, uint64_t)>& progress) {
+Status Restore(const Catalog& catalog, const KeyInfo& key_info, const SecretKey& key,
+               const std::string& volume, uint64_t snapshot, const AssembleFn& assemble,
+               PreassembleResult* out) {
   PreassembleRequest request;
-  request.cancel = cancel;
   request.volume = volume;
   request.snapshot = snapshot;
   request.priority = Priority::kHigh;
   // A fresh LSI may be dropped between finding and delivering it: then a
   // new one is made.
   for (int attempt = 0;; ++attempt) {
-    LSIFS_RETURN_IF_ERROR(PreAssembleSnapshot(catalog, origin, keys, key_info, key, models, context,
-                                              request, progress, out));
+    LSIFS_RETURN_IF_ERROR(assemble(request, out));
     // Pinned while it is delivered: no eviction or drop can take it between.
     std::unique_ptr<LsiPin> pin;
     Status s = catalog.Pin(out->manifest.lsi_id, key_info, key, &pin);

@@ -41,7 +41,8 @@ struct AssembleOptions {
   uint32_t model_sessions = 0;  // sessions in the model they were chosen from
   Priority priority = Priority::kNormal;
   int64_t ttl = 0;               // seconds until it expires; 0: never
-  size_t blocks_per_fetch = 64;  // origin request size
+  size_t blocks_per_fetch = 0;   // origin request size; 0: kAssemblyRequestBytes' worth
+  size_t fetch_window = 2;       // requests in flight (OriginLink::Window)
   LocalSource local;             // tried first for every block
   // Checked between batches: set, the assembly stops and leaves nothing.
   const std::atomic<bool>* cancel = nullptr;
@@ -81,6 +82,7 @@ struct PreassembleRequest {
   Priority priority = Priority::kNormal;
   uint64_t budget_bytes = 0;                  // 0: the predictor's default from history
   const std::atomic<bool>* cancel = nullptr;  // see AssembleOptions
+  size_t fetch_window = 2;                    // see AssembleOptions
 };
 
 struct PreassembleResult {
@@ -98,13 +100,16 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
                            const std::function<void(uint64_t, uint64_t)>& progress,
                            PreassembleResult* out);
 
+// Assembles, or finds fresh, what a request asks for: PreAssembleSnapshot
+// itself, or the assembly queue in front of it.
+using AssembleFn = std::function<Status(const PreassembleRequest&, PreassembleResult*)>;
+
 // The restore workflow: the freshest LSI of (extension, volume, snapshot)
-// in the catalog, else one pre-assembled now at high priority; then it is
-// delivered (as <volume>.img when `snapshot` is 0, the volume's latest).
-Status Restore(const Catalog& catalog, Origin& origin, const OriginKeys& keys,
-               const KeyInfo& key_info, const SecretKey& key, const LearnedModels& models,
-               const std::string& volume, uint64_t snapshot, const CatalogContext& context,
-               PreassembleResult* out, const std::atomic<bool>* cancel = nullptr,
-               const std::function<void(uint64_t, uint64_t)>& progress = nullptr);
+// in the catalog, else one assembled now at high priority (by `assemble`);
+// then it is delivered (as <volume>.img when `snapshot` is 0, the volume's
+// latest).
+Status Restore(const Catalog& catalog, const KeyInfo& key_info, const SecretKey& key,
+               const std::string& volume, uint64_t snapshot, const AssembleFn& assemble,
+               PreassembleResult* out);
 
 }  // namespace lsifs

@@ -63,6 +63,8 @@ Status CodeStatus(int code, const std::string& msg) {
       return Status::Exists(msg);
     case Status::Code::kUnavailable:
       return Status::Unavailable(msg);
+    case Status::Code::kCancelled:
+      return Status::Cancelled(msg);
     default:
       return Status::IOError(msg);
   }
@@ -71,11 +73,11 @@ Status CodeStatus(int code, const std::string& msg) {
 }  // namespace
 
 Status ControlServer::Start(const std::string& path, Handler handler,
-                            std::unique_ptr<ControlServer>* out) {
+                            std::unique_ptr<ControlServer>* out, bool take_over) {
   sockaddr_un addr;
   LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
   std::string probe;
-  if (ControlCall(path, {"ping"}, &probe).code() != Status::Code::kUnavailable) {
+  if (!take_over && ControlCall(path, {"ping"}, &probe).code() != Status::Code::kUnavailable) {
     return Status::Exists("another lsifs already serves " + path);
   }
   ::unlink(path.c_str());

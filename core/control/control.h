@@ -30,9 +30,10 @@ class ControlServer {
   using Progress = std::function<void(uint64_t done, uint64_t total)>;
   using Handler = std::function<Status(const std::vector<std::string>& request,
                                        const Progress& progress, std::string* body)>;
-  // Listens at `path` (replacing a socket left by a dead process).
-  static Status Start(const std::string& path, Handler handler,
-                      std::unique_ptr<ControlServer>* out);
+  // Listens at `path`, replacing a socket left by a dead process; one a
+  // live daemon answers is refused (kExists) unless `take_over` is set.
+  static Status Start(const std::string& path, Handler handler, std::unique_ptr<ControlServer>* out,
+                      bool take_over = false);
   ~ControlServer();
 
  private:

@@ -2,13 +2,12 @@
 // base-snapshot blocks. On one host, LocalOrigin opens them in-process with
 // the provider key; in a two-site deployment a region service would
 // re-encrypt each block for the requesting extension and this interface would
-// be its client. ThrottledOrigin stacks the WAN model on any origin.
+// be its client. OriginLink (link.h) stacks the WAN model and the
+// priority classes on any origin.
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -50,35 +49,6 @@ class LocalOrigin : public Origin {
  private:
   const Store& store_;
   const OriginKeys& keys_;
-};
-
-// The WAN model: every request pays one round trip (`latency`), and all
-// requests share one bandwidth limit (`bytes_per_second`, 0 = unlimited).
-// Requests run in parallel, as a real client's would.
-struct WanProfile {
-  std::chrono::microseconds latency{0};
-  uint64_t bytes_per_second = 0;
-  bool enabled() const { return latency.count() > 0 || bytes_per_second > 0; }
-};
-
-// Parses "40ms", "1.5s", "250us" / "200Mbit", "1Gbit", "25MB" (bytes/s).
-Status ParseLatency(const std::string& text, std::chrono::microseconds* out);
-Status ParseBandwidth(const std::string& text, uint64_t* bytes_per_second);
-
-class ThrottledOrigin : public Origin {
- public:
-  ThrottledOrigin(Origin& inner, WanProfile profile);
-  Status OpenSnapshot(const std::string& volume, uint64_t id,
-                      std::unique_ptr<OriginSnapshot>* out) override;
-
-  // Waits out one request of `bytes`: latency, then its share of bandwidth.
-  void Pay(uint64_t bytes);
-
- private:
-  Origin& inner_;
-  WanProfile profile_;
-  std::mutex mu_;  // guards the bandwidth schedule only, never held while sleeping
-  std::chrono::steady_clock::time_point link_free_;
 };
 
 }  // namespace lsifs

@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <map>
@@ -215,6 +217,17 @@ Status ParseSnapshotArg(const std::string& text, uint64_t* snapshot) {
   return Status::Ok();
 }
 
+// Through the queue: joins the same work if it is already queued or running.
+Status QueueAndWait(const ServiceEnv& env, const std::string& extension,
+                    const PreassembleRequest& request, const std::string& reason,
+                    PreassembleResult* out) {
+  AssemblyTask task;
+  task.extension = extension;
+  task.request = request;
+  task.reason = reason;
+  return env.queue->Wait(env.queue->Submit(std::move(task)), env.progress, out);
+}
+
 Status ServeRestore(const ServiceEnv& env, const std::vector<std::string>& req, std::string* body) {
   KeyInfo info;
   SecretKey key;
@@ -222,12 +235,15 @@ Status ServeRestore(const ServiceEnv& env, const std::vector<std::string>& req, 
   LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
   uint64_t snapshot = 0;
   LSIFS_RETURN_IF_ERROR(ParseSnapshotArg(req[3], &snapshot));
-  CatalogContext context;
-  LearnedModels models;
-  LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
   PreassembleResult r;
-  LSIFS_RETURN_IF_ERROR(Restore(*env.catalog, *env.origin, *env.keys, info, key, models, req[2],
-                                snapshot, context, &r, env.cancel, env.progress));
+  LSIFS_RETURN_IF_ERROR(Restore(
+      *env.catalog, info, key, req[2], snapshot,
+      [&](const PreassembleRequest& request, PreassembleResult* out) {
+        return QueueAndWait(env, req[1], request, "restore", out);
+      },
+      &r));
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
   return AssemblyReply(env, context, r, false, body);
 }
 
@@ -243,14 +259,113 @@ Status ServePreassemble(const ServiceEnv& env, const std::vector<std::string>& r
   request.strategy = req[3];
   LSIFS_RETURN_IF_ERROR(ParsePriority(req[4], &request.priority));
   LSIFS_RETURN_IF_ERROR(ParseByteSize(req[5], &request.budget_bytes));
-  request.cancel = env.cancel;
-  CatalogContext context;
-  LearnedModels models;
-  LSIFS_RETURN_IF_ERROR(Gather(env, req[1], req[2], &context, &models));
   PreassembleResult r;
-  LSIFS_RETURN_IF_ERROR(PreAssembleSnapshot(*env.catalog, *env.origin, *env.keys, info, key, models,
-                                            context, request, env.progress, &r));
+  LSIFS_RETURN_IF_ERROR(QueueAndWait(env, req[1], request, "preassemble", &r));
+  CatalogContext context;
+  LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
   return AssemblyReply(env, context, r, req[6] == "1", body);
+}
+
+Status ServeAssemblies(const ServiceEnv& env, std::string* body) {
+  JsonWriter j;
+  j.BeginArray();
+  for (const auto& a : env.queue->List()) {
+    j.BeginObject()
+        .Field("id", a.id)
+        .Field("extension", a.extension)
+        .Field("volume", a.volume)
+        .Field("snapshot", a.snapshot == 0 ? std::string("latest") : FormatId(a.snapshot))
+        .Field("strategy", a.strategy)
+        .Field("priority", PriorityName(a.priority))
+        .Field("reason", a.reason)
+        .Field("state", a.cancelling ? "cancelling" : a.running ? "running" : "queued")
+        .Field("waiters", a.waiters)
+        .Field("done_bytes", a.done_bytes)
+        .Field("total_bytes", a.total_bytes);
+    TimeOrNull(j, "queued", a.queued_at);
+    TimeOrNull(j, "started", a.started_at);
+    j.EndObject();
+  }
+  j.EndArray();
+  *body = j.str();
+  return Status::Ok();
+}
+
+Status ParseCount(const std::string& text, const char* what, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || *end != '\0' ||
+      errno != 0) {
+    return Status::InvalidArgument(std::string(what) + " '" + text + "' is not a number");
+  }
+  *out = v;
+  return Status::Ok();
+}
+
+Status ServeAssemblyCancel(const ServiceEnv& env, const std::string& id_text) {
+  uint64_t id = 0;
+  LSIFS_RETURN_IF_ERROR(ParseCount(id_text, "assembly id", &id));
+  return env.queue->Cancel(id);
+}
+
+// Sessions forwarded by a second mount of the store, written as its own
+// recorder would have written them.
+Status ServeSession(const ServiceEnv& env, const std::vector<std::string>& req,
+                    std::string* body) {
+  LSIFS_RETURN_IF_ERROR(ValidateName("extension", req[1]));
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
+  return env.with_db([&](AccessDb* db) -> Status {
+    if (db == nullptr) return Status::Unavailable("this lsifs does not hold the database");
+    if (req[0] == "session-begin") {
+      auto lsi = ParseId(req[3]);
+      auto snapshot = ParseId(req[4]);
+      if (!lsi || !snapshot) return Status::InvalidArgument("bad LSI or snapshot id");
+      uint32_t number = 0;
+      LSIFS_RETURN_IF_ERROR(db->BeginSession(req[1], req[2], *lsi, *snapshot, &number));
+      *body = std::to_string(number);
+      return Status::Ok();
+    }
+    uint64_t number = 0;
+    LSIFS_RETURN_IF_ERROR(ParseCount(req[3], "session number", &number));
+    if (number == 0 || number > UINT32_MAX) return Status::InvalidArgument("bad session number");
+    if (req[0] == "session-end") {
+      uint64_t reads = 0, dropped = 0;
+      LSIFS_RETURN_IF_ERROR(ParseCount(req[4], "reads", &reads));
+      LSIFS_RETURN_IF_ERROR(ParseCount(req[5], "dropped", &dropped));
+      LSIFS_RETURN_IF_ERROR(
+          db->EndSession(req[1], req[2], static_cast<uint32_t>(number), reads, dropped));
+      if (env.preassemble) QueuePreassemblies(env, *db, req[2], "session end");
+      return Status::Ok();
+    }
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(req[4], ec);
+    if (ec || !v.is_array()) return Status::InvalidArgument("session events are not a JSON array");
+    std::vector<LoggedEvent> events;
+    for (const auto& item : v.as_array()) {
+      const boost::json::array* e = item.if_array();
+      if (e == nullptr || e->size() != 3) return Status::InvalidArgument("bad session event");
+      uint64_t f[3];
+      for (size_t i = 0; i < 3; ++i) {
+        auto n = (*e)[i].to_number<uint64_t>(ec);
+        if (ec) return Status::InvalidArgument("bad session event");
+        f[i] = n;
+      }
+      if (f[0] > UINT32_MAX) return Status::InvalidArgument("bad session event");
+      events.push_back({req[1], req[2], static_cast<uint32_t>(number), static_cast<uint32_t>(f[0]),
+                        {f[1], f[2]}});
+    }
+    return db->AppendEvents(events);
+  });
+}
+
+Status ServeSnapshotAdded(const ServiceEnv& env, const std::string& volume) {
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
+  if (!env.preassemble) return Status::Ok();
+  return env.with_db([&](AccessDb* db) -> Status {
+    if (db != nullptr) QueuePreassemblies(env, *db, volume, "new snapshot");
+    return Status::Ok();
+  });
 }
 
 Status ServeGc(const ServiceEnv& env, std::string* body) {
@@ -526,6 +641,46 @@ Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* 
   return Status::Ok();
 }
 
+AssemblyQueue::Work MakeAssemblyWork(const ServiceEnv& env) {
+  return [&env](const AssemblyTask& task, const std::atomic<LinkClass>* cls,
+                const std::atomic<bool>* cancel,
+                const std::function<void(uint64_t, uint64_t)>& progress,
+                PreassembleResult* out) -> Status {
+    KeyInfo info;
+    SecretKey key;
+    LSIFS_RETURN_IF_ERROR(LoadExtensionKey(env, task.extension, &info, &key));
+    // What was learned is read when the assembly starts: the freshest.
+    CatalogContext context;
+    LearnedModels models;
+    LSIFS_RETURN_IF_ERROR(Gather(env, task.extension, task.request.volume, &context, &models));
+    PreassembleRequest request = task.request;
+    request.cancel = cancel;
+    request.fetch_window = env.link->Window(kAssemblyRequestBytes);
+    std::unique_ptr<Origin> origin = env.link->As(cls);
+    return PreAssembleSnapshot(*env.catalog, *origin, *env.keys, info, key, models, context,
+                               request, progress, out);
+  };
+}
+
+void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& volume,
+                        const std::string& reason) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  if (!db.ListPairs(&pairs).ok()) return;
+  for (const auto& [ext, vol] : pairs) {
+    KeyInfo info;
+    SecretKey key;
+    if (vol != volume || ext == kAllExtensions || !env.store->keyring().Load(ext, &info, &key).ok()) {
+      continue;
+    }
+    AssemblyTask task;
+    task.extension = ext;
+    task.request.volume = volume;
+    task.request.priority = Priority::kLow;
+    task.reason = reason;
+    (void)env.queue->Submit(std::move(task));
+  }
+}
+
 Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& request,
                     std::string* body) {
   const std::string verb = request.empty() ? "" : request[0];
@@ -539,6 +694,13 @@ Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& reque
   if (verb == "lsi-show" && n == 2) return ServeLsiShow(env, request[1], body);
   if (verb == "gc" && n == 1) return ServeGc(env, body);
   if (verb == "stats" && n == 1) return ServeStats(env, body);
+  if (verb == "assemblies" && n == 1) return ServeAssemblies(env, body);
+  if (verb == "assembly-cancel" && n == 2) return ServeAssemblyCancel(env, request[1]);
+  if (verb == "snapshot-added" && n == 2) return ServeSnapshotAdded(env, request[1]);
+  if ((verb == "session-begin" && n == 5) || (verb == "session-events" && n == 5) ||
+      (verb == "session-end" && n == 6)) {
+    return ServeSession(env, request, body);
+  }
   return Status::InvalidArgument("unknown request '" + verb + "'");
 }
 

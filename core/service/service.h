@@ -11,6 +11,15 @@
 //   lsi-show       ID                                            JSON: one LSI
 //   gc                                                           JSON: what eviction freed
 //   stats                                                        JSON: store-wide figures
+//   assemblies                                                   JSON: the assembly queue
+//   assembly-cancel ID                                           cancels one assembly
+//   snapshot-added VOLUME                   queues low pre-assemblies of the new snapshot
+//   session-begin  EXT VOLUME LSI SNAPSHOT                       a forwarded session: its number
+//   session-events EXT VOLUME NUMBER EVENTS(JSON [[seq,block,t_us],...])
+//   session-end    EXT VOLUME NUMBER READS DROPPED
+//
+// Restores and assemblies go through the assembly queue, and fetch on the
+// origin link in the class of their priority.
 //
 // JSON replies are rendered as text by lsictl; the names are those of
 // lsictl(8)'s --json output.
@@ -22,8 +31,9 @@
 #include <vector>
 
 #include "core/access/access_db.h"
+#include "core/assembler/queue.h"
 #include "core/catalog/catalog.h"
-#include "core/origin/origin.h"
+#include "core/origin/link.h"
 #include "core/origin/snapshot.h"
 #include "core/store/store.h"
 
@@ -32,19 +42,29 @@ namespace lsifs {
 struct ServiceEnv {
   const Store* store = nullptr;
   const OriginKeys* keys = nullptr;
-  Origin* origin = nullptr;  // what assemblies fetch through
+  OriginLink* link = nullptr;     // what assemblies fetch through
+  AssemblyQueue* queue = nullptr;  // where restores and assemblies wait their turn
+  // Queue low pre-assemblies when a forwarded session ends.
+  bool preassemble = false;
   const Catalog* catalog = nullptr;
   // Runs `fn` with the co-access database, or with null when it cannot be
   // had (then freshness is judged without the learned models).
   std::function<Status(const std::function<Status(AccessDb*)>&)> with_db;
   // Progress of an assembly in bytes, for a terminal that shows it.
   std::function<void(uint64_t done, uint64_t total)> progress;
-  // Set when the server stops: assemblies in progress give up cleanly.
-  const std::atomic<bool>* cancel = nullptr;
 };
 
 Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& request,
                     std::string* body);
+
+// What the queue runs for a task: the learned models, then
+// PreAssembleSnapshot on the link. `env` must outlive the queue.
+AssemblyQueue::Work MakeAssemblyWork(const ServiceEnv& env);
+
+// Pre-assembly before it is asked for: a low assembly of `volume`'s latest
+// snapshot for every extension with history on it (and a key in the store).
+void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& volume,
+                        const std::string& reason);
 
 // The context the catalog judges freshness in: the clock, every volume's
 // latest snapshot and, with a database, every extension's model.

@@ -42,6 +42,13 @@ ProgressBar::ProgressBar(std::string label, bool force)
 void ProgressBar::Update(uint64_t done, uint64_t total) {
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();
+  if (total == 0) {
+    // Not started yet (an assembly waiting for its turn).
+    if (!drawn_) std::fprintf(stderr, "\r%s: waiting for its turn   ", label_.c_str());
+    std::fflush(stderr);
+    drawn_ = true;
+    return;
+  }
   if (drawn_ && done < total && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   drawn_ = true;

@@ -20,6 +20,7 @@ class [[nodiscard]] Status {
     kIOError,          // the operating system failed a call
     kExists,           // creating something that is already there
     kUnavailable,      // a resource is busy or gone (lock held, daemon down)
+    kCancelled,        // work stopped on request (lsictl assemblies cancel, shutdown)
   };
 
   Status() = default;
@@ -36,12 +37,14 @@ class [[nodiscard]] Status {
   static Status FromErrno(std::string_view context, int errnum);
   static Status Exists(std::string msg) { return Status(Code::kExists, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
+  static Status Cancelled(std::string msg) { return Status(Code::kCancelled, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
   bool IsCorruption() const { return code_ == Code::kCorruption; }
   bool IsPermission() const { return code_ == Code::kPermission; }
+  bool IsCancelled() const { return code_ == Code::kCancelled; }
   const std::string& message() const { return message_; }
 
   // The same status with "<context>: " in front of its message.

@@ -195,7 +195,7 @@ TEST_F(AssemblerTest, ACancelledAssemblyLeavesNothing) {
   PreassembleRequest request;
   request.cancel = &cancel;
   PreassembleResult r;
-  EXPECT_EQ(Run(request, &r).code(), Status::Code::kUnavailable);
+  EXPECT_EQ(Run(request, &r).code(), Status::Code::kCancelled);
   std::vector<CatalogEntry> all;
   ASSERT_TRUE(catalog_->List(Context(), &all).ok());
   EXPECT_TRUE(all.empty());

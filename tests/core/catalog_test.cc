@@ -94,8 +94,14 @@ class CatalogTest : public testing::StoreTest {
     SecretKey key;
     Key(ext, &info, &key);
     PreassembleResult r;
-    Status s = lsifs::Restore(*catalog_, *origin_, *keys_, info, key, LearnedModels(), "vol",
-                              snapshot, Context(), &r);
+    CatalogContext context = Context();
+    Status s = lsifs::Restore(
+        *catalog_, info, key, "vol", snapshot,
+        [&](const PreassembleRequest& request, PreassembleResult* out) {
+          return PreAssembleSnapshot(*catalog_, *origin_, *keys_, info, key, LearnedModels(),
+                                     context, request, nullptr, out);
+        },
+        &r);
     EXPECT_TRUE(s.ok()) << s.ToString();
     *reused = r.reused;
     return r.manifest.lsi_id;

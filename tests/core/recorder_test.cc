@@ -57,7 +57,7 @@ TEST(Recorder, OverloadDropsAndCountsButNeverBlocks) {
 }
 
 TEST(Recorder, WithoutADatabaseSessionsAreCountedAndNothingFails) {
-  AccessRecorder r(nullptr, RecorderOptions());
+  AccessRecorder r{std::unique_ptr<AccessDb>(), RecorderOptions()};
   EXPECT_FALSE(r.enabled());
   int h = r.Begin("site-a", "vol", 1, 2);
   r.Record(h, 1);

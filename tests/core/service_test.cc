@@ -25,11 +25,14 @@ class ServiceTest : public testing::StoreTest {
     snapshot_ = ImportBytes("vol", testing::PseudoRandom(kBlocks * kBlock, 5));
     env_.store = store_.get();
     env_.keys = keys_.get();
-    env_.origin = origin_.get();
+    link_ = std::make_unique<OriginLink>(*origin_, LinkOptions());
+    env_.link = link_.get();
     env_.catalog = catalog_.get();
     env_.with_db = [this](const std::function<Status(AccessDb*)>& fn) {
       return fn(db_available_ ? db_.get() : nullptr);
     };
+    queue_ = std::make_unique<AssemblyQueue>(MakeAssemblyWork(env_), AssemblyQueue::Options());
+    env_.queue = queue_.get();
   }
 
   // A session of site-a that read `blocks` of the LSI `lsi`.
@@ -64,7 +67,9 @@ class ServiceTest : public testing::StoreTest {
   std::unique_ptr<AccessDb> db_;
   bool db_available_ = true;
   uint64_t snapshot_ = 0;
+  std::unique_ptr<OriginLink> link_;
   ServiceEnv env_;
+  std::unique_ptr<AssemblyQueue> queue_;  // after env_: its work uses env_
 };
 
 TEST_F(ServiceTest, RestoreThenPreassembleFromWhatWasLearned) {

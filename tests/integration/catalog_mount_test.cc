@@ -250,7 +250,7 @@ TEST_F(CatalogMountTest, APredictedRestoreServesTheNextSessionFromItsDeltaLayers
 }
 
 TEST_F(CatalogMountTest, TheDaemonAndLsictlAloneMakeTheSamePlan) {
-  f_->Mount("site-a", "session_idle=200ms");
+  f_->Mount("site-a", "session_idle=200ms,preassemble=off");
   auto id = [&](const std::string& args) { return Id(args); };
   RunSession(*f_, {"random.bin", "common-licenses/GPL-3"}, id);
   RunSession(*f_, {"random.bin", "common-licenses/BSD"}, id);
