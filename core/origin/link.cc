@@ -137,6 +137,7 @@ Status OriginLink::Pay(LinkClass cls, uint64_t bytes) {
     const auto transfer = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
         static_cast<double>(bytes) / static_cast<double>(options_.profile.bytes_per_second)));
     const uint64_t ticket = next_ticket_[c]++;
+    if (options_.observer) options_.observer(cls, false);
     const Clock::time_point queued = Clock::now();
     Clock::time_point done;
     for (;;) {
@@ -148,6 +149,7 @@ Status OriginLink::Pay(LinkClass cls, uint64_t bytes) {
       if (Gated(cls) && DemandActive(now)) ready = std::max(ready, low_next_);
       if (first && ready <= now) {
         ++serving_[c];
+        if (options_.observer) options_.observer(cls, true);
         done = now + transfer;
         wire_free_ = done;
         if (Gated(cls)) {

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +67,9 @@ struct LinkOptions {
   double low_share = 0.25;
   // Demand reads count as active while one is in flight and this long after.
   std::chrono::milliseconds demand_active{500};
+  // Told, under the link's lock, when a request starts waiting for the
+  // wire (granted = false) and when it gets it: for traces and tests.
+  std::function<void(LinkClass cls, bool granted)> observer;
 };
 
 // Per class, since the link started.

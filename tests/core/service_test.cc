@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <thread>
 
 #include "core/origin/import.h"
 #include "core/util/hex.h"
@@ -98,6 +99,41 @@ TEST_F(ServiceTest, RestoreThenPreassembleFromWhatWasLearned) {
   auto again = Serve({"restore", "site-a", "vol", "-"});
   EXPECT_TRUE(again.as_object().at("reused").as_bool());
   EXPECT_EQ(Str(again, "lsi"), Str(planned, "lsi"));
+}
+
+TEST_F(ServiceTest, ConcurrentRequestsForOneVolumeAssembleOnce) {
+  auto first = Serve({"restore", "site-a", "vol", "-"});
+  uint64_t lsi = *ParseId(Str(first, "lsi"));
+  for (int i = 0; i < 3; ++i) Session(lsi, {4, 2, 9, 11, 12, 13});
+  // A slow link, so that the requests meet in the queue.
+  LinkOptions slow;
+  slow.profile.latency = std::chrono::milliseconds(100);
+  OriginLink link(*origin_, slow);
+  env_.link = &link;
+  const uint64_t fetched_before = origin_->blocks.load();
+  std::vector<boost::json::value> replies(3);
+  std::vector<std::thread> askers;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    askers.emplace_back([&, i] {
+      replies[i] = i == 2 ? Serve({"restore", "site-a", "vol", "-"})
+                          : Serve({"preassemble", "site-a", "vol", "predicted", "low", "0", "0"});
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& t : askers) t.join();
+  env_.link = link_.get();
+  std::string id = Str(replies[0], "lsi");
+  for (const auto& r : replies) EXPECT_EQ(Str(r, "lsi"), id);
+  // One assembly's blocks crossed the origin, not three.
+  EXPECT_GT(Num(replies[0], "fetched_blocks"), 0u);
+  EXPECT_EQ(origin_->blocks.load() - fetched_before, Num(replies[0], "fetched_blocks"));
+  // The restore joined at high priority and delivered what was assembled.
+  EXPECT_EQ(Str(replies[2], "state"), "delivered");
+  EXPECT_EQ(Serve({"assemblies"}).as_array().size(), 0u);
+  std::string body;
+  EXPECT_TRUE(ServeRequest(env_, {"assembly-cancel", "7"}, &body).IsNotFound());
+  EXPECT_EQ(ServeRequest(env_, {"assembly-cancel", "x7"}, &body).code(),
+            Status::Code::kInvalidArgument);
 }
 
 TEST_F(ServiceTest, ListingsGcAndStatsSpeakJson) {
