@@ -303,10 +303,14 @@ Status ParseCount(const std::string& text, const char* what, uint64_t* out) {
   return Status::Ok();
 }
 
-Status ServeAssemblyCancel(const ServiceEnv& env, const std::string& id_text) {
+Status ServeAssemblyCancel(const ServiceEnv& env, const std::string& id_text, std::string* body) {
   uint64_t id = 0;
   LSIFS_RETURN_IF_ERROR(ParseCount(id_text, "assembly id", &id));
-  return env.queue->Cancel(id);
+  LSIFS_RETURN_IF_ERROR(env.queue->Cancel(id));
+  JsonWriter j;
+  j.BeginObject().Field("cancelled", id).EndObject();
+  *body = j.str();
+  return Status::Ok();
 }
 
 // Sessions forwarded by a second mount of the store, written as its own
@@ -695,7 +699,7 @@ Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& reque
   if (verb == "gc" && n == 1) return ServeGc(env, body);
   if (verb == "stats" && n == 1) return ServeStats(env, body);
   if (verb == "assemblies" && n == 1) return ServeAssemblies(env, body);
-  if (verb == "assembly-cancel" && n == 2) return ServeAssemblyCancel(env, request[1]);
+  if (verb == "assembly-cancel" && n == 2) return ServeAssemblyCancel(env, request[1], body);
   if (verb == "snapshot-added" && n == 2) return ServeSnapshotAdded(env, request[1]);
   if ((verb == "session-begin" && n == 5) || (verb == "session-events" && n == 5) ||
       (verb == "session-end" && n == 6)) {
