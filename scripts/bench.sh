@@ -16,3 +16,5 @@ echo "== B5: the same with access recording on vs off"
 tests/bench/read_bench.sh build/mount-tools --b5 --json build/bench/b5.json
 echo "== varied restore sessions of real programs on a Debian root filesystem (edge profile)"
 tests/bench/session_bench.sh build/mount-tools --json build/bench/sessions.json
+echo "== demand before prefetch: demand reads during a low assembly, restore after a session (edge)"
+tests/bench/link_bench.sh build/mount-tools --json build/bench/link.json
