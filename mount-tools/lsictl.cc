@@ -632,10 +632,9 @@ int CmdAssemblies(Context& ctx) {
                 "VOLUME", "PRIORITY", "WAITERS", "REASON", "STRATEGY", "PROGRESS");
     for (const auto& a : list) {
       uint64_t done = Num(a, "done_bytes"), total = Num(a, "total_bytes");
-      std::string progress =
-          total == 0 ? "-"
-                     : FormatBytes(done) + " / " + FormatBytes(total) + " (" +
-                           std::to_string(done * 100 / total) + "%)";
+      std::string progress = total == 0 ? "-"
+                                        : FormatBytes(done) + " / " + FormatBytes(total) + " (" +
+                                              std::to_string(done * 100 / total) + "%)";
       std::printf("%4llu  %-10s %-12s %-14s %-8s %7llu %-12s %-13s %s\n",
                   static_cast<unsigned long long>(Num(a, "id")), Str(a, "state").c_str(),
                   Shorten(Str(a, "extension"), 12).c_str(), Shorten(Str(a, "volume"), 14).c_str(),

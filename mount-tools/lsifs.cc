@@ -241,14 +241,15 @@ int main(int argc, char** argv) {
     bool reached = false;
     Status pinged = ControlCall(socket_path, {"ping"}, &reply, std::chrono::seconds(5), &reached);
     // "pid N holds_db 1": a daemon recording into the database.
-    return pinged.ok() && reply.find(" holds_db 1") != std::string::npos ? reply : "";
+    size_t at = reply.find(" holds_db 1");
+    return pinged.ok() && at != std::string::npos ? reply.substr(0, at) : "";
   };
   std::string deferred_to = record ? holder() : "";
   if (!deferred_to.empty()) {
     std::fprintf(stderr,
                  "lsifs: another lsifs (%s) holds this store's database and control socket: this "
                  "mount's recorded sessions and assembly requests go to it\n",
-                 deferred_to.substr(0, deferred_to.find(" holds_db")).c_str());
+                 deferred_to.c_str());
   }
 
   openlog("lsifs", LOG_PID, LOG_DAEMON);

@@ -40,10 +40,10 @@ struct AssembleOptions {
   std::string strategy;         // how the blocks were chosen (kept in the manifest)
   uint32_t model_sessions = 0;  // sessions in the model they were chosen from
   Priority priority = Priority::kNormal;
-  int64_t ttl = 0;               // seconds until it expires; 0: never
-  size_t blocks_per_fetch = 0;   // origin request size; 0: kAssemblyRequestBytes' worth
-  size_t fetch_window = 2;       // requests in flight (OriginLink::Window)
-  LocalSource local;             // tried first for every block
+  int64_t ttl = 0;              // seconds until it expires; 0: never
+  size_t blocks_per_fetch = 0;  // origin request size; 0: kAssemblyRequestBytes' worth
+  size_t fetch_window = 2;      // requests in flight (OriginLink::Window)
+  LocalSource local;            // tried first for every block
   // Checked between batches: set, the assembly stops and leaves nothing.
   const std::atomic<bool>* cancel = nullptr;
   // Called after each batch with blocks done and blocks in all.
@@ -75,7 +75,7 @@ struct LearnedModels {
 
 struct PreassembleRequest {
   std::string volume;
-  uint64_t snapshot = 0;               // 0: the volume's latest
+  uint64_t snapshot = 0;  // 0: the volume's latest
   // Or the baselines: "full" (every present block), "none" (base-only),
   // "replay" (exactly what the last session read, in its order).
   std::string strategy = kPredictedStrategy;

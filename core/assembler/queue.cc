@@ -26,9 +26,8 @@ class AssemblyQueue::Job {
   bool SameWork(const AssemblyTask& other) const {
     const PreassembleRequest& a = task.request;
     const PreassembleRequest& b = other.request;
-    return task.extension == other.extension && a.volume == b.volume &&
-           a.snapshot == b.snapshot && a.strategy == b.strategy &&
-           a.budget_bytes == b.budget_bytes;
+    return task.extension == other.extension && a.volume == b.volume && a.snapshot == b.snapshot &&
+           a.strategy == b.strategy && a.budget_bytes == b.budget_bytes;
   }
 };
 
@@ -56,9 +55,11 @@ AssemblyQueue::~AssemblyQueue() {
   for (auto& t : workers_) t.join();
 }
 
-uint64_t AssemblyQueue::IdOf(const Job& job) { return job.id; }
+uint64_t AssemblyQueue::IdOf(const Job& job) {
+  return job.id;
+}
 
-std::shared_ptr<AssemblyQueue::Job> AssemblyQueue::Submit(AssemblyTask task) {
+std::shared_ptr<AssemblyQueue::Job> AssemblyQueue::Submit(AssemblyTask task, bool waited) {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& job : jobs_) {
     if (!job->cancel.load() && job->SameWork(task)) {
@@ -66,7 +67,7 @@ std::shared_ptr<AssemblyQueue::Job> AssemblyQueue::Submit(AssemblyTask task) {
         job->task.request.priority = task.request.priority;
         job->cls.store(LinkClassOf(task.request.priority));
       }
-      ++job->waiters;
+      if (waited) ++job->waiters;
       wake_.notify_all();  // a raised priority may change what runs next
       return job;
     }
@@ -74,7 +75,7 @@ std::shared_ptr<AssemblyQueue::Job> AssemblyQueue::Submit(AssemblyTask task) {
   auto job = std::make_shared<Job>(std::move(task));
   job->id = next_id_++;
   job->queued_at = static_cast<int64_t>(std::time(nullptr));
-  job->waiters = 1;
+  job->waiters = waited ? 1 : 0;
   if (stopped_) {
     FinishLocked(*job, Status::Cancelled("lsifs is stopping; no assembly was started"));
     return job;

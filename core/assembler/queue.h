@@ -52,10 +52,9 @@ class AssemblyQueue {
  public:
   // Runs one task: `cls` is the link class its fetches travel in (it
   // follows the task's priority), `cancel` is set to stop it.
-  using Work = std::function<Status(const AssemblyTask& task, const std::atomic<LinkClass>* cls,
-                                    const std::atomic<bool>* cancel,
-                                    const std::function<void(uint64_t, uint64_t)>& progress,
-                                    PreassembleResult* out)>;
+  using Work = std::function<Status(
+      const AssemblyTask& task, const std::atomic<LinkClass>* cls, const std::atomic<bool>* cancel,
+      const std::function<void(uint64_t, uint64_t)>& progress, PreassembleResult* out)>;
   struct Options {
     size_t max_running = 2;
     size_t max_running_low = 1;
@@ -69,8 +68,9 @@ class AssemblyQueue {
   AssemblyQueue(const AssemblyQueue&) = delete;
   AssemblyQueue& operator=(const AssemblyQueue&) = delete;
 
-  // Queues the task or joins the same work queued or running.
-  std::shared_ptr<Job> Submit(AssemblyTask task);
+  // Queues the task or joins the same work queued or running; `waited`:
+  // the caller will Wait() for it (background work is nobody's to wait for).
+  std::shared_ptr<Job> Submit(AssemblyTask task, bool waited = true);
   static uint64_t IdOf(const Job& job);
   // Waits until the job is done, reporting its progress (bytes) meanwhile.
   Status Wait(const std::shared_ptr<Job>& job,

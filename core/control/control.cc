@@ -90,6 +90,8 @@ Status ControlServer::Start(const std::string& path, Handler handler,
       ::listen(s->listen_fd_, 16) != 0) {
     return Status::FromErrno("control socket " + path, errno);
   }
+  struct stat bound;
+  if (::stat(path.c_str(), &bound) == 0) s->inode_ = bound.st_ino;
   ::chmod(path.c_str(), 0600);  // the store's owner only
   if (::pipe2(s->wake_pipe_, O_CLOEXEC) != 0) return Status::FromErrno("pipe", errno);
   s->thread_ = std::thread([srv = s.get()] { srv->Serve(); });
@@ -107,7 +109,11 @@ ControlServer::~ControlServer() {
   for (int fd : {listen_fd_, wake_pipe_[0], wake_pipe_[1]}) {
     if (fd >= 0) ::close(fd);
   }
-  if (!path_.empty()) ::unlink(path_.c_str());
+  // Only our own socket: a daemon that took the path over keeps its own.
+  struct stat now;
+  if (!path_.empty() && ::stat(path_.c_str(), &now) == 0 && now.st_ino == inode_) {
+    ::unlink(path_.c_str());
+  }
 }
 
 void ControlServer::Serve() {

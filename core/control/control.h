@@ -50,6 +50,7 @@ class ControlServer {
   std::vector<Worker> handlers_;  // touched by the serving thread only
 
   std::string path_;
+  uint64_t inode_ = 0;  // of the socket bound at path_
   Handler handler_;
   int listen_fd_ = -1;
   int wake_pipe_[2] = {-1, -1};

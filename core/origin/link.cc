@@ -42,7 +42,9 @@ class ClassOrigin : public Origin {
   const std::atomic<LinkClass>* cls_;
 };
 
-bool Gated(LinkClass c) { return c >= LinkClass::kLow; }
+bool Gated(LinkClass c) {
+  return c >= LinkClass::kLow;
+}
 
 }  // namespace
 
@@ -124,6 +126,15 @@ bool OriginLink::SleepUntil(std::unique_lock<std::mutex>& lock, Clock::time_poin
 
 Status OriginLink::Pay(LinkClass cls, uint64_t bytes) {
   const size_t c = static_cast<size_t>(cls);
+  if (!options_.profile.enabled()) {
+    // Nothing to model: no lock on a miss of the read path.
+    if (stopped_.load(std::memory_order_relaxed)) {
+      return Status::Unavailable("the origin link is closed (lsifs is stopping)");
+    }
+    requests_[c].fetch_add(1, std::memory_order_relaxed);
+    bytes_[c].fetch_add(bytes, std::memory_order_relaxed);
+    return Status::Ok();
+  }
   const bool demand = cls == LinkClass::kDemand;
   const Clock::time_point sent = Clock::now();
   std::unique_lock<std::mutex> lock(mu_);
@@ -153,10 +164,10 @@ Status OriginLink::Pay(LinkClass cls, uint64_t bytes) {
         done = now + transfer;
         wire_free_ = done;
         if (Gated(cls)) {
-          low_next_ = now + std::chrono::duration_cast<Clock::duration>(transfer /
-                                                                         options_.low_share);
+          low_next_ =
+              now + std::chrono::duration_cast<Clock::duration>(transfer / options_.low_share);
         }
-        LinkClassStats& st = stats_[c];
+        LinkClassStats& st = queued_[c];
         uint64_t waited = static_cast<uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(now - queued).count());
         st.queued_us += waited;
@@ -176,8 +187,8 @@ Status OriginLink::Pay(LinkClass cls, uint64_t bytes) {
     }
   }
   if (result.ok()) {
-    ++stats_[c].requests;
-    stats_[c].bytes += bytes;
+    requests_[c].fetch_add(1, std::memory_order_relaxed);
+    bytes_[c].fetch_add(bytes, std::memory_order_relaxed);
   }
   if (demand) {
     --demand_in_flight_;
@@ -194,8 +205,14 @@ void OriginLink::Stop() {
 }
 
 std::array<LinkClassStats, kLinkClasses> OriginLink::Stats() const {
+  std::array<LinkClassStats, kLinkClasses> out;
   std::lock_guard<std::mutex> lock(mu_);
-  return stats_;
+  for (size_t c = 0; c < kLinkClasses; ++c) {
+    out[c] = queued_[c];
+    out[c].requests = requests_[c].load(std::memory_order_relaxed);
+    out[c].bytes = bytes_[c].load(std::memory_order_relaxed);
+  }
+  return out;
 }
 
 namespace {

@@ -124,9 +124,9 @@ class OriginLink : public Origin {
   static const std::atomic<LinkClass> kDemandClass;
 
   mutable std::mutex mu_;
-  std::condition_variable turn_cv_;  // a turn on the wire was taken
-  std::condition_variable stop_cv_;  // only Stop() wakes it
-  bool stopped_ = false;
+  std::condition_variable turn_cv_;                  // a turn on the wire was taken
+  std::condition_variable stop_cv_;                  // only Stop() wakes it
+  std::atomic<bool> stopped_{false};                 // written under mu_
   std::chrono::steady_clock::time_point wire_free_;  // when the transfer on the wire ends
   std::chrono::steady_clock::time_point low_next_;   // low's share: its next start at the earliest
   std::chrono::steady_clock::time_point last_demand_end_;
@@ -136,7 +136,9 @@ class OriginLink : public Origin {
   // a demand request allocates nothing).
   std::array<uint64_t, kLinkClasses> next_ticket_{};
   std::array<uint64_t, kLinkClasses> serving_{};
-  std::array<LinkClassStats, kLinkClasses> stats_{};
+  std::array<LinkClassStats, kLinkClasses> queued_{};  // its queued_us fields only
+  std::array<std::atomic<uint64_t>, kLinkClasses> requests_{};
+  std::array<std::atomic<uint64_t>, kLinkClasses> bytes_{};
 };
 
 }  // namespace lsifs

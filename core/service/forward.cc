@@ -47,17 +47,18 @@ class ForwardingSink : public SessionSink {
         list.push_back(boost::json::array{e.seq, e.event.block, e.event.t_us});
       }
       std::string body;
-      LSIFS_RETURN_IF_ERROR(ControlCall(path_,
-                                        {"session-events", first.extension, first.volume,
-                                         std::to_string(first.session), boost::json::serialize(list)},
-                                        &body, kTimeout));
+      LSIFS_RETURN_IF_ERROR(
+          ControlCall(path_,
+                      {"session-events", first.extension, first.volume,
+                       std::to_string(first.session), boost::json::serialize(list)},
+                      &body, kTimeout));
       at = i;
     }
     return Status::Ok();
   }
 
-  Status EndSession(const std::string& ext, const std::string& vol, uint32_t number,
-                    uint64_t reads, uint64_t dropped) override {
+  Status EndSession(const std::string& ext, const std::string& vol, uint32_t number, uint64_t reads,
+                    uint64_t dropped) override {
     std::string body;
     return ControlCall(path_,
                        {"session-end", ext, vol, std::to_string(number), std::to_string(reads),

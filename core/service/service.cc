@@ -278,7 +278,9 @@ Status ServeAssemblies(const ServiceEnv& env, std::string* body) {
         .Field("strategy", a.strategy)
         .Field("priority", PriorityName(a.priority))
         .Field("reason", a.reason)
-        .Field("state", a.cancelling ? "cancelling" : a.running ? "running" : "queued")
+        .Field("state", a.cancelling ? "cancelling"
+                        : a.running  ? "running"
+                                     : "queued")
         .Field("waiters", a.waiters)
         .Field("done_bytes", a.done_bytes)
         .Field("total_bytes", a.total_bytes);
@@ -315,8 +317,7 @@ Status ServeAssemblyCancel(const ServiceEnv& env, const std::string& id_text, st
 
 // Sessions forwarded by a second mount of the store, written as its own
 // recorder would have written them.
-Status ServeSession(const ServiceEnv& env, const std::vector<std::string>& req,
-                    std::string* body) {
+Status ServeSession(const ServiceEnv& env, const std::vector<std::string>& req, std::string* body) {
   LSIFS_RETURN_IF_ERROR(ValidateName("extension", req[1]));
   LSIFS_RETURN_IF_ERROR(ValidateName("volume", req[2]));
   return env.with_db([&](AccessDb* db) -> Status {
@@ -356,7 +357,10 @@ Status ServeSession(const ServiceEnv& env, const std::vector<std::string>& req,
         f[i] = n;
       }
       if (f[0] > UINT32_MAX) return Status::InvalidArgument("bad session event");
-      events.push_back({req[1], req[2], static_cast<uint32_t>(number), static_cast<uint32_t>(f[0]),
+      events.push_back({req[1],
+                        req[2],
+                        static_cast<uint32_t>(number),
+                        static_cast<uint32_t>(f[0]),
                         {f[1], f[2]}});
     }
     return db->AppendEvents(events);
@@ -673,7 +677,8 @@ void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& 
   for (const auto& [ext, vol] : pairs) {
     KeyInfo info;
     SecretKey key;
-    if (vol != volume || ext == kAllExtensions || !env.store->keyring().Load(ext, &info, &key).ok()) {
+    if (vol != volume || ext == kAllExtensions ||
+        !env.store->keyring().Load(ext, &info, &key).ok()) {
       continue;
     }
     AssemblyTask task;
@@ -681,7 +686,7 @@ void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& 
     task.request.volume = volume;
     task.request.priority = Priority::kLow;
     task.reason = reason;
-    (void)env.queue->Submit(std::move(task));
+    (void)env.queue->Submit(std::move(task), /*waited=*/false);
   }
 }
 

@@ -29,7 +29,8 @@ struct Event {
 
 class LinkTest : public ::testing::Test {
  protected:
-  std::unique_ptr<OriginLink> Link(uint64_t bytes_per_second, std::chrono::microseconds latency = 0us,
+  std::unique_ptr<OriginLink> Link(uint64_t bytes_per_second,
+                                   std::chrono::microseconds latency = 0us,
                                    double low_share = 0.25) {
     LinkOptions o;
     o.profile.bytes_per_second = bytes_per_second;

@@ -165,9 +165,44 @@ TEST(AssemblyQueue, AWaiterSeesProgress) {
     work.hold = false;
   });
   uint64_t seen_total = 0;
-  EXPECT_TRUE(q.Wait(job, [&](uint64_t, uint64_t t) { seen_total = t; }, nullptr).ok());
+  EXPECT_TRUE(q.Wait(
+                   job, [&](uint64_t, uint64_t t) { seen_total = t; }, nullptr)
+                  .ok());
   release.join();
   EXPECT_EQ(seen_total, 10u);
+}
+
+}  // namespace
+}  // namespace lsifs
+
+namespace lsifs {
+namespace {
+
+TEST(AssemblyQueue, BackgroundWorkHasNoWaiterAndItsFailureIsLogged) {
+  std::mutex mu;
+  std::vector<std::string> logged;
+  AssemblyQueue::Options o;
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    logged.push_back(line);
+  };
+  std::atomic<bool> go{false};
+  AssemblyQueue q(
+      [&](const AssemblyTask&, const std::atomic<LinkClass>*, const std::atomic<bool>*,
+          const std::function<void(uint64_t, uint64_t)>&, PreassembleResult*) {
+        while (!go) std::this_thread::sleep_for(1ms);
+        return Status::IOError("disk full");
+      },
+      o);
+  auto job = q.Submit(Task("site-a", Priority::kLow), /*waited=*/false);
+  for (int i = 0; i < 1000 && q.List().empty(); ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(q.List().size(), 1u);
+  EXPECT_EQ(q.List()[0].waiters, 0u);
+  go = true;
+  for (int i = 0; i < 5000 && !q.List().empty(); ++i) std::this_thread::sleep_for(1ms);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_NE(logged[0].find("disk full"), std::string::npos) << logged[0];
 }
 
 }  // namespace
