@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 S=$WORK/store
 check "main help teaches" bash -c "'$LSICTL' --help | grep -q 'Usage: lsictl'"
-for c in init config "key create" "key list" import snapshots restore preassemble "lsi list" "lsi show" "lsi drop" gc stats; do
+for c in init config "key create" "key list" import snapshots restore preassemble "lsi list" "lsi show" "lsi drop" gc stats assemblies "assemblies cancel"; do
   check "help of '$c'" bash -c "'$LSICTL' $c --help | grep -q 'Example'"
 done
 check "no command is a usage error" expect_fail 2 "Usage" "$LSICTL"
