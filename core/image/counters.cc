@@ -17,22 +17,37 @@ double CounterValues::precision() const {
              : static_cast<double>(prefetched_read) / static_cast<double>(prefetched_blocks);
 }
 
+double CounterValues::no_wait_share() const {
+  return blocks_read == 0 ? 1.0
+                          : 1.0 - static_cast<double>(waited_blocks) /
+                                      static_cast<double>(blocks_read);
+}
+
+double CounterValues::wan_precision() const {
+  uint64_t brought = prefetched_blocks + expanded_blocks;
+  return brought == 0 ? 0.0
+                      : static_cast<double>(prefetched_read + expanded_read) /
+                            static_cast<double>(brought);
+}
+
 #define LSIFS_COUNTER_FIELDS(X)                                                        \
   X(reads)                                                                             \
   X(blocks_read) X(from_delta) X(from_base) X(zero) X(origin_requests) X(origin_bytes) \
-      X(stalled_reads) X(prefetched_blocks) X(prefetched_read) X(read_errors)
+      X(stalled_reads) X(prefetched_blocks) X(prefetched_read) X(read_errors)              \
+          X(expanded_blocks) X(expanded_read) X(late_reads) X(waited_blocks)
 
 std::string CounterValues::ToText() const {
   std::string out;
-  char line[96];
+  char line[160];
 #define LSIFS_TEXT_LINE(name)                                 \
   std::snprintf(line, sizeof line, "%-18s %llu\n", #name ":", \
                 static_cast<unsigned long long>(name));       \
   out += line;
   LSIFS_COUNTER_FIELDS(LSIFS_TEXT_LINE)
 #undef LSIFS_TEXT_LINE
-  std::snprintf(line, sizeof line, "%-18s %.3f\n%-18s %.3f\n", "recall:", recall(),
-                "precision:", precision());
+  std::snprintf(line, sizeof line, "%-18s %.3f\n%-18s %.3f\n%-18s %.3f\n%-18s %.3f\n",
+                "recall:", recall(), "precision:", precision(), "no_wait_share:", no_wait_share(),
+                "wan_precision:", wan_precision());
   out += line;
   return out;
 }
@@ -43,7 +58,11 @@ std::string CounterValues::ToJson() const {
 #define LSIFS_JSON_FIELD(name) j.Field(#name, name);
   LSIFS_COUNTER_FIELDS(LSIFS_JSON_FIELD)
 #undef LSIFS_JSON_FIELD
-  j.Field("recall", recall()).Field("precision", precision()).EndObject();
+  j.Field("recall", recall())
+      .Field("precision", precision())
+      .Field("no_wait_share", no_wait_share())
+      .Field("wan_precision", wan_precision())
+      .EndObject();
   return j.str();
 }
 
@@ -85,8 +104,9 @@ void BlockBitmap::Clear() {
 Counters::Counters(uint64_t volume_blocks, uint64_t prefetched_blocks)
     : prefetched_blocks_(prefetched_blocks), seen_(volume_blocks) {}
 
-bool Counters::CountBlock(uint64_t block, BlockSource source) {
+bool Counters::CountBlock(uint64_t block, BlockSource source, bool waited) {
   if (!seen_.TestAndSet(block)) return false;
+  if (waited) waited_.fetch_add(1, std::memory_order_relaxed);
   switch (source) {
     case BlockSource::kDelta:
       from_delta_.fetch_add(1, std::memory_order_relaxed);
@@ -114,13 +134,17 @@ CounterValues Counters::Values() const {
   v.prefetched_blocks = prefetched_blocks_;
   v.prefetched_read = v.from_delta;
   v.read_errors = errors_.load();
+  v.expanded_blocks = expanded_.load();
+  v.expanded_read = expanded_read_.load();
+  v.late_reads = late_.load();
+  v.waited_blocks = waited_.load();
   return v;
 }
 
 void Counters::Reset() {
   seen_.Clear();
   for (auto* a : {&reads_, &stalled_, &errors_, &origin_requests_, &origin_bytes_, &from_delta_,
-                  &from_base_, &zero_}) {
+                  &from_base_, &zero_, &late_, &expanded_, &expanded_read_, &waited_}) {
     a->store(0);
   }
 }

@@ -24,9 +24,16 @@ struct CounterValues {
   uint64_t prefetched_blocks = 0;  // blocks held in delta layers
   uint64_t prefetched_read = 0;    // distinct delta blocks read
   uint64_t read_errors = 0;        // requests failed with EIO
+  uint64_t expanded_blocks = 0;    // blocks brought by read-time expansion
+  uint64_t expanded_read = 0;      // distinct blocks of those read
+  uint64_t late_reads = 0;         // requests that waited for a block already in flight
+  uint64_t waited_blocks = 0;      // distinct blocks whose first read waited on the origin
 
   double recall() const;     // from_delta / (from_delta + from_base)
   double precision() const;  // prefetched_read / prefetched_blocks
+  double no_wait_share() const;  // 1 - waited_blocks / blocks_read
+  // (prefetched_read + expanded_read) / (prefetched_blocks + expanded_blocks)
+  double wan_precision() const;
   // "name: value" lines, then recall and precision.
   std::string ToText() const;
   std::string ToJson() const;
@@ -59,13 +66,18 @@ class Counters {
   void CountRead() { reads_.fetch_add(1, std::memory_order_relaxed); }
   void CountStall() { stalled_.fetch_add(1, std::memory_order_relaxed); }
   void CountError() { errors_.fetch_add(1, std::memory_order_relaxed); }
+  void CountLateRead() { late_.fetch_add(1, std::memory_order_relaxed); }
+  void CountExpanded(uint64_t blocks) {
+    expanded_.fetch_add(blocks, std::memory_order_relaxed);
+  }
+  void CountExpandedRead() { expanded_read_.fetch_add(1, std::memory_order_relaxed); }
   void CountOriginRequest(uint64_t bytes) {
     origin_requests_.fetch_add(1, std::memory_order_relaxed);
     origin_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   }
-  // Counts `block` once, by where it came from, the first time it is read;
-  // true that first time.
-  bool CountBlock(uint64_t block, BlockSource source);
+  // Counts `block` once, by where it came from (and whether that first read
+  // waited on the origin), the first time it is read; true that first time.
+  bool CountBlock(uint64_t block, BlockSource source, bool waited = false);
 
   CounterValues Values() const;
   void Reset();
@@ -75,6 +87,7 @@ class Counters {
   BlockBitmap seen_;
   std::atomic<uint64_t> reads_{0}, stalled_{0}, errors_{0}, origin_requests_{0}, origin_bytes_{0};
   std::atomic<uint64_t> from_delta_{0}, from_base_{0}, zero_{0};
+  std::atomic<uint64_t> late_{0}, expanded_{0}, expanded_read_{0}, waited_{0};
 };
 
 }  // namespace lsifs

@@ -37,19 +37,22 @@ struct LsiImage::Scratch {
   // Where each block of the current round comes from, found once per round.
   std::vector<const DeltaEntry*> delta;
   std::vector<int64_t> present;
+  std::vector<uint8_t> waited;  // the block's read waits on the origin
 
   void Fit(uint32_t block_size) {
     if (block.size() == block_size) return;
     record.resize(block_size + kSealOverhead);
     block.resize(block_size);
     const size_t round = RoundBlocks(block_size);
-    fetched.resize(round * block_size);
-    outs.resize(round);
+    // A request carries a round's blocks and the successors expansion adds.
+    const size_t request = round + kMaxExpandPerMiss;
+    fetched.resize(request * block_size);
+    outs.resize(request);
     delta.resize(round);
     present.resize(round);
-    for (auto* v : {&miss_blocks, &miss_indexes, &claim_blocks, &claim_indexes}) {
-      v->reserve(round);
-    }
+    waited.resize(round);
+    for (auto* v : {&miss_blocks, &miss_indexes}) v->reserve(round);
+    for (auto* v : {&claim_blocks, &claim_indexes}) v->reserve(request);
   }
 };
 
@@ -62,10 +65,22 @@ LsiImage::LsiImage(const ImageOptions& options, Manifest manifest)
       lsi_counters_(block_count_, 0),
       session_counters_(block_count_, 0) {}
 
-LsiImage::~LsiImage() = default;
+LsiImage::~LsiImage() {
+  {
+    std::lock_guard<std::mutex> lock(follow_mu_);
+    stopping_ = true;
+  }
+  follow_cv_.notify_all();
+  if (continuation_.joinable()) continuation_.join();
+}
+
+void LsiImage::SetSuccessors(std::shared_ptr<const SuccessorTable> table) {
+  successors_.store(std::move(table));
+}
 
 void LsiImage::StartSession(AccessRecorder* recorder, int handle) {
   session_counters_.Reset();
+  session_expanded_bytes_.store(0, std::memory_order_relaxed);
   session_handle_.store(handle, std::memory_order_relaxed);
   recorder_.store(recorder, std::memory_order_release);
 }
@@ -146,6 +161,15 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
   img->base_state_.reset(new std::atomic<uint8_t>[present]);
   for (size_t i = 0; i < present; ++i)
     img->base_state_[i].store(kAbsent, std::memory_order_relaxed);
+  if (options.expansion.enabled) {
+    img->expanded_.reset(new std::atomic<uint8_t>[present]);
+    for (size_t i = 0; i < present; ++i) img->expanded_[i].store(0, std::memory_order_relaxed);
+    if (options.expansion.origin != nullptr) {
+      LSIFS_RETURN_IF_ERROR(options.expansion.origin->OpenSnapshot(
+          img->manifest_.volume, img->manifest_.snapshot, &img->expansion_base_));
+    }
+    img->continuation_ = std::thread([raw = img.get()] { raw->ContinuationLoop(); });
+  }
   int fd = ::open(store.tmp_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0)
     return Status::FromErrno("creating the local block file in " + store.tmp_dir(), errno);
@@ -196,8 +220,83 @@ Status LsiImage::ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8
   return st;
 }
 
+bool LsiImage::TakeBudget(uint64_t bytes) {
+  uint64_t used = session_expanded_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  if (used + bytes <= options_.expansion.session_budget) return true;
+  session_expanded_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+  return false;
+}
+
+bool LsiImage::Claim(uint64_t block, std::vector<uint64_t>* blocks,
+                     std::vector<uint64_t>* indexes, size_t cap) {
+  if (blocks->size() >= cap || block >= block_count_ || FindDelta(block) != nullptr) return false;
+  int64_t idx = PresentIndex(block);
+  if (idx < 0) return false;
+  std::atomic<uint8_t>& st = base_state_[static_cast<size_t>(idx)];
+  uint8_t expected = kAbsent;
+  if (st.load(std::memory_order_relaxed) != kAbsent || !TakeBudget(block_size_)) return false;
+  if (!st.compare_exchange_strong(expected, kFetching, std::memory_order_acq_rel)) {
+    session_expanded_bytes_.fetch_sub(block_size_, std::memory_order_relaxed);
+    return false;
+  }
+  blocks->push_back(block);
+  indexes->push_back(static_cast<uint64_t>(idx));
+  return true;
+}
+
+void LsiImage::ClaimSuccessors(const SuccessorTable& table, Scratch& s) {
+  const size_t demand = s.claim_blocks.size();
+  const size_t cap = demand + std::min(options_.expansion.per_miss, kMaxExpandPerMiss);
+  for (size_t i = 0; i < demand && s.claim_blocks.size() < cap; ++i) {
+    for (uint64_t next : table.Of(s.claim_blocks[i])) {
+      if (s.claim_blocks.size() >= cap) break;
+      (void)Claim(next, &s.claim_blocks, &s.claim_indexes, cap);
+    }
+  }
+}
+
+Status LsiImage::FetchClaimed(OriginSnapshot& from, const uint64_t* blocks,
+                              const uint64_t* indexes, size_t n, size_t first_expanded,
+                              Scratch& s) {
+  for (size_t i = 0; i < n; ++i) s.outs[i] = s.fetched.data() + i * block_size_;
+  Status fetched = from.Fetch(std::span<const uint64_t>(blocks, n),
+                              std::span<uint8_t* const>(s.outs.data(), n));
+  uint64_t bytes = n * block_size_;
+  lsi_counters_.CountOriginRequest(bytes);
+  session_counters_.CountOriginRequest(bytes);
+  MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
+  uint64_t expanded = 0;
+  for (size_t i = 0; i < n; ++i) {
+    Status st = fetched;
+    if (st.ok()) {
+      uint8_t aad[24];
+      (void)s.aead.Seal(spill_key_, ByteSpan(aad, SpillAad(blocks[i], aad)),
+                        ByteSpan(s.outs[i], block_size_), record);
+      st = spill_.PwriteAll(indexes[i] * record.size(), record);
+    }
+    if (st.ok() && i >= first_expanded) {
+      expanded_[indexes[i]].store(1, std::memory_order_relaxed);
+      ++expanded;
+    }
+    std::atomic<uint8_t>& state = base_state_[indexes[i]];
+    state.store(st.ok() ? kLocal : kAbsent, std::memory_order_release);
+    state.notify_all();
+    if (!st.ok() && fetched.ok()) fetched = st;
+  }
+  if (expanded > 0) {
+    lsi_counters_.CountExpanded(expanded);
+    session_counters_.CountExpanded(expanded);
+  }
+  if (!fetched.ok()) {
+    Log("LSI " + id() + " base fetch of " + std::to_string(n) + " blocks from " +
+        std::to_string(blocks[0]) + ": " + fetched.message());
+    return Status::Corruption("base fetch failed");
+  }
+  return Status::Ok();
+}
+
 Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, size_t n, Scratch& s,
-                             bool* stalled) {
+                             bool* stalled, bool* late) {
   for (;;) {
     s.claim_blocks.clear();
     s.claim_indexes.clear();
@@ -214,35 +313,21 @@ Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, si
     }
     if (!s.claim_blocks.empty()) {
       *stalled = true;
-      size_t c = s.claim_blocks.size();
-      for (size_t i = 0; i < c; ++i) s.outs[i] = s.fetched.data() + i * block_size_;
-      Status fetched = base_->Fetch(std::span<const uint64_t>(s.claim_blocks.data(), c),
-                                    std::span<uint8_t* const>(s.outs.data(), c));
-      uint64_t bytes = c * block_size_;
-      lsi_counters_.CountOriginRequest(bytes);
-      session_counters_.CountOriginRequest(bytes);
-      MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
-      for (size_t i = 0; i < c; ++i) {
-        Status st = fetched;
-        if (st.ok()) {
-          uint8_t aad[24];
-          (void)s.aead.Seal(spill_key_, ByteSpan(aad, SpillAad(s.claim_blocks[i], aad)),
-                            ByteSpan(s.outs[i], block_size_), record);
-          st = spill_.PwriteAll(s.claim_indexes[i] * record.size(), record);
+      const size_t demand = s.claim_blocks.size();
+      if (expanded_) {
+        // One request brings the block and what followed it before.
+        std::shared_ptr<const SuccessorTable> table = successors_.load();
+        if (table) ClaimSuccessors(*table, s);
+        if (s.claim_blocks.size() > demand) {
+          Follow(s.claim_blocks[0]);
         }
-        std::atomic<uint8_t>& state = base_state_[s.claim_indexes[i]];
-        state.store(st.ok() ? kLocal : kAbsent, std::memory_order_release);
-        state.notify_all();
-        if (!st.ok() && fetched.ok()) fetched = st;
       }
-      if (!fetched.ok()) {
-        Log("LSI " + id() + " base fetch of " + std::to_string(c) + " blocks from " +
-            std::to_string(s.claim_blocks[0]) + ": " + fetched.message());
-        return Status::Corruption("base fetch failed");
-      }
+      LSIFS_RETURN_IF_ERROR(FetchClaimed(*base_, s.claim_blocks.data(), s.claim_indexes.data(),
+                                         s.claim_blocks.size(), demand, s));
     }
     if (!waiting) return Status::Ok();
     *stalled = true;
+    *late = true;
     bool retry = false;
     for (size_t i = 0; i < n; ++i) {
       std::atomic<uint8_t>& st = base_state_[indexes[i]];
@@ -251,6 +336,58 @@ Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, si
       if (v == kAbsent) retry = true;  // its fetcher failed; try ourselves
     }
     if (!retry) return Status::Ok();
+  }
+}
+
+void LsiImage::Follow(uint64_t block) {
+  std::unique_lock<std::mutex> lock(follow_mu_, std::try_to_lock);
+  if (!lock.owns_lock() || follow_size_ == kFollowRing) return;  // never wait on the read path
+  follow_ring_[(follow_head_ + follow_size_++) % kFollowRing] = block;
+  follow_cv_.notify_one();
+}
+
+void LsiImage::NoteExpandedRead(uint64_t block, uint64_t index) {
+  if (expanded_[index].exchange(0, std::memory_order_relaxed) == 0) return;
+  lsi_counters_.CountExpandedRead();
+  session_counters_.CountExpandedRead();
+  // The session reads the cluster: follow it further.
+  Follow(block);
+}
+
+void LsiImage::ContinuationLoop() {
+  thread_local Scratch scratch;
+  Scratch& s = scratch;
+  s.Fit(block_size_);
+  std::vector<uint64_t> blocks, indexes, level;
+  blocks.reserve(options_.expansion.ahead);
+  indexes.reserve(options_.expansion.ahead);
+  for (;;) {
+    uint64_t from;
+    {
+      std::unique_lock<std::mutex> lock(follow_mu_);
+      follow_cv_.wait(lock, [&] { return stopping_ || follow_size_ > 0; });
+      if (stopping_) return;
+      from = follow_ring_[follow_head_];
+      follow_head_ = (follow_head_ + 1) % kFollowRing;
+      --follow_size_;
+    }
+    std::shared_ptr<const SuccessorTable> table = successors_.load();
+    if (!table) continue;
+    // Two levels of the cluster past the block read: those the demand
+    // request brought are local already and only lead further.
+    blocks.clear();
+    indexes.clear();
+    const size_t cap = options_.expansion.ahead;
+    level.assign(table->Of(from).begin(), table->Of(from).end());
+    for (uint64_t next : level) (void)Claim(next, &blocks, &indexes, cap);
+    for (uint64_t next : level) {
+      for (uint64_t after : table->Of(next)) (void)Claim(after, &blocks, &indexes, cap);
+    }
+    OriginSnapshot& origin = expansion_base_ ? *expansion_base_ : *base_;
+    for (size_t at = 0; at < blocks.size(); at += kMaxExpandPerMiss) {
+      size_t n = std::min(kMaxExpandPerMiss, blocks.size() - at);
+      (void)FetchClaimed(origin, blocks.data() + at, indexes.data() + at, n, 0, s);
+    }
   }
 }
 
@@ -281,19 +418,25 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
     for (uint64_t b = first; b <= last; ++b) {
       const DeltaEntry* d = s.delta[b - first] = FindDelta(b);
       int64_t idx = s.present[b - first] = d ? -1 : PresentIndex(b);
+      s.waited[b - first] = 0;
       if (idx >= 0 &&
           base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire) != kLocal) {
         s.miss_blocks.push_back(b);
         s.miss_indexes.push_back(static_cast<uint64_t>(idx));
+        s.waited[b - first] = 1;
       }
     }
     if (!s.miss_blocks.empty()) {
-      bool stalled = false;
+      bool stalled = false, late = false;
       Status st = EnsureLocal(s.miss_blocks.data(), s.miss_indexes.data(), s.miss_blocks.size(), s,
-                              &stalled);
+                              &stalled, &late);
       if (stalled) {
         lsi_counters_.CountStall();
         session_counters_.CountStall();
+      }
+      if (late) {
+        lsi_counters_.CountLateRead();
+        session_counters_.CountLateRead();
       }
       if (!st.ok()) return fail(st);
     }
@@ -325,8 +468,10 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
           cache_.Put(b, s.block.data());
         }
       }
-      lsi_counters_.CountBlock(b, source);
-      if (session_counters_.CountBlock(b, source)) {
+      const bool waited = s.waited[b - first] != 0;
+      if (expanded_ && idx >= 0) NoteExpandedRead(b, static_cast<uint64_t>(idx));
+      lsi_counters_.CountBlock(b, source, waited);
+      if (session_counters_.CountBlock(b, source, waited)) {
         if (AccessRecorder* r = recorder_.load(std::memory_order_relaxed)) {
           r->Record(session_handle_.load(std::memory_order_relaxed), b);
         }

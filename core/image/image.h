@@ -8,6 +8,9 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,14 +24,33 @@
 #include "core/lsi/layer.h"
 #include "core/lsi/manifest.h"
 #include "core/origin/origin.h"
+#include "core/predictor/predictor.h"
 #include "core/store/store.h"
 #include "core/util/file.h"
 #include "core/util/status.h"
 
 namespace lsifs {
 
+// Read-time expansion (DESIGN.md, "Sessions vary"): a demand miss of a
+// block also fetches, in the same origin request, its confident co-access
+// successors; and when the session reads a block that expansion brought,
+// the next levels of its cluster are fetched in the background, in the
+// link's expansion class. A cluster whose blocks the session does not read
+// is not followed further.
+struct ExpansionOptions {
+  bool enabled = true;
+  size_t per_miss = 8;                     // successors in the demand request, at most
+  uint64_t session_budget = 128ull << 20;  // bytes expansion may fetch per session
+  size_t ahead = 32;                       // blocks fetched ahead per block read
+  // Fetches of the background continuation (the link's expansion class);
+  // null: the demand snapshot's own.
+  Origin* origin = nullptr;
+};
+constexpr size_t kMaxExpandPerMiss = 64;
+
 struct ImageOptions {
   uint64_t cache_bytes = 64ull << 20;  // decrypted-block cache
+  ExpansionOptions expansion;
   // Called with one line for every failure worth an operator's attention
   // (block failing authentication, missing layer...). Must be thread-safe.
   std::function<void(const std::string&)> log;
@@ -62,6 +84,10 @@ class LsiImage {
   // Call only while no read is in flight (no open handle).
   void StartSession(AccessRecorder* recorder, int handle);
   void EndSession() { StartSession(nullptr, -1); }
+  // The successor table expansion follows (null: none); may change while
+  // reads run (the model was refreshed).
+  void SetSuccessors(std::shared_ptr<const SuccessorTable> table);
+  std::shared_ptr<const SuccessorTable> successors() const { return successors_.load(); }
   int session_handle() const { return session_handle_.load(std::memory_order_relaxed); }
 
  private:
@@ -81,8 +107,24 @@ class LsiImage {
   Status ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* block_out);
   // Makes every listed base block local (fetching those nobody is fetching,
   // waiting for the others). Sets *stalled when the caller had to wait.
+  // *late: the caller waited for a block someone else was fetching.
   Status EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, size_t n, Scratch& s,
-                     bool* stalled);
+                     bool* stalled, bool* late);
+  // Hands a block whose cluster the session reads to the continuation.
+  void Follow(uint64_t block);
+  // Claims confident successors of the claimed blocks for the same request.
+  void ClaimSuccessors(const SuccessorTable& table, Scratch& s);
+  // Claims up to `cap` successors of `block` not yet local; true if any.
+  bool Claim(uint64_t block, std::vector<uint64_t>* blocks, std::vector<uint64_t>* indexes,
+             size_t cap);
+  // Takes `bytes` from the session's expansion budget; false when spent.
+  bool TakeBudget(uint64_t bytes);
+  // Fetches `blocks` (claimed) into the spill; marks them local, or absent
+  // on failure. `expanded`: flags from index `first_expanded` on.
+  Status FetchClaimed(OriginSnapshot& from, const uint64_t* blocks, const uint64_t* indexes,
+                      size_t n, size_t first_expanded, Scratch& s);
+  void NoteExpandedRead(uint64_t block, uint64_t index);
+  void ContinuationLoop();
   void Log(const std::string& line) const;
 
   ImageOptions options_;
@@ -103,6 +145,22 @@ class LsiImage {
   Counters session_counters_;
   std::atomic<AccessRecorder*> recorder_{nullptr};
   std::atomic<int> session_handle_{-1};
+
+  // Read-time expansion.
+  std::atomic<std::shared_ptr<const SuccessorTable>> successors_;
+  std::unique_ptr<std::atomic<uint8_t>[]> expanded_;  // per present block: brought, not yet read
+  std::atomic<uint64_t> session_expanded_bytes_{0};
+  std::unique_ptr<OriginSnapshot> expansion_base_;  // the continuation's fetches
+  // Blocks the session read that expansion brought: their clusters are
+  // followed by the continuation thread. A fixed ring; full, a block is
+  // not followed.
+  static constexpr size_t kFollowRing = 256;
+  std::mutex follow_mu_;
+  std::condition_variable follow_cv_;
+  uint64_t follow_ring_[kFollowRing];
+  size_t follow_head_ = 0, follow_size_ = 0;
+  bool stopping_ = false;
+  std::thread continuation_;
 };
 
 }  // namespace lsifs

@@ -163,4 +163,71 @@ Plan PlanBlocks(const ModelView& own, const ModelView& all, const CoAccessParams
   return plan;
 }
 
+std::span<const uint64_t> SuccessorTable::Of(uint64_t block) const {
+  auto it = std::lower_bound(seeds_.begin(), seeds_.end(), block);
+  if (it == seeds_.end() || *it != block) return {};
+  size_t i = static_cast<size_t>(it - seeds_.begin());
+  return std::span<const uint64_t>(next_.data() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+}
+
+size_t SuccessorTable::bytes() const {
+  return seeds_.size() * sizeof(uint64_t) + offsets_.size() * sizeof(uint32_t) +
+         next_.size() * sizeof(uint64_t);
+}
+
+SuccessorTable BuildSuccessorTable(const ModelView& own, const ModelView& all,
+                                   const CoAccessParams& params, const PlanOptions& options,
+                                   size_t max_entries, size_t per_seed) {
+  double needed = 0;  // the weight of min_support consecutive sessions
+  for (int i = 0; i < static_cast<int>(std::ceil(options.min_support)); ++i) {
+    needed += params.Decay(static_cast<uint32_t>(i));
+  }
+  struct Seed {
+    double weight = 0;
+    std::vector<uint64_t> next;
+  };
+  std::unordered_map<uint64_t, Seed> seeds;
+  auto add = [&](const ModelView& model, bool own_model) {
+    for (const auto& [block, stats] : model.blocks) {
+      Seed& seed = seeds[block];
+      // Where the extension's own model has seen the seed enough, it decides.
+      if (!own_model && seed.weight >= needed - 1e-9) continue;
+      seed.weight = std::max(seed.weight, stats.weight);
+      for (const auto& s : stats.successors) {
+        if (seed.next.size() >= per_seed) break;
+        if (!ConfidentSuccessor(s, stats.weight, params, options)) continue;
+        if (std::find(seed.next.begin(), seed.next.end(), s.block) == seed.next.end()) {
+          seed.next.push_back(s.block);
+        }
+      }
+    }
+  };
+  add(own, true);
+  add(all, false);
+  std::vector<std::pair<uint64_t, Seed*>> kept;
+  for (auto& [block, seed] : seeds) {
+    if (!seed.next.empty()) kept.emplace_back(block, &seed);
+  }
+  // The most read seeds first while the budget lasts; ties by block, so that
+  // the table does not depend on hashing.
+  std::sort(kept.begin(), kept.end(), [](const auto& x, const auto& y) {
+    return x.second->weight != y.second->weight ? x.second->weight > y.second->weight
+                                                : x.first < y.first;
+  });
+  size_t total = 0, n = 0;
+  while (n < kept.size() && total + kept[n].second->next.size() <= max_entries) {
+    total += kept[n++].second->next.size();
+  }
+  kept.resize(n);
+  std::sort(kept.begin(), kept.end());
+  SuccessorTable t;
+  t.offsets_.push_back(0);
+  for (const auto& [block, seed] : kept) {
+    t.seeds_.push_back(block);
+    t.next_.insert(t.next_.end(), seed->next.begin(), seed->next.end());
+    t.offsets_.push_back(static_cast<uint32_t>(t.next_.size()));
+  }
+  return t;
+}
+
 }  // namespace lsifs

@@ -16,6 +16,8 @@
 // expected first access. With no history at all there is nothing to plan.
 #pragma once
 
+#include <span>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -75,5 +77,33 @@ struct Plan {
 Plan PlanBlocks(const ModelView& own, const ModelView& all, const CoAccessParams& params,
                 const std::vector<uint64_t>& present, uint32_t block_size,
                 const PlanOptions& options);
+
+// The successor table read-time expansion follows: for each seed block, its
+// confident successors (ConfidentSuccessor), most supported first; the
+// extension's own, then, where its own model has not seen the seed often
+// enough to judge, the volume-wide ones (a cold start from other
+// extensions). Flat and sorted: a lookup allocates nothing.
+class SuccessorTable {
+ public:
+  // Confident successors of `block` (empty when it is no seed).
+  std::span<const uint64_t> Of(uint64_t block) const;
+  size_t seeds() const { return seeds_.size(); }
+  size_t entries() const { return next_.size(); }
+  size_t bytes() const;
+
+ private:
+  friend SuccessorTable BuildSuccessorTable(const ModelView&, const ModelView&,
+                                            const CoAccessParams&, const PlanOptions&, size_t,
+                                            size_t);
+  std::vector<uint64_t> seeds_;     // sorted
+  std::vector<uint32_t> offsets_;   // seeds_.size() + 1 bounds into next_
+  std::vector<uint64_t> next_;
+};
+
+// At most `max_entries` successors in all (the most read seeds kept first)
+// and `per_seed` per seed.
+SuccessorTable BuildSuccessorTable(const ModelView& own, const ModelView& all,
+                                   const CoAccessParams& params, const PlanOptions& options,
+                                   size_t max_entries = 1 << 20, size_t per_seed = 16);
 
 }  // namespace lsifs
