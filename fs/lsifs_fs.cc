@@ -248,6 +248,9 @@ Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
                      : options_.recorder->Begin(key_info_.name, e.manifest.volume,
                                                 e.manifest.lsi_id, e.manifest.snapshot);
     e.image->StartSession(options_.recorder, handle);
+    if (options_.successors) {
+      e.image->SetSuccessors(options_.successors(key_info_.name, e.manifest.volume));
+    }
     e.in_session = true;
   }
   ++e.open_count;
@@ -281,6 +284,15 @@ void LsiFs::MaybeEndSession(Entry& e, bool force) {
     e.image.reset();
     catalog_.Unpin(std::move(e.pin));
   }
+}
+
+void LsiFs::UpdateSuccessors(Entry& e) {
+  if (!options_.successors) return;
+  std::lock_guard<std::mutex> lock(e.open_mu);
+  if (!e.image || !e.in_session) return;
+  // A table built since the session began, or rebuilt after a model change.
+  auto table = options_.successors(key_info_.name, e.manifest.volume);
+  if (table != e.image->successors()) e.image->SetSuccessors(std::move(table));
 }
 
 void LsiFs::EndAllSessions() {
@@ -425,7 +437,10 @@ void LsiFs::StartBackground(fuse_session* session) {
           fuse_lowlevel_notify_inval_entry(session_, parent, name.c_str(), name.size());
         }
       }
-      for (Entry* e : all) MaybeEndSession(*e, false);
+      for (Entry* e : all) {
+        MaybeEndSession(*e, false);
+        UpdateSuccessors(*e);
+      }
       if (tick % 4 == 0) SaveCounters();
       lock.lock();
     }

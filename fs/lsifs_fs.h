@@ -43,6 +43,11 @@ struct FsOptions {
   // or when its LSI is dropped).
   std::chrono::milliseconds session_idle{30000};
   std::string origin_description;  // shown in .lsifs/mount
+  // The successor table of (extension, volume) for read-time expansion,
+  // or null (not built yet: asked again each second). Must not block.
+  std::function<std::shared_ptr<const SuccessorTable>(const std::string& extension,
+                                                      const std::string& volume)>
+      successors;
   std::function<void(const std::string&)> log;
 };
 
@@ -98,6 +103,7 @@ class LsiFs {
   // Ends the entry's session and releases its image when it has been idle
   // long enough, or is no longer delivered, or `force`.
   void MaybeEndSession(Entry& e, bool force);
+  void UpdateSuccessors(Entry& e);
   void SaveCounters(uint64_t lsi_id, LsiImage& image);
   std::string SessionText(Entry& e);
   void Log(const std::string& line) const;

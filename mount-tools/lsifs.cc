@@ -23,6 +23,7 @@
 #include "core/control/control.h"
 #include "core/origin/link.h"
 #include "core/service/forward.h"
+#include "core/service/successors.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
 #include "fs/lsifs_fs.h"
@@ -47,6 +48,13 @@ void Usage(FILE* to) {
       "                               when a volume gets a new snapshot (default auto)\n"
       "       max_threads=N           FUSE worker threads (default 16; 80 with a latency,\n"
       "                               so reads waiting on the origin do not block others)\n"
+      "       expand=on|off           read-time expansion: a miss also brings the blocks that\n"
+      "                               followed it in past sessions (default on)\n"
+      "       expand_blocks=N         successors in the same origin request, at most (8; <= 64)\n"
+      "       expand_ahead=N          blocks fetched ahead per expanded block read (32)\n"
+      "       expand_budget=SIZE      bytes expansion may fetch per session (128M)\n"
+      "       expand_share=S          a successor must have followed its block in at least\n"
+      "                               this share of the sessions that read it (0.5)\n"
       "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
@@ -117,6 +125,8 @@ int main(int argc, char** argv) {
   double low_share = LinkOptions().low_share;
   bool preassemble = true;
   int max_threads = 0;  // 0: from the link
+  ExpansionOptions expansion;
+  PlanOptions confidence;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -153,6 +163,23 @@ int main(int argc, char** argv) {
             s = Status::InvalidArgument("use preassemble=auto or preassemble=off");
           }
           preassemble = value == "auto";
+        } else if (key == "expand") {
+          if (value != "on" && value != "off") s = Status::InvalidArgument("use expand=on or off");
+          expansion.enabled = value == "on";
+        } else if (key == "expand_blocks" || key == "expand_ahead") {
+          char* end = nullptr;
+          long n = std::strtol(value.c_str(), &end, 10);
+          long most = key == "expand_blocks" ? static_cast<long>(kMaxExpandPerMiss) : 4096;
+          if (value.empty() || *end != '\0' || n < 0 || n > most) {
+            s = Status::InvalidArgument("'" + value + "' is not a block count from 0 to " +
+                                        std::to_string(most));
+          }
+          (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) =
+              static_cast<size_t>(n);
+        } else if (key == "expand_budget") {
+          s = ParseByteSize(value, &expansion.session_budget);
+        } else if (key == "expand_share") {
+          s = ParseShare(value, &confidence.min_share);
         } else if (key == "max_threads") {
           char* end = nullptr;
           long n = std::strtol(value.c_str(), &end, 10);
@@ -261,6 +288,17 @@ int main(int argc, char** argv) {
   options.image.cache_bytes = cache_bytes;
   options.log = LogLine;
   options.origin_description = "local store (" + link.Describe() + ")";
+  // Expansion's background fetches travel in their own class on the link.
+  std::atomic<LinkClass> expansion_class{LinkClass::kExpansion};
+  std::unique_ptr<Origin> expansion_origin = link.As(&expansion_class);
+  expansion.origin = expansion_origin.get();
+  options.image.expansion = expansion;
+  SuccessorCache successors(confidence, 1 << 20);
+  if (expansion.enabled) {
+    options.successors = [&successors](const std::string& ext, const std::string& vol) {
+      return successors.Get(ext, vol);
+    };
+  }
   LsiFs fs(*catalog, link, key_info, std::move(key), options);
 
   std::string fsname = "fsname=lsifs:" + store_path;
@@ -315,12 +353,11 @@ int main(int argc, char** argv) {
   // Recording never stops the mount: without the database, reads still work.
   RecorderOptions recorder_options;
   recorder_options.log = LogLine;
-  if (preassemble) {
-    recorder_options.on_session_end = [&env](AccessDb& adb, const std::string&,
-                                             const std::string& volume) {
-      QueuePreassemblies(env, adb, volume, "session end");
-    };
-  }
+  recorder_options.on_session_end = [&](AccessDb& adb, const std::string&,
+                                        const std::string& volume) {
+    successors.Build(adb, volume);  // the models of the volume changed
+    if (preassemble) QueuePreassemblies(env, adb, volume, "session end");
+  };
   std::unique_ptr<AccessDb> db;
   if (record && deferred_to.empty()) {
     s = AccessDb::Open(store->db_dir(), learning, &db);
@@ -360,6 +397,19 @@ int main(int argc, char** argv) {
         &control, /*take_over=*/recorder->holds_db());
     if (!s.ok()) LogLine("control socket unavailable: " + s.message());
   }
+  // Successor tables asked for by new sessions are built off the read path.
+  std::atomic<bool> building_stop{false};
+  std::thread builder([&] {
+    while (!building_stop) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (successors.Wanted() && recorder->holds_db()) {
+        (void)recorder->WithDb([&](AccessDb& adb) {
+          successors.Build(adb);
+          return Status::Ok();
+        });
+      }
+    }
+  });
   fs.StartBackground(se);
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
@@ -376,6 +426,8 @@ int main(int argc, char** argv) {
   link.Stop();
   queue.Stop();
   control.reset();
+  building_stop = true;
+  builder.join();
   recorder.reset();  // ends what is left while the queue can still be told
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);

@@ -44,8 +44,7 @@ class ImageTest : public testing::StoreTest {
     return m;
   }
 
-  std::unique_ptr<LsiImage> Open(const Manifest& m) {
-    ImageOptions options;
+  std::unique_ptr<LsiImage> Open(const Manifest& m, ImageOptions options = ImageOptions()) {
     options.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> lock(log_mu_);
       log_ += line + "\n";
@@ -186,6 +185,147 @@ TEST_F(ImageTest, AnotherExtensionsKeyOpensNothing) {
   EXPECT_EQ(LsiImage::Open(*store_, m, other, other_key, *origin_, ImageOptions(), &img).code(),
             Status::Code::kPermission);
   EXPECT_FALSE(img);
+}
+
+// Read-time expansion on synthetic histories: each session folded 3 times.
+std::shared_ptr<const SuccessorTable> Table(const std::vector<std::vector<uint64_t>>& sessions) {
+  CoAccessParams params;
+  ModelMeta meta;
+  std::unordered_map<uint64_t, BlockStats> stats;
+  for (int i = 0; i < 3; ++i) {
+    for (const auto& order : sessions) FoldSession(order, params, &meta, &stats);
+  }
+  ModelView own;
+  own.meta = meta;
+  for (const auto& [b, st] : stats) own.blocks.emplace_back(b, st);
+  return std::make_shared<SuccessorTable>(
+      BuildSuccessorTable(own, ModelView(), params, PlanOptions()));
+}
+
+class ExpansionTest : public ImageTest {
+ protected:
+  std::unique_ptr<LsiImage> OpenBaseOnly(ExpansionOptions expansion,
+                                         const std::vector<std::vector<uint64_t>>& sessions) {
+    ImageOptions options;
+    options.expansion = expansion;
+    auto img = Open(Assemble({}), options);
+    img->StartSession(nullptr, -1);
+    img->SetSuccessors(Table(sessions));
+    return img;
+  }
+  void ReadBlock(LsiImage& img, uint64_t b) {
+    Bytes got(kBlock);
+    size_t done = 0;
+    ASSERT_TRUE(img.Read(b * kBlock, got, &done).ok());
+    ASSERT_TRUE(std::equal(got.begin(), got.end(), image_.begin() + static_cast<long>(b * kBlock)));
+  }
+  // Waits for the background continuation to bring `n` blocks in all.
+  void WaitFetched(uint64_t n) {
+    for (int i = 0; i < 2000 && origin_->blocks.load() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+};
+
+TEST_F(ExpansionTest, AMissOnAClustersFirstBlockBringsItsSuccessorsInTheSameRequest) {
+  ExpansionOptions e;
+  e.ahead = 0;  // no continuation here
+  auto img = OpenBaseOnly(e, {{30, 31, 32, 33}});
+  ReadBlock(*img, 30);
+  EXPECT_EQ(origin_->requests.load(), 1u);
+  EXPECT_EQ(origin_->blocks.load(), 4u);
+  ReadBlock(*img, 31);
+  ReadBlock(*img, 33);
+  EXPECT_EQ(origin_->requests.load(), 1u);  // they were already here
+  CounterValues c = img->session_counters().Values();
+  EXPECT_EQ(c.expanded_blocks, 3u);
+  EXPECT_EQ(c.expanded_read, 2u);
+  EXPECT_EQ(c.waited_blocks, 1u);  // only block 30 waited
+  EXPECT_EQ(c.blocks_read, 3u);
+  EXPECT_NEAR(c.no_wait_share(), 2.0 / 3.0, 1e-9);
+  EXPECT_NEAR(c.wan_precision(), 2.0 / 3.0, 1e-9);
+}
+
+TEST_F(ExpansionTest, AMissOnAnUnknownBlockBringsOnlyItself) {
+  auto img = OpenBaseOnly(ExpansionOptions(), {{30, 31, 32, 33}});
+  ReadBlock(*img, 12);
+  EXPECT_EQ(origin_->blocks.load(), 1u);
+  EXPECT_EQ(img->session_counters().Values().expanded_blocks, 0u);
+}
+
+TEST_F(ExpansionTest, ThePerMissCapAndTheSessionBudgetHold) {
+  ExpansionOptions e;
+  e.per_miss = 2;
+  e.ahead = 0;
+  auto img = OpenBaseOnly(e, {{30, 31, 32, 33, 34}, {40, 41, 42, 43}});
+  ReadBlock(*img, 30);
+  EXPECT_EQ(origin_->blocks.load(), 3u);  // 30 and two successors
+  e.session_budget = kBlock;  // one block of expansion per session
+  auto tight = OpenBaseOnly(e, {{40, 41, 42, 43}});
+  uint64_t before = origin_->blocks.load();
+  ReadBlock(*tight, 40);
+  EXPECT_EQ(origin_->blocks.load() - before, 2u);
+  ReadBlock(*tight, 43);  // the budget is spent: no more expansion
+  EXPECT_EQ(origin_->blocks.load() - before, 3u);
+}
+
+TEST_F(ExpansionTest, TheContinuationFollowsAClusterTheSessionReadsAndDropsOneItDoesNot) {
+  ExpansionOptions e;
+  e.per_miss = 1;
+  // A chain: each block's one confident successor is the next.
+  auto img = OpenBaseOnly(e, {{30, 31}, {31, 32}, {32, 33}, {33, 34}, {34, 35}});
+  ReadBlock(*img, 30);  // brings 31 with it; the continuation then brings 32
+  WaitFetched(3);
+  EXPECT_EQ(origin_->blocks.load(), 3u);
+  ReadBlock(*img, 31);  // an expanded block read: the cluster goes on (33)
+  WaitFetched(4);
+  EXPECT_EQ(origin_->blocks.load(), 4u);
+  ReadBlock(*img, 32);  // and on (34)
+  WaitFetched(5);
+  EXPECT_EQ(origin_->blocks.load(), 5u);
+  EXPECT_EQ(img->session_counters().Values().waited_blocks, 1u);  // only 30 waited
+  EXPECT_EQ(img->session_counters().Values().expanded_read, 2u);
+
+  // Read the head of a cluster but none of what it brought: it is followed
+  // two levels (41 with the miss, 42 behind it) and no further.
+  auto other = OpenBaseOnly(e, {{40, 41}, {41, 42}, {42, 43}, {43, 44}});
+  uint64_t before = origin_->blocks.load();
+  ReadBlock(*other, 40);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(origin_->blocks.load() - before, 3u);
+}
+
+TEST_F(ExpansionTest, ExpansionRacingReadersKeepsEveryByteAndFetchesEachBlockOnce) {
+  // Successors everywhere: every block is followed by the next eight.
+  std::vector<std::vector<uint64_t>> sessions;
+  for (uint64_t b = 0; b + 8 < kBlocks; b += 4) {
+    std::vector<uint64_t> order;
+    for (uint64_t k = b; k < b + 8; ++k) order.push_back(k);
+    sessions.push_back(order);
+  }
+  auto img = OpenBaseOnly(ExpansionOptions(), sessions);
+  std::vector<std::thread> readers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 6; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<uint64_t>(t));
+      for (int i = 0; i < 200; ++i) {
+        uint64_t off = rng() % kBytes;
+        size_t len = 1 + rng() % (3 * kBlock);
+        Bytes got(len);
+        size_t done = 0;
+        if (!img->Read(off, got, &done).ok() ||
+            !std::equal(got.begin(), got.begin() + static_cast<long>(done),
+                        image_.begin() + static_cast<long>(off))) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_LE(origin_->blocks.load(), base_->present().size());
+  EXPECT_GT(img->session_counters().Values().expanded_blocks, 0u);
 }
 
 }  // namespace

@@ -229,3 +229,33 @@ TEST(Predictor, ThePlanDoesNotDependOnTheOrderOrNumberingOfBlocks) {
 
 }  // namespace
 }  // namespace lsifs
+
+namespace lsifs {
+namespace {
+
+TEST(SuccessorTable, ConfidentSuccessorsOwnFirstThenTheVolumeWideOnes) {
+  History own, all;
+  for (int i = 0; i < 3; ++i) {
+    own.Session({1, 2, 3});
+    all.Session({1, 9}).Session({50, 51});
+  }
+  own.Session({7, 8});  // once: noise
+  SuccessorTable t = BuildSuccessorTable(own.View(), all.View(), own.params(), PlanOptions());
+  auto of = [&](uint64_t b) { return std::vector<uint64_t>(t.Of(b).begin(), t.Of(b).end()); };
+  EXPECT_EQ(of(1), (std::vector<uint64_t>{2, 3}));  // the own model decides for a seed it knows
+  EXPECT_EQ(of(2), (std::vector<uint64_t>{3}));
+  EXPECT_TRUE(of(7).empty());
+  EXPECT_TRUE(of(3).empty());
+  EXPECT_EQ(of(50), (std::vector<uint64_t>{51}));  // cold start from the volume-wide model
+  EXPECT_TRUE(of(12345).empty());
+  EXPECT_EQ(t.entries(), 4u);
+  EXPECT_GT(t.bytes(), 0u);
+  // A cap keeps the most read seeds whole.
+  SuccessorTable capped =
+      BuildSuccessorTable(own.View(), all.View(), own.params(), PlanOptions(), 3);
+  EXPECT_LE(capped.entries(), 3u);
+  EXPECT_EQ(capped.Of(1).size(), 2u);
+}
+
+}  // namespace
+}  // namespace lsifs
