@@ -402,9 +402,9 @@ int main(int argc, char** argv) {
   std::thread builder([&] {
     while (!building_stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (successors.Wanted() && recorder->holds_db()) {
-        (void)recorder->WithDb([&](AccessDb& adb) {
-          successors.Build(adb);
+      if (successors.Wanted()) {
+        (void)env.with_db([&](AccessDb* adb) {
+          if (adb != nullptr) successors.Build(*adb);
           return Status::Ok();
         });
       }

@@ -198,6 +198,9 @@ TEST_F(CatalogMountTest, AnLsiInUseIsDroppedOnlyWhenReleasedAndEvictionSparesIt)
 // One restore session as a user runs it: restore, losetup the volume's
 // image, mount the ext4 inside, read files, unmount, detach; it ends after
 // session_idle. Returns the LSI it read.
+// Mounts the ext4 inside `image` through a loop device and reads `files`.
+void ReadFilesOf(MountFixture& f, const std::string& image, const std::vector<std::string>& files);
+
 std::string RunSession(MountFixture& f, const std::vector<std::string>& files,
                        const std::function<std::string(const std::string&)>& id) {
   std::string lsi = id("restore -e site-a -v vol");
@@ -211,7 +214,46 @@ std::string RunSession(MountFixture& f, const std::vector<std::string>& files,
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::string dev = f.AttachLoop(f.mountpoint() + "/vol.img", /*direct_io=*/true);
+  ReadFilesOf(f, f.mountpoint() + "/vol.img", files);
+  return lsi;
+}
+
+TEST_F(CatalogMountTest, ExpansionBringsWhatFollowedAMissInPastSessions) {
+  auto id = [&](const std::string& args) { return Id(args); };
+  const std::vector<std::string> files = {"random.bin", "common-licenses/GPL-3"};
+  // A session on a base-only LSI (nothing pre-assembled): what waited?
+  auto lazy_session = [&](const std::string& options) {
+    f_->Mount("site-a", options);
+    std::string lsi = Id("preassemble -e site-a -v vol --strategy none");
+    Lsictl("lsi deliver " + lsi);
+    std::string image = f_->mountpoint() + "/by-id/" + lsi + ".img";
+    for (int i = 0; i < 100 && ::access(image.c_str(), R_OK) != 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    // The successor table is built when the session starts and handed to
+    // it a moment later: open the image first.
+    int fd = ::open(image.c_str(), O_RDONLY);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ReadFilesOf(*f_, image, files);
+    std::string counters = ReadText(f_->mountpoint() + "/.lsifs/" + lsi + ".json");
+    if (fd >= 0) ::close(fd);
+    EXPECT_EQ(f_->Unmount(), 0);
+    return counters;
+  };
+  f_->Mount("site-a", "session_idle=200ms,preassemble=off");
+  for (int i = 0; i < 3; ++i) RunSession(*f_, files, id);
+  EXPECT_EQ(f_->Unmount(), 0);
+  std::string with = lazy_session("session_idle=200ms,preassemble=off,record=0");
+  std::string without = lazy_session("session_idle=200ms,preassemble=off,record=0,expand=off");
+  EXPECT_GT(JsonCounter(with, "expanded_read"), 0u) << with;
+  EXPECT_EQ(JsonCounter(without, "expanded_blocks"), 0u) << without;
+  EXPECT_LT(JsonCounter(with, "waited_blocks"), JsonCounter(without, "waited_blocks"))
+      << with << "\n" << without;
+}
+
+void ReadFilesOf(MountFixture& f, const std::string& image,
+                 const std::vector<std::string>& files) {
+  std::string dev = f.AttachLoop(image, /*direct_io=*/true);
   std::string inner = f.dir() / "inner";
   ::mkdir(inner.c_str(), 0755);
   EXPECT_EQ(RunShell("echo 3 > /proc/sys/vm/drop_caches; mount -o ro,noload " + dev + " " + inner),
@@ -222,7 +264,6 @@ std::string RunSession(MountFixture& f, const std::vector<std::string>& files,
   EXPECT_EQ(RunShell("umount " + inner), 0);
   f.DetachLoop(dev);
   std::this_thread::sleep_for(std::chrono::milliseconds(800));  // session_idle, then folded
-  return lsi;
 }
 
 TEST_F(CatalogMountTest, APredictedRestoreServesTheNextSessionFromItsDeltaLayers) {
