@@ -269,8 +269,10 @@ void LsiFs::MaybeEndSession(Entry& e, bool force) {
   bool idle = std::chrono::steady_clock::now() - e.last_close >= options_.session_idle;
   if (!force && !idle && e.listed) return;
   if (e.in_session) {
+    // What the session counted stays shown until the next one starts.
+    e.released_session = e.image->session_counters().Values();
     if (options_.recorder != nullptr) {
-      options_.recorder->End(e.image->session_handle(), e.image->session_counters().Values().reads);
+      options_.recorder->End(e.image->session_handle(), e.released_session.reads);
     }
     e.image->EndSession();
     e.in_session = false;
@@ -280,7 +282,6 @@ void LsiFs::MaybeEndSession(Entry& e, bool force) {
     // waited for this mount completes now.
     SaveCounters(e.manifest.lsi_id, *e.image);
     e.released_lsi = e.image->lsi_counters().Values();
-    e.released_session = e.image->session_counters().Values();
     e.image.reset();
     catalog_.Unpin(std::move(e.pin));
   }

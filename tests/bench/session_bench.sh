@@ -1,38 +1,49 @@
 #!/usr/bin/env bash
-# Varied restore sessions of real programs on a real root filesystem, and
-# what pre-assembly makes of them (BENCHMARKS.md, B2/B3 in their first form).
+# B3 (BENCHMARKS.md): varied restore sessions of real programs on a real
+# volume, every strategy side by side on the same held-out sessions.
 #
-#   session_bench.sh BIN_DIR [--history 5] [--held-out 5] [--profile edge]
-#                    [--json FILE] [--smoke]
+#   session_bench.sh BIN_DIR [--tree rootfs|usr-share] [--history 5]
+#                    [--held-out 8] [--profile edge] [--json FILE] [--svg FILE]
+#                    [--smoke]
 #
 # The volume is an ext4 image of a Debian root filesystem made with
 # debootstrap (python3, perl, sqlite3 and more), built once and cached in
-# $LSIFS_BENCH_CACHE (default /var/cache/lsifs-bench). Each session restores
-# the volume, attaches it with losetup -r, mounts the ext4 read-only, drops
-# the page cache and runs a fixed core of tasks (what every start does) plus
-# a seeded random half of the varied tasks in seeded random order, under
-# chroot; then unmounts. Session k is predicted from sessions < k only: the
+# $LSIFS_BENCH_CACHE (default /var/cache/lsifs-bench); or, with --tree
+# usr-share, of this machine's /usr/share (a large real tree). Each session
+# restores the volume, attaches it with losetup -r, mounts the ext4
+# read-only, drops the page cache and runs a fixed core of tasks (what every
+# start does) plus a seeded random half of the varied tasks in seeded random
+# order; then unmounts. Session k is predicted from sessions < k only: the
 # first --history sessions build history, each later one is held out and run
-# four ways on the same link, side by side:
-#   lazy     base-only LSI: every first read of a block waits on the origin
-#   local    every present block in delta layers (a fully local LSI)
-#   replay   exactly the blocks the previous session read, in its order
-#   psa      restore: the LSI the predictor composed from sessions < k
-# (only the psa run is recorded, so history is one run per session). Then a
-# new snapshot is imported and pre-assembled, to show what it fetches.
+# every way on the same link:
+#   lazy       base-only LSI: every first read of a block waits on the origin
+#   local      every present block in delta layers (a fully local LSI)
+#   replay     exactly the blocks the previous session read, in its order
+#   psa        the LSI the predictor composed from sessions < k, no expansion
+#   psa+exp    the same LSI with read-time expansion (this run is recorded:
+#              history is one run per session)
+#   oracle     exactly the blocks this session read, in its order (made
+#              after the psa+exp run recorded them)
+# Per strategy: session time and WAN bytes (delta layer bytes plus bytes
+# fetched during the session) as ratios to the oracle's, no_wait_share,
+# recall and precision of the pre-assembled layers: medians over the
+# held-out sessions. Then a new snapshot is imported and pre-assembled, to
+# show what it fetches.
 # --smoke: a tiny tree instead of the root filesystem, no WAN model, one
 # held-out session: seconds, so that the harness cannot rot.
 set -euo pipefail
 bin=$1
 shift
-history=5 held_out=5 profile=edge json="" smoke=0
+history=5 held_out=8 profile=edge json="" svg="" smoke=0 volume_tree=rootfs
 while [ $# -gt 0 ]; do
   case $1 in
+    --tree) volume_tree=$2; shift ;;
+    --svg) svg=$2; shift ;;
     --history) history=$2; shift ;;
     --held-out) held_out=$2; shift ;;
     --profile) profile=$2; shift ;;
     --json) json=$2; shift ;;
-    --smoke) smoke=1 history=2 held_out=1 profile=none ;;
+    --smoke) smoke=1 history=2 held_out=1 profile=none volume_tree=smoke ;;
     *) echo "session_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -49,6 +60,7 @@ esac
 cache=${LSIFS_BENCH_CACHE:-/var/cache/lsifs-bench}
 work=$(mktemp -d "${TMPDIR:-/tmp}/lsifs-sessions.XXXXXX")
 mnt=$work/mnt-record mnt0=$work/mnt-measure inner=$work/inner
+case $volume_tree in rootfs | usr-share | smoke) ;; *) echo "session_bench.sh: --tree is rootfs or usr-share" >&2; exit 2 ;; esac
 mkdir -p "$mnt" "$mnt0" "$inner"
 pids=()
 cleanup() {
@@ -72,6 +84,11 @@ if [ $smoke -eq 1 ]; then
   image=$work/root.img
   truncate -s 32M "$image"
   mke2fs -q -t ext4 -d "$tree" "$image"
+elif [ "$volume_tree" = usr-share ]; then
+  # This machine's /usr/share as the volume's root: a large real tree.
+  image=$work/usr-share.img
+  truncate -s "$(( $(du -sm /usr/share | cut -f1) * 13 / 10 + 128 ))M" "$image"
+  mke2fs -q -t ext4 -d /usr/share "$image"
 else
   mkdir -p "$cache"
   rootfs=$cache/rootfs
@@ -107,9 +124,10 @@ start_mount() {  # start_mount MOUNTPOINT OPTIONS
   for _ in $(seq 100); do mountpoint -q "$1" && break; sleep 0.1; done
   mountpoint -q "$1" || { cat "$work/lsifs.log" >&2; exit 1; }
 }
-# One mount records (it holds the database); the other measures baselines.
+# One mount records (it holds the database) and expands; the other measures
+# the baselines, without expansion.
 start_mount "$mnt" "session_idle=1s${wan:+,$wan}"
-start_mount "$mnt0" "session_idle=1s,record=0${wan:+,$wan}"
+start_mount "$mnt0" "session_idle=1s,record=0,expand=off${wan:+,$wan}"
 
 # ---- the tasks -------------------------------------------------------------
 # Paths are under $R: the mounted root for the smoke tree, "" under chroot.
@@ -123,7 +141,21 @@ varied_tasks=(
   "cat \$R/usr/share/common-licenses/* | sha256sum >/dev/null"
   "ls -lR \$R/usr/share >/dev/null"
 )
-if [ $smoke -eq 0 ]; then
+if [ "$volume_tree" = usr-share ] && [ $smoke -eq 0 ]; then
+  # The volume's root is /usr/share: documentation, manuals, locales, data.
+  core_tasks=(
+    "ls -R \$R/doc >/dev/null"
+    "cat \$R/common-licenses/GPL-3 \$R/base-files/motd >/dev/null 2>&1"
+  )
+  varied_tasks=()
+  for d in $(cd /usr/share && du -s -- */ 2>/dev/null | sort -n -r | head -24 | cut -f2); do
+    varied_tasks+=("find \$R/$d -type f | head -250 | xargs -r cat >/dev/null 2>&1")
+  done
+  varied_tasks+=(
+    "zcat \$R/man/man1/*.gz 2>/dev/null | head -c 20000000 >/dev/null"
+    "grep -rl 'Copyright' \$R/doc 2>/dev/null | head -500 >/dev/null"
+  )
+elif [ $smoke -eq 0 ]; then
   core_tasks+=(
     "dpkg -l >/dev/null"
     "python3 -c 'import os, sys, json, re' >/dev/null"
@@ -157,7 +189,7 @@ EOF
 }
 
 task() {  # task COMMAND: run one task against the mounted volume
-  if [ $smoke -eq 1 ]; then
+  if [ $smoke -eq 1 ] || [ "$volume_tree" = usr-share ]; then
     R=$inner sh -c "$1" || true
   else
     chroot "$inner" /bin/sh -c "R=; $1" || true
@@ -197,7 +229,22 @@ echo "volume: $(du -h --apparent-size "$image" | cut -f1) ext4 image; profile $p
 rows=$work/rows.tsv
 : >"$rows"
 seed_base=1000
-# History: the psa path only, recorded.
+# One run: a JSON line with the strategy, the session's time and the
+# counters of its session (as the mount shows them once it has ended).
+record_run() {  # record_run K STRATEGY MOUNTPOINT LSI
+  local t
+  t=$(run_session "$3" "$4" $((seed_base + $1)))
+  python3 - "$1" "$2" "$t" "$3/.lsifs/$4.json" "$("$bin/lsictl" lsi show "$4" --json)" <<'PY' >>"$rows"
+import json, sys
+k, strategy, t, counters_path, lsi = sys.argv[1:6]
+c = json.load(open(counters_path))["session_counters"]
+l = json.loads(lsi)
+print(json.dumps({"k": int(k), "strategy": strategy, "seconds": float(t),
+                  "layer_bytes": l["prefetched_blocks"] * l["block_size"], **c}))
+PY
+  echo "  $2: ${t}s" >&2
+}
+# History: the psa+exp path only, recorded.
 first_psa_fetched=""
 for k in $(seq 1 "$history"); do
   json_k=$("$bin/lsictl" --json restore -e site-a -v vol-root)
@@ -216,23 +263,20 @@ local_lsi=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy full 2>/d
 "$bin/lsictl" lsi deliver "$lazy" 2>/dev/null
 "$bin/lsictl" lsi deliver "$local_lsi" 2>/dev/null
 for k in $(seq $((history + 1)) $((history + held_out))); do
-  seed=$((seed_base + k))
-  t_lazy=$(run_session "$mnt0" "$lazy" "$seed")
-  t_local=$(run_session "$mnt0" "$local_lsi" "$seed")
+  echo "held-out session $k:" >&2
+  record_run "$k" lazy "$mnt0" "$lazy"
+  record_run "$k" local "$mnt0" "$local_lsi"
   replay=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy replay 2>/dev/null)
   "$bin/lsictl" lsi deliver "$replay" 2>/dev/null
-  t_replay=$(run_session "$mnt0" "$replay" "$seed")
-  psa_json=$("$bin/lsictl" --json restore -e site-a -v vol-root)
-  psa=$(field "$psa_json" lsi)
-  t_psa=$(run_session "$mnt" "$psa" "$seed")
-  row="$k $t_lazy $t_local $t_replay $t_psa"
-  for l in "$psa" "$replay"; do
-    for c in from_delta from_base prefetched_read prefetched_blocks origin_bytes; do
-      row+=" $(counter "$l" $c)"
-    done
-  done
-  echo "$row" >>"$rows"
-  echo "held-out session $k: lazy ${t_lazy}s local ${t_local}s replay ${t_replay}s psa ${t_psa}s" >&2
+  record_run "$k" replay "$mnt0" "$replay"
+  psa=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-root)" lsi)
+  record_run "$k" psa "$mnt0" "$psa"
+  record_run "$k" psa+exp "$mnt" "$psa"  # recorded: session k of the history
+  oracle=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy replay 2>/dev/null)
+  "$bin/lsictl" lsi deliver "$oracle" 2>/dev/null
+  record_run "$k" oracle "$mnt0" "$oracle"
+  # The oracle and replay LSIs are made again for each session.
+  for l in "$replay" "$oracle"; do "$bin/lsictl" lsi drop "$l" >/dev/null 2>&1 || true; done
 done
 
 # A new snapshot: a few files change; what does its pre-assembly fetch? (The
@@ -250,47 +294,5 @@ import_json=$("$bin/lsictl" --json import vol-root "$image")
 new_json=$("$bin/lsictl" --json preassemble -e site-a -v vol-root)
 
 read_ahead=$(cat "$work/read_ahead_kb" 2>/dev/null || echo "?")
-python3 - "$rows" "$first_psa_fetched" "$new_json" "$profile" "$history" "$read_ahead" "${json:-}" <<'EOF'
-import json, statistics, sys
-rows_path, first_fetched, new_json, profile, history, read_ahead, out = sys.argv[1:8]
-rows = [list(map(float, l.split())) for l in open(rows_path) if l.strip()]
-def med(xs): return statistics.median(xs) if xs else float("nan")
-def ratios(r, base):  # recall, precision of an LSI from its counters
-    fd, fb, pr, pb = r[base], r[base + 1], r[base + 2], r[base + 3]
-    return (fd / (fd + fb) if fd + fb else 0.0, pr / pb if pb else 0.0, r[base + 4])
-psa = [ratios(r, 5) for r in rows]
-rep = [ratios(r, 10) for r in rows]
-new = json.loads(new_json)
-res = {
-    "profile": profile, "history_sessions": int(history), "held_out_sessions": len(rows),
-    "loop_read_ahead_kb": read_ahead,
-    "median_seconds": {"lazy": med([r[1] for r in rows]), "local": med([r[2] for r in rows]),
-                        "replay": med([r[3] for r in rows]), "psa": med([r[4] for r in rows])},
-    "median_lazy_over_psa": med([r[1] / r[4] for r in rows]),
-    "median_psa_over_local": med([r[4] / r[2] for r in rows]),
-    "psa": {"recall": med([p[0] for p in psa]), "precision": med([p[1] for p in psa]),
-            "origin_bytes": med([p[2] for p in psa])},
-    "replay": {"recall": med([p[0] for p in rep]), "precision": med([p[1] for p in rep]),
-               "origin_bytes": med([p[2] for p in rep])},
-    "new_snapshot": {"first_psa_fetched_blocks": int(first_fetched or 0),
-                     "fetched_blocks": new["fetched_blocks"], "local_blocks": new["local_blocks"]},
-    "sessions": [{"k": int(r[0]), "lazy": r[1], "local": r[2], "replay": r[3], "psa": r[4],
-                  "psa_recall": p[0], "psa_precision": p[1], "replay_recall": q[0],
-                  "replay_precision": q[1]} for r, p, q in zip(rows, psa, rep)],
-}
-m = res["median_seconds"]
-print(f"{'strategy':10} {'median s':>9} {'recall':>7} {'precision':>9}")
-print(f"{'lazy':10} {m['lazy']:9.2f}")
-print(f"{'local':10} {m['local']:9.2f}")
-print(f"{'replay':10} {m['replay']:9.2f} {res['replay']['recall']:7.2f} {res['replay']['precision']:9.2f}")
-print(f"{'psa':10} {m['psa']:9.2f} {res['psa']['recall']:7.2f} {res['psa']['precision']:9.2f}")
-print(f"lazy/psa {res['median_lazy_over_psa']:.2f}x, psa/local {res['median_psa_over_local']:.2f}x "
-      f"(medians of per-session ratios over {len(rows)} held-out sessions)")
-ns = res["new_snapshot"]
-print(f"new snapshot: its pre-assembly fetched {ns['fetched_blocks']} of "
-      f"{ns['fetched_blocks'] + ns['local_blocks']} planned blocks over the link, re-sealing "
-      f"{ns['local_blocks']} from earlier layers (the first pre-assembly from history "
-      f"fetched {ns['first_psa_fetched_blocks']})")
-if out:
-    with open(out, "w") as f: json.dump(res, f, indent=1)
-EOF
+python3 "$(dirname "$0")/b3_report.py" "$rows" "$first_psa_fetched" "$new_json" "$profile" \
+  "$history" "$read_ahead" "$volume_tree" "${json:-}" "${svg:-}"
