@@ -354,9 +354,11 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
     img = e->image;
   }
   CounterValues lsi, session;
+  std::pair<uint64_t, uint64_t> local_base{0, 0};
   if (img) {
     lsi = img->lsi_counters().Values();
     session = img->session_counters().Values();
+    local_base = img->LocalBaseBlocks();
   } else {
     std::lock_guard<std::mutex> lock(e->open_mu);
     lsi = e->released_lsi;  // what the last session left, until the next open
@@ -373,7 +375,9 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
         .Field("extension", m.extension)
         .Field("layers", static_cast<uint64_t>(m.layers.size()))
         .Field("open", img != nullptr)
-        .Field("session", session_text);
+        .Field("session", session_text)
+        .Field("local_base_blocks", local_base.first)
+        .Field("base_blocks", local_base.second);
     j.Key("lsi_counters");
     std::string out = j.str() + lsi.ToJson() + ",\"session_counters\":" + session.ToJson() + "}";
     return out + "\n";
@@ -383,6 +387,8 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
                     "\nsnapshot:          " + FormatId(m.snapshot) +
                     "\nlayers:            " + std::to_string(m.layers.size()) +
                     "\nstate:             " + (img ? "open" : "not opened yet") +
+                    "\nlocal base blocks: " + std::to_string(local_base.first) + " of " +
+                    std::to_string(local_base.second) + " (fetched, or hydrated)" +
                     "\nsession:           " + session_text + "\n";
   out += "\n[session]\n" + session.ToText();
   out += "\n[lsi]\n" + lsi.ToText();

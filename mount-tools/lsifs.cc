@@ -23,8 +23,8 @@
 #include "core/control/control.h"
 #include "core/origin/link.h"
 #include "core/service/forward.h"
-#include "core/service/successors.h"
 #include "core/service/service.h"
+#include "core/service/successors.h"
 #include "core/store/store.h"
 #include "fs/lsifs_fs.h"
 
@@ -55,6 +55,10 @@ void Usage(FILE* to) {
       "       expand_budget=SIZE      bytes expansion may fetch per session (128M)\n"
       "       expand_share=S          a successor must have followed its block in at least\n"
       "                               this share of the sessions that read it (0.5)\n"
+      "       hydrate=on|off          fetch every remaining block of an open image in the\n"
+      "                               background, last on the link (default off)\n"
+      "       spill=persist|memory    keep fetched base blocks in the store for the next mount\n"
+      "                               of the LSI (default persist), or only while it is open\n"
       "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
@@ -127,6 +131,8 @@ int main(int argc, char** argv) {
   int max_threads = 0;  // 0: from the link
   ExpansionOptions expansion;
   PlanOptions confidence;
+  bool hydrate = false;
+  bool persist_spill = true;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -174,8 +180,15 @@ int main(int argc, char** argv) {
             s = Status::InvalidArgument("'" + value + "' is not a block count from 0 to " +
                                         std::to_string(most));
           }
-          (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) =
-              static_cast<size_t>(n);
+          (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) = static_cast<size_t>(n);
+        } else if (key == "spill") {
+          if (value != "persist" && value != "memory") {
+            s = Status::InvalidArgument("use spill=persist or spill=memory");
+          }
+          persist_spill = value == "persist";
+        } else if (key == "hydrate") {
+          if (value != "on" && value != "off") s = Status::InvalidArgument("use hydrate=on or off");
+          hydrate = value == "on";
         } else if (key == "expand_budget") {
           s = ParseByteSize(value, &expansion.session_budget);
         } else if (key == "expand_share") {
@@ -293,6 +306,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<Origin> expansion_origin = link.As(&expansion_class);
   expansion.origin = expansion_origin.get();
   options.image.expansion = expansion;
+  std::atomic<LinkClass> hydration_class{LinkClass::kHydration};
+  std::unique_ptr<Origin> hydration_origin = link.As(&hydration_class);
+  options.image.hydrate = hydrate;
+  options.image.persist_spill = persist_spill;
+  options.image.hydrate_origin = hydration_origin.get();
   SuccessorCache successors(confidence, 1 << 20);
   if (expansion.enabled) {
     options.successors = [&successors](const std::string& ext, const std::string& vol) {
@@ -353,10 +371,15 @@ int main(int argc, char** argv) {
   // Recording never stops the mount: without the database, reads still work.
   RecorderOptions recorder_options;
   recorder_options.log = LogLine;
+  // A session ended (here, or forwarded by a second mount): the models of
+  // its volume changed.
+  env.on_session_end = [&](AccessDb& adb, const std::string& volume) {
+    successors.Build(adb, volume);
+    if (preassemble) QueuePreassemblies(env, adb, volume, "session end");
+  };
   recorder_options.on_session_end = [&](AccessDb& adb, const std::string&,
                                         const std::string& volume) {
-    successors.Build(adb, volume);  // the models of the volume changed
-    if (preassemble) QueuePreassemblies(env, adb, volume, "session end");
+    env.on_session_end(adb, volume);
   };
   std::unique_ptr<AccessDb> db;
   if (record && deferred_to.empty()) {
@@ -400,14 +423,18 @@ int main(int argc, char** argv) {
   // Successor tables asked for by new sessions are built off the read path.
   std::atomic<bool> building_stop{false};
   std::thread builder([&] {
+    auto next_try = std::chrono::steady_clock::now();
     while (!building_stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (successors.Wanted()) {
-        (void)env.with_db([&](AccessDb* adb) {
-          if (adb != nullptr) successors.Build(*adb);
-          return Status::Ok();
-        });
-      }
+      if (!successors.Wanted() || std::chrono::steady_clock::now() < next_try) continue;
+      bool built = false;
+      (void)env.with_db([&](AccessDb* adb) {
+        if (adb != nullptr) successors.Build(*adb);
+        built = adb != nullptr;
+        return Status::Ok();
+      });
+      // Another process holds the database: no expansion here; ask again later.
+      if (!built) next_try = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     }
   });
   fs.StartBackground(se);

@@ -14,7 +14,13 @@ echo "== B1: fully local LSI vs raw image, cold page cache"
 tests/bench/read_bench.sh build/mount-tools --json build/bench/b1.json
 echo "== B5: the same with access recording on vs off"
 tests/bench/read_bench.sh build/mount-tools --b5 --json build/bench/b5.json
-echo "== varied restore sessions of real programs on a Debian root filesystem (edge profile)"
-tests/bench/session_bench.sh build/mount-tools --json build/bench/sessions.json
+echo "== B3 and B4: varied sessions of real programs on a Debian root filesystem (edge profile)"
+tests/bench/session_bench.sh build/mount-tools --json build/bench/b3-rootfs.json \
+  --svg build/bench/b3-rootfs.svg --b4 build/tests/bench/learning_curve \
+  --b4-json build/bench/b4-rootfs.json
+echo "== B3 and B4 on a large real tree: this machine's /usr/share (edge profile)"
+tests/bench/session_bench.sh build/mount-tools --tree usr-share --json build/bench/b3-usr-share.json \
+  --svg build/bench/b3-usr-share.svg --b4 build/tests/bench/learning_curve \
+  --b4-json build/bench/b4-usr-share.json
 echo "== demand before prefetch: demand reads during a low assembly, restore after a session (edge)"
 tests/bench/link_bench.sh build/mount-tools --json build/bench/link.json

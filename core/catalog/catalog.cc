@@ -251,7 +251,7 @@ void Catalog::Sweep() const {
   for (uint64_t id : layers) {
     if (!keep.count(id)) ::unlink(store_.layer_path(id).c_str());
   }
-  // Counters of LSIs that are gone.
+  // Counters and local block copies of LSIs that are gone.
   for (const auto& n : ListNames(store_.run_dir())) {
     auto id = ParseId(n.substr(0, 16));
     if (id && n.size() > 17 && n[16] == '.' && !manifests.count(*id) &&
@@ -540,6 +540,7 @@ bool Catalog::FinishDrop(uint64_t lsi_id, uint64_t* bytes) const {
   if (known) {
     for (const auto& l : m.layers) ::unlink(store_.layer_path(l.layer_id).c_str());
     ::unlink(store_.counters_path(lsi_id, m.extension).c_str());
+    ::unlink(store_.spill_path(lsi_id, m.extension).c_str());
   }
   ::unlink(store_.tombstone_path(lsi_id).c_str());
   return true;

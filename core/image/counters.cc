@@ -18,23 +18,24 @@ double CounterValues::precision() const {
 }
 
 double CounterValues::no_wait_share() const {
-  return blocks_read == 0 ? 1.0
-                          : 1.0 - static_cast<double>(waited_blocks) /
-                                      static_cast<double>(blocks_read);
+  return blocks_read == 0
+             ? 1.0
+             : 1.0 - static_cast<double>(waited_blocks) / static_cast<double>(blocks_read);
 }
 
 double CounterValues::wan_precision() const {
   uint64_t brought = prefetched_blocks + expanded_blocks;
-  return brought == 0 ? 0.0
-                      : static_cast<double>(prefetched_read + expanded_read) /
-                            static_cast<double>(brought);
+  return brought == 0
+             ? 0.0
+             : static_cast<double>(prefetched_read + expanded_read) / static_cast<double>(brought);
 }
 
-#define LSIFS_COUNTER_FIELDS(X)                                                        \
-  X(reads)                                                                             \
-  X(blocks_read) X(from_delta) X(from_base) X(zero) X(origin_requests) X(origin_bytes) \
-      X(stalled_reads) X(prefetched_blocks) X(prefetched_read) X(read_errors)              \
-          X(expanded_blocks) X(expanded_read) X(late_reads) X(waited_blocks)
+#define LSIFS_COUNTER_FIELDS(X)                                                                  \
+  X(reads)                                                                                       \
+  X(blocks_read)                                                                                 \
+  X(from_delta) X(from_base) X(zero) X(origin_requests) X(origin_bytes) X(stalled_reads)         \
+      X(prefetched_blocks) X(prefetched_read) X(read_errors) X(expanded_blocks) X(expanded_read) \
+          X(late_reads) X(waited_blocks)
 
 std::string CounterValues::ToText() const {
   std::string out;

@@ -29,8 +29,8 @@ struct CounterValues {
   uint64_t late_reads = 0;         // requests that waited for a block already in flight
   uint64_t waited_blocks = 0;      // distinct blocks whose first read waited on the origin
 
-  double recall() const;     // from_delta / (from_delta + from_base)
-  double precision() const;  // prefetched_read / prefetched_blocks
+  double recall() const;         // from_delta / (from_delta + from_base)
+  double precision() const;      // prefetched_read / prefetched_blocks
   double no_wait_share() const;  // 1 - waited_blocks / blocks_read
   // (prefetched_read + expanded_read) / (prefetched_blocks + expanded_blocks)
   double wan_precision() const;
@@ -67,9 +67,7 @@ class Counters {
   void CountStall() { stalled_.fetch_add(1, std::memory_order_relaxed); }
   void CountError() { errors_.fetch_add(1, std::memory_order_relaxed); }
   void CountLateRead() { late_.fetch_add(1, std::memory_order_relaxed); }
-  void CountExpanded(uint64_t blocks) {
-    expanded_.fetch_add(blocks, std::memory_order_relaxed);
-  }
+  void CountExpanded(uint64_t blocks) { expanded_.fetch_add(blocks, std::memory_order_relaxed); }
   void CountExpandedRead() { expanded_read_.fetch_add(1, std::memory_order_relaxed); }
   void CountOriginRequest(uint64_t bytes) {
     origin_requests_.fetch_add(1, std::memory_order_relaxed);

@@ -18,8 +18,10 @@ size_t RoundBlocks(uint32_t block_size) {
   return kRoundBytes / block_size + 1;
 }
 
+// The spill's key is bound to the extension and the LSI by derivation;
+// each record to its block by this.
 size_t SpillAad(uint64_t block, uint8_t (&aad)[24]) {
-  std::memcpy(aad, "lsifs spill v1\0\0", 16);
+  std::memcpy(aad, "lsifs spill v2\0\0", 16);
   EncodeFixed64(aad + 16, block);
   return sizeof aad;
 }
@@ -72,6 +74,7 @@ LsiImage::~LsiImage() {
   }
   follow_cv_.notify_all();
   if (continuation_.joinable()) continuation_.join();
+  if (hydration_.joinable()) hydration_.join();
 }
 
 void LsiImage::SetSuccessors(std::shared_ptr<const SuccessorTable> table) {
@@ -170,13 +173,84 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
     }
     img->continuation_ = std::thread([raw = img.get()] { raw->ContinuationLoop(); });
   }
-  int fd = ::open(store.tmp_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return Status::FromErrno("creating the local block file in " + store.tmp_dir(), errno);
+  // The local copy of fetched base blocks outlives the daemon: what an
+  // earlier mount fetched is not fetched again. Records found there are
+  // checked when read; one that fails is fetched again.
+  int fd = -1;
+  std::string spill = store.spill_path(man.lsi_id, key_info.name);
+  if (options.persist_spill) {
+    fd = ::open(spill.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  } else {
+    spill = store.tmp_dir();
+    fd = ::open(spill.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  }
+  if (fd < 0) return Status::FromErrno("opening the local block file " + spill, errno);
   img->spill_ = File(fd);
-  img->spill_key_ = SecretKey::Random();
+  img->spill_key_ = options.persist_spill ? DeriveKey(key, "lsifs spill v2 " + FormatId(man.lsi_id))
+                                          : SecretKey::Random();
+  // Each record starts a filesystem block of its own (SpillStride), so the
+  // file's allocated ranges tell exactly which were written.
+  const off_t stride = static_cast<off_t>(img->SpillStride());
+  const off_t record = static_cast<off_t>(img->block_size_ + kSealOverhead);
+  for (off_t at = 0;;) {
+    off_t data = ::lseek(fd, at, SEEK_DATA);
+    if (data < 0) break;
+    off_t hole = ::lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) break;
+    for (off_t slot = (data + stride - 1) / stride; slot * stride + record <= hole; ++slot) {
+      if (static_cast<size_t>(slot) < present) {
+        img->base_state_[static_cast<size_t>(slot)].store(kLocal, std::memory_order_relaxed);
+      }
+    }
+    at = hole;
+  }
+  if (options.hydrate) {
+    if (options.hydrate_origin != nullptr) {
+      LSIFS_RETURN_IF_ERROR(options.hydrate_origin->OpenSnapshot(
+          img->manifest_.volume, img->manifest_.snapshot, &img->hydrate_base_));
+    }
+    img->hydration_ = std::thread([raw = img.get()] { raw->HydrationLoop(); });
+  }
   *out = std::move(img);
   return Status::Ok();
+}
+
+std::pair<uint64_t, uint64_t> LsiImage::LocalBaseBlocks() const {
+  // Of the blocks the delta layers do not hold.
+  const auto& present = base_->present();
+  uint64_t local = 0, base = 0;
+  for (size_t i = 0; i < present.size(); ++i) {
+    if (FindDelta(present[i]) != nullptr) continue;
+    ++base;
+    if (base_state_[i].load(std::memory_order_relaxed) == kLocal) ++local;
+  }
+  return {local, base};
+}
+
+void LsiImage::HydrationLoop() {
+  thread_local Scratch scratch;
+  Scratch& s = scratch;
+  s.Fit(block_size_);
+  const auto& present = base_->present();
+  OriginSnapshot& origin = hydrate_base_ ? *hydrate_base_ : *base_;
+  std::vector<uint64_t> blocks, indexes;
+  for (size_t i = 0; i < present.size() && !stopping_.load();) {
+    blocks.clear();
+    indexes.clear();
+    for (; i < present.size() && blocks.size() < kMaxExpandPerMiss; ++i) {
+      if (FindDelta(present[i]) != nullptr) continue;  // local in a delta layer
+      uint8_t expected = kAbsent;
+      if (base_state_[i].compare_exchange_strong(expected, kFetching, std::memory_order_acq_rel)) {
+        blocks.push_back(present[i]);
+        indexes.push_back(i);
+      }
+    }
+    if (!blocks.empty() &&
+        !FetchClaimed(origin, blocks.data(), indexes.data(), blocks.size(), blocks.size(), s)
+             .ok()) {
+      return;  // logged; the blocks stay for demand reads
+    }
+  }
 }
 
 const LsiImage::DeltaEntry* LsiImage::FindDelta(uint64_t block) const {
@@ -210,7 +284,7 @@ Status LsiImage::ReadDelta(const DeltaEntry& e, Scratch& s, uint8_t* block_out) 
 Status LsiImage::ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* block_out) {
   MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
   uint8_t aad[24];
-  Status st = spill_.PreadExact(index * record.size(), record);
+  Status st = spill_.PreadExact(index * SpillStride(), record);
   if (st.ok())
     st = s.aead.Open(spill_key_, ByteSpan(aad, SpillAad(block, aad)), record,
                      MutableByteSpan(block_out, block_size_));
@@ -227,8 +301,8 @@ bool LsiImage::TakeBudget(uint64_t bytes) {
   return false;
 }
 
-bool LsiImage::Claim(uint64_t block, std::vector<uint64_t>* blocks,
-                     std::vector<uint64_t>* indexes, size_t cap) {
+bool LsiImage::Claim(uint64_t block, std::vector<uint64_t>* blocks, std::vector<uint64_t>* indexes,
+                     size_t cap) {
   if (blocks->size() >= cap || block >= block_count_ || FindDelta(block) != nullptr) return false;
   int64_t idx = PresentIndex(block);
   if (idx < 0) return false;
@@ -255,12 +329,11 @@ void LsiImage::ClaimSuccessors(const SuccessorTable& table, Scratch& s) {
   }
 }
 
-Status LsiImage::FetchClaimed(OriginSnapshot& from, const uint64_t* blocks,
-                              const uint64_t* indexes, size_t n, size_t first_expanded,
-                              Scratch& s) {
+Status LsiImage::FetchClaimed(OriginSnapshot& from, const uint64_t* blocks, const uint64_t* indexes,
+                              size_t n, size_t first_expanded, Scratch& s) {
   for (size_t i = 0; i < n; ++i) s.outs[i] = s.fetched.data() + i * block_size_;
-  Status fetched = from.Fetch(std::span<const uint64_t>(blocks, n),
-                              std::span<uint8_t* const>(s.outs.data(), n));
+  Status fetched =
+      from.Fetch(std::span<const uint64_t>(blocks, n), std::span<uint8_t* const>(s.outs.data(), n));
   uint64_t bytes = n * block_size_;
   lsi_counters_.CountOriginRequest(bytes);
   session_counters_.CountOriginRequest(bytes);
@@ -272,7 +345,7 @@ Status LsiImage::FetchClaimed(OriginSnapshot& from, const uint64_t* blocks,
       uint8_t aad[24];
       (void)s.aead.Seal(spill_key_, ByteSpan(aad, SpillAad(blocks[i], aad)),
                         ByteSpan(s.outs[i], block_size_), record);
-      st = spill_.PwriteAll(indexes[i] * record.size(), record);
+      st = spill_.PwriteAll(indexes[i] * SpillStride(), record);
     }
     if (st.ok() && i >= first_expanded) {
       expanded_[indexes[i]].store(1, std::memory_order_relaxed);
@@ -339,6 +412,16 @@ Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, si
   }
 }
 
+Status LsiImage::RefetchBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* out) {
+  // The local copy failed its check (damaged, or torn by a writer that
+  // died): fetch the block again, once.
+  uint8_t expected = kLocal;
+  base_state_[index].compare_exchange_strong(expected, kAbsent, std::memory_order_acq_rel);
+  bool stalled = false, late = false;
+  LSIFS_RETURN_IF_ERROR(EnsureLocal(&block, &index, 1, s, &stalled, &late));
+  return ReadLocalBase(block, index, s, out);
+}
+
 void LsiImage::Follow(uint64_t block) {
   std::unique_lock<std::mutex> lock(follow_mu_, std::try_to_lock);
   if (!lock.owns_lock() || follow_size_ == kFollowRing) return;  // never wait on the read path
@@ -365,7 +448,7 @@ void LsiImage::ContinuationLoop() {
     uint64_t from;
     {
       std::unique_lock<std::mutex> lock(follow_mu_);
-      follow_cv_.wait(lock, [&] { return stopping_ || follow_size_ > 0; });
+      follow_cv_.wait(lock, [&] { return stopping_.load() || follow_size_ > 0; });
       if (stopping_) return;
       from = follow_ring_[follow_head_];
       follow_head_ = (follow_head_ + 1) % kFollowRing;
@@ -461,6 +544,7 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
         uint8_t* target = whole ? dst : s.block.data();
         Status st =
             d ? ReadDelta(*d, s, target) : ReadLocalBase(b, static_cast<uint64_t>(idx), s, target);
+        if (!st.ok() && !d) st = RefetchBase(b, static_cast<uint64_t>(idx), s, target);
         if (!st.ok()) return fail(st);
         if (!whole) {
           std::memcpy(dst, s.block.data() + in_off, n);

@@ -2,19 +2,21 @@
 // Each block comes from the topmost delta layer that holds it (decrypted),
 // else it is a zero block, else it is fetched from the base snapshot through
 // the origin. Concurrent reads of one missing block fetch it once, and every
-// block fetched from the base is kept (sealed under a key that lives only in
-// memory) in a local spill file, so that no block crosses the WAN twice.
+// block fetched from the base is kept in a local spill file of the LSI,
+// sealed under a key derived from the extension key, so that no block
+// crosses the WAN twice, across restarts too.
 // Read() allocates nothing and takes no global lock.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/access/recorder.h"
@@ -51,6 +53,15 @@ constexpr size_t kMaxExpandPerMiss = 64;
 struct ImageOptions {
   uint64_t cache_bytes = 64ull << 20;  // decrypted-block cache
   ExpansionOptions expansion;
+  // Hydration: fetch every present block not yet local in the background
+  // (through `hydrate_origin`, the link's hydration class; null: the
+  // demand snapshot's), so that the image becomes fully local.
+  bool hydrate = false;
+  Origin* hydrate_origin = nullptr;
+  // Keep fetched base blocks in the store (Store::spill_path) for the next
+  // mount; off: in an unnamed file that goes with the image (benchmarks'
+  // baselines, which must start cold).
+  bool persist_spill = true;
   // Called with one line for every failure worth an operator's attention
   // (block failing authentication, missing layer...). Must be thread-safe.
   std::function<void(const std::string&)> log;
@@ -88,6 +99,8 @@ class LsiImage {
   // reads run (the model was refreshed).
   void SetSuccessors(std::shared_ptr<const SuccessorTable> table);
   std::shared_ptr<const SuccessorTable> successors() const { return successors_.load(); }
+  // Present base blocks held locally (in the spill), and present blocks.
+  std::pair<uint64_t, uint64_t> LocalBaseBlocks() const;
   int session_handle() const { return session_handle_.load(std::memory_order_relaxed); }
 
  private:
@@ -125,6 +138,11 @@ class LsiImage {
                       size_t n, size_t first_expanded, Scratch& s);
   void NoteExpandedRead(uint64_t block, uint64_t index);
   void ContinuationLoop();
+  void HydrationLoop();
+  // Spill records are this far apart: a whole number of 4 KiB filesystem
+  // blocks each, never sharing one (the file is sparse: no space is lost).
+  uint64_t SpillStride() const { return (block_size_ + kSealOverhead + 4095) / 4096 * 4096; }
+  Status RefetchBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* out);
   void Log(const std::string& line) const;
 
   ImageOptions options_;
@@ -159,8 +177,10 @@ class LsiImage {
   std::condition_variable follow_cv_;
   uint64_t follow_ring_[kFollowRing];
   size_t follow_head_ = 0, follow_size_ = 0;
-  bool stopping_ = false;
+  std::atomic<bool> stopping_{false};
   std::thread continuation_;
+  std::unique_ptr<OriginSnapshot> hydrate_base_;
+  std::thread hydration_;
 };
 
 }  // namespace lsifs

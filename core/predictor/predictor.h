@@ -34,13 +34,13 @@ struct ModelView {
 };
 
 struct PlanOptions {
-  uint64_t budget_bytes = 0;  // 0: budget_factor x the expected bytes a session reads
-  double budget_factor = 1.5;
-  double floor = 0.05;       // blocks less likely than this are never taken
-  double prior = 2.0;        // sessions of own history worth as much as the volume-wide model
-  double seed_p = 0.5;       // blocks this likely expand to their successors
-  double min_support = 2.0;  // a successor seen in fewer (decayed) sessions is noise
-  double min_share = 0.5;    // ... or following its seed in less than this share of them
+  uint64_t budget_bytes = 0;   // 0: budget_factor x the expected bytes a session reads
+  double budget_factor = 1.2;  // what the layers miss, read-time expansion wins
+  double floor = 0.05;         // blocks less likely than this are never taken
+  double prior = 2.0;          // sessions of own history worth as much as the volume-wide model
+  double seed_p = 0.5;         // blocks this likely expand to their successors
+  double min_support = 2.0;    // a successor seen in fewer (decayed) sessions is noise
+  double min_share = 0.5;      // ... or following its seed in less than this share of them
 };
 
 // The one rule for "confident co-access", used by the predictor, read-time
@@ -95,8 +95,8 @@ class SuccessorTable {
   friend SuccessorTable BuildSuccessorTable(const ModelView&, const ModelView&,
                                             const CoAccessParams&, const PlanOptions&, size_t,
                                             size_t);
-  std::vector<uint64_t> seeds_;     // sorted
-  std::vector<uint32_t> offsets_;   // seeds_.size() + 1 bounds into next_
+  std::vector<uint64_t> seeds_;    // sorted
+  std::vector<uint32_t> offsets_;  // seeds_.size() + 1 bounds into next_
   std::vector<uint64_t> next_;
 };
 

@@ -340,7 +340,7 @@ Status ServeSession(const ServiceEnv& env, const std::vector<std::string>& req, 
       LSIFS_RETURN_IF_ERROR(ParseCount(req[5], "dropped", &dropped));
       LSIFS_RETURN_IF_ERROR(
           db->EndSession(req[1], req[2], static_cast<uint32_t>(number), reads, dropped));
-      if (env.preassemble) QueuePreassemblies(env, *db, req[2], "session end");
+      if (env.on_session_end) env.on_session_end(*db, req[2]);
       return Status::Ok();
     }
     boost::system::error_code ec;

@@ -42,10 +42,13 @@ namespace lsifs {
 struct ServiceEnv {
   const Store* store = nullptr;
   const OriginKeys* keys = nullptr;
-  OriginLink* link = nullptr;     // what assemblies fetch through
+  OriginLink* link = nullptr;      // what assemblies fetch through
   AssemblyQueue* queue = nullptr;  // where restores and assemblies wait their turn
-  // Queue low pre-assemblies when a forwarded session ends.
+  // Queue low pre-assemblies when a volume gets a new snapshot.
   bool preassemble = false;
+  // Told when a forwarded session has ended and been folded, with the
+  // database (as the daemon's own recorder tells it of its sessions).
+  std::function<void(AccessDb& db, const std::string& volume)> on_session_end;
   const Catalog* catalog = nullptr;
   // Runs `fn` with the co-access database, or with null when it cannot be
   // had (then freshness is judged without the learned models).

@@ -330,6 +330,10 @@ std::string Store::deliveries_lock_path(const std::string& extension) const {
   return catalog_dir() + "/" + extension + ".lock";
 }
 
+std::string Store::spill_path(uint64_t lsi_id, const std::string& extension) const {
+  return run_dir() + "/" + FormatId(lsi_id) + "." + extension + ".spill";
+}
+
 std::string Store::counters_path(uint64_t lsi_id, const std::string& extension) const {
   return run_dir() + "/" + FormatId(lsi_id) + "." + extension + ".counters.json";
 }

@@ -89,6 +89,9 @@ class Store {
   std::string run_dir() const { return root_ + "/run"; }
   std::string counters_path(uint64_t lsi_id, const std::string& extension) const;
   std::string control_socket_path() const { return root_ + "/control.sock"; }
+  // The base blocks mounts of an LSI fetched, sealed under a key derived
+  // from its extension's key: they survive a restart, and go with the LSI.
+  std::string spill_path(uint64_t lsi_id, const std::string& extension) const;
   // A claim in tmp/ by this process (its pid in the name, so that it is swept
   // with the process's other temporaries), numbered `n`.
   std::string claim_path(uint64_t n) const;

@@ -34,11 +34,13 @@
 set -euo pipefail
 bin=$1
 shift
-history=5 held_out=8 profile=edge json="" svg="" smoke=0 volume_tree=rootfs
+history=5 held_out=8 profile=edge json="" svg="" smoke=0 volume_tree=rootfs b4="" b4_json=""
 while [ $# -gt 0 ]; do
   case $1 in
     --tree) volume_tree=$2; shift ;;
     --svg) svg=$2; shift ;;
+    --b4) b4=$2; shift ;;            # the learning_curve program: run B4 on the sessions
+    --b4-json) b4_json=$2; shift ;;
     --history) history=$2; shift ;;
     --held-out) held_out=$2; shift ;;
     --profile) profile=$2; shift ;;
@@ -127,7 +129,7 @@ start_mount() {  # start_mount MOUNTPOINT OPTIONS
 # One mount records (it holds the database) and expands; the other measures
 # the baselines, without expansion.
 start_mount "$mnt" "session_idle=1s${wan:+,$wan}"
-start_mount "$mnt0" "session_idle=1s,record=0,expand=off${wan:+,$wan}"
+start_mount "$mnt0" "session_idle=1s,record=0,expand=off,spill=memory${wan:+,$wan}"
 
 # ---- the tasks -------------------------------------------------------------
 # Paths are under $R: the mounted root for the smoke tree, "" under chroot.
@@ -149,7 +151,7 @@ if [ "$volume_tree" = usr-share ] && [ $smoke -eq 0 ]; then
   )
   varied_tasks=()
   for d in $(cd /usr/share && du -s -- */ 2>/dev/null | sort -n -r | head -24 | cut -f2); do
-    varied_tasks+=("find \$R/$d -type f | head -250 | xargs -r cat >/dev/null 2>&1")
+    varied_tasks+=("find \$R/$d -type f | head -40 | xargs -r cat >/dev/null 2>&1")
   done
   varied_tasks+=(
     "zcat \$R/man/man1/*.gz 2>/dev/null | head -c 20000000 >/dev/null"
@@ -278,6 +280,18 @@ for k in $(seq $((history + 1)) $((history + held_out))); do
   # The oracle and replay LSIs are made again for each session.
   for l in "$replay" "$oracle"; do "$bin/lsictl" lsi drop "$l" >/dev/null 2>&1 || true; done
 done
+
+# B4: every recorded session replayed through the predictor (before the
+# image changes below).
+if [ -n "$b4" ]; then
+  for k in $(seq 1 $((history + held_out))); do
+    "$bin/lsictl" access show -e site-a -v vol-root --session "$k" --json
+  done | python3 -c "
+import json, sys
+print(json.dumps([json.loads(l)['blocks'] for l in sys.stdin if l.strip()]))" >"$work/sessions.json"
+  bs=$("$bin/lsictl" snapshots vol-root --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['block_size'])")
+  "$b4" --sessions "$work/sessions.json" --image "$image" --block-size "$bs" ${b4_json:+--json "$b4_json"}
+fi
 
 # A new snapshot: a few files change; what does its pre-assembly fetch? (The
 # baselines go first: only the predicted LSIs' layers may serve it locally.)

@@ -5,6 +5,7 @@
 // count distinct blocks by where they came from.
 #include "core/image/image.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -260,7 +261,7 @@ TEST_F(ExpansionTest, ThePerMissCapAndTheSessionBudgetHold) {
   auto img = OpenBaseOnly(e, {{30, 31, 32, 33, 34}, {40, 41, 42, 43}});
   ReadBlock(*img, 30);
   EXPECT_EQ(origin_->blocks.load(), 3u);  // 30 and two successors
-  e.session_budget = kBlock;  // one block of expansion per session
+  e.session_budget = kBlock;              // one block of expansion per session
   auto tight = OpenBaseOnly(e, {{40, 41, 42, 43}});
   uint64_t before = origin_->blocks.load();
   ReadBlock(*tight, 40);
@@ -326,6 +327,79 @@ TEST_F(ExpansionTest, ExpansionRacingReadersKeepsEveryByteAndFetchesEachBlockOnc
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_LE(origin_->blocks.load(), base_->present().size());
   EXPECT_GT(img->session_counters().Values().expanded_blocks, 0u);
+}
+
+TEST_F(ImageTest, TheSpillOutlivesTheImageAndADamagedRecordIsFetchedAgain) {
+  Manifest m = Assemble({});
+  {
+    auto img = Open(m);
+    ExpectIdentical(*img, 1);
+  }
+  const uint64_t fetched = origin_->blocks.load();
+  EXPECT_EQ(fetched, base_->present().size());
+  // A restart: a new image of the same snapshot finds every block local.
+  {
+    auto img = Open(m);
+    EXPECT_EQ(img->LocalBaseBlocks().first, base_->present().size());
+    ExpectIdentical(*img, 2);
+    EXPECT_EQ(origin_->blocks.load(), fetched);
+  }
+  // A record damaged on disk fails its check and is fetched again: right
+  // bytes, one more block from the origin, nothing else.
+  std::string spill = store_->spill_path(m.lsi_id, info_.name);
+  const uint64_t record = (kBlock + kSealOverhead + 4095) / 4096 * 4096;  // the records' stride
+  {
+    File f(::open(spill.c_str(), O_RDWR));
+    ASSERT_TRUE(f.is_open());
+    uint8_t byte = 0;
+    ASSERT_TRUE(f.PreadExact(3 * record + 100, MutableByteSpan(&byte, 1)).ok());
+    byte ^= 0x40;
+    ASSERT_TRUE(f.PwriteAll(3 * record + 100, ByteSpan(&byte, 1)).ok());
+  }
+  {
+    auto img = Open(m);
+    ExpectIdentical(*img, 3);
+    EXPECT_EQ(origin_->blocks.load(), fetched + 1);
+  }
+  // It goes with the LSI.
+  DropResult dropped;
+  ASSERT_TRUE(catalog_->Drop(m.lsi_id, &dropped).ok());
+  catalog_->Sweep();
+  EXPECT_NE(::access(spill.c_str(), F_OK), 0);
+}
+
+TEST_F(ImageTest, HydrationRacingReadersKeepsEveryByteAndFetchesEachBlockOnce) {
+  ImageOptions options;
+  options.hydrate = true;
+  auto img = Open(Assemble({{0, 1, 2, 3}}), options);
+  std::vector<std::thread> readers;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      std::mt19937_64 rng(static_cast<uint64_t>(t) + 100);
+      for (int i = 0; i < 150; ++i) {
+        uint64_t off = rng() % kBytes;
+        size_t len = 1 + rng() % (2 * kBlock);
+        Bytes got(len);
+        size_t done = 0;
+        if (!img->Read(off, got, &done).ok() ||
+            !std::equal(got.begin(), got.begin() + static_cast<long>(done),
+                        image_.begin() + static_cast<long>(off))) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& r : readers) r.join();
+  for (int i = 0; i < 2000 && img->LocalBaseBlocks().first < img->LocalBaseBlocks().second; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(wrong.load(), 0);
+  auto [local, base] = img->LocalBaseBlocks();
+  EXPECT_EQ(local, base);  // hydrated: every block the layers do not hold is local
+  EXPECT_EQ(base, base_->present().size() - 4);
+  EXPECT_EQ(origin_->blocks.load(), base);  // each fetched once, the layer's never
+  ExpectIdentical(*img, 4);
 }
 
 }  // namespace

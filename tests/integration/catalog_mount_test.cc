@@ -248,11 +248,11 @@ TEST_F(CatalogMountTest, ExpansionBringsWhatFollowedAMissInPastSessions) {
   EXPECT_GT(JsonCounter(with, "expanded_read"), 0u) << with;
   EXPECT_EQ(JsonCounter(without, "expanded_blocks"), 0u) << without;
   EXPECT_LT(JsonCounter(with, "waited_blocks"), JsonCounter(without, "waited_blocks"))
-      << with << "\n" << without;
+      << with << "\n"
+      << without;
 }
 
-void ReadFilesOf(MountFixture& f, const std::string& image,
-                 const std::vector<std::string>& files) {
+void ReadFilesOf(MountFixture& f, const std::string& image, const std::vector<std::string>& files) {
   std::string dev = f.AttachLoop(image, /*direct_io=*/true);
   std::string inner = f.dir() / "inner";
   ::mkdir(inner.c_str(), 0755);
