@@ -430,7 +430,12 @@ void LsiImage::Follow(uint64_t block) {
 }
 
 void LsiImage::NoteExpandedRead(uint64_t block, uint64_t index) {
-  if (expanded_[index].exchange(0, std::memory_order_relaxed) == 0) return;
+  // A load first: most reads are of blocks expansion did not bring, and
+  // they must not all write to the flags.
+  if (expanded_[index].load(std::memory_order_relaxed) == 0 ||
+      expanded_[index].exchange(0, std::memory_order_relaxed) == 0) {
+    return;
+  }
   lsi_counters_.CountExpandedRead();
   session_counters_.CountExpandedRead();
   // The session reads the cluster: follow it further.

@@ -291,6 +291,9 @@ import json, sys
 print(json.dumps([json.loads(l)['blocks'] for l in sys.stdin if l.strip()]))" >"$work/sessions.json"
   bs=$("$bin/lsictl" snapshots vol-root --json | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['block_size'])")
   "$b4" --sessions "$work/sessions.json" --image "$image" --block-size "$bs" ${b4_json:+--json "$b4_json"}
+  if [ -n "$b4_json" ] && [ -n "$svg" ]; then
+    python3 "$(dirname "$0")/b4_plot.py" "$b4_json" "${svg%.svg}-b4.svg" "$volume_tree"
+  fi
 fi
 
 # A new snapshot: a few files change; what does its pre-assembly fetch? (The
