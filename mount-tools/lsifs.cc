@@ -130,7 +130,11 @@ int main(int argc, char** argv) {
   bool preassemble = true;
   int max_threads = 0;  // 0: from the link
   ExpansionOptions expansion;
+  // Read-time expansion needs no minimum of sessions (the predictor wants
+  // two before it pre-assembles), only the share: a miss of the block is
+  // itself evidence that its cluster is being read.
   PlanOptions confidence;
+  confidence.min_support = 0;
   bool hydrate = false;
   bool persist_spill = true;
 

@@ -35,7 +35,7 @@ struct ModelView {
 
 struct PlanOptions {
   uint64_t budget_bytes = 0;   // 0: budget_factor x the expected bytes a session reads
-  double budget_factor = 1.2;  // what the layers miss, read-time expansion wins
+  double budget_factor = 1.5;
   double floor = 0.05;         // blocks less likely than this are never taken
   double prior = 2.0;          // sessions of own history worth as much as the volume-wide model
   double seed_p = 0.5;         // blocks this likely expand to their successors

@@ -86,12 +86,12 @@ TEST(Predictor, TheBudgetTakesTheMostLikelyFirstAndTheDefaultFollowsHistory) {
   Plan plan = PlanBlocks(own.View(), own.View(), own.params(), AllPresent(100), kBlock, options);
   EXPECT_EQ(Blocks(plan), (std::vector<uint64_t>{1, 2, 3, 4}));
   EXPECT_EQ(plan.cut_by_budget, 4u);  // 10..13, each about a quarter
-  // Default: 1.2 x the blocks a session is expected to read (4 + 4 x 1/4).
+  // Default: 1.5 x the blocks a session is expected to read (4 + 4 x 1/4).
   Plan by_default =
       PlanBlocks(own.View(), own.View(), own.params(), AllPresent(100), kBlock, PlanOptions());
   EXPECT_NEAR(by_default.expected_blocks, 5.0, 0.2);
-  EXPECT_EQ(by_default.budget_bytes, 6u * kBlock);
-  EXPECT_EQ(by_default.blocks.size(), 6u);
+  EXPECT_EQ(by_default.budget_bytes, 8u * kBlock);
+  EXPECT_EQ(by_default.blocks.size(), 8u);
 }
 
 TEST(Predictor, AbsentBlocksAreNeverPlanned) {
