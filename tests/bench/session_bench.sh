@@ -302,12 +302,15 @@ baselines=$("$bin/lsictl" --json lsi list | python3 -c "
 import json, sys
 print(' '.join(l['lsi'] for l in json.load(sys.stdin) if l['strategy'] != 'predicted'))")
 for l in $baselines; do "$bin/lsictl" lsi drop "$l" >/dev/null 2>&1; done
-debugfs -w -R "write /etc/hostname etc/new-file" "$image" >/dev/null 2>&1
-debugfs -w -R "rm etc/debian_version" "$image" >/dev/null 2>&1
-debugfs -w -R "write /etc/hostname etc/debian_version" "$image" >/dev/null 2>&1
+changed=etc/debian_version  # a small file of the tree, rewritten
+[ "$volume_tree" = usr-share ] && changed=common-licenses/BSD
+debugfs -w -R "write /etc/hostname lsifs-bench-new-file" "$image" >/dev/null 2>&1
+debugfs -w -R "rm $changed" "$image" >/dev/null 2>&1
+debugfs -w -R "write /etc/hostname $changed" "$image" >/dev/null 2>&1
 import_json=$("$bin/lsictl" --json import vol-root "$image")
+# Nothing changed (debugfs failed): the figures above stand; say so.
 [ "$(field "$import_json" new_blocks)" -gt 0 ] ||
-  { echo "session_bench.sh: the new snapshot changed nothing" >&2; exit 1; }
+  echo "session_bench.sh: the new snapshot changed nothing; its figures are meaningless" >&2
 new_json=$("$bin/lsictl" --json preassemble -e site-a -v vol-root)
 
 read_ahead=$(cat "$work/read_ahead_kb" 2>/dev/null || echo "?")
