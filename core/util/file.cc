@@ -29,9 +29,23 @@ void File::Close() {
 }
 
 Status File::OpenRead(const std::string& path, File* out) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking first: opening a FIFO (or a link to one) for reading
+  // would wait for a writer forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::FromErrno(path, errno);
-  *out = File(fd);
+  File f(fd);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::FromErrno(path, errno);
+  if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+    return Status::InvalidArgument(path +
+                                   ": not a regular file (a pipe, socket, directory or "
+                                   "character device cannot be read here)");
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    return Status::FromErrno(path, errno);
+  }
+  *out = std::move(f);
   return Status::Ok();
 }
 

@@ -21,6 +21,8 @@ class File {
   File(const File&) = delete;
   File& operator=(const File&) = delete;
 
+  // A regular file or a block device; anything else is refused (opening a
+  // FIFO for reading would wait for a writer forever).
   static Status OpenRead(const std::string& path, File* out);
   // Creates `path` exclusively with `mode` (fails with kExists if it is there).
   static Status CreateExclusive(const std::string& path, int mode, File* out);

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/crypto/aead.h"
 #include "core/crypto/keyfile.h"
+#include "core/util/file.h"
 #include "tests/core/test_util.h"
 
 namespace lsifs {
@@ -104,6 +106,26 @@ TEST(KeyFile, CreatedMode0600AndReadBack) {
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].name, "site-a");
   EXPECT_EQ(all[1].name, "site-b");
+}
+
+TEST(KeyFile, AKeyFileThatIsAFifoOrALinkToOneIsRefusedAtOnce) {
+  TempDir dir;
+  ::mkdir((dir / "keys").c_str(), 0700);
+  ::mkdir((dir / "tmp").c_str(), 0700);
+  Keyring ring(dir / "keys", dir / "tmp");
+  // A FIFO opened for reading would wait for a writer forever.
+  ASSERT_EQ(::mkfifo(ring.PathFor("site-a").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((dir / "elsewhere").c_str(), 0600), 0);
+  ASSERT_EQ(::symlink((dir / "elsewhere").c_str(), ring.PathFor("site-b").c_str()), 0);
+  for (const char* name : {"site-a", "site-b"}) {
+    KeyInfo info;
+    SecretKey key;
+    Status s = ring.Load(name, &info, &key);
+    EXPECT_FALSE(s.ok()) << name;
+    EXPECT_NE(s.message().find("not a regular file"), std::string::npos) << s.ToString();
+  }
+  File f;
+  EXPECT_FALSE(File::OpenRead(dir.path(), &f).ok());  // nor a directory
 }
 
 TEST(KeyFile, GroupOrWorldReadableKeyIsRefusedWithAFix) {
