@@ -26,6 +26,7 @@
 #include "core/service/service.h"
 #include "core/service/successors.h"
 #include "core/store/store.h"
+#include "core/util/numbers.h"
 #include "fs/lsifs_fs.h"
 
 using namespace lsifs;
@@ -177,13 +178,8 @@ int main(int argc, char** argv) {
           if (value != "on" && value != "off") s = Status::InvalidArgument("use expand=on or off");
           expansion.enabled = value == "on";
         } else if (key == "expand_blocks" || key == "expand_ahead") {
-          char* end = nullptr;
-          long n = std::strtol(value.c_str(), &end, 10);
-          long most = key == "expand_blocks" ? static_cast<long>(kMaxExpandPerMiss) : 4096;
-          if (value.empty() || *end != '\0' || n < 0 || n > most) {
-            s = Status::InvalidArgument("'" + value + "' is not a block count from 0 to " +
-                                        std::to_string(most));
-          }
+          uint64_t n = 0;
+          s = ParseUnsigned(value, key, 0, key == "expand_blocks" ? kMaxExpandPerMiss : 4096, &n);
           (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) = static_cast<size_t>(n);
         } else if (key == "spill") {
           if (value != "persist" && value != "memory") {
@@ -198,20 +194,13 @@ int main(int argc, char** argv) {
         } else if (key == "expand_share") {
           s = ParseShare(value, &confidence.min_share);
         } else if (key == "max_threads") {
-          char* end = nullptr;
-          long n = std::strtol(value.c_str(), &end, 10);
-          if (value.empty() || *end != '\0' || n < 2 || n > 1024) {
-            s = Status::InvalidArgument("'" + value + "' is not a thread count from 2 to 1024");
-          }
+          uint64_t n = 0;
+          s = ParseUnsigned(value, "max_threads", 2, 1024, &n);
           max_threads = static_cast<int>(n);
         } else if (key == "cache_size") {
           s = ParseByteSize(value, &cache_bytes);
         } else if (key == "read_ahead_kb") {
-          char* end = nullptr;
-          read_ahead_kb = std::strtoull(value.c_str(), &end, 10);
-          if (value.empty() || *end != '\0') {
-            s = Status::InvalidArgument("'" + value + "' is not a number of KiB (try 1024)");
-          }
+          s = ParseUnsigned(value, "read_ahead_kb", 0, 1 << 20, &read_ahead_kb);
         } else if (key == "record") {
           if (value != "0" && value != "1") s = Status::InvalidArgument("use record=1 or record=0");
           record = value == "1";

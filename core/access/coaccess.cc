@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/util/numbers.h"
+
 namespace lsifs {
 namespace {
 constexpr uint8_t kBlockStatsVersion = 1;
@@ -74,11 +76,13 @@ void CoAccessSettings::ApplyTo(CoAccessParams* p) const {
 }
 
 bool CoAccessSettings::Parse(const std::string& key, const std::string& value, Status* status) {
-  char* end = nullptr;
   if (key == "half_life") {
+    char* end = nullptr;
     double v = std::strtod(value.c_str(), &end);
-    if (value.empty() || *end != '\0' || !(v > 0)) {
-      *status = Status::InvalidArgument("half_life is a number of sessions > 0 (default 8)");
+    // Finite and sane: an infinite half-life would never forget.
+    if (value.empty() || *end != '\0' || !(v >= 0.5 && v <= 1000)) {
+      *status = Status::InvalidArgument(
+          "half_life is a number of sessions from 0.5 to 1000 (default 8), not '" + value + "'");
     } else {
       half_life = v;
     }
@@ -89,14 +93,11 @@ bool CoAccessSettings::Parse(const std::string& key, const std::string& value, S
                                      : key == "keep_sessions"   ? &keep_sessions
                                                                 : nullptr;
   if (field32 == nullptr && key != "max_stat_blocks") return false;
-  unsigned long long v = std::strtoull(value.c_str(), &end, 10);
   // Successor lists are stored with a 16-bit count; 1024 is plenty.
-  const unsigned long long limit = field32 == &top_k ? 1024 : field32 ? UINT32_MAX : UINT64_MAX;
-  if (value.empty() || *end != '\0' || v == 0 || v > limit) {
-    *status =
-        Status::InvalidArgument(key + " is a whole number from 1 to " + std::to_string(limit));
-    return true;
-  }
+  const uint64_t limit = field32 == &top_k ? 1024 : field32 ? UINT32_MAX : uint64_t{1} << 40;
+  uint64_t v = 0;
+  *status = ParseUnsigned(value, key, 1, limit, &v);
+  if (!status->ok()) return true;
   if (field32) {
     *field32 = static_cast<uint32_t>(v);
   } else {

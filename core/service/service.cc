@@ -19,6 +19,7 @@
 #include "core/util/hex.h"
 #include "core/util/json.h"
 #include "core/util/names.h"
+#include "core/util/numbers.h"
 #include "core/util/progress.h"
 
 namespace lsifs {
@@ -294,15 +295,7 @@ Status ServeAssemblies(const ServiceEnv& env, std::string* body) {
 }
 
 Status ParseCount(const std::string& text, const char* what, uint64_t* out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])) || *end != '\0' ||
-      errno != 0) {
-    return Status::InvalidArgument(std::string(what) + " '" + text + "' is not a number");
-  }
-  *out = v;
-  return Status::Ok();
+  return ParseUnsigned(text, what, 0, UINT64_MAX, out);
 }
 
 Status ServeAssemblyCancel(const ServiceEnv& env, const std::string& id_text, std::string* body) {

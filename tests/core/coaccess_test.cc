@@ -223,6 +223,20 @@ TEST(CoAccessSettings, ParametersAreKeptInTheDatabaseAndChangedOnlyWhenSet) {
   ASSERT_TRUE(set.Parse("successor_top_k", "0", &st));
   EXPECT_FALSE(st.ok());
   set.top_k.reset();
+  // Out of bounds or not numbers: refused, and nothing is changed.
+  CoAccessSettings bad;
+  for (auto [key, value] :
+       std::vector<std::pair<std::string, std::string>>{{"half_life", "inf"},
+                                                        {"half_life", "nan"},
+                                                        {"half_life", "0"},
+                                                        {"half_life", "8x"},
+                                                        {"max_stat_blocks", "-1"},
+                                                        {"successor_window", "+3"},
+                                                        {"keep_sessions", "5 "}}) {
+    ASSERT_TRUE(bad.Parse(key, value, &st)) << key;
+    EXPECT_FALSE(st.ok()) << key << "=" << value;
+  }
+  EXPECT_TRUE(bad.empty());
   ASSERT_TRUE(AccessDb::Open(dir / "db", set, &db).ok());
   EXPECT_EQ(db->params().keep_sessions, 5u);
   db.reset();

@@ -5,6 +5,7 @@
 #include "core/util/hex.h"
 #include "core/util/json.h"
 #include "core/util/names.h"
+#include "core/util/numbers.h"
 #include "core/util/worker_pool.h"
 
 #include <atomic>
@@ -12,6 +13,20 @@
 
 namespace lsifs {
 namespace {
+
+TEST(Numbers, WholeNumbersAreDigitsWithinBounds) {
+  uint64_t v = 0;
+  EXPECT_TRUE(ParseUnsigned("42", "n", 0, 100, &v).ok());
+  EXPECT_EQ(v, 42u);
+  EXPECT_TRUE(ParseUnsigned("18446744073709551615", "n", 0, UINT64_MAX, &v).ok());
+  for (const char* bad :
+       {"-1", "+5", " 5", "5x", "", "0x10", "1e3", "18446744073709551616", "101", "1.5"}) {
+    Status s = ParseUnsigned(bad, "n", 0, 100, &v);
+    EXPECT_EQ(s.code(), Status::Code::kInvalidArgument) << bad;
+  }
+  EXPECT_NE(ParseUnsigned("1", "max_threads", 2, 1024, &v).message().find("from 2 to 1024"),
+            std::string::npos);
+}
 
 TEST(Encoding, FieldsRoundTripLittleEndian) {
   ByteWriter w;
