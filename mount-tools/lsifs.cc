@@ -81,6 +81,17 @@ void Usage(FILE* to) {
       "See lsifs(8), mount.lsifs(8), lsictl(8).\n");
 }
 
+// An option of two words: `yes` sets *out, `no` clears it, else an error
+// that names both (and *out keeps its default).
+Status ParseChoice(const std::string& key, const std::string& value, const char* yes,
+                   const char* no, bool* out) {
+  if (value != yes && value != no) {
+    return Status::InvalidArgument("use " + key + "=" + yes + " or " + key + "=" + no);
+  }
+  *out = value == yes;
+  return Status::Ok();
+}
+
 int Fail(const std::string& msg) {
   std::fprintf(stderr, "lsifs: %s\n", msg.c_str());
   return 1;
@@ -170,25 +181,17 @@ int main(int argc, char** argv) {
         } else if (key == "low_share") {
           s = ParseShare(value, &low_share);
         } else if (key == "preassemble") {
-          if (value != "auto" && value != "off") {
-            s = Status::InvalidArgument("use preassemble=auto or preassemble=off");
-          }
-          preassemble = value == "auto";
+          s = ParseChoice(key, value, "auto", "off", &preassemble);
         } else if (key == "expand") {
-          if (value != "on" && value != "off") s = Status::InvalidArgument("use expand=on or off");
-          expansion.enabled = value == "on";
+          s = ParseChoice(key, value, "on", "off", &expansion.enabled);
         } else if (key == "expand_blocks" || key == "expand_ahead") {
           uint64_t n = 0;
           s = ParseUnsigned(value, key, 0, key == "expand_blocks" ? kMaxExpandPerMiss : 4096, &n);
           (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) = static_cast<size_t>(n);
         } else if (key == "spill") {
-          if (value != "persist" && value != "memory") {
-            s = Status::InvalidArgument("use spill=persist or spill=memory");
-          }
-          persist_spill = value == "persist";
+          s = ParseChoice(key, value, "persist", "memory", &persist_spill);
         } else if (key == "hydrate") {
-          if (value != "on" && value != "off") s = Status::InvalidArgument("use hydrate=on or off");
-          hydrate = value == "on";
+          s = ParseChoice(key, value, "on", "off", &hydrate);
         } else if (key == "expand_budget") {
           s = ParseByteSize(value, &expansion.session_budget);
         } else if (key == "expand_share") {
@@ -202,8 +205,7 @@ int main(int argc, char** argv) {
         } else if (key == "read_ahead_kb") {
           s = ParseUnsigned(value, "read_ahead_kb", 0, 1 << 20, &read_ahead_kb);
         } else if (key == "record") {
-          if (value != "0" && value != "1") s = Status::InvalidArgument("use record=1 or record=0");
-          record = value == "1";
+          s = ParseChoice(key, value, "1", "0", &record);
         } else if (key == "session_idle") {
           s = ParseLatency(value, &session_idle);
         } else if (learning.Parse(key, value, &s)) {

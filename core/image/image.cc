@@ -446,7 +446,7 @@ void LsiImage::ContinuationLoop() {
   thread_local Scratch scratch;
   Scratch& s = scratch;
   s.Fit(block_size_);
-  std::vector<uint64_t> blocks, indexes, level;
+  std::vector<uint64_t> blocks, indexes;
   blocks.reserve(options_.expansion.ahead);
   indexes.reserve(options_.expansion.ahead);
   for (;;) {
@@ -466,7 +466,7 @@ void LsiImage::ContinuationLoop() {
     blocks.clear();
     indexes.clear();
     const size_t cap = options_.expansion.ahead;
-    level.assign(table->Of(from).begin(), table->Of(from).end());
+    const std::span<const uint64_t> level = table->Of(from);
     for (uint64_t next : level) (void)Claim(next, &blocks, &indexes, cap);
     for (uint64_t next : level) {
       for (uint64_t after : table->Of(next)) (void)Claim(after, &blocks, &indexes, cap);

@@ -2,10 +2,10 @@
 
 #include <boost/json.hpp>
 #include <chrono>
-#include <cstdlib>
 
 #include "core/control/control.h"
 #include "core/util/hex.h"
+#include "core/util/numbers.h"
 
 namespace lsifs {
 namespace {
@@ -23,9 +23,8 @@ class ForwardingSink : public SessionSink {
     std::string body;
     LSIFS_RETURN_IF_ERROR(ControlCall(
         path_, {"session-begin", ext, vol, FormatId(lsi), FormatId(snapshot)}, &body, kTimeout));
-    char* end = nullptr;
-    unsigned long n = std::strtoul(body.c_str(), &end, 10);
-    if (body.empty() || *end != '\0' || n == 0 || n > UINT32_MAX) {
+    uint64_t n = 0;
+    if (!ParseUnsigned(body, "session number", 1, UINT32_MAX, &n).ok()) {
       return Status::Corruption("the daemon answered no session number");
     }
     *number = static_cast<uint32_t>(n);

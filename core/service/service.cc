@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <cctype>
-#include <cerrno>
 #include <cstdlib>
 #include <ctime>
 #include <map>
@@ -294,13 +292,9 @@ Status ServeAssemblies(const ServiceEnv& env, std::string* body) {
   return Status::Ok();
 }
 
-Status ParseCount(const std::string& text, const char* what, uint64_t* out) {
-  return ParseUnsigned(text, what, 0, UINT64_MAX, out);
-}
-
 Status ServeAssemblyCancel(const ServiceEnv& env, const std::string& id_text, std::string* body) {
   uint64_t id = 0;
-  LSIFS_RETURN_IF_ERROR(ParseCount(id_text, "assembly id", &id));
+  LSIFS_RETURN_IF_ERROR(ParseUnsigned(id_text, "assembly id", 0, UINT64_MAX, &id));
   LSIFS_RETURN_IF_ERROR(env.queue->Cancel(id));
   JsonWriter j;
   j.BeginObject().Field("cancelled", id).EndObject();
@@ -325,12 +319,11 @@ Status ServeSession(const ServiceEnv& env, const std::vector<std::string>& req, 
       return Status::Ok();
     }
     uint64_t number = 0;
-    LSIFS_RETURN_IF_ERROR(ParseCount(req[3], "session number", &number));
-    if (number == 0 || number > UINT32_MAX) return Status::InvalidArgument("bad session number");
+    LSIFS_RETURN_IF_ERROR(ParseUnsigned(req[3], "session number", 1, UINT32_MAX, &number));
     if (req[0] == "session-end") {
       uint64_t reads = 0, dropped = 0;
-      LSIFS_RETURN_IF_ERROR(ParseCount(req[4], "reads", &reads));
-      LSIFS_RETURN_IF_ERROR(ParseCount(req[5], "dropped", &dropped));
+      LSIFS_RETURN_IF_ERROR(ParseUnsigned(req[4], "reads", 0, UINT64_MAX, &reads));
+      LSIFS_RETURN_IF_ERROR(ParseUnsigned(req[5], "dropped", 0, UINT64_MAX, &dropped));
       LSIFS_RETURN_IF_ERROR(
           db->EndSession(req[1], req[2], static_cast<uint32_t>(number), reads, dropped));
       if (env.on_session_end) env.on_session_end(*db, req[2]);

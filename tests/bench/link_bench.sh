@@ -25,12 +25,11 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case $profile in
-  metro) wan=origin_latency=5ms,origin_bandwidth=1Gbit ;;
-  edge) wan=origin_latency=40ms,origin_bandwidth=200Mbit ;;
-  constrained) wan=origin_latency=150ms,origin_bandwidth=25Mbit ;;
-  *) echo "link_bench.sh: profile is metro, edge or constrained" >&2; exit 2 ;;
-esac
+source "$(dirname "$0")/profiles.sh"
+if [ "$profile" = none ] || ! wan=$(wan_options "$profile"); then
+  echo "link_bench.sh: profile is metro, edge or constrained" >&2
+  exit 2
+fi
 [ "$(id -u)" -eq 0 ] || { echo "link_bench.sh: needs root (mounts)" >&2; exit 1; }
 cache=${LSIFS_BENCH_CACHE:-/var/cache/lsifs-bench}
 work=$(mktemp -d "${TMPDIR:-/tmp}/lsifs-link.XXXXXX")

@@ -50,13 +50,9 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-case $profile in
-  metro) wan=origin_latency=5ms,origin_bandwidth=1Gbit ;;
-  edge) wan=origin_latency=40ms,origin_bandwidth=200Mbit ;;
-  constrained) wan=origin_latency=150ms,origin_bandwidth=25Mbit ;;
-  none) wan="" ;;
-  *) echo "session_bench.sh: profile is metro, edge, constrained or none" >&2; exit 2 ;;
-esac
+source "$(dirname "$0")/profiles.sh"
+wan=$(wan_options "$profile") ||
+  { echo "session_bench.sh: profile is metro, edge, constrained or none" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "session_bench.sh: needs root (mounts, losetup)" >&2; exit 1; }
 
 cache=${LSIFS_BENCH_CACHE:-/var/cache/lsifs-bench}

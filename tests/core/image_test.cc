@@ -78,6 +78,31 @@ class ImageTest : public testing::StoreTest {
     }
   }
 
+  // `threads` readers of random ranges (up to `max_len` bytes) at once:
+  // how many reads failed or returned a wrong byte.
+  int RacingReaders(LsiImage& img, int threads, int reads, size_t max_len, uint64_t seed) {
+    std::vector<std::thread> readers;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < threads; ++t) {
+      readers.emplace_back([&, t] {
+        std::mt19937_64 rng(seed + static_cast<uint64_t>(t));
+        for (int i = 0; i < reads; ++i) {
+          uint64_t off = rng() % kBytes;
+          size_t len = 1 + rng() % max_len;
+          Bytes got(len);
+          size_t done = 0;
+          if (!img.Read(off, got, &done).ok() ||
+              !std::equal(got.begin(), got.begin() + static_cast<long>(done),
+                          image_.begin() + static_cast<long>(off))) {
+            ++wrong;
+          }
+        }
+      });
+    }
+    for (auto& r : readers) r.join();
+    return wrong.load();
+  }
+
   std::unique_ptr<OriginSnapshot> base_;
   Bytes image_;
   std::mutex log_mu_;
@@ -305,26 +330,7 @@ TEST_F(ExpansionTest, ExpansionRacingReadersKeepsEveryByteAndFetchesEachBlockOnc
     sessions.push_back(order);
   }
   auto img = OpenBaseOnly(ExpansionOptions(), sessions);
-  std::vector<std::thread> readers;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 6; ++t) {
-    readers.emplace_back([&, t] {
-      std::mt19937_64 rng(static_cast<uint64_t>(t));
-      for (int i = 0; i < 200; ++i) {
-        uint64_t off = rng() % kBytes;
-        size_t len = 1 + rng() % (3 * kBlock);
-        Bytes got(len);
-        size_t done = 0;
-        if (!img->Read(off, got, &done).ok() ||
-            !std::equal(got.begin(), got.begin() + static_cast<long>(done),
-                        image_.begin() + static_cast<long>(off))) {
-          ++wrong;
-        }
-      }
-    });
-  }
-  for (auto& r : readers) r.join();
-  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(RacingReaders(*img, 6, 200, 3 * kBlock, 0), 0);
   EXPECT_LE(origin_->blocks.load(), base_->present().size());
   EXPECT_GT(img->session_counters().Values().expanded_blocks, 0u);
 }
@@ -372,29 +378,10 @@ TEST_F(ImageTest, HydrationRacingReadersKeepsEveryByteAndFetchesEachBlockOnce) {
   ImageOptions options;
   options.hydrate = true;
   auto img = Open(Assemble({{0, 1, 2, 3}}), options);
-  std::vector<std::thread> readers;
-  std::atomic<int> wrong{0};
-  for (int t = 0; t < 4; ++t) {
-    readers.emplace_back([&, t] {
-      std::mt19937_64 rng(static_cast<uint64_t>(t) + 100);
-      for (int i = 0; i < 150; ++i) {
-        uint64_t off = rng() % kBytes;
-        size_t len = 1 + rng() % (2 * kBlock);
-        Bytes got(len);
-        size_t done = 0;
-        if (!img->Read(off, got, &done).ok() ||
-            !std::equal(got.begin(), got.begin() + static_cast<long>(done),
-                        image_.begin() + static_cast<long>(off))) {
-          ++wrong;
-        }
-      }
-    });
-  }
-  for (auto& r : readers) r.join();
+  EXPECT_EQ(RacingReaders(*img, 4, 150, 2 * kBlock, 100), 0);
   for (int i = 0; i < 2000 && img->LocalBaseBlocks().first < img->LocalBaseBlocks().second; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  EXPECT_EQ(wrong.load(), 0);
   auto [local, base] = img->LocalBaseBlocks();
   EXPECT_EQ(local, base);  // hydrated: every block the layers do not hold is local
   EXPECT_EQ(base, base_->present().size() - 4);
