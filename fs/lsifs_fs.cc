@@ -219,6 +219,7 @@ bool LsiFs::FillAttr(fuse_ino_t ino, struct stat* st) {
 
 Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
   std::lock_guard<std::mutex> lock(e.open_mu);
+  if (stopping_) return Status::Unavailable("the mount is stopping");
   // Not delivered any more: no new open, even through a name the kernel
   // still caches (handles already open keep reading).
   if (!e.listed) return Status::NotFound("LSI " + FormatId(e.manifest.lsi_id) + " was dropped");
@@ -256,6 +257,25 @@ Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
   ++e.open_count;
   *out = e.image;
   return Status::Ok();
+}
+
+bool LsiFs::StopIfIdle(std::vector<std::string>* open_images) {
+  open_images->clear();
+  std::lock_guard<std::mutex> lock(catalog_mu_);
+  // Every entry's lock is held until the decision is made, so that no open
+  // slips in between the count and the refusal of new ones.
+  std::vector<std::unique_lock<std::mutex>> held;
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    Entry& e = *entries_[i];
+    held.emplace_back(e.open_mu);
+    if (e.open_count == 0) continue;
+    std::string name = "by-id/" + FormatId(e.manifest.lsi_id) + ".img";
+    auto alias = alias_.find(e.manifest.volume);
+    if (alias != alias_.end() && alias->second == i) name = e.manifest.volume + ".img";
+    open_images->push_back(name);
+  }
+  if (open_images->empty()) stopping_ = true;
+  return open_images->empty();
 }
 
 void LsiFs::ReleaseImage(Entry& e) {

@@ -66,6 +66,10 @@ class LsiFs {
   void StopBackground();
   // Ends every session still open and releases every image (at unmount).
   void EndAllSessions();
+  // Whether the mount may stop: true when no image is open, and from then
+  // on every open is refused (a stop must not cut a reader off). Otherwise
+  // false, with the names of the open images ("vol.img", "by-id/ID.img").
+  bool StopIfIdle(std::vector<std::string>* open_images);
   // Sets where sessions are recorded; call before serving requests.
   void SetRecorder(AccessRecorder* recorder) { options_.recorder = recorder; }
 
@@ -128,6 +132,7 @@ class LsiFs {
   SecretKey key_;
   FsOptions options_;
   int64_t mounted_at_;
+  std::atomic<bool> stopping_{false};
 
   std::mutex catalog_mu_;                        // guards the catalog; never taken on the read path
   std::vector<std::unique_ptr<Entry>> entries_;  // index = inode slot, never shrinks

@@ -1,6 +1,8 @@
 // lsifs: the mount daemon. Serves the LSIs delivered to one extension as
 // read-only raw image files (see lsifs(8)).
 #include <fuse_lowlevel.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <syslog.h>
@@ -12,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -60,6 +64,9 @@ void Usage(FILE* to) {
       "                               background, last on the link (default off)\n"
       "       spill=persist|memory    keep fetched base blocks in the store for the next mount\n"
       "                               of the LSI (default persist), or only while it is open\n"
+      "       busy=refuse|wait        SIGTERM or Ctrl-C while an image is open (a loop device,\n"
+      "                               a reader): refuse to stop and say what holds it, or\n"
+      "                               stop when the last one is closed (default refuse)\n"
       "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
@@ -73,7 +80,8 @@ void Usage(FILE* to) {
       "The mount shows the LSIs delivered to EXT (lsictl restore): MOUNTPOINT/by-id/<lsi-id>.img,\n"
       "MOUNTPOINT/<volume>.img (from the latest restore of that volume without --snapshot)\n"
       "and live counters in MOUNTPOINT/.lsifs/.\n"
-      "Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM).\n\n"
+      "Unmount with: fusermount3 -u MOUNTPOINT (or SIGTERM); a mount whose images are\n"
+      "open refuses, as umount does, and says what holds it.\n\n"
       "Example:\n"
       "  lsictl -s /srv/lsifs restore -e site-a -v vol-db\n"
       "  lsifs /srv/lsifs /mnt/lsi -e site-a -o origin_latency=40ms,origin_bandwidth=200Mbit\n"
@@ -126,6 +134,66 @@ void SetReadAhead(const std::string& mountpoint, uint64_t kb) {
   }
 }
 
+// Stop signals reach the daemon through a pipe: a handler may only write,
+// and whether to stop (is an image open?) is decided by a thread.
+int g_stop_pipe[2] = {-1, -1};
+constexpr unsigned char kEndStopper = 0xff;
+
+void OnStopSignal(int sig) {
+  unsigned char c = static_cast<unsigned char>(sig);
+  ssize_t ignored = ::write(g_stop_pipe[1], &c, 1);
+  (void)ignored;
+}
+
+Status InstallStopSignals() {
+  if (::pipe2(g_stop_pipe, O_CLOEXEC) != 0) return Status::FromErrno("pipe", errno);
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = OnStopSignal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    if (::sigaction(sig, &sa, nullptr) != 0) return Status::FromErrno("sigaction", errno);
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  return Status::Ok();
+}
+
+// Who holds files under `mountpoint` open, as umount's users would look:
+// loop devices backed by them, and processes with them open.
+std::string DescribeHolders(const std::string& mountpoint) {
+  namespace fs = std::filesystem;
+  const std::string prefix = mountpoint + "/";
+  std::vector<std::string> who;
+  std::error_code ec;
+  for (const auto& dev : fs::directory_iterator("/sys/block", ec)) {
+    std::string name = dev.path().filename();
+    if (name.rfind("loop", 0) != 0) continue;
+    std::ifstream in(dev.path() / "loop" / "backing_file");
+    std::string backing;
+    if (std::getline(in, backing) && backing.rfind(prefix, 0) == 0) who.push_back("/dev/" + name);
+  }
+  for (const auto& proc : fs::directory_iterator("/proc", ec)) {
+    std::string pid = proc.path().filename();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (pid == std::to_string(::getpid())) continue;
+    std::error_code fd_ec;
+    for (const auto& fd : fs::directory_iterator(proc.path() / "fd", fd_ec)) {
+      std::error_code link_ec;
+      std::string target = fs::read_symlink(fd.path(), link_ec);
+      if (link_ec || target.rfind(prefix, 0) != 0) continue;
+      std::ifstream comm(proc.path() / "comm");
+      std::string name;
+      std::getline(comm, name);
+      who.push_back("pid " + pid + " (" + name + ")");
+      break;
+    }
+  }
+  std::string out;
+  for (const auto& w : who) out += (out.empty() ? "" : ", ") + w;
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -149,6 +217,7 @@ int main(int argc, char** argv) {
   confidence.min_support = 0;
   bool hydrate = false;
   bool persist_spill = true;
+  bool wait_when_busy = false;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -190,6 +259,8 @@ int main(int argc, char** argv) {
           (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) = static_cast<size_t>(n);
         } else if (key == "spill") {
           s = ParseChoice(key, value, "persist", "memory", &persist_spill);
+        } else if (key == "busy") {
+          s = ParseChoice(key, value, "wait", "refuse", &wait_when_busy);
         } else if (key == "hydrate") {
           s = ParseChoice(key, value, "on", "off", &hydrate);
         } else if (key == "expand_budget") {
@@ -324,18 +395,17 @@ int main(int argc, char** argv) {
 
   fuse_session* se = fuse_session_new(&args, &LsiFs::Ops(), sizeof(fuse_lowlevel_ops), &fs);
   if (se == nullptr) return Fail("cannot start FUSE (bad -o option?)");
-  if (fuse_set_signal_handlers(se) != 0) {
+  s = InstallStopSignals();
+  if (!s.ok()) {
     fuse_session_destroy(se);
-    return Fail("cannot install signal handlers");
+    return Fail("cannot install signal handlers: " + s.message());
   }
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
-    fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return Fail("cannot mount on " + mountpoint + " (does it exist? is /dev/fuse there?)");
   }
   if (fuse_daemonize(g_foreground ? 1 : 0) != 0) {
     fuse_session_unmount(se);
-    fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     return 1;
   }
@@ -435,24 +505,74 @@ int main(int argc, char** argv) {
   fs.StartBackground(se);
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
+  // A stop signal ends the loop only when no image is open, as umount(8)
+  // refuses a busy filesystem: the ext4 on a loop device above an image
+  // would otherwise fail with I/O errors.
+  std::thread stopper([&] {
+    bool waiting = false;
+    for (;;) {
+      pollfd p{g_stop_pipe[0], POLLIN, 0};
+      unsigned char sig = 0;
+      if (::poll(&p, 1, waiting ? 250 : -1) > 0 && ::read(g_stop_pipe[0], &sig, 1) != 1) sig = 0;
+      if (sig == kEndStopper) return;
+      if (sig == 0 && !waiting) continue;
+      std::vector<std::string> open;
+      bool idle = fs.StopIfIdle(&open);
+      // A close just made may still be on its way (FUSE sends releases in
+      // the background): give it a moment before calling the mount busy.
+      for (int i = 0; sig != 0 && !idle && i < 20; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        idle = fs.StopIfIdle(&open);
+      }
+      if (idle) {
+        LogLine(sig != 0 ? std::string("stopping on SIG") + ::sigabbrev_np(sig)
+                         : std::string("the last open image was closed: stopping"));
+        fuse_session_exit(se);
+        // The loop notices the exit at its next request: make one.
+        static std::atomic<int> poke{0};
+        struct stat st;
+        (void)::stat((mountpoint + "/.lsifs/.stop-" + std::to_string(++poke)).c_str(), &st);
+        return;
+      }
+      if (sig == 0) continue;
+      std::string names;
+      for (const auto& n : open) names += (names.empty() ? "" : ", ") + n;
+      std::string holders = DescribeHolders(mountpoint);
+      std::string busy = "busy: " + names + " open" +
+                         (holders.empty() ? std::string() : " (held by " + holders + ")");
+      if (wait_when_busy) {
+        if (!waiting)
+          LogLine(std::string("SIG") + ::sigabbrev_np(sig) + ": " + busy +
+                  "; stopping when the last one is closed (busy=wait)");
+        waiting = true;
+      } else {
+        LogLine(std::string("not stopping on SIG") + ::sigabbrev_np(sig) + ": " + busy +
+                "; close or detach it (losetup -d, umount), then stop again, or mount with "
+                "-o busy=wait");
+      }
+    }
+  });
+
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(config, static_cast<unsigned>(max_threads));
   fuse_loop_cfg_set_clone_fd(config, 1);
   int rc = fuse_session_loop_mt(se, config);
   fuse_loop_cfg_destroy(config);
+  OnStopSignal(kEndStopper);
+  stopper.join();
 
+  // Waits on the origin (background fetches of images being released,
+  // assemblies) give up now, before anything waits for them.
+  link.Stop();
   fs.StopBackground();
   fs.EndAllSessions();
   fs.SaveCounters();
-  // Waits on the origin and assemblies still running give up now.
-  link.Stop();
   queue.Stop();
   control.reset();
   building_stop = true;
   builder.join();
   recorder.reset();  // ends what is left while the queue can still be told
   fuse_session_unmount(se);
-  fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   // After the device is closed: a stat still waiting on this mount fails.
   tune.join();

@@ -353,6 +353,59 @@ TEST_F(MountTest, SigtermUnmountsCleanlyAndSavesCounters) {
   EXPECT_GT(JsonCounter(show, "from_base"), 0u) << show;
 }
 
+TEST_F(MountTest, SigtermWhileALoopDeviceHoldsAnImageRefusesAndNamesIt) {
+  std::string id = f_->Deliver("site-a", "vol", {});
+  f_->Mount("site-a", "origin_latency=5ms");
+  std::string loop = f_->AttachLoop(ImagePath(id));
+  ASSERT_EQ(::kill(f_->daemon_pid(), SIGTERM), 0);
+  ASSERT_EQ(f_->WaitExit(2), -2) << "stopped while a loop device held an image\n" << f_->log();
+  EXPECT_NE(f_->log().find("not stopping on SIGTERM: busy: vol.img open"), std::string::npos)
+      << f_->log();
+  EXPECT_NE(f_->log().find(loop), std::string::npos) << "the holder is not named\n" << f_->log();
+  // Still serving: the loop device reads the image.
+  Bytes got;
+  ASSERT_EQ(ReadRange(loop, 0, 1 << 20, &got), 0);
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), source_.begin()));
+  // Released, a stop goes through.
+  f_->DetachLoop(loop);
+  ASSERT_EQ(::kill(f_->daemon_pid(), SIGTERM), 0);
+  EXPECT_EQ(f_->WaitExit(10), 0) << f_->log();
+  EXPECT_EQ(ReadText("/proc/self/mounts").find(" " + f_->mountpoint() + " "), std::string::npos);
+}
+
+TEST_F(MountTest, SigtermWithBusyWaitStopsWhenTheLastReaderCloses) {
+  std::string id = f_->Deliver("site-a", "vol", {});
+  f_->Mount("site-a", "busy=wait");
+  int fd = ::open(ImagePath(id).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::kill(f_->daemon_pid(), SIGINT), 0);
+  EXPECT_EQ(f_->WaitExit(1), -2) << f_->log();
+  char byte;
+  EXPECT_EQ(::pread(fd, &byte, 1, 0), 1) << "a waiting mount must keep serving";
+  EXPECT_NE(f_->log().find("stopping when the last one is closed"), std::string::npos) << f_->log();
+  ::close(fd);
+  EXPECT_EQ(f_->WaitExit(10), 0) << f_->log();
+}
+
+TEST_F(MountTest, SigtermDuringALongOriginWaitStopsPromptly) {
+  // A pre-assembly's origin requests wait out a 20 s round trip each; the
+  // stop must not wait for them.
+  f_->Mount("site-a", "origin_latency=20s");
+  RunShell(f_->bin("lsictl") + " -s " + f_->store().root() +
+           " preassemble -e site-a -v vol --priority low --budget 1M > /dev/null 2>&1 &");
+  std::string queue;
+  for (int i = 0; i < 50 && queue.find("running") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    queue = f_->Lsictl("assemblies");
+  }
+  ASSERT_NE(queue.find("running"), std::string::npos) << queue;
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(f_->daemon_pid(), SIGTERM), 0);
+  EXPECT_EQ(f_->WaitExit(15), 0) << f_->log();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0)
+      << f_->log();
+}
+
 TEST_F(MountTest, MountHelperMountsFromFstabStyleOptions) {
   std::string id = f_->Deliver("site-a", "vol", {});
   std::string helper = std::string(LSIFS_SOURCE_DIR) + "/mount-tools/mount.lsifs";
