@@ -421,7 +421,7 @@ void LsiFs::SaveCounters(uint64_t lsi_id, LsiImage& image) {
   std::string path = store_.counters_path(lsi_id, key_info_.name);
   std::string tmp = path + ".tmp";
   File f;
-  if (File::CreateExclusive(tmp, 0644, &f).ok() && f.WriteAll(AsBytes(json)).ok()) {
+  if (File::CreateExclusive(tmp, 0600, &f).ok() && f.WriteAll(AsBytes(json)).ok()) {
     ::rename(tmp.c_str(), path.c_str());
   } else {
     ::unlink(tmp.c_str());

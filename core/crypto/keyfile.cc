@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -60,6 +61,27 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
     return Status::Permission("key file " + path + " is accessible by group or others (mode " +
                               mode + "); refusing to use it. Run: chmod 600 " + path);
+  }
+  // As ssh's StrictModes: a key that another user could have written, or
+  // replaced through its folder, is not this user's key.
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    return Status::Permission("key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                              ", not by this user (uid " + std::to_string(::geteuid()) +
+                              "); refusing to use it. Run: chown " + std::to_string(::geteuid()) +
+                              " " + path);
+  }
+  std::string folder = path.substr(0, path.find_last_of('/') + 1);
+  if (folder.empty()) folder = ".";
+  struct stat dir;
+  if (::stat(folder.c_str(), &dir) == 0 && (dir.st_mode & 022) != 0 &&
+      (dir.st_mode & S_ISVTX) == 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", dir.st_mode & 07777);
+    return Status::Permission("the folder of key file " + path +
+                              " is writable by group or others (mode " + mode +
+                              "): anyone could replace the key; refusing to use it. Run: chmod "
+                              "go-w " +
+                              folder);
   }
   std::string text;
   WipeOnExit wipe{text};

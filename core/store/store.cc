@@ -21,7 +21,8 @@ namespace lsifs {
 namespace {
 
 constexpr char kConfigFormat[] = "lsifs-store-1";
-const char* const kSubdirs[] = {"keys", "snapshots", "layers", "lsi", "catalog", "run", "tmp"};
+const char* const kSubdirs[] = {"keys", "db",      "snapshots", "layers",
+                                "lsi",  "catalog", "run",       "tmp"};
 
 std::string FormatConfig(const StoreConfig& c) {
   std::ostringstream out;
@@ -129,10 +130,14 @@ void ChooseCaps(const std::string& dir, StoreConfig* c) {
   if (c->free_floor == 0) c->free_floor = std::min<uint64_t>(disk / 20 / kMiB, 8192) * kMiB;
 }
 
+// Keys, the access logs (every extension's reads) and the read counters
+// are for the store's owner alone; the rest is sealed or public facts.
+mode_t SubdirMode(const std::string& sub) {
+  return sub == "keys" || sub == "db" || sub == "run" ? 0700 : 0755;
+}
+
 Status BuildStore(const std::string& dir, const StoreConfig& config) {
-  for (const char* sub : kSubdirs) {
-    LSIFS_RETURN_IF_ERROR(MakeDir(dir + "/" + sub, sub == std::string("keys") ? 0700 : 0755));
-  }
+  for (const char* sub : kSubdirs) LSIFS_RETURN_IF_ERROR(MakeDir(dir + "/" + sub, SubdirMode(sub)));
   KeyInfo provider;
   provider.kind = KeyKind::kProvider;
   provider.name = "provider";
@@ -261,8 +266,17 @@ Status Store::Open(const std::string& root, std::unique_ptr<Store>* store) {
   bool have_caps = false;
   LSIFS_RETURN_IF_ERROR(ParseConfig(root + "/config", text, &config, &have_caps));
   store->reset(new Store(root, config));
-  // Folders and settings added since the store was made.
-  for (const char* sub : kSubdirs) ::mkdir((root + "/" + sub).c_str(), 0755);
+  // Folders and settings added since the store was made; private folders
+  // of stores made before they were private are closed now.
+  for (const char* sub : kSubdirs) {
+    std::string path = root + "/" + sub;
+    mode_t mode = SubdirMode(sub);
+    struct stat st;
+    if (::mkdir(path.c_str(), mode) != 0 && mode == 0700 && ::stat(path.c_str(), &st) == 0 &&
+        (st.st_mode & 077) != 0 && st.st_uid == ::geteuid()) {
+      ::chmod(path.c_str(), mode);
+    }
+  }
   if (!have_caps) {
     StoreConfig chosen = config;
     chosen.lsi_cap = 0;

@@ -145,6 +145,35 @@ TEST(KeyFile, GroupOrWorldReadableKeyIsRefusedWithAFix) {
   }
 }
 
+TEST(KeyFile, AKeyAnotherUserOwnsOrCouldReplaceIsRefused) {
+  TempDir dir;
+  ::mkdir((dir / "keys").c_str(), 0700);
+  ::mkdir((dir / "tmp").c_str(), 0700);
+  Keyring ring(dir / "keys", dir / "tmp");
+  KeyInfo info;
+  ASSERT_TRUE(ring.Create("site-a", &info).ok());
+  KeyInfo loaded;
+  SecretKey key;
+  ASSERT_TRUE(ring.Load("site-a", &loaded, &key).ok());
+
+  // Owned by another user (this test runs as root, which may chown).
+  ASSERT_EQ(::chown(info.path.c_str(), 4242, 4242), 0);
+  Status s = ring.Load("site-a", &loaded, &key);
+  EXPECT_TRUE(s.IsPermission()) << s.ToString();
+  EXPECT_NE(s.message().find("owned by uid 4242"), std::string::npos) << s.message();
+  ASSERT_EQ(::chown(info.path.c_str(), ::geteuid(), ::getegid()), 0);
+
+  // A folder others may write to: the key could be swapped for theirs.
+  for (mode_t mode : {0777u, 0720u, 0702u}) {
+    ASSERT_EQ(::chmod((dir / "keys").c_str(), mode), 0);
+    s = ring.Load("site-a", &loaded, &key);
+    EXPECT_TRUE(s.IsPermission()) << std::oct << mode << " " << s.ToString();
+    EXPECT_NE(s.message().find("chmod go-w"), std::string::npos) << s.message();
+  }
+  ASSERT_EQ(::chmod((dir / "keys").c_str(), 0700), 0);
+  EXPECT_TRUE(ring.Load("site-a", &loaded, &key).ok());
+}
+
 TEST(KeyFile, MissingOrCorruptKeysGiveClearErrors) {
   TempDir dir;
   ::mkdir((dir / "keys").c_str(), 0700);

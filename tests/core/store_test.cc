@@ -36,6 +36,24 @@ TEST(Store, InitCreatesTheLayoutAndOpens) {
   EXPECT_TRUE(store->LoadProviderKey(&key).ok());
 }
 
+TEST(Store, AccessLogsCountersAndKeysAreTheOwnersAlone) {
+  TempDir dir;
+  StoreConfig config;
+  ASSERT_TRUE(Store::Init(dir / "s", &config).ok());
+  auto mode = [&](const std::string& sub) {
+    struct stat st;
+    EXPECT_EQ(::stat((dir / ("s/" + sub)).c_str(), &st), 0) << sub;
+    return st.st_mode & 0777;
+  };
+  for (const char* sub : {"keys", "db", "run"}) EXPECT_EQ(mode(sub), 0700u) << sub;
+  EXPECT_EQ(mode("layers"), 0755u);
+  // A store made when they were open is closed at the next open.
+  for (const char* sub : {"db", "run"}) ::chmod((dir / ("s/" + std::string(sub))).c_str(), 0755);
+  std::unique_ptr<Store> store;
+  ASSERT_TRUE(Store::Open(dir / "s", &store).ok());
+  for (const char* sub : {"db", "run"}) EXPECT_EQ(mode(sub), 0700u) << sub;
+}
+
 TEST(Store, InitIntoAnEmptyDirectoryWorksButNeverOverANonEmptyOne) {
   TempDir dir;
   ASSERT_EQ(::mkdir((dir / "empty").c_str(), 0755), 0);

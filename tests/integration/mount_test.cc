@@ -351,6 +351,10 @@ TEST_F(MountTest, SigtermUnmountsCleanlyAndSavesCounters) {
   std::string show = ReadText(out_path);
   EXPECT_GT(JsonCounter(show, "reads"), 0u) << show;
   EXPECT_GT(JsonCounter(show, "from_base"), 0u) << show;
+  // Which blocks an extension read is the store owner's business alone.
+  struct stat st;
+  ASSERT_EQ(::stat(f_->store().counters_path(*ParseId(id), "site-a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST_F(MountTest, SigtermWhileALoopDeviceHoldsAnImageRefusesAndNamesIt) {
