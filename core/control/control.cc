@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -16,16 +17,39 @@ namespace lsifs {
 namespace {
 
 constexpr size_t kMaxRequest = 64 * 1024;
+constexpr auto kRequestDeadline = std::chrono::seconds(5);
 
-Status MakeAddress(const std::string& path, sockaddr_un* addr) {
-  std::memset(addr, 0, sizeof *addr);
-  addr->sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr->sun_path) {
-    return Status::InvalidArgument("control socket path too long: " + path);
+// A socket's address. sun_path holds 107 bytes: a longer path is reached
+// through its folder, opened, as /proc/self/fd/N/NAME.
+class SocketAddress {
+ public:
+  ~SocketAddress() {
+    if (dir_fd_ >= 0) ::close(dir_fd_);
   }
-  std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
-  return Status::Ok();
-}
+  Status Set(const std::string& path) {
+    std::memset(&addr_, 0, sizeof addr_);
+    addr_.sun_family = AF_UNIX;
+    std::string usable = path;
+    if (path.size() >= sizeof addr_.sun_path) {
+      size_t slash = path.find_last_of('/');
+      std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+      dir_fd_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (dir_fd_ < 0) return Status::FromErrno("control socket folder " + dir, errno);
+      usable = "/proc/self/fd/" + std::to_string(dir_fd_) + "/" + path.substr(slash + 1);
+      if (usable.size() >= sizeof addr_.sun_path) {
+        return Status::InvalidArgument("control socket name too long: " + path);
+      }
+    }
+    std::memcpy(addr_.sun_path, usable.c_str(), usable.size() + 1);
+    return Status::Ok();
+  }
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&addr_); }
+  socklen_t size() const { return sizeof addr_; }
+
+ private:
+  sockaddr_un addr_;
+  int dir_fd_ = -1;
+};
 
 bool WriteAll(int fd, const std::string& data) {
   size_t done = 0;
@@ -74,8 +98,8 @@ Status CodeStatus(int code, const std::string& msg) {
 
 Status ControlServer::Start(const std::string& path, Handler handler,
                             std::unique_ptr<ControlServer>* out, bool take_over) {
-  sockaddr_un addr;
-  LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
+  SocketAddress addr;
+  LSIFS_RETURN_IF_ERROR(addr.Set(path));
   std::string probe;
   if (!take_over && ControlCall(path, {"ping"}, &probe).code() != Status::Code::kUnavailable) {
     return Status::Exists("another lsifs already serves " + path);
@@ -86,8 +110,7 @@ Status ControlServer::Start(const std::string& path, Handler handler,
   s->handler_ = std::move(handler);
   s->listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (s->listen_fd_ < 0) return Status::FromErrno("socket", errno);
-  if (::bind(s->listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(s->listen_fd_, 16) != 0) {
+  if (::bind(s->listen_fd_, addr.get(), addr.size()) != 0 || ::listen(s->listen_fd_, 16) != 0) {
     return Status::FromErrno("control socket " + path, errno);
   }
   struct stat bound;
@@ -134,9 +157,15 @@ void ControlServer::Serve() {
       return true;
     });
     if (handlers_.size() >= kMaxHandlers) {
+      // The request already sent is read first: closing with unread input
+      // would reset the connection before the answer is read.
+      char sink[4096];
+      while (::recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
       WriteAll(fd, "error\t" + std::to_string(static_cast<int>(Status::Code::kUnavailable)) +
                        "\tlsifs is busy with " + std::to_string(handlers_.size()) +
                        " requests; try again shortly\n");
+      ::shutdown(fd, SHUT_WR);
       ::close(fd);
       continue;
     }
@@ -150,17 +179,51 @@ void ControlServer::Serve() {
 }
 
 void ControlServer::Handle(int fd) {
+  // The whole request must arrive within the deadline, however slowly a
+  // client sends it: one slow client holds one handler for 5 s at most.
+  const auto deadline = std::chrono::steady_clock::now() + kRequestDeadline;
+  auto remaining_ms = [&] {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, left.count()));
+  };
   timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   std::string line;
   char buf[4096];
-  while (line.find('\n') == std::string::npos && line.size() < kMaxRequest) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  bool timed_out = false;
+  while (line.find('\n') == std::string::npos && line.size() <= kMaxRequest) {
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, remaining_ms());
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) timed_out = true;
+    if (ready <= 0) break;
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;
     line.append(buf, static_cast<size_t>(n));
   }
   size_t nl = line.find('\n');
+  if (nl == std::string::npos || nl > kMaxRequest) {
+    Status st = timed_out ? Status::InvalidArgument("request not received within 5 s")
+                : line.size() > kMaxRequest
+                    ? Status::InvalidArgument("request larger than " +
+                                              std::to_string(kMaxRequest / 1024) + " KiB")
+                    : Status::InvalidArgument("malformed request (no end of line)");
+    WriteAll(fd,
+             "error\t" + std::to_string(static_cast<int>(st.code())) + "\t" + st.message() + "\n");
+    // Unread input would make close() reset the connection before the
+    // client reads the answer: say we are done, and drain what it still
+    // sends until it closes or the deadline.
+    ::shutdown(fd, SHUT_WR);
+    while (remaining_ms() > 0) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms()) <= 0) break;
+      if (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) break;
+    }
+    ::close(fd);
+    return;
+  }
   std::string body;
   // Progress goes out at most ten times a second; a caller that went away
   // does not stop the work.
@@ -175,8 +238,7 @@ void ControlServer::Handle(int fd) {
     if (n > 0 && static_cast<size_t>(n) < report.size())
       WriteAll(fd, report.substr(static_cast<size_t>(n)));
   };
-  Status st = nl == std::string::npos ? Status::InvalidArgument("malformed request")
-                                      : handler_(Split(line.substr(0, nl), '\t'), progress, &body);
+  Status st = handler_(Split(line.substr(0, nl), '\t'), progress, &body);
   std::string reply = st.ok() ? "ok\n" + body
                               : "error\t" + std::to_string(static_cast<int>(st.code())) + "\t" +
                                     st.message() + "\n";
@@ -188,11 +250,11 @@ Status ControlCall(const std::string& path, const std::vector<std::string>& requ
                    std::string* body, std::chrono::seconds timeout, bool* reached,
                    const ControlServer::Progress& progress) {
   if (reached != nullptr) *reached = false;
-  sockaddr_un addr;
-  LSIFS_RETURN_IF_ERROR(MakeAddress(path, &addr));
+  SocketAddress addr;
+  LSIFS_RETURN_IF_ERROR(addr.Set(path));
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::FromErrno("socket", errno);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  if (::connect(fd, addr.get(), addr.size()) != 0) {
     int e = errno;
     ::close(fd);
     if (e == ENOENT || e == ECONNREFUSED) return Status::Unavailable("no daemon at " + path);

@@ -3,9 +3,15 @@
 #include "core/control/control.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "tests/core/test_util.h"
@@ -127,6 +133,106 @@ TEST(Control, TheDaemonsOwnUnavailableIsToldFromNoDaemon) {
   EXPECT_EQ(s.code(), Status::Code::kUnavailable);
   EXPECT_EQ(s.message(), "database busy");
   EXPECT_TRUE(reached);
+}
+
+}  // namespace
+}  // namespace lsifs
+
+namespace lsifs {
+namespace {
+
+ControlServer::Handler Echo() {
+  return [](const std::vector<std::string>& req, const ControlServer::Progress&, std::string* out) {
+    *out = req.empty() ? "" : req[0];
+    return Status::Ok();
+  };
+}
+
+TEST(Control, AStorePathLongerThanASocketAddressStillWorks) {
+  testing::TempDir dir;
+  std::string deep = dir.path();
+  while (deep.size() < 200) {
+    deep += "/a-rather-long-folder-name";
+    ASSERT_EQ(::mkdir(deep.c_str(), 0700), 0);
+  }
+  std::string path = deep + "/control.sock";
+  std::unique_ptr<ControlServer> server;
+  ASSERT_TRUE(ControlServer::Start(path, Echo(), &server).ok());
+  std::string body;
+  ASSERT_TRUE(ControlCall(path, {"hello"}, &body).ok());
+  EXPECT_EQ(body, "hello");
+  server.reset();
+  EXPECT_EQ(ControlCall(path, {"ping"}, &body).code(), Status::Code::kUnavailable);
+}
+
+// A raw client: sends `data` (in pieces, `pause` apart) and returns what
+// the server answered before closing, or "RESET" if the connection broke.
+std::string RawExchange(const std::string& path, const std::string& data, size_t piece,
+                        std::chrono::milliseconds pause) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "CONNECT";
+  for (size_t at = 0; at < data.size(); at += piece) {
+    if (::send(fd, data.data() + at, std::min(piece, data.size() - at), MSG_NOSIGNAL) < 0) break;
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  }
+  std::string reply;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) reply.append(buf, static_cast<size_t>(n));
+  if (n < 0) reply = "RESET";
+  ::close(fd);
+  return reply;
+}
+
+TEST(Control, AnOversizedRequestIsAnsweredNotReset) {
+  testing::TempDir dir;
+  std::string path = dir / "c.sock";
+  std::unique_ptr<ControlServer> server;
+  ASSERT_TRUE(ControlServer::Start(path, Echo(), &server).ok());
+  std::string reply =
+      RawExchange(path, std::string(1 << 20, 'x') + "\n", 1 << 16, std::chrono::milliseconds(0));
+  EXPECT_EQ(reply.rfind("error\t", 0), 0u) << reply.substr(0, 80);
+  EXPECT_NE(reply.find("larger than 64 KiB"), std::string::npos) << reply.substr(0, 80);
+}
+
+TEST(Control, SlowClientsDoNotHoldTheServer) {
+  testing::TempDir dir;
+  std::string path = dir / "c.sock";
+  std::unique_ptr<ControlServer> server;
+  ASSERT_TRUE(ControlServer::Start(path, Echo(), &server).ok());
+  // More clients than handlers, each sending one byte a second: each is
+  // cut off at the request deadline, and a normal request gets through.
+  std::vector<std::thread> slow;
+  std::vector<std::string> replies(20);
+  auto start = std::chrono::steady_clock::now();
+  for (size_t i = 0; i < replies.size(); ++i) {
+    slow.emplace_back([&, i] {
+      replies[i] = RawExchange(path, std::string(30, 'y'), 1, std::chrono::milliseconds(1000));
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // While every handler is taken, a whole request is answered (busy), not
+  // reset.
+  std::string busy = RawExchange(path, "fast\n", 64, std::chrono::milliseconds(0));
+  EXPECT_TRUE(busy.rfind("error\t", 0) == 0 || busy == "ok\nfast") << busy;
+  std::string body;
+  Status s;
+  for (int i = 0; i < 40; ++i) {
+    s = ControlCall(path, {"fast"}, &body);
+    if (s.ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 8.0);
+  for (auto& t : slow) t.join();
+  // Each slow client still connected when a handler was free was cut off at
+  // the deadline with an answer.
+  size_t cut_off = 0;
+  for (const auto& r : replies) cut_off += r.find("within 5 s") != std::string::npos;
+  EXPECT_GE(cut_off, 10u);
 }
 
 }  // namespace
