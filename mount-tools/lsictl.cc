@@ -27,6 +27,7 @@
 #include "core/store/store.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
+#include "core/util/log.h"
 #include "core/util/json.h"
 #include "core/util/progress.h"
 
@@ -49,7 +50,7 @@ struct Context {
 };
 
 int Fail(const Status& s) {
-  std::fprintf(stderr, "lsictl: %s\n", s.message().c_str());
+  std::fprintf(stderr, "lsictl: %s\n", PrintableLine(s.message()).c_str());
   return kExitError;
 }
 

@@ -30,6 +30,7 @@
 #include "core/service/service.h"
 #include "core/service/successors.h"
 #include "core/store/store.h"
+#include "core/util/log.h"
 #include "core/util/numbers.h"
 #include "fs/lsifs_fs.h"
 
@@ -101,14 +102,15 @@ Status ParseChoice(const std::string& key, const std::string& value, const char*
 }
 
 int Fail(const std::string& msg) {
-  std::fprintf(stderr, "lsifs: %s\n", msg.c_str());
+  std::fprintf(stderr, "lsifs: %s\n", PrintableLine(msg).c_str());
   return 1;
 }
 
 bool g_foreground = false;
 std::mutex g_log_mu;
 
-void LogLine(const std::string& line) {
+void LogLine(const std::string& text) {
+  const std::string line = PrintableLine(text);
   if (g_foreground) {
     std::lock_guard<std::mutex> lock(g_log_mu);
     std::fprintf(stderr, "lsifs: %s\n", line.c_str());

@@ -93,7 +93,7 @@ std::string LsiImage::id() const {
 }
 
 void LsiImage::Log(const std::string& line) const {
-  if (options_.log) options_.log(line);
+  log_limit_.Log(options_.log, line);
 }
 
 Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, const SecretKey& key,

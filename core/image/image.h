@@ -29,6 +29,7 @@
 #include "core/predictor/predictor.h"
 #include "core/store/store.h"
 #include "core/util/file.h"
+#include "core/util/log.h"
 #include "core/util/status.h"
 
 namespace lsifs {
@@ -146,6 +147,9 @@ class LsiImage {
   void Log(const std::string& line) const;
 
   ImageOptions options_;
+  // Errors of reads are logged a few a minute at most: a damaged block
+  // read in a loop must not flood the log.
+  mutable LogLimiter log_limit_{10, std::chrono::seconds(60)};
   Manifest manifest_;
   uint32_t block_size_;
   uint64_t block_count_;

@@ -4,12 +4,15 @@
 #include "core/util/encoding.h"
 #include "core/util/hex.h"
 #include "core/util/json.h"
+#include "core/util/log.h"
 #include "core/util/names.h"
 #include "core/util/numbers.h"
 #include "core/util/worker_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace lsifs {
 namespace {
@@ -127,6 +130,44 @@ TEST(WorkerPool, CoversEveryItemExactlyOnce) {
     });
     for (size_t i = 0; i < count; ++i) EXPECT_EQ(hits[i].load(), 1) << i;
   }
+}
+
+}  // namespace
+}  // namespace lsifs
+
+namespace lsifs {
+namespace {
+
+TEST(Log, LinesArePrintableWhateverTheyQuote) {
+  EXPECT_EQ(PrintableLine("plain text 1.2"), "plain text 1.2");
+  // A forged second line, a terminal escape, a backslash, a high byte.
+  EXPECT_EQ(PrintableLine("vol\nlsifs: forged\x1b[2J\\\xff"),
+            "vol\\x0alsifs: forged\\x1b[2J\\\\\\xff");
+}
+
+TEST(Log, ALimiterLetsABurstThroughAndCountsTheRest) {
+  LogLimiter limit(3, std::chrono::seconds(3600));
+  std::vector<std::string> lines;
+  auto sink = [&](const std::string& l) { lines.push_back(l); };
+  for (int i = 0; i < 100; ++i) limit.Log(sink, "line " + std::to_string(i));
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2], "line 2");
+  EXPECT_EQ(limit.suppressed_total(), 97u);
+}
+
+TEST(Log, TheNextWindowSaysHowManyWereSuppressed) {
+  LogLimiter limit(1, std::chrono::seconds(1));
+  std::vector<std::string> lines;
+  auto sink = [&](const std::string& l) { lines.push_back(l); };
+  limit.Log(sink, "a");
+  limit.Log(sink, "b");
+  limit.Log(sink, "c");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  limit.Log(sink, "d");
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "a");
+  EXPECT_NE(lines[1].find("2 similar lines suppressed"), std::string::npos) << lines[1];
+  EXPECT_EQ(lines[2], "d");
 }
 
 }  // namespace
