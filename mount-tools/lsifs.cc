@@ -68,7 +68,8 @@ void Usage(FILE* to) {
       "       busy=refuse|wait        SIGTERM or Ctrl-C while an image is open (a loop device,\n"
       "                               a reader): refuse to stop and say what holds it, or\n"
       "                               stop when the last one is closed (default refuse)\n"
-      "       cache_size=SIZE         decrypted-block cache per image (default 64M)\n"
+      "       cache_size=SIZE         decrypted-block cache, one for all images (default 64M;\n"
+      "                               0 for none; at most half the memory)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
       "       session_idle=T          a session ends this long after the last close (30s)\n"
@@ -275,6 +276,12 @@ int main(int argc, char** argv) {
           max_threads = static_cast<int>(n);
         } else if (key == "cache_size") {
           s = ParseByteSize(value, &cache_bytes);
+          const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                                  static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+          if (s.ok() && cache_bytes > memory / 2) {
+            s = Status::InvalidArgument(value + " is more than half of this machine's memory (" +
+                                        std::to_string(memory >> 20) + " MiB)");
+          }
         } else if (key == "read_ahead_kb") {
           s = ParseUnsigned(value, "read_ahead_kb", 0, 1 << 20, &read_ahead_kb);
         } else if (key == "record") {
@@ -366,7 +373,10 @@ int main(int argc, char** argv) {
 
   FsOptions options;
   options.session_idle = std::chrono::duration_cast<std::chrono::milliseconds>(session_idle);
-  options.image.cache_bytes = cache_bytes;
+  std::unique_ptr<BlockCache> cache;
+  s = BlockCache::Make(cache_bytes, store->block_size(), &cache);
+  if (!s.ok()) return Fail("-o cache_size: " + s.message());
+  options.image.cache = cache.get();
   options.log = LogLine;
   options.origin_description = "local store (" + link.Describe() + ")";
   // Expansion's background fetches travel in their own class on the link.

@@ -1,20 +1,38 @@
 #include "core/image/block_cache.h"
 
 #include <cstring>
+#include <new>
 
 namespace lsifs {
 
-BlockCache::BlockCache(uint64_t capacity_bytes, uint32_t block_size)
-    : block_size_(block_size), sets_(static_cast<size_t>(capacity_bytes / block_size / kWays)) {
-  if (!sets_.empty()) data_.reset(new uint8_t[sets_.size() * kWays * block_size]);
+Status BlockCache::Make(uint64_t capacity_bytes, uint32_t block_size,
+                        std::unique_ptr<BlockCache>* out) {
+  out->reset();
+  const uint64_t sets = block_size == 0 ? 0 : capacity_bytes / block_size / kWays;
+  if (sets == 0) return Status::Ok();
+  std::unique_ptr<BlockCache> cache(new (std::nothrow) BlockCache(block_size, 0));
+  if (cache) {
+    try {
+      cache->sets_ = std::vector<Set>(static_cast<size_t>(sets));
+      cache->data_.reset(new (std::nothrow) uint8_t[sets * kWays * block_size]);
+    } catch (const std::exception&) {  // bad_alloc, or length_error
+      cache->data_.reset();
+    }
+  }
+  if (!cache || !cache->data_) {
+    return Status::InvalidArgument("cannot reserve " + std::to_string(capacity_bytes >> 20) +
+                                   " MiB for the block cache; choose a smaller cache_size");
+  }
+  *out = std::move(cache);
+  return Status::Ok();
 }
 
-bool BlockCache::Get(uint64_t block, uint32_t offset, uint32_t len, uint8_t* out) {
-  if (sets_.empty()) return false;
-  Set& set = SetFor(block);
+bool BlockCache::Get(uint64_t lsi, uint64_t block, uint32_t offset, uint32_t len, uint8_t* out) {
+  const Tag tag{lsi, block};
+  Set& set = SetFor(tag);
   std::lock_guard<std::mutex> lock(set.mu);
   for (int w = 0; w < kWays; ++w) {
-    if (set.tags[w] == block) {
+    if (set.tags[w] == tag) {
       set.age[w] = ++set.clock;
       std::memcpy(out, Data(set, w) + offset, len);
       return true;
@@ -23,17 +41,17 @@ bool BlockCache::Get(uint64_t block, uint32_t offset, uint32_t len, uint8_t* out
   return false;
 }
 
-void BlockCache::Put(uint64_t block, const uint8_t* data) {
-  if (sets_.empty()) return;
-  Set& set = SetFor(block);
+void BlockCache::Put(uint64_t lsi, uint64_t block, const uint8_t* data) {
+  const Tag tag{lsi, block};
+  Set& set = SetFor(tag);
   std::lock_guard<std::mutex> lock(set.mu);
   int victim = 0;
   for (int w = 0; w < kWays; ++w) {
-    if (set.tags[w] == block) return;
-    if (set.tags[w] == kEmpty || set.age[w] < set.age[victim]) victim = w;
-    if (set.tags[w] == kEmpty) break;
+    if (set.tags[w] == tag) return;
+    if (set.tags[w].lsi == 0 || set.age[w] < set.age[victim]) victim = w;
+    if (set.tags[w].lsi == 0) break;
   }
-  set.tags[victim] = block;
+  set.tags[victim] = tag;
   set.age[victim] = ++set.clock;
   std::memcpy(Data(set, victim), data, block_size_);
 }

@@ -1,6 +1,8 @@
-// A bounded cache of decrypted blocks: set-associative (4 ways), one small
-// lock per set, all memory reserved up front, so that lookups and inserts
-// allocate nothing and threads touching different sets never contend.
+// A bounded cache of decrypted blocks, one for every image of a mount (so
+// that its cap is one cap however many images are open): entries are
+// tagged by LSI and block. Set-associative (4 ways), one small lock per set,
+// all memory reserved up front, so that lookups and inserts allocate nothing
+// and threads touching different sets never contend.
 #pragma once
 
 #include <cstdint>
@@ -9,30 +11,41 @@
 #include <vector>
 
 #include "core/util/encoding.h"
+#include "core/util/status.h"
 
 namespace lsifs {
 
 class BlockCache {
  public:
-  // Holds at most capacity_bytes / block_size blocks (0 disables the cache).
-  BlockCache(uint64_t capacity_bytes, uint32_t block_size);
+  // A cache of at most `capacity_bytes` of blocks of `block_size` bytes;
+  // fewer bytes than four blocks make no cache (*out null). Fails, rather
+  // than abort, when the memory cannot be reserved.
+  static Status Make(uint64_t capacity_bytes, uint32_t block_size,
+                     std::unique_ptr<BlockCache>* out);
+  uint64_t capacity_bytes() const { return sets_.size() * kWays * block_size_; }
+  uint32_t block_size() const { return block_size_; }
 
-  // Copies `len` bytes from `offset` inside cached block `block` into `out`;
-  // false on a miss.
-  bool Get(uint64_t block, uint32_t offset, uint32_t len, uint8_t* out);
-  void Put(uint64_t block, const uint8_t* data);
+  // Copies `len` bytes from `offset` inside block `block` of LSI `lsi`
+  // (nonzero) into `out`; false on a miss.
+  bool Get(uint64_t lsi, uint64_t block, uint32_t offset, uint32_t len, uint8_t* out);
+  void Put(uint64_t lsi, uint64_t block, const uint8_t* data);
 
  private:
   static constexpr int kWays = 4;
-  static constexpr uint64_t kEmpty = UINT64_MAX;
+  struct Tag {
+    uint64_t lsi = 0;  // 0: empty
+    uint64_t block = 0;
+    bool operator==(const Tag&) const = default;
+  };
   struct Set {
     std::mutex mu;
-    uint64_t tags[kWays] = {kEmpty, kEmpty, kEmpty, kEmpty};
+    Tag tags[kWays];
     uint32_t age[kWays] = {0, 0, 0, 0};  // larger = more recently used
     uint32_t clock = 0;
   };
+  BlockCache(uint32_t block_size, size_t sets) : block_size_(block_size), sets_(sets) {}
 
-  Set& SetFor(uint64_t block) { return sets_[Mix(block) % sets_.size()]; }
+  Set& SetFor(const Tag& t) { return sets_[Mix(t.block ^ Mix(t.lsi)) % sets_.size()]; }
   uint8_t* Data(const Set& set, int way) {
     size_t index = static_cast<size_t>(&set - sets_.data()) * kWays + static_cast<size_t>(way);
     return data_.get() + index * block_size_;

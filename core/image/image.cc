@@ -63,7 +63,6 @@ LsiImage::LsiImage(const ImageOptions& options, Manifest manifest)
       manifest_(std::move(manifest)),
       block_size_(manifest_.block_size),
       block_count_((manifest_.volume_size + block_size_ - 1) / block_size_),
-      cache_(options.cache_bytes, block_size_),
       lsi_counters_(block_count_, 0),
       session_counters_(block_count_, 0) {}
 
@@ -488,6 +487,9 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
   thread_local Scratch scratch;
   Scratch& s = scratch;
   s.Fit(block_size_);
+  BlockCache* const cache =
+      options_.cache != nullptr && options_.cache->block_size() == block_size_ ? options_.cache
+                                                                                : nullptr;
   auto fail = [&](Status st) {
     lsi_counters_.CountError();
     session_counters_.CountError();
@@ -545,7 +547,7 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
                                       : BlockSource::kZero;
       if (source == BlockSource::kZero) {
         std::memset(dst, 0, n);
-      } else if (!cache_.Get(b, in_off, n, dst)) {
+      } else if (cache == nullptr || !cache->Get(manifest_.lsi_id, b, in_off, n, dst)) {
         uint8_t* target = whole ? dst : s.block.data();
         Status st =
             d ? ReadDelta(*d, s, target) : ReadLocalBase(b, static_cast<uint64_t>(idx), s, target);
@@ -554,7 +556,7 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
         if (!whole) {
           std::memcpy(dst, s.block.data() + in_off, n);
           // Partial reads are the random ones that come back for the rest.
-          cache_.Put(b, s.block.data());
+          if (cache != nullptr) cache->Put(manifest_.lsi_id, b, s.block.data());
         }
       }
       const bool waited = s.waited[b - first] != 0;

@@ -52,7 +52,9 @@ struct ExpansionOptions {
 constexpr size_t kMaxExpandPerMiss = 64;
 
 struct ImageOptions {
-  uint64_t cache_bytes = 64ull << 20;  // decrypted-block cache
+  // The decrypted-block cache every image of the mount shares (not owned;
+  // null: none), so that its cap holds however many images are open.
+  BlockCache* cache = nullptr;
   ExpansionOptions expansion;
   // Hydration: fetch every present block not yet local in the background
   // (through `hydrate_origin`, the link's hydration class; null: the
@@ -162,7 +164,6 @@ class LsiImage {
   File spill_;
   SecretKey spill_key_;
 
-  BlockCache cache_;
   Counters lsi_counters_;
   Counters session_counters_;
   std::atomic<AccessRecorder*> recorder_{nullptr};

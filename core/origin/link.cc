@@ -218,18 +218,28 @@ std::array<LinkClassStats, kLinkClasses> OriginLink::Stats() const {
 namespace {
 
 // Splits "40ms" into 40 and "ms"; false when there is no leading number.
+// "12.5ms" -> 12.5 and "ms". The number is plain decimal digits and one
+// point: stod alone would take " 5", "+5", "0x10", "1e3" and "inf".
 bool SplitQuantity(const std::string& text, double* value, std::string* unit) {
+  size_t end = text.find_first_not_of("0123456789.");
+  std::string number = text.substr(0, end);
+  if (number.empty() || number[0] == '.' || std::count(number.begin(), number.end(), '.') > 1) {
+    return false;
+  }
   size_t pos = 0;
   try {
-    *value = std::stod(text, &pos);
+    *value = std::stod(number, &pos);
   } catch (...) {
     return false;
   }
-  *unit = text.substr(pos);
-  return std::isfinite(*value);
+  *unit = end == std::string::npos ? "" : text.substr(end);
+  return pos == number.size() && std::isfinite(*value);
 }
 
+constexpr double kMinBandwidth = 1e6 / 8;  // bytes per second
+
 }  // namespace
+
 Status ParseLatency(const std::string& text, std::chrono::microseconds* out) {
   double v = 0;
   std::string unit;
@@ -279,7 +289,13 @@ Status ParseBandwidth(const std::string& text, uint64_t* bytes_per_second) {
                                    "MB, GB (bytes per second)");
   }
   if (bps > 1e15) return Status::InvalidArgument("bandwidth '" + text + "' is too large");
-  *bytes_per_second = static_cast<uint64_t>(std::max(1.0, bps));
+  // Slower than this, one 64 KiB request holds the link for over half a
+  // second: a typo (1bit for 1Gbit), not a WAN.
+  if (bps < kMinBandwidth) {
+    return Status::InvalidArgument("bandwidth '" + text + "' is below the least the model takes, " +
+                                   "1Mbit");
+  }
+  *bytes_per_second = static_cast<uint64_t>(bps);
   return Status::Ok();
 }
 

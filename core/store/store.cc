@@ -164,6 +164,10 @@ Status BuildStore(const std::string& dir, const StoreConfig& config) {
 Status ParseByteSize(const std::string& text, uint64_t* bytes) {
   size_t pos = 0;
   unsigned long long n = 0;
+  // stoull would take " 5" and wrap "-5" around.
+  if (text.empty() || text[0] < '0' || text[0] > '9') {
+    return Status::InvalidArgument("'" + text + "' is not a size (try 4096, 64K, 1M, 10G)");
+  }
   try {
     n = std::stoull(text, &pos, 10);
   } catch (...) {

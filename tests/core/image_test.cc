@@ -394,3 +394,50 @@ TEST_F(ImageTest, HydrationRacingReadersKeepsEveryByteAndFetchesEachBlockOnce) {
 
 }  // namespace
 }  // namespace lsifs
+
+namespace lsifs {
+namespace {
+
+TEST(BlockCache, OneCacheServesManyLsisWithinOneCap) {
+  constexpr uint32_t kBs = 4096;
+  std::unique_ptr<BlockCache> cache;
+  ASSERT_TRUE(BlockCache::Make(64 * kBs, kBs, &cache).ok());
+  ASSERT_TRUE(cache);
+  EXPECT_EQ(cache->capacity_bytes(), 64u * kBs);
+  Bytes a(kBs, 0xaa), b(kBs, 0xbb), got(kBs);
+  // The same block number of two LSIs: two entries, never confused.
+  cache->Put(1, 7, a.data());
+  cache->Put(2, 7, b.data());
+  ASSERT_TRUE(cache->Get(1, 7, 0, kBs, got.data()));
+  EXPECT_EQ(got, a);
+  ASSERT_TRUE(cache->Get(2, 7, 0, kBs, got.data()));
+  EXPECT_EQ(got, b);
+  EXPECT_FALSE(cache->Get(3, 7, 0, kBs, got.data()));
+  // Five images' worth of blocks: the cache keeps at most its capacity.
+  for (uint64_t lsi = 1; lsi <= 5; ++lsi) {
+    for (uint64_t blk = 0; blk < 1000; ++blk) cache->Put(lsi, blk, a.data());
+  }
+  size_t held = 0;
+  for (uint64_t lsi = 1; lsi <= 5; ++lsi) {
+    for (uint64_t blk = 0; blk < 1000; ++blk) held += cache->Get(lsi, blk, 0, 1, got.data());
+  }
+  EXPECT_LE(held, 64u);
+  EXPECT_GT(held, 32u);
+}
+
+TEST(BlockCache, SizesThatCannotWorkAreRefusedOrMakeNoCache) {
+  std::unique_ptr<BlockCache> cache;
+  // Smaller than one set: no cache, and that is fine.
+  ASSERT_TRUE(BlockCache::Make(3 * 65536, 65536, &cache).ok());
+  EXPECT_FALSE(cache);
+  ASSERT_TRUE(BlockCache::Make(0, 65536, &cache).ok());
+  EXPECT_FALSE(cache);
+  // Far more than any machine has: an error, not an abort.
+  Status s = BlockCache::Make(uint64_t{1} << 62, 65536, &cache);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("smaller cache_size"), std::string::npos) << s.message();
+  EXPECT_FALSE(cache);
+}
+
+}  // namespace
+}  // namespace lsifs

@@ -179,6 +179,17 @@ TEST(LinkParse, SharesLatenciesAndBandwidths) {
   uint64_t bps = 0;
   EXPECT_TRUE(ParseBandwidth("200Mbit", &bps).ok());
   EXPECT_EQ(bps, 25'000'000u);
+  EXPECT_TRUE(ParseBandwidth("1.5Mbit", &bps).ok());
+  EXPECT_EQ(bps, 187'500u);
+  // Below the floor, signs, blanks, hex, exponents, infinities, garbage.
+  for (const char* bad : {"1bit", "100Kbit", "0Mbit", "-5Mbit", "+5Mbit", " 5Mbit", "0x10Mbit",
+                          "1e3Mbit", "infMbit", "5..1Mbit", "5Mbitx", "Mbit", ""}) {
+    EXPECT_FALSE(ParseBandwidth(bad, &bps).ok()) << bad;
+  }
+  EXPECT_NE(ParseBandwidth("1bit", &bps).message().find("1Mbit"), std::string::npos);
+  for (const char* bad : {"-1ms", " 4ms", "1e2ms", "nanms", "4", "4msx", "2h"}) {
+    EXPECT_FALSE(ParseLatency(bad, &latency).ok()) << bad;
+  }
 }
 
 }  // namespace

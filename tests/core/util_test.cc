@@ -98,6 +98,10 @@ TEST(Sizes, ParseUnitsAndBlockSizes) {
   EXPECT_EQ(n, 2ull << 30);
   EXPECT_FALSE(ParseByteSize("12Q", &n).ok());
   EXPECT_FALSE(ParseByteSize("x", &n).ok());
+  // stoull's leniencies: a sign wraps around, blanks are skipped.
+  for (const char* bad : {"-1", "-64K", " 64K", "+64K", "", "64KK"}) {
+    EXPECT_FALSE(ParseByteSize(bad, &n).ok()) << bad;
+  }
   uint32_t bs = 0;
   EXPECT_TRUE(ParseBlockSize("4K", &bs).ok());
   EXPECT_EQ(bs, 4096u);
