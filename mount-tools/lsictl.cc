@@ -27,8 +27,8 @@
 #include "core/store/store.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
-#include "core/util/log.h"
 #include "core/util/json.h"
+#include "core/util/log.h"
 #include "core/util/progress.h"
 
 namespace po = boost::program_options;
@@ -72,7 +72,8 @@ void PrintJson(const JsonWriter& j) {
 Status ParseIdArg(const std::string& text, const char* what, uint64_t* id) {
   auto parsed = ParseId(text);
   if (!parsed) {
-    return Status::InvalidArgument(std::string(what) + " id '" + text + "' is not 16 hex digits");
+    return Status::InvalidArgument(std::string(what) + " id '" + text +
+                                   "' is not a valid id (16 hex digits, not all zeros)");
   }
   *id = *parsed;
   return Status::Ok();

@@ -131,7 +131,8 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
     return Status::Corruption(path + ": unknown key kind '" + kind + "'");
   }
   auto id = ParseId(id_text);
-  if (!id || *id == 0) return Status::Corruption(path + ": key id is not 16 hex digits");
+  if (!id || *id == 0)
+    return Status::Corruption(path + ": key id is not a valid id (16 hex digits, not all zeros)");
   info->id = *id;
   if (!saw_key) return Status::Corruption(path + ": no key line");
   return Status::Ok();

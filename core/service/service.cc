@@ -95,7 +95,9 @@ Status ServeLsiList(const ServiceEnv& env, std::string* body) {
 
 Status ServeLsiShow(const ServiceEnv& env, const std::string& id_text, std::string* body) {
   auto id = ParseId(id_text);
-  if (!id) return Status::InvalidArgument("LSI id '" + id_text + "' is not 16 hex digits");
+  if (!id)
+    return Status::InvalidArgument("LSI id '" + id_text +
+                                   "' is not a valid id (16 hex digits, not all zeros)");
   CatalogContext context;
   LSIFS_RETURN_IF_ERROR(WithContext(env, &context));
   CatalogEntry e;
@@ -210,7 +212,8 @@ Status ParseSnapshotArg(const std::string& text, uint64_t* snapshot) {
   if (text == "-") return Status::Ok();
   auto id = ParseId(text);
   if (!id || *id == 0) {
-    return Status::InvalidArgument("snapshot id '" + text + "' is not 16 hex digits");
+    return Status::InvalidArgument("snapshot id '" + text +
+                                   "' is not a valid id (16 hex digits, not all zeros)");
   }
   *snapshot = *id;
   return Status::Ok();

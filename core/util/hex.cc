@@ -45,7 +45,9 @@ std::optional<uint64_t> ParseId(std::string_view text) {
   if (text.size() != 16) return std::nullopt;
   auto bytes = HexDecode(text);
   if (!bytes) return std::nullopt;
-  return DecodeBigEndian64(bytes->data());
+  uint64_t id = DecodeBigEndian64(bytes->data());
+  if (id == 0) return std::nullopt;
+  return id;
 }
 
 }  // namespace lsifs

@@ -14,7 +14,9 @@ std::string HexEncode(ByteSpan bytes);
 // Lower-case hex of exactly 2*n digits; nullopt on any other input.
 std::optional<Bytes> HexDecode(std::string_view hex);
 
-// 64-bit ids (snapshots, layers, LSIs) are shown as 16 lower-case hex digits.
+// 64-bit ids (snapshots, layers, LSIs, keys) are shown as 16 lower-case hex
+// digits. No id is ever zero (zero stands for "none" or "latest" inside the
+// code), so ParseId refuses all zeros as it refuses any other non-id.
 std::string FormatId(uint64_t id);
 std::optional<uint64_t> ParseId(std::string_view text);
 

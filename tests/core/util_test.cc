@@ -73,6 +73,7 @@ TEST(Hex, IdsRoundTripAndRejectJunk) {
   EXPECT_EQ(FormatId(0x00ab00cd00ef0012ull), "00ab00cd00ef0012");
   EXPECT_EQ(ParseId("00ab00cd00ef0012"), 0x00ab00cd00ef0012ull);
   EXPECT_FALSE(ParseId("00ab00cd00ef001"));
+  EXPECT_FALSE(ParseId("0000000000000000")) << "no id is zero: zero means \"latest\" inside";
   EXPECT_FALSE(ParseId("00ab00cd00ef001z"));
   EXPECT_FALSE(HexDecode("abc"));
 }
