@@ -328,6 +328,16 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
   }
   LSIFS_RETURN_IF_ERROR(reader.status());
   for (uint64_t source : sources) {
+    // Each data file holds exactly the records its snapshot's trailer
+    // counts (authenticated): a record appended, or one cut off, is caught
+    // here rather than trusted or found missing at a read.
+    uint64_t stored = sb->info_.stored_blocks;
+    if (source != id) {
+      SnapshotInfo source_info;
+      LSIFS_RETURN_IF_ERROR(
+          ReadSnapshotInfo(store.snapshot_map_path(volume, source), keys, &source_info));
+      stored = source_info.stored_blocks;
+    }
     File f;
     std::string path = store.snapshot_data_path(volume, source);
     LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));
@@ -336,6 +346,20 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
     if (!std::equal(head, head + sizeof head,
                     EncodeDataHeader(sb->info_.block_size, source).begin())) {
       return Status::Corruption(path + ": not the data file of snapshot " + FormatId(source));
+    }
+    uint64_t size = 0;
+    LSIFS_RETURN_IF_ERROR(f.Size(&size).WithContext(path));
+    const uint64_t expected = DataRecordOffset(sb->info_.block_size, stored);
+    if (size != expected) {
+      return Status::Corruption(path + ": " + std::to_string(size) + " bytes where its " +
+                                std::to_string(stored) + " records take " +
+                                std::to_string(expected) + " (records appended or cut off)");
+    }
+    for (const BlockLocation& l : sb->map_) {
+      if (l.source == source && l.slot >= stored) {
+        return Status::Corruption("snapshot " + FormatId(id) + ": block " +
+                                  std::to_string(l.block) + " points past the end of " + path);
+      }
     }
     sb->data_files_.emplace_back(source, std::move(f));
   }

@@ -185,5 +185,35 @@ TEST_F(ImportTest, CorruptOrTruncatedSnapshotFilesAreDetected) {
   EXPECT_EQ(failed, 1);
 }
 
+TEST_F(ImportTest, ARecordAppendedToADataFileOrCutOffIsCaught) {
+  Bytes img = MixedImage(16 * 4096, 3);
+  testing::WriteFileBytes(dir_ / "img", img);
+  ImportResult first, second;
+  ASSERT_TRUE(Import("vol", dir_ / "img", &first).ok());
+  img[5 * 4096] ^= 1;
+  testing::WriteFileBytes(dir_ / "img", img);
+  ASSERT_TRUE(Import("vol", dir_ / "img", &second).ok());
+  // The first snapshot's data file serves both snapshots: a change to it is
+  // caught when either is opened.
+  std::string data_path = store_->snapshot_data_path("vol", first.snapshot.id);
+  Bytes data = testing::ReadFileBytes(data_path);
+  const size_t record = 4096 + kSealOverhead;
+  Bytes appended = data;
+  appended.insert(appended.end(), data.end() - static_cast<long>(record), data.end());
+  Bytes cut(data.begin(), data.end() - static_cast<long>(record));
+  for (const Bytes* bad : {&appended, &cut}) {
+    testing::WriteFileBytes(data_path, *bad);
+    for (uint64_t id : {first.snapshot.id, second.snapshot.id}) {
+      std::unique_ptr<SnapshotBlocks> snap;
+      Status s = SnapshotBlocks::Open(*store_, *keys_, "vol", id, &snap);
+      EXPECT_TRUE(s.IsCorruption()) << s.ToString();
+      EXPECT_NE(s.message().find("appended or cut off"), std::string::npos) << s.message();
+    }
+  }
+  testing::WriteFileBytes(data_path, data);
+  std::unique_ptr<SnapshotBlocks> snap;
+  EXPECT_TRUE(SnapshotBlocks::Open(*store_, *keys_, "vol", second.snapshot.id, &snap).ok());
+}
+
 }  // namespace
 }  // namespace lsifs
