@@ -284,7 +284,12 @@ void LsiFs::ReleaseImage(Entry& e) {
 }
 
 void LsiFs::MaybeEndSession(Entry& e, bool force) {
-  std::lock_guard<std::mutex> lock(e.open_mu);
+  // Released after the entry's lock: an image's destructor joins its
+  // background fetches, which may wait on the origin, and nothing else
+  // (an open, a stop) must wait behind that.
+  std::shared_ptr<LsiImage> released;
+  std::unique_ptr<LsiPin> unpinned;
+  std::unique_lock<std::mutex> lock(e.open_mu);
   if (!e.image || (e.open_count > 0 && !force)) return;
   bool idle = std::chrono::steady_clock::now() - e.last_close >= options_.session_idle;
   if (!force && !idle && e.listed) return;
@@ -302,9 +307,12 @@ void LsiFs::MaybeEndSession(Entry& e, bool force) {
     // waited for this mount completes now.
     SaveCounters(e.manifest.lsi_id, *e.image);
     e.released_lsi = e.image->lsi_counters().Values();
-    e.image.reset();
-    catalog_.Unpin(std::move(e.pin));
+    released = std::move(e.image);
+    unpinned = std::move(e.pin);
   }
+  lock.unlock();
+  released.reset();  // the image first: its layer files close before the pin goes
+  if (unpinned) catalog_.Unpin(std::move(unpinned));
 }
 
 void LsiFs::UpdateSuccessors(Entry& e) {

@@ -525,8 +525,15 @@ int main(int argc, char** argv) {
     for (;;) {
       pollfd p{g_stop_pipe[0], POLLIN, 0};
       unsigned char sig = 0;
-      if (::poll(&p, 1, waiting ? 250 : -1) > 0 && ::read(g_stop_pipe[0], &sig, 1) != 1) sig = 0;
+      if (::poll(&p, 1, 250) > 0 && ::read(g_stop_pipe[0], &sig, 1) != 1) sig = 0;
       if (sig == kEndStopper) return;
+      if (fuse_session_exited(se)) {
+        // Unmounted (fusermount3 -u): the loop waits for its workers, and a
+        // worker may be waiting on the origin for as long as a round trip
+        // of the WAN model. Those waits give up now.
+        link.Stop();
+        return;
+      }
       if (sig == 0 && !waiting) continue;
       std::vector<std::string> open;
       bool idle = fs.StopIfIdle(&open);
@@ -539,6 +546,7 @@ int main(int argc, char** argv) {
       if (idle) {
         LogLine(sig != 0 ? std::string("stopping on SIG") + ::sigabbrev_np(sig)
                          : std::string("the last open image was closed: stopping"));
+        link.Stop();  // nothing reads any more: background waits end now
         fuse_session_exit(se);
         // The loop notices the exit at its next request: make one.
         static std::atomic<int> poke{0};

@@ -410,6 +410,42 @@ TEST_F(MountTest, SigtermDuringALongOriginWaitStopsPromptly) {
       << f_->log();
 }
 
+TEST_F(MountTest, SigtermWhileHydrationWaitsOnTheOriginStopsPromptly) {
+  std::string id = f_->Deliver("site-a", "vol", {});
+  f_->Mount("site-a", "hydrate=on,origin_latency=20s");
+  int fd = ::open(ImagePath(id).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  ::close(fd);  // hydration starts at the open and now waits out a round trip
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_EQ(::kill(f_->daemon_pid(), SIGTERM), 0);
+  EXPECT_EQ(f_->WaitExit(25), 0) << f_->log();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0)
+      << f_->log();
+}
+
+TEST_F(MountTest, UnmountWhileAReadWaitsOnALongRoundTripStopsPromptly) {
+  std::string id = f_->Deliver("site-a", "vol", {});
+  f_->Mount("site-a", "origin_latency=30s");
+  pid_t reader = ::fork();
+  if (reader == 0) {
+    Bytes got;
+    ReadRange(ImagePath(id), 0, 4096, &got);
+    ::_exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ::kill(reader, SIGKILL);
+  int status;
+  ::waitpid(reader, &status, 0);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20 && RunShell("fusermount3 -u " + f_->mountpoint() + " 2>/dev/null"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(f_->WaitExit(35), 0) << f_->log();
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 5.0)
+      << f_->log();
+}
+
 TEST_F(MountTest, MountHelperMountsFromFstabStyleOptions) {
   std::string id = f_->Deliver("site-a", "vol", {});
   std::string helper = std::string(LSIFS_SOURCE_DIR) + "/mount-tools/mount.lsifs";
