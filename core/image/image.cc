@@ -1,6 +1,7 @@
 #include "core/image/image.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -176,6 +177,7 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
   // earlier mount fetched is not fetched again. Records found there are
   // checked when read; one that fails is fetched again.
   int fd = -1;
+  bool persist = options.persist_spill;
   std::string spill = store.spill_path(man.lsi_id, key_info.name);
   if (options.persist_spill) {
     fd = ::open(spill.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -183,10 +185,19 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
     spill = store.tmp_dir();
     fd = ::open(spill.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   }
-  if (fd < 0) return Status::FromErrno("opening the local block file " + spill, errno);
+  if (fd < 0) {
+    // Not fatal: the image works without keeping what it fetches for the
+    // next mount.
+    img->Log("LSI " + img->id() + ": " +
+             Status::FromErrno("opening the local block file " + spill, errno).message() +
+             "; fetched blocks are kept in memory until the image is released");
+    fd = ::memfd_create("lsifs-spill", MFD_CLOEXEC);
+    if (fd < 0) return Status::FromErrno("memory spill", errno);
+    persist = false;
+  }
   img->spill_ = File(fd);
-  img->spill_key_ = options.persist_spill ? DeriveKey(key, "lsifs spill v2 " + FormatId(man.lsi_id))
-                                          : SecretKey::Random();
+  img->spill_key_ =
+      persist ? DeriveKey(key, "lsifs spill v2 " + FormatId(man.lsi_id)) : SecretKey::Random();
   // Each record starts a filesystem block of its own (SpillStride), so the
   // file's allocated ranges tell exactly which were written.
   const off_t stride = static_cast<off_t>(img->SpillStride());
@@ -221,7 +232,7 @@ std::pair<uint64_t, uint64_t> LsiImage::LocalBaseBlocks() const {
   for (size_t i = 0; i < present.size(); ++i) {
     if (FindDelta(present[i]) != nullptr) continue;
     ++base;
-    if (base_state_[i].load(std::memory_order_relaxed) == kLocal) ++local;
+    if (IsLocal(base_state_[i].load(std::memory_order_relaxed))) ++local;
   }
   return {local, base};
 }
@@ -283,7 +294,18 @@ Status LsiImage::ReadDelta(const DeltaEntry& e, Scratch& s, uint8_t* block_out) 
 Status LsiImage::ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* block_out) {
   MutableByteSpan record(s.record.data(), block_size_ + kSealOverhead);
   uint8_t aad[24];
-  Status st = spill_.PreadExact(index * SpillStride(), record);
+  Status st;
+  if (base_state_[index].load(std::memory_order_acquire) == kInMemory) {
+    std::lock_guard<std::mutex> lock(memory_spill_mu_);
+    auto it = memory_spill_.find(index);
+    if (it == memory_spill_.end() || it->second.size() != record.size()) {
+      st = Status::Corruption("not in memory");
+    } else {
+      std::copy(it->second.begin(), it->second.end(), record.begin());
+    }
+  } else {
+    st = spill_.PreadExact(index * SpillStride(), record);
+  }
   if (st.ok())
     st = s.aead.Open(spill_key_, ByteSpan(aad, SpillAad(block, aad)), record,
                      MutableByteSpan(block_out, block_size_));
@@ -340,18 +362,30 @@ Status LsiImage::FetchClaimed(OriginSnapshot& from, const uint64_t* blocks, cons
   uint64_t expanded = 0;
   for (size_t i = 0; i < n; ++i) {
     Status st = fetched;
+    uint8_t local = kLocal;
     if (st.ok()) {
       uint8_t aad[24];
       (void)s.aead.Seal(spill_key_, ByteSpan(aad, SpillAad(blocks[i], aad)),
                         ByteSpan(s.outs[i], block_size_), record);
-      st = spill_.PwriteAll(indexes[i] * SpillStride(), record);
+      const uint64_t at = indexes[i] * SpillStride();
+      st = spill_failing_.load(std::memory_order_relaxed) ? Status::IOError("failing")
+                                                          : spill_.PwriteAll(at, record);
+      if (!st.ok()) {
+        if (!spill_failing_.exchange(true)) {
+          Log("LSI " + id() + " local block file: " + st.message() +
+              "; fetched blocks are kept in memory until the image is released");
+        }
+        WriteMemorySpill(indexes[i], record);
+        st = Status::Ok();
+        local = kInMemory;
+      }
     }
     if (st.ok() && i >= first_expanded) {
       expanded_[indexes[i]].store(1, std::memory_order_relaxed);
       ++expanded;
     }
     std::atomic<uint8_t>& state = base_state_[indexes[i]];
-    state.store(st.ok() ? kLocal : kAbsent, std::memory_order_release);
+    state.store(st.ok() ? local : static_cast<uint8_t>(kAbsent), std::memory_order_release);
     state.notify_all();
     if (!st.ok() && fetched.ok()) fetched = st;
   }
@@ -365,6 +399,11 @@ Status LsiImage::FetchClaimed(OriginSnapshot& from, const uint64_t* blocks, cons
     return Status::Corruption("base fetch failed");
   }
   return Status::Ok();
+}
+
+void LsiImage::WriteMemorySpill(uint64_t index, ByteSpan record) {
+  std::lock_guard<std::mutex> lock(memory_spill_mu_);
+  memory_spill_[index].assign(record.begin(), record.end());
 }
 
 Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, size_t n, Scratch& s,
@@ -414,8 +453,9 @@ Status LsiImage::EnsureLocal(const uint64_t* blocks, const uint64_t* indexes, si
 Status LsiImage::RefetchBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* out) {
   // The local copy failed its check (damaged, or torn by a writer that
   // died): fetch the block again, once.
-  uint8_t expected = kLocal;
-  base_state_[index].compare_exchange_strong(expected, kAbsent, std::memory_order_acq_rel);
+  for (uint8_t expected : {kLocal, kInMemory}) {
+    base_state_[index].compare_exchange_strong(expected, kAbsent, std::memory_order_acq_rel);
+  }
   bool stalled = false, late = false;
   LSIFS_RETURN_IF_ERROR(EnsureLocal(&block, &index, 1, s, &stalled, &late));
   return ReadLocalBase(block, index, s, out);
@@ -487,9 +527,9 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
   thread_local Scratch scratch;
   Scratch& s = scratch;
   s.Fit(block_size_);
-  BlockCache* const cache =
-      options_.cache != nullptr && options_.cache->block_size() == block_size_ ? options_.cache
-                                                                                : nullptr;
+  BlockCache* const cache = options_.cache != nullptr && options_.cache->block_size() == block_size_
+                                ? options_.cache
+                                : nullptr;
   auto fail = [&](Status st) {
     lsi_counters_.CountError();
     session_counters_.CountError();
@@ -510,7 +550,7 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
       int64_t idx = s.present[b - first] = d ? -1 : PresentIndex(b);
       s.waited[b - first] = 0;
       if (idx >= 0 &&
-          base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire) != kLocal) {
+          !IsLocal(base_state_[static_cast<size_t>(idx)].load(std::memory_order_acquire))) {
         s.miss_blocks.push_back(b);
         s.miss_indexes.push_back(static_cast<uint64_t>(idx));
         s.waited[b - first] = 1;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -112,7 +113,11 @@ class LsiImage {
     uint32_t layer;  // index into layers_
     uint64_t slot;
   };
-  enum BaseState : uint8_t { kAbsent = 0, kFetching = 1, kLocal = 2 };
+  // kLocal: in the spill file; kInMemory: in the memory spill, where fetched
+  // blocks go once the spill file cannot be written (disk full, I/O error):
+  // a local fault must not fail reads of blocks fetched and authenticated.
+  enum BaseState : uint8_t { kAbsent = 0, kFetching = 1, kLocal = 2, kInMemory = 3 };
+  static bool IsLocal(uint8_t state) { return state == kLocal || state == kInMemory; }
   struct Scratch;
 
   LsiImage(const ImageOptions& options, Manifest manifest);
@@ -120,6 +125,8 @@ class LsiImage {
   // Index of `block` among the base's present blocks, or -1.
   int64_t PresentIndex(uint64_t block) const;
   Status ReadDelta(const DeltaEntry& e, Scratch& s, uint8_t* block_out);
+  // Keeps a fetched block's record in memory once the spill file fails.
+  void WriteMemorySpill(uint64_t index, ByteSpan record);
   Status ReadLocalBase(uint64_t block, uint64_t index, Scratch& s, uint8_t* block_out);
   // Makes every listed base block local (fetching those nobody is fetching,
   // waiting for the others). Sets *stalled when the caller had to wait.
@@ -163,6 +170,11 @@ class LsiImage {
   std::unique_ptr<std::atomic<uint8_t>[]> base_state_;  // per present block
   File spill_;
   SecretKey spill_key_;
+  std::atomic<bool> spill_failing_{false};
+  // Records of kInMemory blocks, by present index. Touched only once the
+  // spill file failed, so its lock and allocations stay off the usual path.
+  std::mutex memory_spill_mu_;
+  std::unordered_map<uint64_t, Bytes> memory_spill_;
 
   Counters lsi_counters_;
   Counters session_counters_;

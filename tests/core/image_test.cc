@@ -7,6 +7,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <random>
@@ -187,6 +190,47 @@ TEST_F(ImageTest, ADamagedRecordFailsItsBlockOnlyAndIsLogged) {
   // Read in a loop, it fails every time but logs a few lines only.
   for (int i = 0; i < 1000; ++i) EXPECT_FALSE(img->Read(11 * kBlock, got, &done).ok());
   EXPECT_LE(std::count(log_.begin(), log_.end(), '\n'), 10) << log_;
+}
+
+TEST_F(ImageTest, BlocksFetchedWhenTheSpillFileCannotBeWrittenAreStillServed) {
+  Manifest m = Assemble({});
+  auto img = Open(m);
+  ASSERT_TRUE(img);
+  // A real write failure: the spill file may not grow past 64 KiB (EFBIG),
+  // so the records of later blocks cannot be kept on disk.
+  struct rlimit saved;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &saved), 0);
+  auto previous = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = saved;
+  small.rlim_cur = 64 * 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  Bytes got(kBytes);
+  size_t done = 0;
+  Status s = img->Read(0, got, &done);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &saved), 0);
+  ::signal(SIGXFSZ, previous);
+  ASSERT_TRUE(s.ok()) << s.ToString() << "\n" << log_;
+  EXPECT_TRUE(got == image_);
+  EXPECT_NE(log_.find("kept in memory"), std::string::npos) << log_;
+  // Read again: served from memory, not fetched again.
+  const uint64_t requests = origin_->requests.load();
+  std::fill(got.begin(), got.end(), 0);
+  ASSERT_TRUE(img->Read(0, got, &done).ok());
+  EXPECT_TRUE(got == image_);
+  EXPECT_EQ(origin_->requests.load(), requests);
+}
+
+TEST_F(ImageTest, AnImageWhoseSpillFileCannotBeOpenedStillServes) {
+  Manifest m = Assemble({{1, 2}});
+  // Something in the way of the spill file: a directory of its name.
+  ASSERT_EQ(::mkdir(store_->spill_path(m.lsi_id, info_.name).c_str(), 0700), 0);
+  auto img = Open(m);
+  ASSERT_TRUE(img);
+  Bytes got(kBytes);
+  size_t done = 0;
+  ASSERT_TRUE(img->Read(0, got, &done).ok()) << log_;
+  EXPECT_TRUE(got == image_);
+  EXPECT_NE(log_.find("kept in memory"), std::string::npos) << log_;
 }
 
 TEST_F(ImageTest, AMissingLayerFailsOnlyItsOwnBlocks) {
