@@ -362,21 +362,28 @@ int CmdSnapshots(Context& ctx) {
   if (!s.ok()) return Fail(s);
   OriginKeys keys = OriginKeys::Derive(provider);
   std::vector<SnapshotInfo> list;
+  std::vector<std::string> damaged;
   std::string volume = ctx.Arg("volume");
-  s = ListSnapshots(*store, keys, volume, &list);
+  s = ListSnapshots(*store, keys, volume, &list, &damaged);
   if (!s.ok()) return Fail(s);
+  // The good ones are listed; each damaged file is named on stderr, and the
+  // exit status says the listing is not whole.
+  for (const auto& d : damaged) {
+    std::fprintf(stderr, "lsictl: damaged, not listed: %s\n", PrintableLine(d).c_str());
+  }
+  const int status = damaged.empty() ? 0 : kExitError;
   if (ctx.json) {
     JsonWriter j;
     j.BeginArray();
     for (const auto& snap : list) SnapshotJson(j, snap);
     j.EndArray();
     std::printf("%s\n", j.str().c_str());
-    return 0;
+    return status;
   }
   if (list.empty()) {
     std::printf("No snapshots%s; import one with: lsictl import VOLUME IMAGE\n",
                 volume.empty() ? "" : (" of " + volume).c_str());
-    return 0;
+    return status;
   }
   std::printf("%-16s %-16s %-20s %10s %10s %10s %10s\n", "VOLUME", "SNAPSHOT", "CREATED", "SIZE",
               "BLOCK", "PRESENT", "STORED");
@@ -387,7 +394,7 @@ int CmdSnapshots(Context& ctx) {
                 static_cast<unsigned long long>(snap.present_blocks),
                 static_cast<unsigned long long>(snap.stored_blocks));
   }
-  return 0;
+  return status;
 }
 
 // Prints an LSI the service returned: its id on stdout (for scripts),

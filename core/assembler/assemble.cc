@@ -153,9 +153,18 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
 namespace {
 
 // The volume's snapshots, oldest first; NotFound (saying what to do) if none.
+// A damaged snapshot file fails only a request that needs it: "latest" is
+// unknown while one of the volume's files cannot be read (it may be the
+// newest), but a snapshot named by id is still served.
 Status ListVolumeSnapshots(const Store& store, const OriginKeys& keys, const std::string& volume,
-                           std::vector<SnapshotInfo>* snaps) {
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, snaps));
+                           bool latest, std::vector<SnapshotInfo>* snaps) {
+  std::vector<std::string> damaged;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, snaps, &damaged));
+  if (latest && !damaged.empty()) {
+    return Status::Corruption("the latest snapshot of volume '" + volume +
+                              "' is not known: " + damaged[0] +
+                              " (restore a snapshot by id with --snapshot, or see lsictl verify)");
+  }
   if (snaps->empty()) {
     return Status::NotFound("volume '" + volume +
                             "' has no snapshots; import one with: lsictl import " + volume +
@@ -312,7 +321,8 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   }
   // 1. A fresh LSI in the catalog is the answer.
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListVolumeSnapshots(catalog.store(), keys, volume, &snaps));
+  LSIFS_RETURN_IF_ERROR(
+      ListVolumeSnapshots(catalog.store(), keys, volume, request.snapshot == 0, &snaps));
   uint64_t snapshot = request.snapshot != 0 ? request.snapshot : snaps.back().id;
   if (std::none_of(snaps.begin(), snaps.end(),
                    [&](const SnapshotInfo& s) { return s.id == snapshot; })) {

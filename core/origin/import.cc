@@ -186,8 +186,11 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
   if (size == 0) return Status::InvalidArgument("image " + image_path + " is empty");
   ::posix_fadvise(image_.fd(), 0, 0, POSIX_FADV_SEQUENTIAL);
 
+  // A damaged snapshot file of the volume is no parent: its blocks are
+  // stored again.
   std::vector<SnapshotInfo> existing;
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(store_, keys_, volume, &existing));
+  std::vector<std::string> damaged;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store_, keys_, volume, &existing, &damaged));
   block_size_ = store_.block_size();
   record_size_ = block_size_ + kSealOverhead;
 

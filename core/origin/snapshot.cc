@@ -154,8 +154,9 @@ Status ReadSnapshotInfo(const std::string& path, const OriginKeys& keys, Snapsho
 }
 
 Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::string& volume,
-                     std::vector<SnapshotInfo>* out) {
+                     std::vector<SnapshotInfo>* out, std::vector<std::string>* damaged) {
   out->clear();
+  if (damaged != nullptr) damaged->clear();
   std::vector<std::string> volumes;
   if (!volume.empty()) {
     LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
@@ -181,11 +182,16 @@ Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::stri
     }
     ::closedir(d);
     for (const auto& f : files) {
+      const std::string path = store.volume_dir(v) + "/" + f;
       SnapshotInfo info;
-      LSIFS_RETURN_IF_ERROR(ReadSnapshotInfo(store.volume_dir(v) + "/" + f, keys, &info));
-      if (info.volume != v || FormatId(info.id) + ".snap" != f) {
-        return Status::Corruption("snapshot file " + f + " in volume " + v +
-                                  " describes another snapshot");
+      Status s = ReadSnapshotInfo(path, keys, &info);
+      if (s.ok() && (info.volume != v || FormatId(info.id) + ".snap" != f)) {
+        s = Status::Corruption("snapshot file " + path + " describes another snapshot");
+      }
+      if (!s.ok()) {
+        if (damaged == nullptr) return s;
+        damaged->push_back(s.message());
+        continue;
       }
       out->push_back(std::move(info));
     }

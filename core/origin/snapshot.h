@@ -58,7 +58,6 @@ struct OriginKeys {
   static OriginKeys Derive(const SecretKey& provider);
 };
 
-
 // The data file: a fixed header, then sealed records of block_size bytes.
 Bytes EncodeDataHeader(uint32_t block_size, uint64_t snapshot);
 uint64_t DataRecordOffset(uint32_t block_size, uint64_t slot);
@@ -72,8 +71,11 @@ size_t OriginBlockAad(const std::string& volume, uint64_t snapshot, uint64_t blo
 Status ReadSnapshotInfo(const std::string& path, const OriginKeys& keys, SnapshotInfo* info);
 
 // Snapshots of one volume (or of all when `volume` is empty), oldest first.
+// A snapshot file that cannot be read fails the listing, unless `damaged`
+// is given: then it is left out and described there ("PATH: reason"), so
+// that one bad file does not hide every good one.
 Status ListSnapshots(const Store& store, const OriginKeys& keys, const std::string& volume,
-                     std::vector<SnapshotInfo>* out);
+                     std::vector<SnapshotInfo>* out, std::vector<std::string>* damaged = nullptr);
 
 // Streams a snapshot's map; the entries MAC is checked when the last entry
 // has been read (Next returns false then; check status()).

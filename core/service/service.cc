@@ -459,7 +459,8 @@ uint64_t DirBytes(const std::string& dir) {
 Status ServeStats(const ServiceEnv& env, std::string* body) {
   CatalogContext context;
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(*env.store, *env.keys, "", &snaps));
+  std::vector<std::string> damaged;  // counted by what can be read; lsictl verify names them
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(*env.store, *env.keys, "", &snaps, &damaged));
   // Per (volume, extension): sessions, and recall and precision of the
   // recent ones.
   struct Learned {
@@ -623,8 +624,12 @@ Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* 
                           CatalogContext* out) {
   *out = CatalogContext();
   out->now = static_cast<int64_t>(std::time(nullptr));
+  // A damaged snapshot file does not stop the listing: its volume's latest
+  // readable snapshot stands for its latest here (a restore of "latest"
+  // refuses while the file is damaged, see the assembler).
   std::vector<SnapshotInfo> snaps;
-  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, "", &snaps));
+  std::vector<std::string> damaged;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, "", &snaps, &damaged));
   for (const auto& s : snaps) out->latest_snapshot[s.volume] = s.id;  // oldest first
   if (db == nullptr) return Status::Ok();
   std::vector<std::pair<std::string, std::string>> pairs;

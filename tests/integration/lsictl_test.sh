@@ -44,4 +44,16 @@ check "store unchanged by failures" test "$before" = "$(tree_state "$S")"
 chmod 640 "$S/keys/site-a.key"
 check "group-readable key refused" expect_fail 1 "chmod 600" "$LSICTL" -s "$S" key list
 chmod 600 "$S/keys/site-a.key"
+
+# One damaged snapshot file fails only what needs it.
+truncate -s 40M "$WORK/small.img"
+idb1=$("$LSICTL" -s "$S" import vol-b "$WORK/small.img" 2>/dev/null)
+printf 'changed' | dd of="$WORK/small.img" bs=1 seek=4096 conv=notrunc status=none
+idb2=$("$LSICTL" -s "$S" import vol-b "$WORK/small.img" 2>/dev/null)
+printf 'garbage' | dd of="$S/snapshots/vol-b/$idb2.snap" bs=1 seek=20 conv=notrunc status=none
+check "snapshots names the damaged file and exits 1" expect_fail 1 "damaged, not listed: .*$idb2.snap" "$LSICTL" -s "$S" snapshots
+check "snapshots still lists the good ones" bash -c "'$LSICTL' -s '$S' snapshots 2>/dev/null | grep -q '$idb1' && '$LSICTL' -s '$S' snapshots 2>/dev/null | grep -q '$id'"
+check "another volume restores" bash -c "'$LSICTL' -s '$S' restore -e site-a -v vol-a >/dev/null 2>&1"
+check "the damaged volume's latest is refused" expect_fail 1 "latest snapshot of volume 'vol-b' is not known" "$LSICTL" -s "$S" restore -e site-a -v vol-b
+check "a good snapshot of it by id restores" bash -c "'$LSICTL' -s '$S' restore -e site-a -v vol-b --snapshot '$idb1' >/dev/null 2>&1"
 finish
