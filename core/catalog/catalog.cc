@@ -220,6 +220,9 @@ void Catalog::Sweep() const {
     uint64_t id = 0;
     if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kLayer) layers.push_back(id);
   }
+  // Layers and snapshot data files are swept only when every claim and
+  // manifest could be read; the rest of the sweep goes on regardless.
+  bool sweep_claimed = true;
   std::set<uint64_t> keep;
   for (const auto& n : ListNames(store_.tmp_dir())) {
     StoreFile kind;
@@ -228,7 +231,8 @@ void Catalog::Sweep() const {
     if (!ProcessAlive(pid)) continue;
     std::string text;
     if (!ReadWholeFile(store_.tmp_dir() + "/" + n, 16 << 20, &text).ok()) {
-      return;  // cannot tell what it claims: sweep no layer this time
+      sweep_claimed = false;  // cannot tell what it claims: sweep no layer this time
+      continue;
     }
     for (size_t at = 0; at + 16 <= text.size(); at += 17) {
       if (auto id = ParseId(std::string_view(text).substr(at, 16))) keep.insert(*id);
@@ -245,11 +249,26 @@ void Catalog::Sweep() const {
     if (s.IsNotFound()) continue;  // dropped meanwhile: its layers are leftovers now
     // A manifest that cannot be read now (damaged, a newer format, out of
     // descriptors) may still name layers: sweep no layer this time.
-    if (!s.ok()) return;
+    if (!s.ok()) {
+      sweep_claimed = false;
+      continue;
+    }
     for (const auto& l : m.layers) keep.insert(l.layer_id);
   }
   for (uint64_t id : layers) {
-    if (!keep.count(id)) ::unlink(store_.layer_path(id).c_str());
+    if (sweep_claimed && !keep.count(id)) ::unlink(store_.layer_path(id).c_str());
+  }
+  // A snapshot data file without its map: an import died between its two
+  // renames (the map is the commit), and no live import claims it.
+  for (const auto& volume : ListNames(store_.snapshots_dir())) {
+    if (!sweep_claimed) break;
+    for (const auto& n : ListNames(store_.volume_dir(volume))) {
+      auto id = ParseId(n.substr(0, 16));
+      if (!id || n.size() != 21 || n.compare(16, 5, ".data") != 0 || keep.count(*id)) continue;
+      if (!PathExists(store_.snapshot_map_path(volume, *id))) {
+        ::unlink(store_.snapshot_data_path(volume, *id).c_str());
+      }
+    }
   }
   // Counters and local block copies of LSIs that are gone.
   for (const auto& n : ListNames(store_.run_dir())) {

@@ -250,7 +250,19 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
   }
 
   // Commit order: the data file, then the map. The map is the snapshot's
-  // catalog entry; until it exists the snapshot does not.
+  // catalog entry; until it exists the snapshot does not. Between the two,
+  // a claim in tmp/ (gone with this process) keeps a sweep from taking the
+  // data file for what a crash left (Catalog::Sweep).
+  const std::string claim = store_.claim_path(RandomU64NonZero());
+  {
+    File f;
+    LSIFS_RETURN_IF_ERROR(File::CreateExclusive(claim, 0600, &f));
+    LSIFS_RETURN_IF_ERROR(f.WriteAll(AsBytes(FormatId(info_.id) + "\n")));
+  }
+  struct RemoveClaim {
+    const std::string& path;
+    ~RemoveClaim() { ::unlink(path.c_str()); }
+  } remove_claim{claim};
   if (::mkdir(store_.volume_dir(volume).c_str(), 0755) == 0) {
     LSIFS_RETURN_IF_ERROR(SyncDirectory(store_.snapshots_dir()));
   } else if (errno != EEXIST) {

@@ -466,6 +466,48 @@ TEST_F(CatalogTest, ATamperedDeliveryRecordIsRefusedAndGenerationsOnlyGrow) {
   EXPECT_EQ(Deliveries("site-a").generation, g1);
 }
 
+TEST_F(CatalogTest, ADataFileAnImportLeftWithoutItsMapIsSweptUnlessClaimed) {
+  uint64_t id = Import("vol", 2);
+  const std::string data = store_->snapshot_data_path("vol", id);
+  // Two crashes between an import's renames: data files with no map.
+  const uint64_t orphan = 0x1111222233334444, claimed = 0x5555666677778888;
+  for (uint64_t o : {orphan, claimed}) {
+    ASSERT_EQ(testing::RunShell("cp " + data + " " + store_->snapshot_data_path("vol", o)), 0);
+  }
+  // A live import (this process) still claims the second.
+  std::string claim = store_->claim_path(424242);
+  testing::WriteFileBytes(claim, AsBytes(FormatId(claimed) + "\n"));
+  std::unique_ptr<Catalog> reopened;
+  ASSERT_TRUE(Catalog::Open(*store_, &reopened).ok());
+  EXPECT_FALSE(PathExists(store_->snapshot_data_path("vol", orphan)));
+  EXPECT_TRUE(PathExists(store_->snapshot_data_path("vol", claimed)));
+  EXPECT_TRUE(PathExists(data)) << "a committed snapshot's data file went";
+  ::unlink(claim.c_str());
+  ASSERT_TRUE(Catalog::Open(*store_, &reopened).ok());
+  EXPECT_FALSE(PathExists(store_->snapshot_data_path("vol", claimed)));
+}
+
+TEST_F(CatalogTest, ADamagedManifestHoldsBackOnlyTheLayerSweep) {
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  Manifest m;
+  ASSERT_TRUE(catalog_->ReadManifest(Assemble("site-a", {1, 2}), info, key, &m).ok());
+  // A layer nothing names, stale counters of a gone LSI, a damaged manifest.
+  const std::string stray = store_->layer_path(0x0123456789abcdef);
+  ASSERT_EQ(testing::RunShell("cp " + store_->layer_path(m.layers[0].layer_id) + " " + stray), 0);
+  const std::string counters = store_->counters_path(0x0fedcba987654321, "site-a");
+  testing::WriteFileBytes(counters, AsBytes("{}"));
+  testing::WriteFileBytes(store_->manifest_path(0x0aaaaaaaaaaaaaaa), AsBytes("damaged"));
+  std::unique_ptr<Catalog> reopened;
+  ASSERT_TRUE(Catalog::Open(*store_, &reopened).ok());
+  // The damaged manifest might name the stray layer: it stays. The rest of
+  // the sweep still runs.
+  EXPECT_TRUE(PathExists(stray));
+  EXPECT_FALSE(PathExists(counters));
+  EXPECT_TRUE(PathExists(store_->layer_path(m.layers[0].layer_id)));
+}
+
 TEST_F(CatalogTest, OpenSweepsWhatACrashLeftAtEachStep) {
   uint64_t kept = Assemble("site-a");
   // Publish interrupted: a layer written, no manifest, its claimer dead.
