@@ -29,6 +29,7 @@
 #include "core/util/hex.h"
 #include "core/util/json.h"
 #include "core/util/log.h"
+#include "core/util/numbers.h"
 #include "core/util/progress.h"
 
 namespace po = boost::program_options;
@@ -770,10 +771,9 @@ int CmdConfig(Context& ctx) {
 int CmdAccessShow(Context& ctx) {
   std::string session = "0";
   if (ctx.vm.count("session")) {
-    unsigned long n = std::strtoul(ctx.Arg("session").c_str(), nullptr, 10);
-    if (n == 0 || n > UINT32_MAX) {
-      return Fail(Status::InvalidArgument("--session takes a session number (1, 2, ...)"));
-    }
+    uint64_t n = 0;
+    Status parsed = ParseUnsigned(ctx.Arg("session"), "--session", 1, UINT32_MAX, &n);
+    if (!parsed.ok()) return Fail(parsed);
     session = std::to_string(n);
   }
   std::string body;

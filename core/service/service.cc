@@ -605,7 +605,9 @@ Status ServeAccess(const ServiceEnv& env, const std::vector<std::string>& reques
       ShowRequest req;
       req.extension = request[1];
       req.volume = request[2];
-      req.session = static_cast<uint32_t>(std::strtoul(request[3].c_str(), nullptr, 10));
+      uint64_t session = 0;
+      LSIFS_RETURN_IF_ERROR(ParseUnsigned(request[3], "session", 0, UINT32_MAX, &session));
+      req.session = static_cast<uint32_t>(session);
       req.json = request[4] == "1";
       return RenderAccessShow(*db, req, body);
     }

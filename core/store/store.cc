@@ -16,6 +16,7 @@
 
 #include "core/util/file.h"
 #include "core/util/hex.h"
+#include "core/util/numbers.h"
 
 namespace lsifs {
 namespace {
@@ -67,7 +68,11 @@ Status ParseConfig(const std::string& path, const std::string& text, StoreConfig
       c->block_size = bs;
       have_block_size = true;
     } else if (field == "created") {
-      c->created = std::strtoll(value.c_str(), nullptr, 10);
+      uint64_t created = 0;
+      if (!ParseUnsigned(value, "created", 0, INT64_MAX, &created).ok()) {
+        return bad("bad created '" + value + "'");
+      }
+      c->created = static_cast<int64_t>(created);
     } else if (field == "lsi_cap" || field == "free_floor") {
       uint64_t n = 0;
       if (!ParseByteSize(value, &n).ok()) return bad("bad " + field + " '" + value + "'");

@@ -38,6 +38,7 @@ before=$(tree_state "$S")
 check "missing image: one line, exit 1" expect_fail 1 "nope.img" "$LSICTL" -s "$S" import vol-a "$WORK/nope.img"
 check "directory as image" expect_fail 1 "not a regular file" "$LSICTL" -s "$S" import vol-a "$WORK/tree"
 check "an all-zero snapshot id is not 'latest'" expect_fail 1 "not all zeros" "$LSICTL" -s "$S" restore -e nobody -v vol-a --snapshot 0000000000000000
+check "a session number with trailing garbage is refused" expect_fail 1 "session" "$LSICTL" -s "$S" access show -e site-a -v vol-a --session 1abc
 check "bad volume name" expect_fail 1 "volume name" "$LSICTL" -s "$S" import "../x" "$WORK/fs.img"
 check "store unchanged by failures" test "$before" = "$(tree_state "$S")"
 
