@@ -82,11 +82,16 @@ TEST(Mac, IncrementalEqualsOneShotAndResetStartsOver) {
   EXPECT_EQ(mac.Final(), ComputeMac(key, data));
 }
 
-TEST(KeyFile, CreatedMode0600AndReadBack) {
-  TempDir dir;
+// A keyring in `dir`/keys, with its temporaries in `dir`/tmp.
+Keyring KeyringIn(const TempDir& dir) {
   ::mkdir((dir / "keys").c_str(), 0700);
   ::mkdir((dir / "tmp").c_str(), 0700);
-  Keyring ring(dir / "keys", dir / "tmp");
+  return Keyring(dir / "keys", dir / "tmp");
+}
+
+TEST(KeyFile, CreatedMode0600AndReadBack) {
+  TempDir dir;
+  Keyring ring = KeyringIn(dir);
   ::umask(0);  // a permissive umask must not widen the key file's mode
   KeyInfo info;
   ASSERT_TRUE(ring.Create("site-a", &info).ok());
@@ -110,9 +115,7 @@ TEST(KeyFile, CreatedMode0600AndReadBack) {
 
 TEST(KeyFile, AKeyFileThatIsAFifoOrALinkToOneIsRefusedAtOnce) {
   TempDir dir;
-  ::mkdir((dir / "keys").c_str(), 0700);
-  ::mkdir((dir / "tmp").c_str(), 0700);
-  Keyring ring(dir / "keys", dir / "tmp");
+  Keyring ring = KeyringIn(dir);
   // A FIFO opened for reading would wait for a writer forever.
   ASSERT_EQ(::mkfifo(ring.PathFor("site-a").c_str(), 0600), 0);
   ASSERT_EQ(::mkfifo((dir / "elsewhere").c_str(), 0600), 0);
@@ -130,9 +133,7 @@ TEST(KeyFile, AKeyFileThatIsAFifoOrALinkToOneIsRefusedAtOnce) {
 
 TEST(KeyFile, GroupOrWorldReadableKeyIsRefusedWithAFix) {
   TempDir dir;
-  ::mkdir((dir / "keys").c_str(), 0700);
-  ::mkdir((dir / "tmp").c_str(), 0700);
-  Keyring ring(dir / "keys", dir / "tmp");
+  Keyring ring = KeyringIn(dir);
   KeyInfo info;
   ASSERT_TRUE(ring.Create("site-a", &info).ok());
   for (mode_t mode : {0640u, 0604u, 0660u}) {
@@ -147,9 +148,7 @@ TEST(KeyFile, GroupOrWorldReadableKeyIsRefusedWithAFix) {
 
 TEST(KeyFile, AKeyAnotherUserOwnsOrCouldReplaceIsRefused) {
   TempDir dir;
-  ::mkdir((dir / "keys").c_str(), 0700);
-  ::mkdir((dir / "tmp").c_str(), 0700);
-  Keyring ring(dir / "keys", dir / "tmp");
+  Keyring ring = KeyringIn(dir);
   KeyInfo info;
   ASSERT_TRUE(ring.Create("site-a", &info).ok());
   KeyInfo loaded;
@@ -176,9 +175,7 @@ TEST(KeyFile, AKeyAnotherUserOwnsOrCouldReplaceIsRefused) {
 
 TEST(KeyFile, MissingOrCorruptKeysGiveClearErrors) {
   TempDir dir;
-  ::mkdir((dir / "keys").c_str(), 0700);
-  ::mkdir((dir / "tmp").c_str(), 0700);
-  Keyring ring(dir / "keys", dir / "tmp");
+  Keyring ring = KeyringIn(dir);
   KeyInfo info;
   SecretKey key;
   Status s = ring.Load("nobody", &info, &key);
