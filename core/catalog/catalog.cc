@@ -677,9 +677,7 @@ Status Catalog::Pin(uint64_t lsi_id, const KeyInfo& key_info, const SecretKey& k
   if (st.st_nlink == 0 || PathExists(store_.tombstone_path(lsi_id))) {
     return Status::NotFound("LSI " + FormatId(lsi_id) + " was dropped");
   }
-  std::string data;
-  LSIFS_RETURN_IF_ERROR(ReadWholeFile(pin->file_, path, kMaxManifestSize, &data));
-  LSIFS_RETURN_IF_ERROR(DecodeManifest(path, data, key_info, key, &pin->manifest_));
+  LSIFS_RETURN_IF_ERROR(lsifs::ReadManifest(pin->file_, path, key_info, key, &pin->manifest_));
   if (pin->manifest_.lsi_id != lsi_id) {
     return Status::Corruption("manifest " + path + " names another LSI (" +
                               FormatId(pin->manifest_.lsi_id) + ")");

@@ -107,10 +107,7 @@ Status ServeLsiShow(const ServiceEnv& env, const std::string& id_text, std::stri
   EntryFields(j, e);
   j.Key("layer_list").BeginArray();
   for (const auto& l : e.manifest.layers) {
-    j.BeginObject()
-        .Field("layer", FormatId(l.layer_id))
-        .Field("blocks", static_cast<uint64_t>(l.blocks.size()))
-        .EndObject();
+    j.BeginObject().Field("layer", FormatId(l.layer_id)).Field("blocks", l.listed).EndObject();
   }
   j.EndArray().Key("counters");
   // Counters as last saved by a daemon serving this LSI (once a second).
@@ -404,7 +401,7 @@ bool JudgeSession(const ServiceEnv& env, AccessDb& db, const std::string& ext,
                   double* precision) {
   if (!rec.log_kept || rec.state == SessionState::kOpen) return false;
   Manifest m;
-  if (!PeekManifest(env.store->manifest_path(rec.lsi), &m).ok()) return false;
+  if (!PeekManifest(env.store->manifest_path(rec.lsi), &m, ManifestPart::kWhole).ok()) return false;
   auto present = present_cache->find(rec.snapshot);
   if (present == present_cache->end()) {
     std::unique_ptr<SnapshotBlocks> sb;
