@@ -26,18 +26,6 @@ constexpr int64_t kMinTtl = 3600;
 constexpr int64_t kMaxTtl = 7 * 86400;
 constexpr int64_t kDefaultTtl = 86400;
 
-std::vector<std::string> ListNames(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(std::move(n));
-    }
-    ::closedir(d);
-  }
-  return names;
-}
-
 uint64_t FileBytes(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
@@ -202,7 +190,7 @@ Status Catalog::Open(const Store& store, std::unique_ptr<Catalog>* out) {
 
 void Catalog::Sweep() const {
   // Drops a crash interrupted, and drops that waited for their last user.
-  for (const auto& n : ListNames(store_.lsi_dir())) {
+  for (const auto& n : ListFileNames(store_.lsi_dir())) {
     StoreFile kind;
     uint64_t id = 0;
     if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kTombstone) {
@@ -215,7 +203,7 @@ void Catalog::Sweep() const {
   // claim is removed only after its manifest is published, so reading the
   // claims and then the manifests cannot miss it.
   std::vector<uint64_t> layers;
-  for (const auto& n : ListNames(store_.layers_dir())) {
+  for (const auto& n : ListFileNames(store_.layers_dir())) {
     StoreFile kind;
     uint64_t id = 0;
     if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kLayer) layers.push_back(id);
@@ -224,7 +212,7 @@ void Catalog::Sweep() const {
   // manifest could be read; the rest of the sweep goes on regardless.
   bool sweep_claimed = true;
   std::set<uint64_t> keep;
-  for (const auto& n : ListNames(store_.tmp_dir())) {
+  for (const auto& n : ListFileNames(store_.tmp_dir())) {
     StoreFile kind;
     uint64_t pid = 0;
     if (!Store::ParseFileName(n, &kind, &pid) || kind != StoreFile::kClaim) continue;
@@ -239,7 +227,7 @@ void Catalog::Sweep() const {
     }
   }
   std::set<uint64_t> manifests;
-  for (const auto& n : ListNames(store_.lsi_dir())) {
+  for (const auto& n : ListFileNames(store_.lsi_dir())) {
     StoreFile kind;
     uint64_t id = 0;
     if (!Store::ParseFileName(n, &kind, &id) || kind != StoreFile::kManifest) continue;
@@ -260,9 +248,9 @@ void Catalog::Sweep() const {
   }
   // A snapshot data file without its map: an import died between its two
   // renames (the map is the commit), and no live import claims it.
-  for (const auto& volume : ListNames(store_.snapshots_dir())) {
+  for (const auto& volume : ListFileNames(store_.snapshots_dir())) {
     if (!sweep_claimed) break;
-    for (const auto& n : ListNames(store_.volume_dir(volume))) {
+    for (const auto& n : ListFileNames(store_.volume_dir(volume))) {
       auto id = ParseId(n.substr(0, 16));
       if (!id || n.size() != 21 || n.compare(16, 5, ".data") != 0 || keep.count(*id)) continue;
       if (!PathExists(store_.snapshot_map_path(volume, *id))) {
@@ -271,7 +259,7 @@ void Catalog::Sweep() const {
     }
   }
   // Counters and local block copies of LSIs that are gone.
-  for (const auto& n : ListNames(store_.run_dir())) {
+  for (const auto& n : ListFileNames(store_.run_dir())) {
     auto id = ParseId(n.substr(0, 16));
     if (id && n.size() > 17 && n[16] == '.' && !manifests.count(*id) &&
         !PathExists(store_.manifest_path(*id))) {
@@ -300,7 +288,7 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
   out->clear();
   std::set<uint64_t> tombstones;
   std::vector<uint64_t> ids;
-  for (const auto& n : ListNames(store_.lsi_dir())) {
+  for (const auto& n : ListFileNames(store_.lsi_dir())) {
     StoreFile kind;
     uint64_t id = 0;
     if (!Store::ParseFileName(n, &kind, &id)) continue;
@@ -309,7 +297,7 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
   }
   // What was delivered, by extension (unauthenticated: a listing).
   std::map<std::string, DeliveryRecord> records;
-  for (const auto& n : ListNames(store_.catalog_dir())) {
+  for (const auto& n : ListFileNames(store_.catalog_dir())) {
     StoreFile kind;
     uint64_t unused = 0;
     std::string ext;

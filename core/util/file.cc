@@ -1,5 +1,6 @@
 #include "core/util/file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -164,6 +165,18 @@ void AtomicFileWriter::Abandon() {
     ::unlink(tmp_path_.c_str());
     tmp_path_.clear();
   }
+}
+
+std::vector<std::string> ListFileNames(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+    }
+    ::closedir(d);
+  }
+  return names;
 }
 
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out) {

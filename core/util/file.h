@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/util/encoding.h"
 #include "core/util/status.h"
@@ -68,6 +69,9 @@ class AtomicFileWriter {
 };
 
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out);
+// The names in folder `dir` ("." and ".." left out), in no order; none when
+// it cannot be read.
+std::vector<std::string> ListFileNames(const std::string& dir);
 // The same through a file already open (`path` names it in errors).
 Status ReadWholeFile(const File& f, const std::string& path, size_t max_size, std::string* out);
 // Writes a small file atomically (temp + fsync + rename) in one call.

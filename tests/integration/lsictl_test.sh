@@ -57,4 +57,11 @@ check "snapshots still lists the good ones" bash -c "'$LSICTL' -s '$S' snapshots
 check "another volume restores" bash -c "'$LSICTL' -s '$S' restore -e site-a -v vol-a >/dev/null 2>&1"
 check "the damaged volume's latest is refused" expect_fail 1 "latest snapshot of volume 'vol-b' is not known" "$LSICTL" -s "$S" restore -e site-a -v vol-b
 check "a good snapshot of it by id restores" bash -c "'$LSICTL' -s '$S' restore -e site-a -v vol-b --snapshot '$idb1' >/dev/null 2>&1"
+# lsictl verify: 0 when intact, 3 naming what is damaged, 1 when it cannot run.
+check "verify of an intact snapshot exits 0" "$LSICTL" -s "$S" verify "$idb1"
+check "verify names the damaged snapshot file, exit 3" bash -c "'$LSICTL' -s '$S' verify --all > '$WORK/verify.out'; test \$? -eq 3 && grep -q 'snapshot $idb2 .*DAMAGED' '$WORK/verify.out'"
+check "verify --json lists the damage" bash -c "'$LSICTL' -s '$S' verify --all --json | python3 -c '
+import json,sys; r=json.load(sys.stdin); bad=[x for x in r[\"results\"] if not x[\"ok\"]]
+assert r[\"damaged\"]==len(bad)>=1 and any(x[\"id\"]==\"$idb2\" and x[\"problems\"] for x in bad), r'"
+check "verify of an unknown id: one line, exit 1" expect_fail 1 "no snapshot or LSI has id" "$LSICTL" -s "$S" verify 0123456789abcdef
 finish
