@@ -9,12 +9,15 @@
 #include <unordered_map>
 
 #include "core/util/names.h"
+#include "core/util/numbers.h"
 
 namespace lsifs {
 namespace {
 
 constexpr size_t kNameField = 64;
 constexpr uint8_t kSessionVersion = 1;
+// The schema as a whole (keys and their records), in "meta/format".
+constexpr char kSchemaVersion[] = "1";
 
 void PutName(std::string* key, const std::string& name) {
   std::string field(kNameField, '\0');
@@ -129,9 +132,24 @@ Status AccessDb::Open(const std::string& dir, const CoAccessSettings& settings,
     }
     return FromLevelDb(s, "opening the co-access database");
   }
+  // The schema's version: written when the store was made (a database
+  // that lacks it, made before or lost, gets it now).
+  std::string format;
+  leveldb::Status ls = db->Get(leveldb::ReadOptions(), "meta/format", &format);
+  if (ls.IsNotFound()) {
+    format = kSchemaVersion;
+    ls = db->Put(leveldb::WriteOptions(), "meta/format", format);
+  }
+  if (!ls.ok() || format != kSchemaVersion) {
+    delete db;
+    if (!ls.ok()) return FromLevelDb(ls, "reading the co-access database's format");
+    uint64_t version = 0;
+    (void)ParseUnsigned(format, "version", 0, UINT32_MAX, &version);
+    return UnsupportedVersion("the co-access database " + dir, version, 1, 1);
+  }
   CoAccessParams params;
   std::string stored;
-  leveldb::Status ls = db->Get(leveldb::ReadOptions(), "meta/params", &stored);
+  ls = db->Get(leveldb::ReadOptions(), "meta/params", &stored);
   if (ls.ok()) {
     Status st = CoAccessParams::Decode(AsSpan(stored), &params);
     if (!st.ok()) {
@@ -266,7 +284,7 @@ Status AccessDb::ListPairs(std::vector<std::pair<std::string, std::string>>* out
 }
 
 Status AccessDb::FinishSession(const std::string& ext, const std::string& vol, uint32_t number,
-                            uint64_t reads, uint64_t dropped, SessionState state) {
+                               uint64_t reads, uint64_t dropped, SessionState state) {
   std::string key = SessionKey(ext, vol, number);
   std::string value;
   LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Get(leveldb::ReadOptions(), key, &value), "session"));

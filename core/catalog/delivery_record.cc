@@ -89,7 +89,10 @@ Status DecodeDeliveryRecord(const std::string& path, ByteSpan data, const KeyInf
   rec.extension = r.GetString16();
   rec.key_id = r.GetU64();
   if (!r.ok()) return corrupt("truncated");
-  if (version != kVersion) return corrupt("unsupported version " + std::to_string(version));
+  if (version != kVersion)
+    return UnsupportedVersion("delivery record " + path, version, 1, kVersion);
+  // Quoted in the message below before anything is authenticated.
+  if (!ValidateName("extension", rec.extension).ok()) return corrupt("bad extension name");
   if (key_info != nullptr) {
     if (rec.extension != key_info->name || rec.key_id != key_info->id) {
       KeyInfo owner;
@@ -130,6 +133,9 @@ Status DecodeDeliveryRecord(const std::string& path, ByteSpan data, const KeyInf
   if (r.remaining() != 0) return corrupt("trailing bytes");
   for (const auto& v : rec.volumes) {
     if (!ValidateName("volume", v.volume).ok()) return corrupt("bad volume name");
+  }
+  for (const auto& e : rec.entries) {
+    if (!ValidateName("volume", e.volume).ok()) return corrupt("bad volume name");
   }
   *out = std::move(rec);
   return Status::Ok();

@@ -13,6 +13,7 @@
 #include "core/util/file.h"
 #include "core/util/hex.h"
 #include "core/util/names.h"
+#include "core/util/numbers.h"
 
 namespace lsifs {
 namespace {
@@ -103,6 +104,11 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
     std::string value = line.substr(colon + 2);
     if (field == "format") {
       saw_format = (line == kFormatLine);
+      uint64_t version = 0;
+      if (!saw_format && value.rfind("lsifs-key-", 0) == 0 &&
+          ParseUnsigned(value.substr(10), "version", 0, UINT32_MAX, &version).ok()) {
+        return UnsupportedVersion("key file " + path, version, 1, 1);
+      }
     } else if (field == "kind") {
       kind = value;
     } else if (field == "name") {

@@ -150,7 +150,7 @@ Status LayerReader::Open(const std::string& path, const KeyInfo& key_info,
   ByteReader br(ByteSpan(head, head_len));
   br.GetBytes(8);
   uint32_t version = br.GetU32();
-  if (version != kVersion) return corrupt("unsupported layer version " + std::to_string(version));
+  if (version != kVersion) return UnsupportedVersion("layer " + path, version, 1, kVersion);
   uint32_t header_size = br.GetU32();
   LayerHeader& h = r->header_;
   h.layer_id = br.GetU64();
@@ -163,6 +163,10 @@ Status LayerReader::Open(const std::string& path, const KeyInfo& key_info,
   size_t fields_size = br.position();
   ByteSpan wrapped = br.GetBytes(kWrappedKeySize);
   if (!br.ok() || br.position() != header_size) return corrupt("truncated or malformed header");
+  // Not authenticated yet: checked before a message below quotes them.
+  if (!ValidateName("volume", h.volume).ok() || !ValidateName("extension", h.extension).ok()) {
+    return corrupt("bad volume or extension name in its header");
+  }
 
   if (h.key_id != key_info.id || h.extension != key_info.name) {
     KeyInfo owner;

@@ -180,9 +180,7 @@ Status Load(const File& f, const std::string& path, const KeyInfo* key_info, con
   }
   const uint32_t version = r.GetU32();
   if (version < 1 || version > kVersion) {
-    return Corrupt(path, "format version " + std::to_string(version) +
-                             " is newer than this lsifs reads (1 to " + std::to_string(kVersion) +
-                             "): upgrade lsifs");
+    return UnsupportedVersion("manifest " + path, version, 1, kVersion);
   }
   if (version < 4) return LoadLegacy(f, path, size, r, version, key_info, key, m);
 

@@ -85,7 +85,9 @@ Status OpenMap(const std::string& path, const OriginKeys& keys, OpenedMap* m) {
   ByteReader r(ByteSpan(head, head_len));
   r.GetBytes(8);
   uint32_t version = r.GetU32();
-  if (version != kMapVersion) return corrupt("unsupported version " + std::to_string(version));
+  if (version != kMapVersion) {
+    return UnsupportedVersion("snapshot file " + path, version, 1, kMapVersion);
+  }
   uint32_t header_size = r.GetU32();
   if (header_size > head_len) return corrupt("bad header length");
   m->info.volume = r.GetString16();
@@ -349,8 +351,17 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
     LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));
     uint8_t head[kDataHeaderSize];
     LSIFS_RETURN_IF_ERROR(f.PreadExact(0, MutableByteSpan(head, sizeof head)).WithContext(path));
-    if (!std::equal(head, head + sizeof head,
-                    EncodeDataHeader(sb->info_.block_size, source).begin())) {
+    const Bytes expected_head = EncodeDataHeader(sb->info_.block_size, source);
+    if (!std::equal(head, head + 12, expected_head.begin())) {
+      // Magic and version first: a data file of another format version is
+      // told apart from one that is not a data file at all.
+      if (std::equal(head, head + 8, expected_head.begin())) {
+        return UnsupportedVersion("snapshot data file " + path, DecodeFixed32(head + 8), 1,
+                                  kDataVersion);
+      }
+      return Status::Corruption(path + ": not an lsifs snapshot data file");
+    }
+    if (!std::equal(head, head + sizeof head, expected_head.begin())) {
       return Status::Corruption(path + ": not the data file of snapshot " + FormatId(source));
     }
     uint64_t size = 0;

@@ -55,6 +55,11 @@ Status ParseConfig(const std::string& path, const std::string& text, StoreConfig
     std::string field = line.substr(0, colon);
     std::string value = line.substr(colon + 2);
     if (field == "format") {
+      uint64_t version = 0;
+      if (value != kConfigFormat && value.rfind("lsifs-store-", 0) == 0 &&
+          ParseUnsigned(value.substr(12), "version", 0, UINT32_MAX, &version).ok()) {
+        return UnsupportedVersion("store configuration " + path, version, 1, 1);
+      }
       if (value != kConfigFormat) return bad("unsupported store format '" + value + "'");
       format_ok = true;
     } else if (field == "store_id") {

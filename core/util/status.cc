@@ -22,4 +22,18 @@ Status Status::WithContext(std::string_view context) const {
   return Status(code_, std::move(msg));
 }
 
+Status UnsupportedVersion(const std::string& what, uint64_t version, uint64_t oldest,
+                          uint64_t newest) {
+  const std::string range = oldest == newest
+                                ? std::to_string(newest)
+                                : std::to_string(oldest) + " to " + std::to_string(newest);
+  if (version > newest) {
+    return Status::Corruption(what + ": format version " + std::to_string(version) +
+                              " is newer than this lsifs reads (" + range +
+                              "): upgrade lsifs to read it");
+  }
+  return Status::Corruption(what + ": format version " + std::to_string(version) +
+                            " is not one lsifs writes (" + range + "): damaged?");
+}
+
 }  // namespace lsifs

@@ -59,6 +59,12 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+// Every on-disk format carries a version. A reader that meets one it does
+// not read says which, and what to do: a newer version needs a newer lsifs;
+// one outside what lsifs ever wrote is damage. `what` names the file.
+Status UnsupportedVersion(const std::string& what, uint64_t version, uint64_t oldest,
+                          uint64_t newest);
+
 }  // namespace lsifs
 
 // Returns from the enclosing function when `expr` yields a failed Status.

@@ -8,13 +8,17 @@
 #include <sstream>
 
 #include <gtest/gtest.h>
+#include <leveldb/db.h>
 
 #include "core/access/access_db.h"
 #include "core/catalog/catalog.h"
 #include "core/image/image.h"
+#include "core/lsi/layer.h"
+#include "core/lsi/manifest.h"
 #include "core/origin/origin.h"
 #include "core/origin/snapshot.h"
 #include "core/store/store.h"
+#include "core/util/encoding.h"
 #include "core/util/hex.h"
 #include "tests/core/test_util.h"
 
@@ -106,6 +110,83 @@ TEST_F(PreviousFormatStore, AccessDatabaseKeepsItsSession) {
   std::set<uint64_t> read;
   for (const AccessEvent& e : events) read.insert(e.block);
   for (uint64_t b : {8u, 15u, 20u, 23u}) EXPECT_TRUE(read.count(b)) << b;
+}
+
+// Every on-disk format refuses a version newer than it reads by saying so,
+// and what to do: each file of the previous store, its version bumped.
+TEST_F(PreviousFormatStore, ANewerFormatVersionIsRefusedWithWhatToDo) {
+  auto bump_u32 = [](const std::string& path, size_t offset, uint32_t version) {
+    Bytes data = testing::ReadFileBytes(path);
+    EncodeFixed32(data.data() + offset, version);
+    testing::WriteFileBytes(path, data);
+  };
+  auto expect_newer = [](const Status& s, const std::string& what) {
+    EXPECT_FALSE(s.ok()) << what;
+    EXPECT_NE(s.message().find("format version 9 is newer than this lsifs reads"),
+              std::string::npos)
+        << what << ": " << s.ToString();
+    EXPECT_NE(s.message().find("upgrade lsifs"), std::string::npos) << what;
+  };
+  const std::string store = dir_ / "store";
+  auto keys = testing::OriginKeysOf(*store_);
+  KeyInfo info;
+  SecretKey key;
+  ASSERT_TRUE(store_->keyring().Load("site", &info, &key).ok());
+
+  // Snapshot map and data file.
+  std::string map = store_->snapshot_map_path("disk", ids_["snapshot_one"]);
+  Bytes saved = testing::ReadFileBytes(map);
+  bump_u32(map, 8, 9);
+  SnapshotInfo si;
+  expect_newer(ReadSnapshotInfo(map, *keys, &si), "snapshot map");
+  testing::WriteFileBytes(map, saved);
+  std::string data = store_->snapshot_data_path("disk", ids_["snapshot_one"]);
+  bump_u32(data, 8, 9);
+  std::unique_ptr<SnapshotBlocks> blocks;
+  expect_newer(SnapshotBlocks::Open(*store_, *keys, "disk", ids_["snapshot_one"], &blocks),
+               "snapshot data");
+
+  // A layer and a manifest.
+  std::unique_ptr<Catalog> catalog;
+  ASSERT_TRUE(Catalog::Open(*store_, &catalog).ok());
+  Manifest m;
+  ASSERT_TRUE(catalog->ReadManifest(ids_["lsi_latest"], info, key, &m).ok());
+  ASSERT_FALSE(m.layers.empty());
+  std::string layer = store_->layer_path(m.layers[0].layer_id);
+  bump_u32(layer, 8, 9);
+  std::unique_ptr<LayerReader> reader;
+  expect_newer(LayerReader::Open(layer, info, key, &reader), "layer");
+  std::string manifest = store_->manifest_path(ids_["lsi_latest"]);
+  bump_u32(manifest, 8, 9);
+  expect_newer(ReadManifest(manifest, info, key, &m), "manifest");
+
+  // Key file and store configuration (text).
+  ASSERT_EQ(testing::RunShell("sed -i 's/lsifs-key-1/lsifs-key-9/' " + store + "/keys/site.key"),
+            0);
+  expect_newer(store_->keyring().Load("site", &info, &key), "key file");
+  ASSERT_EQ(testing::RunShell("sed -i 's/lsifs-store-1/lsifs-store-9/' " + store + "/config"), 0);
+  std::unique_ptr<Store> reopened;
+  expect_newer(Store::Open(store, &reopened), "store configuration");
+  ASSERT_EQ(testing::RunShell("sed -i 's/lsifs-store-9/lsifs-store-1/' " + store + "/config"), 0);
+
+  // The access database's schema.
+  {
+    leveldb::DB* db = nullptr;
+    ASSERT_TRUE(leveldb::DB::Open(leveldb::Options(), store_->db_dir(), &db).ok());
+    ASSERT_TRUE(db->Put(leveldb::WriteOptions(), "meta/format", "9").ok());
+    delete db;
+  }
+  std::unique_ptr<AccessDb> adb;
+  expect_newer(AccessDb::Open(store_->db_dir(), CoAccessSettings(), &adb), "access database");
+
+  // The delivery record.
+  std::string deliveries = store_->deliveries_path("site");
+  bump_u32(deliveries, 8, 9);
+  DeliveryView view;
+  ASSERT_EQ(testing::RunShell("sed -i 's/lsifs-key-9/lsifs-key-1/' " + store + "/keys/site.key"),
+            0);
+  ASSERT_TRUE(store_->keyring().Load("site", &info, &key).ok());
+  expect_newer(catalog->ReadDeliveries(info, key, &view), "delivery record");
 }
 
 }  // namespace
