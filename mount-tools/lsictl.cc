@@ -263,8 +263,15 @@ int CmdKeyList(Context& ctx) {
   Status s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
   std::vector<KeyInfo> keys;
-  s = store->keyring().List(&keys);
+  std::vector<std::string> unusable;
+  s = store->keyring().List(&keys, &unusable);
   if (!s.ok()) return Fail(s);
+  // The usable keys are listed; each unusable file is named on stderr, and
+  // the exit status says the listing is not whole.
+  for (const auto& u : unusable) {
+    std::fprintf(stderr, "lsictl: unusable, not listed: %s\n", PrintableLine(u).c_str());
+  }
+  const int status = unusable.empty() ? 0 : kExitError;
   if (ctx.json) {
     JsonWriter j;
     j.BeginArray();
@@ -277,17 +284,17 @@ int CmdKeyList(Context& ctx) {
     }
     j.EndArray();
     std::printf("%s\n", j.str().c_str());
-    return 0;
+    return status;
   }
   if (keys.empty()) {
     std::printf("No extension keys yet; create one with: lsictl key create EXT\n");
-    return 0;
+    return status;
   }
   std::printf("%-24s %-16s %s\n", "EXTENSION", "KEY ID", "FILE");
   for (const auto& k : keys) {
     std::printf("%-24s %-16s %s\n", k.name.c_str(), FormatId(k.id).c_str(), k.path.c_str());
   }
-  return 0;
+  return status;
 }
 
 void SnapshotJson(JsonWriter& j, const SnapshotInfo& s) {

@@ -178,8 +178,9 @@ Status Keyring::Load(const std::string& extension, KeyInfo* info, SecretKey* key
   return Status::Ok();
 }
 
-Status Keyring::List(std::vector<KeyInfo>* keys) const {
+Status Keyring::List(std::vector<KeyInfo>* keys, std::vector<std::string>* unusable) const {
   keys->clear();
+  if (unusable != nullptr) unusable->clear();
   DIR* d = ::opendir(dir_.c_str());
   if (d == nullptr) return Status::FromErrno(dir_, errno);
   while (struct dirent* e = ::readdir(d)) {
@@ -188,6 +189,10 @@ Status Keyring::List(std::vector<KeyInfo>* keys) const {
     KeyInfo info;
     SecretKey key;
     Status s = ReadKeyFile(dir_ + "/" + name, &info, &key);
+    if (!s.ok() && unusable != nullptr) {
+      unusable->push_back(s.message());
+      continue;
+    }
     if (!s.ok()) {
       ::closedir(d);
       return s;

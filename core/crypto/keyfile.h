@@ -41,7 +41,10 @@ class Keyring {
   // kNotFound (saying how to create it) when the extension has no key.
   Status Load(const std::string& extension, KeyInfo* info, SecretKey* key) const;
   // Every key's public facts, sorted by name; never the key bytes.
-  Status List(std::vector<KeyInfo>* keys) const;
+  // A key file that cannot be used fails the listing, unless `unusable` is
+  // given: then it is left out and described there, so that one bad file
+  // does not hide the others.
+  Status List(std::vector<KeyInfo>* keys, std::vector<std::string>* unusable = nullptr) const;
 
   std::string PathFor(const std::string& extension) const {
     return dir_ + "/" + extension + ".key";

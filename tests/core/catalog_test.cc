@@ -508,6 +508,24 @@ TEST_F(CatalogTest, ADamagedManifestHoldsBackOnlyTheLayerSweep) {
   EXPECT_TRUE(PathExists(store_->layer_path(m.layers[0].layer_id)));
 }
 
+TEST_F(CatalogTest, OneUnusableKeyFileDoesNotMakeEveryLsiUnreadable) {
+  uint64_t id = Assemble("site-a");
+  testing::WriteFileBytes(store_->keyring().PathFor("site-b"), AsBytes("not a key\n"));
+  std::vector<CatalogEntry> all;
+  ASSERT_TRUE(catalog_->List(Context(), &all).ok());
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].lsi_id, id);
+  EXPECT_NE(all[0].state, LsiState::kUnreadable) << all[0].reason;
+  std::vector<KeyInfo> keys;
+  std::vector<std::string> unusable;
+  ASSERT_TRUE(store_->keyring().List(&keys, &unusable).ok());
+  ASSERT_EQ(keys.size(), 1u);
+  EXPECT_EQ(keys[0].name, "site-a");
+  ASSERT_EQ(unusable.size(), 1u);
+  EXPECT_NE(unusable[0].find("site-b.key"), std::string::npos) << unusable[0];
+  EXPECT_FALSE(store_->keyring().List(&keys).ok()) << "without the list, one bad file fails it";
+}
+
 TEST_F(CatalogTest, OpenSweepsWhatACrashLeftAtEachStep) {
   uint64_t kept = Assemble("site-a");
   // Publish interrupted: a layer written, no manifest, its claimer dead.
