@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/catalog/delivery_record.h"
+#include "core/lsi/layer.h"
 #include "core/util/hex.h"
 
 namespace lsifs {
@@ -333,15 +334,19 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
       e.state = LsiState::kUnreadable;
       e.reason = "its manifest names another LSI (" + FormatId(m.lsi_id) + ")";
     }
-    // Sizes on disk, and which layer is missing, in one look at each file.
+    // Sizes on disk, and the first layer missing or not of the size the
+    // manifest's block count makes it (a damaged record: lsictl verify).
     e.bytes = FileBytes(store_.manifest_path(id));
-    uint64_t missing_layer = 0;
+    std::string layer_problem;
     for (const auto& l : m.layers) {
-      struct stat st;
-      if (::stat(store_.layer_path(l.layer_id).c_str(), &st) == 0) {
-        e.bytes += static_cast<uint64_t>(st.st_size);
-      } else if (missing_layer == 0) {
-        missing_layer = l.layer_id;
+      const std::string path = store_.layer_path(l.layer_id);
+      e.bytes += FileBytes(path);
+      if (!layer_problem.empty()) continue;
+      Status ls = CheckLayerFile(path, l.listed, m.block_size);
+      if (ls.IsNotFound()) {
+        layer_problem = "layer " + FormatId(l.layer_id) + " is missing";
+      } else if (!ls.ok()) {
+        layer_problem = ls.message();
       }
     }
     e.in_use = InUse(id);
@@ -365,9 +370,9 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
     } else if (tombstones.count(id)) {
       e.state = LsiState::kDropped;
       e.reason = "dropped; removed when its last user releases it";
-    } else if (missing_layer != 0) {
+    } else if (!layer_problem.empty()) {
       e.state = LsiState::kUnreadable;
-      e.reason = "layer " + FormatId(missing_layer) + " is missing";
+      e.reason = layer_problem;
     }
     if (e.state != LsiState::kUnreadable && e.state != LsiState::kDropped) {
       auto latest = context.latest_snapshot.find(m.volume);

@@ -133,6 +133,26 @@ Status LayerWriter::Commit() {
   return out_.Commit();
 }
 
+Status CheckLayerFile(const std::string& path, uint64_t blocks, uint32_t block_size) {
+  File f;
+  LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));
+  uint64_t size = 0;
+  LSIFS_RETURN_IF_ERROR(f.Size(&size).WithContext(path));
+  uint8_t head[16];
+  if (size < sizeof head || !f.PreadExact(0, MutableByteSpan(head, sizeof head)).ok() ||
+      std::memcmp(head, kMagic, 8) != 0) {
+    return Status::Corruption("layer " + path + ": not an lsifs layer");
+  }
+  const uint64_t expected = DecodeFixed32(head + 12) + blocks * (block_size + kSealOverhead) +
+                            IndexSize(blocks) + kEndSize;
+  if (size != expected) {
+    return Status::Corruption("layer " + path + ": " + std::to_string(size) + " bytes where " +
+                              std::to_string(blocks) + " blocks take " + std::to_string(expected) +
+                              " (truncated, extended or swapped)");
+  }
+  return Status::Ok();
+}
+
 Status LayerReader::Open(const std::string& path, const KeyInfo& key_info,
                          const SecretKey& extension_key, std::unique_ptr<LayerReader>* out) {
   auto r = std::unique_ptr<LayerReader>(new LayerReader());

@@ -20,7 +20,6 @@
 
 namespace lsifs {
 
-
 struct LayerHeader {
   uint64_t layer_id = 0;
   std::string volume;
@@ -86,6 +85,13 @@ class LayerReader {
   SecretKey data_key_;
   std::vector<uint64_t> blocks_;
 };
+
+// Checks, without a key, that the layer file at `path` is exactly as large
+// as a layer of `blocks` blocks of `block_size` bytes is: one truncated,
+// extended or swapped for another layer's file is found this way (for
+// listings); a damaged record needs the key (lsictl verify). NotFound when
+// the file is missing.
+Status CheckLayerFile(const std::string& path, uint64_t blocks, uint32_t block_size);
 
 // Rewraps a layer's data key under a new extension key (key rotation): a new
 // header, the records and index copied byte for byte, renamed over the old

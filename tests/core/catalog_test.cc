@@ -526,6 +526,39 @@ TEST_F(CatalogTest, OneUnusableKeyFileDoesNotMakeEveryLsiUnreadable) {
   EXPECT_FALSE(store_->keyring().List(&keys).ok()) << "without the list, one bad file fails it";
 }
 
+TEST_F(CatalogTest, AListingFlagsALayerMissingTruncatedExtendedOrSwapped) {
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  Manifest a, b;
+  ASSERT_TRUE(catalog_->ReadManifest(Assemble("site-a", {1, 2, 3}), info, key, &a).ok());
+  ASSERT_TRUE(catalog_->ReadManifest(Assemble("site-a", {4, 5}), info, key, &b).ok());
+  const std::string layer = store_->layer_path(a.layers[0].layer_id);
+  const Bytes good = testing::ReadFileBytes(layer);
+  auto state_of_a = [&](std::string* reason) {
+    CatalogEntry e;
+    EXPECT_TRUE(catalog_->Find(a.lsi_id, Context(), &e).ok());
+    *reason = e.reason;
+    return e.state;
+  };
+  std::string reason;
+  EXPECT_NE(state_of_a(&reason), LsiState::kUnreadable) << reason;
+  Bytes longer = good;
+  longer.push_back(0);
+  const Bytes shorter(good.begin(), good.end() - 1);
+  const Bytes other = testing::ReadFileBytes(store_->layer_path(b.layers[0].layer_id));
+  for (const Bytes* bad : std::initializer_list<const Bytes*>{&longer, &shorter, &other}) {
+    testing::WriteFileBytes(layer, *bad);
+    EXPECT_EQ(state_of_a(&reason), LsiState::kUnreadable);
+    EXPECT_NE(reason.find("truncated, extended or swapped"), std::string::npos) << reason;
+  }
+  ASSERT_EQ(::unlink(layer.c_str()), 0);
+  EXPECT_EQ(state_of_a(&reason), LsiState::kUnreadable);
+  EXPECT_NE(reason.find("is missing"), std::string::npos) << reason;
+  testing::WriteFileBytes(layer, good);
+  EXPECT_NE(state_of_a(&reason), LsiState::kUnreadable) << reason;
+}
+
 TEST_F(CatalogTest, OpenSweepsWhatACrashLeftAtEachStep) {
   uint64_t kept = Assemble("site-a");
   // Publish interrupted: a layer written, no manifest, its claimer dead.
