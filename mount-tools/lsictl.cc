@@ -565,7 +565,7 @@ int CmdLsiDrop(Context& ctx) {
   if (s.ok()) s = OpenStore(ctx, &store);
   if (s.ok()) s = Catalog::Open(*store, &catalog);
   DropResult r;
-  if (s.ok()) s = catalog->Drop(id, &r);
+  if (s.ok()) s = catalog->Drop(id, &r, ctx.vm["force"].as<bool>());
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;
@@ -1042,15 +1042,19 @@ std::vector<Command> Commands() {
        nullptr,
        CmdLsiShow},
       {{"lsi", "drop"},
-       "ID",
+       "ID [--force]",
        "remove an LSI: it leaves every listing at once, its files go when unused",
        "An LSI that a mount has open is pinned: it disappears from listings and mounts\n"
        "at once, the mount keeps reading it until its session ends, and its files are\n"
        "removed then. Dropping VOLUME.img's LSI removes VOLUME.img (no older one takes\n"
-       "its place); restore again to bring one back.\n"
+       "its place); restore again to bring one back. An LSI whose manifest is damaged\n"
+       "(lsictl verify) is dropped only with --force; the layers no readable manifest\n"
+       "names go with it.\n"
        "Example: lsictl -s /srv/lsifs lsi drop 0123456789abcdef",
        {{"id", true, "ID"}},
-       nullptr,
+       [](po::options_description& d) {
+         d.add_options()("force", po::bool_switch(), "drop it even if its manifest is damaged");
+       },
        CmdLsiDrop},
       {{"lsi", "deliver"},
        "ID [--as-image]",

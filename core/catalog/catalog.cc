@@ -559,12 +559,21 @@ bool Catalog::FinishDrop(uint64_t lsi_id, uint64_t* bytes) const {
   return true;
 }
 
-Status Catalog::Drop(uint64_t lsi_id, DropResult* result) const {
+Status Catalog::Drop(uint64_t lsi_id, DropResult* result, bool force) const {
   *result = DropResult();
   const std::string path = store_.manifest_path(lsi_id);
   if (!PathExists(path)) {
     ::unlink(store_.tombstone_path(lsi_id).c_str());
     return Status::NotFound("no LSI " + FormatId(lsi_id) + " in this store (see: lsictl lsi list)");
+  }
+  Manifest head;
+  Status readable = PeekManifest(path, &head);
+  if (!readable.ok() && !readable.IsNotFound() && !force) {
+    return Status::InvalidArgument(
+        "LSI " + FormatId(lsi_id) + " cannot be read (" + readable.message() +
+        "): which layers are its cannot be told; drop it anyway, and its layers with the next "
+        "sweep, with: lsictl lsi drop --force " +
+        FormatId(lsi_id));
   }
   // The tombstone first: from here on the drop completes whatever happens.
   const std::string tomb = store_.tombstone_path(lsi_id);
@@ -574,6 +583,20 @@ Status Catalog::Drop(uint64_t lsi_id, DropResult* result) const {
     LSIFS_RETURN_IF_ERROR(s);
   }
   result->deferred = !FinishDrop(lsi_id, &result->bytes);
+  if (!readable.ok() && !result->deferred) {
+    // Its layers are now named by no manifest: the sweep takes them.
+    auto layer_bytes = [&] {
+      uint64_t total = 0;
+      for (const auto& n : ListFileNames(store_.layers_dir())) {
+        total += FileBytes(store_.layers_dir() + "/" + n);
+      }
+      return total;
+    };
+    const uint64_t before = layer_bytes();
+    Sweep();
+    const uint64_t after = layer_bytes();
+    result->bytes += before > after ? before - after : 0;
+  }
   return Status::Ok();
 }
 

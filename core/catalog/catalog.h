@@ -166,7 +166,10 @@ class Catalog {
                  int64_t now) const;
 
   // --- removal ----------------------------------------------------------
-  Status Drop(uint64_t lsi_id, DropResult* result) const;
+  // An LSI whose manifest cannot be read is dropped only with `force`: which
+  // layers are its cannot be told, so the sweep that follows the drop takes
+  // every layer no readable manifest names.
+  Status Drop(uint64_t lsi_id, DropResult* result, bool force = false) const;
   // Drops LSIs until the cap and the floor hold (or nothing more may go);
   // never `keep` (an LSI just made) nor one in use.
   Status Evict(const CatalogContext& context, EvictionReport* report, uint64_t keep = 0) const;

@@ -30,7 +30,8 @@ Status UnsupportedVersion(const std::string& what, uint64_t version, uint64_t ol
   if (version > newest) {
     return Status::Corruption(what + ": format version " + std::to_string(version) +
                               " is newer than this lsifs reads (" + range +
-                              "): upgrade lsifs to read it");
+                              "): upgrade lsifs to read it (or the file is damaged: lsictl "
+                              "verify)");
   }
   return Status::Corruption(what + ": format version " + std::to_string(version) +
                             " is not one lsifs writes (" + range + "): damaged?");

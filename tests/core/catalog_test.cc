@@ -559,6 +559,27 @@ TEST_F(CatalogTest, AListingFlagsALayerMissingTruncatedExtendedOrSwapped) {
   EXPECT_NE(state_of_a(&reason), LsiState::kUnreadable) << reason;
 }
 
+TEST_F(CatalogTest, AnLsiWithADamagedManifestIsDroppedWithForceAndItsLayersGo) {
+  KeyInfo info;
+  SecretKey key;
+  Key("site-a", &info, &key);
+  Manifest m;
+  uint64_t id = Assemble("site-a", {1, 2, 3});
+  ASSERT_TRUE(catalog_->ReadManifest(id, info, key, &m).ok());
+  testing::WriteFileBytes(store_->manifest_path(id), AsBytes("damaged"));
+  DropResult r;
+  Status s = catalog_->Drop(id, &r);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("lsictl lsi drop --force " + FormatId(id)), std::string::npos)
+      << s.message();
+  EXPECT_TRUE(PathExists(store_->manifest_path(id)));
+  ASSERT_TRUE(catalog_->Drop(id, &r, /*force=*/true).ok());
+  EXPECT_FALSE(r.deferred);
+  EXPECT_FALSE(PathExists(store_->manifest_path(id)));
+  EXPECT_FALSE(PathExists(store_->layer_path(m.layers[0].layer_id)));
+  EXPECT_GT(r.bytes, 3u * kBlock) << "its layer's bytes are counted as freed";
+}
+
 TEST_F(CatalogTest, OpenSweepsWhatACrashLeftAtEachStep) {
   uint64_t kept = Assemble("site-a");
   // Publish interrupted: a layer written, no manifest, its claimer dead.
