@@ -338,13 +338,18 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
   for (uint64_t source : sources) {
     // Each data file holds exactly the records its snapshot's trailer
     // counts (authenticated): a record appended, or one cut off, is caught
-    // here rather than trusted or found missing at a read.
+    // here rather than trusted or found missing at a read. An earlier
+    // snapshot whose map is gone (deleted, its blocks kept for this one) or
+    // damaged does not make this one unreadable: its data file must then
+    // hold whole records, every one this map points to (each is still
+    // authenticated when read).
+    bool exact = true;
     uint64_t stored = sb->info_.stored_blocks;
     if (source != id) {
       SnapshotInfo source_info;
-      LSIFS_RETURN_IF_ERROR(
-          ReadSnapshotInfo(store.snapshot_map_path(volume, source), keys, &source_info));
-      stored = source_info.stored_blocks;
+      exact = ReadSnapshotInfo(store.snapshot_map_path(volume, source), keys, &source_info).ok() &&
+              source_info.id == source && source_info.volume == volume;
+      stored = exact ? source_info.stored_blocks : 0;
     }
     File f;
     std::string path = store.snapshot_data_path(volume, source);
@@ -366,6 +371,13 @@ Status SnapshotBlocks::Open(const Store& store, const OriginKeys& keys, const st
     }
     uint64_t size = 0;
     LSIFS_RETURN_IF_ERROR(f.Size(&size).WithContext(path));
+    if (!exact) {
+      const uint64_t record = sb->info_.block_size + kSealOverhead;
+      if (size < kDataHeaderSize || (size - kDataHeaderSize) % record != 0) {
+        return Status::Corruption(path + ": not a whole number of records");
+      }
+      stored = (size - kDataHeaderSize) / record;
+    }
     const uint64_t expected = DataRecordOffset(sb->info_.block_size, stored);
     if (size != expected) {
       return Status::Corruption(path + ": " + std::to_string(size) + " bytes where its " +
