@@ -587,6 +587,69 @@ int CmdLsiDrop(Context& ctx) {
   return 0;
 }
 
+int CmdSnapshotDelete(Context& ctx) {
+  const std::string volume = ctx.Arg("volume");
+  uint64_t id = 0;
+  Status s = ParseIdArg(ctx.Arg("id"), "snapshot", &id);
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
+  if (s.ok()) s = OpenStore(ctx, &store);
+  if (s.ok()) s = Catalog::Open(*store, &catalog);
+  if (!s.ok()) return Fail(s);
+  SecretKey provider;
+  s = store->LoadProviderKey(&provider);
+  if (!s.ok()) return Fail(s);
+  OriginKeys keys = OriginKeys::Derive(provider);
+  provider.Wipe();
+  // What stands on it: refused while a mount has one open; else dropped
+  // with it (an LSI without its base cannot be read).
+  CatalogContext context;
+  context.now = static_cast<int64_t>(std::time(nullptr));
+  std::vector<CatalogEntry> entries;
+  s = catalog->List(context, &entries);
+  if (!s.ok()) return Fail(s);
+  std::vector<uint64_t> standing;
+  for (const auto& e : entries) {
+    if (e.manifest.volume != volume || e.manifest.snapshot != id) continue;
+    if (e.in_use) {
+      return Fail(Status::Unavailable("LSI " + FormatId(e.lsi_id) + " stands on snapshot " +
+                                      FormatId(id) +
+                                      " and a mount has it open; close it, then delete again"));
+    }
+    standing.push_back(e.lsi_id);
+  }
+  SnapshotDeletion deletion;
+  s = DeleteSnapshot(*store, keys, volume, id, &deletion);
+  if (!s.ok()) return Fail(s);
+  uint64_t freed = deletion.freed;
+  for (uint64_t lsi : standing) {
+    DropResult r;
+    if (catalog->Drop(lsi, &r, /*force=*/true).ok()) freed += r.bytes;
+  }
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("volume", volume)
+        .Field("deleted", FormatId(id))
+        .Field("freed", freed)
+        .Field("data_kept", deletion.data_kept)
+        .Field("kept_because", deletion.kept_because);
+    j.Key("dropped_lsis").BeginArray();
+    for (uint64_t lsi : standing) j.String(FormatId(lsi));
+    j.EndArray().EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::fprintf(
+      stderr, "deleted snapshot %s of %s (%s freed%s)%s\n", FormatId(id).c_str(), volume.c_str(),
+      FormatBytes(freed).c_str(),
+      deletion.data_kept ? ("; its blocks stay: " + deletion.kept_because).c_str() : "",
+      standing.empty()
+          ? ""
+          : ("; dropped the " + std::to_string(standing.size()) + " LSI(s) on it").c_str());
+  return 0;
+}
+
 int CmdLsiDeliver(Context& ctx) {
   std::unique_ptr<Store> store;
   std::unique_ptr<Catalog> catalog;
@@ -1164,6 +1227,18 @@ std::vector<Command> Commands() {
          d.add_options()("all", po::bool_switch(), "check every snapshot and LSI (the default)");
        },
        CmdVerify},
+      {{"snapshot", "delete"},
+       "VOLUME ID",
+       "delete a snapshot (a damaged one too); blocks later snapshots use stay",
+       "Removes the snapshot's map, then its data file, unless a later snapshot of the\n"
+       "volume still uses blocks stored there (or a map of the volume cannot be read and\n"
+       "might): those stay, and go when the last snapshot using them is deleted. LSIs\n"
+       "standing on the snapshot are dropped with it; refused while a mount has one of\n"
+       "them open. Works on a snapshot whose files are damaged (see lsictl verify).\n"
+       "Example: lsictl -s /srv/lsifs snapshot delete vol-db 0123456789abcdef",
+       {{"volume", true, "VOLUME"}, {"id", true, "ID"}},
+       nullptr,
+       CmdSnapshotDelete},
       {{"snapshots"},
        "[VOLUME]",
        "list snapshots, oldest first",

@@ -254,7 +254,8 @@ void Catalog::Sweep() const {
     for (const auto& n : ListFileNames(store_.volume_dir(volume))) {
       auto id = ParseId(n.substr(0, 16));
       if (!id || n.size() != 21 || n.compare(16, 5, ".data") != 0 || keep.count(*id)) continue;
-      if (!PathExists(store_.snapshot_map_path(volume, *id))) {
+      if (!PathExists(store_.snapshot_map_path(volume, *id)) &&
+          !PathExists(store_.snapshot_kept_path(volume, *id))) {
         ::unlink(store_.snapshot_data_path(volume, *id).c_str());
       }
     }
@@ -373,6 +374,9 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
     } else if (!layer_problem.empty()) {
       e.state = LsiState::kUnreadable;
       e.reason = layer_problem;
+    } else if (!PathExists(store_.snapshot_map_path(m.volume, m.snapshot))) {
+      e.state = LsiState::kUnreadable;
+      e.reason = "its base snapshot " + FormatId(m.snapshot) + " is gone";
     }
     if (e.state != LsiState::kUnreadable && e.state != LsiState::kDropped) {
       auto latest = context.latest_snapshot.find(m.volume);

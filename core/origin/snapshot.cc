@@ -2,8 +2,12 @@
 
 #include <dirent.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "core/util/hex.h"
 #include "core/util/names.h"
@@ -418,6 +422,69 @@ Status SnapshotBlocks::ReadBlock(const BlockLocation& loc, Aead& aead, MutableBy
     return Status::Corruption("snapshot " + FormatId(info_.id) + " block " +
                               std::to_string(loc.block) + ": authentication failed");
   }
+  return Status::Ok();
+}
+
+Status DeleteSnapshot(const Store& store, const OriginKeys& keys, const std::string& volume,
+                      uint64_t id, SnapshotDeletion* out) {
+  *out = SnapshotDeletion();
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
+  const std::string map = store.snapshot_map_path(volume, id);
+  if (!PathExists(map)) {
+    return Status::NotFound("volume '" + volume + "' has no snapshot " + FormatId(id) +
+                            " (see: lsictl snapshots " + volume + ")");
+  }
+  // Which data files the volume's other snapshots point into.
+  std::set<uint64_t> used;
+  std::string unreadable;  // a map that cannot be read might use any
+  std::vector<uint64_t> kept;
+  for (const auto& n : ListFileNames(store.volume_dir(volume))) {
+    auto other = ParseId(n.substr(0, 16));
+    if (!other || *other == id || n.size() != 21) continue;
+    if (n.compare(16, 5, ".kept") == 0) kept.push_back(*other);
+    if (n.compare(16, 5, ".snap") != 0) continue;
+    SnapshotMapReader reader;
+    Status s = reader.Open(store.snapshot_map_path(volume, *other), keys);
+    BlockLocation loc;
+    while (s.ok() && reader.Next(&loc)) used.insert(loc.source);
+    if (s.ok()) s = reader.status();
+    if (!s.ok() && unreadable.empty()) unreadable = FormatId(*other);
+  }
+  if (!unreadable.empty()) {
+    out->data_kept = true;
+    out->kept_because =
+        "the map of snapshot " + unreadable + " cannot be read, and might use its blocks";
+  } else if (used.count(id)) {
+    out->data_kept = true;
+    out->kept_because = "later snapshots use its blocks";
+  }
+  const std::string data = store.snapshot_data_path(volume, id);
+  if (out->data_kept && PathExists(data)) {
+    File marker;
+    Status s = File::CreateExclusive(store.snapshot_kept_path(volume, id), 0644, &marker);
+    if (!s.ok() && s.code() != Status::Code::kExists) return s;
+  }
+  struct stat st;
+  const uint64_t map_bytes = ::stat(map.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  if (::unlink(map.c_str()) != 0) return Status::FromErrno("removing " + map, errno);
+  out->freed += map_bytes;
+  if (!out->data_kept) {
+    const uint64_t data_bytes =
+        ::stat(data.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    if (::unlink(data.c_str()) == 0) out->freed += data_bytes;
+    ::unlink(store.snapshot_kept_path(volume, id).c_str());
+  }
+  // Data files kept for snapshots that used them, now that none does.
+  for (uint64_t k : kept) {
+    if (!unreadable.empty() || used.count(k)) continue;
+    const std::string path = store.snapshot_data_path(volume, k);
+    const uint64_t bytes = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    if (::unlink(path.c_str()) == 0 || errno == ENOENT) {
+      out->freed += bytes;
+      ::unlink(store.snapshot_kept_path(volume, k).c_str());
+    }
+  }
+  (void)SyncDirectory(store.volume_dir(volume));
   return Status::Ok();
 }
 

@@ -144,4 +144,19 @@ class SnapshotBlocks {
   std::vector<std::pair<uint64_t, File>> data_files_;  // by source snapshot id
 };
 
+struct SnapshotDeletion {
+  uint64_t freed = 0;        // bytes removed
+  bool data_kept = false;    // its data file stays: later snapshots use it
+  std::string kept_because;  // why, when kept
+};
+
+// Deletes snapshot `id` of `volume`, its map damaged or not: the map goes
+// (from then on the snapshot does not exist), then its data file, unless a
+// later snapshot of the volume points into it or a map of the volume cannot
+// be read (it might): those blocks stay, marked kept (Store::
+// snapshot_kept_path). What stands on the snapshot (LSIs) is the caller's
+// to check first.
+Status DeleteSnapshot(const Store& store, const OriginKeys& keys, const std::string& volume,
+                      uint64_t id, SnapshotDeletion* out);
+
 }  // namespace lsifs

@@ -338,6 +338,10 @@ std::string Store::snapshot_data_path(const std::string& volume, uint64_t id) co
   return volume_dir(volume) + "/" + FormatId(id) + ".data";
 }
 
+std::string Store::snapshot_kept_path(const std::string& volume, uint64_t id) const {
+  return volume_dir(volume) + "/" + FormatId(id) + ".kept";
+}
+
 std::string Store::layer_path(uint64_t layer_id) const {
   return layers_dir() + "/" + FormatId(layer_id) + ".layer";
 }

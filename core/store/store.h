@@ -9,6 +9,7 @@
 //   STORE/keys/EXT.key              one key per extension (0600)
 //   STORE/snapshots/VOLUME/ID.snap  snapshot metadata and block map
 //   STORE/snapshots/VOLUME/ID.data  the blocks stored by that snapshot
+//   STORE/snapshots/VOLUME/ID.kept  its data file outlives its deleted map
 //   STORE/layers/ID.layer           delta layers
 //   STORE/lsi/ID.lsi                LSI manifests (an LSI exists iff this does)
 //   STORE/lsi/ID.dropped            a drop in progress (waits for the last user)
@@ -76,6 +77,9 @@ class Store {
   std::string volume_dir(const std::string& volume) const { return snapshots_dir() + "/" + volume; }
   std::string snapshot_map_path(const std::string& volume, uint64_t id) const;
   std::string snapshot_data_path(const std::string& volume, uint64_t id) const;
+  // Marks the data file of a deleted snapshot that later snapshots still
+  // use: kept on purpose, not left by a crash (see Catalog::Sweep).
+  std::string snapshot_kept_path(const std::string& volume, uint64_t id) const;
   std::string keys_dir() const { return root_ + "/keys"; }
   std::string provider_key_path() const { return root_ + "/provider.key"; }
   std::string layers_dir() const { return root_ + "/layers"; }
