@@ -446,6 +446,30 @@ TEST_F(MountTest, UnmountWhileAReadWaitsOnALongRoundTripStopsPromptly) {
       << f_->log();
 }
 
+TEST_F(MountTest, AManifestReplacedAfterListingIsRefusedNotServed) {
+  // Two authentic LSIs of one extension; after the mount lists them, the
+  // older one's manifest is copied over the newer's (in place, then by
+  // rename): the image must refuse, never serve the other LSI's bytes.
+  std::string older = f_->Deliver("site-a", "vol", {});
+  std::string newer = f_->Deliver("site-a", "vol", {{1, 2}});
+  f_->Mount("site-a");
+  ASSERT_FALSE(ReadText(f_->mountpoint() + "/.lsifs/mount").empty());
+  struct stat st;
+  ASSERT_EQ(::stat(ImagePath(newer).c_str(), &st), 0) << "listed";
+  const std::string target = f_->store().manifest_path(*ParseId(newer));
+  const std::string source = f_->store().manifest_path(*ParseId(older));
+  ASSERT_EQ(RunShell("cat " + source + " > " + target), 0);  // in place
+  Bytes got;
+  EXPECT_NE(ReadRange(ImagePath(newer), 0, 4096, &got), 0) << "served a replaced manifest";
+  EXPECT_NE(f_->log().find("LSI " + newer + " cannot be opened"), std::string::npos) << f_->log();
+  ASSERT_EQ(RunShell("cp " + source + " " + target + ".new && mv " + target + ".new " + target),
+            0);  // by rename
+  EXPECT_NE(ReadRange(ImagePath(newer), 0, 4096, &got), 0) << "served a replaced manifest";
+  // The one that was not touched still reads right.
+  ASSERT_EQ(ReadRange(ImagePath(older), 0, 1 << 20, &got), 0);
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), source_.begin()));
+}
+
 TEST_F(MountTest, MountHelperMountsFromFstabStyleOptions) {
   std::string id = f_->Deliver("site-a", "vol", {});
   std::string helper = std::string(LSIFS_SOURCE_DIR) + "/mount-tools/mount.lsifs";
