@@ -276,8 +276,16 @@ int main(int argc, char** argv) {
           max_threads = static_cast<int>(n);
         } else if (key == "cache_size") {
           s = ParseByteSize(value, &cache_bytes);
-          const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
-                                  static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+          uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                            static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+          // A container's limit, when it has one, is the memory there is.
+          std::ifstream cgroup("/sys/fs/cgroup/memory.max");
+          std::string limit;
+          uint64_t cgroup_bytes = 0;
+          if (std::getline(cgroup, limit) &&
+              ParseUnsigned(limit, "memory.max", 1, UINT64_MAX, &cgroup_bytes).ok()) {
+            memory = std::min(memory, cgroup_bytes);
+          }
           if (s.ok() && cache_bytes > memory / 2) {
             s = Status::InvalidArgument(value + " is more than half of this machine's memory (" +
                                         std::to_string(memory >> 20) + " MiB)");
