@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
@@ -189,6 +190,15 @@ TEST_F(CatalogMountTest, AnLsiInUseIsDroppedOnlyWhenReleasedAndEvictionSparesIt)
   }
   EXPECT_TRUE(gone) << f_->log();
   for (const auto& l : m.layers) EXPECT_FALSE(PathExists(f_->store().layer_path(l.layer_id)));
+  // Nor does the daemon hold any of its files open: their space is free.
+  std::string held_files;
+  for (const auto& fd_link :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(f_->daemon_pid()) + "/fd")) {
+    std::error_code ec;
+    std::string target = std::filesystem::read_symlink(fd_link.path(), ec);
+    if (target.find("(deleted)") != std::string::npos) held_files += target + "\n";
+  }
+  EXPECT_TRUE(held_files.empty()) << held_files;
   int rc = 0;
   f_->Lsictl("lsi show " + held, &rc);
   EXPECT_NE(rc, 0);
