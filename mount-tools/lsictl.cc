@@ -316,11 +316,10 @@ int CmdImport(Context& ctx) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
-  SecretKey provider;
-  s = store->LoadProviderKey(&provider);
+  std::unique_ptr<OriginKeys> origin_keys;
+  s = LoadOriginKeys(*store, &origin_keys);
   if (!s.ok()) return Fail(s);
-  OriginKeys keys = OriginKeys::Derive(provider);
-  provider.Wipe();
+  const OriginKeys& keys = *origin_keys;
 
   std::string volume = ctx.Arg("volume");
   ProgressBar bar("importing " + volume);
@@ -367,10 +366,10 @@ int CmdSnapshots(Context& ctx) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
-  SecretKey provider;
-  s = store->LoadProviderKey(&provider);
+  std::unique_ptr<OriginKeys> origin_keys;
+  s = LoadOriginKeys(*store, &origin_keys);
   if (!s.ok()) return Fail(s);
-  OriginKeys keys = OriginKeys::Derive(provider);
+  const OriginKeys& keys = *origin_keys;
   std::vector<SnapshotInfo> list;
   std::vector<std::string> damaged;
   std::string volume = ctx.Arg("volume");
@@ -596,11 +595,10 @@ int CmdSnapshotDelete(Context& ctx) {
   if (s.ok()) s = OpenStore(ctx, &store);
   if (s.ok()) s = Catalog::Open(*store, &catalog);
   if (!s.ok()) return Fail(s);
-  SecretKey provider;
-  s = store->LoadProviderKey(&provider);
+  std::unique_ptr<OriginKeys> origin_keys;
+  s = LoadOriginKeys(*store, &origin_keys);
   if (!s.ok()) return Fail(s);
-  OriginKeys keys = OriginKeys::Derive(provider);
-  provider.Wipe();
+  const OriginKeys& keys = *origin_keys;
   // What stands on it: refused while a mount has one open; else dropped
   // with it (an LSI without its base cannot be read).
   CatalogContext context;
@@ -848,11 +846,10 @@ int CmdVerify(Context& ctx) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
-  SecretKey provider;
-  s = store->LoadProviderKey(&provider);
+  std::unique_ptr<OriginKeys> origin_keys;
+  s = LoadOriginKeys(*store, &origin_keys);
   if (!s.ok()) return Fail(s);
-  OriginKeys keys = OriginKeys::Derive(provider);
-  provider.Wipe();
+  const OriginKeys& keys = *origin_keys;
   ProgressBar bar("verifying");
   std::vector<VerifyResult> results;
   s = Verify(
@@ -1220,7 +1217,7 @@ std::vector<Command> Commands() {
        "checks everything. Nothing is changed, and nothing is learned from the reads.\n"
        "Exit status: 0 all intact, 3 damage found (each damaged item is listed with its\n"
        "problems), 1 the check could not run, 2 bad arguments. Remove what is damaged\n"
-       "with lsictl lsi drop ID.\n"
+       "with lsictl lsi drop --force ID or lsictl snapshot delete VOLUME ID.\n"
        "Example: lsictl -s /srv/lsifs verify --all --json",
        {{"id", false, "ID"}},
        [](po::options_description& d) {
