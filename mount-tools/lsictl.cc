@@ -841,7 +841,8 @@ int CmdConfig(Context& ctx) {
 int CmdVerify(Context& ctx) {
   const std::string target = ctx.vm.count("id") ? ctx.Arg("id") : "";
   if (!target.empty() && ctx.vm["all"].as<bool>()) {
-    return Fail(Status::InvalidArgument("give --all or an id, not both"));
+    std::fprintf(stderr, "lsictl: give --all or an id, not both (see: lsictl verify --help)\n");
+    return kExitUsage;
   }
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
