@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds lsifs with sanitizers and runs its tests under them:
+#   asan  AddressSanitizer + UndefinedBehaviorSanitizer (leaks included), every
+#         test of the suite, the mounting ones too (lsifs itself is built with
+#         them), in ./build-asan
+#   tsan  ThreadSanitizer, the tests of the concurrent parts: the read path,
+#         the recorder, the link and the assembly queue (the scheduler), and
+#         read-time expansion, in ./build-tsan
+# Any report fails the run. Usage: scripts/sanitize.sh [asan|tsan|all] (all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+case "$mode" in asan | tsan | all) ;; *)
+  echo "usage: scripts/sanitize.sh [asan|tsan|all]" >&2
+  exit 2
+  ;;
+esac
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+
+build() { # build DIR FLAGS
+  cmake -S . -B "$1" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS="$2 -O1 -fno-omit-frame-pointer" \
+    -DCMAKE_EXE_LINKER_FLAGS="$2" -DCMAKE_SHARED_LINKER_FLAGS="$2" >/dev/null
+  cmake --build "$1" -j"$(nproc)"
+}
+
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+if [ "$mode" != tsan ]; then
+  echo "== AddressSanitizer + UndefinedBehaviorSanitizer: the whole suite"
+  build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=all"
+  # abort_on_error: a report in a daemon a test started fails that test too.
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1" \
+    ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E '^bench_'
+fi
+if [ "$mode" != asan ]; then
+  echo "== ThreadSanitizer: read path, recorder, link, scheduler, expansion"
+  build build-tsan "-fsanitize=thread"
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
+    build-tsan/tests/core_tests \
+    --gtest_filter='ImageTest.*:BlockCache.*:Recorder*:LinkTest.*:AssemblyQueue.*:ServiceTest.*:Control.*'
+fi
+echo "sanitizers: clean"
