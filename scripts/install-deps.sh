@@ -16,6 +16,7 @@ packages=(
   libgtest-dev googletest
   e2fsprogs util-linux kmod
   fio python3
+  clang
 )
 missing=()
 for p in "${packages[@]}"; do
