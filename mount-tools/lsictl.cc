@@ -616,14 +616,19 @@ int CmdSnapshotDelete(Context& ctx) {
     }
     standing.push_back(e.lsi_id);
   }
+  // The LSIs first, each drop whole: a crash midway leaves the snapshot and
+  // the LSIs not dropped yet, never an LSI standing on nothing.
+  uint64_t freed = 0;
+  for (uint64_t lsi : standing) {
+    DropResult r;
+    s = catalog->Drop(lsi, &r, /*force=*/true);
+    if (!s.ok()) return Fail(s);
+    freed += r.bytes;
+  }
   SnapshotDeletion deletion;
   s = DeleteSnapshot(*store, keys, volume, id, &deletion);
   if (!s.ok()) return Fail(s);
-  uint64_t freed = deletion.freed;
-  for (uint64_t lsi : standing) {
-    DropResult r;
-    if (catalog->Drop(lsi, &r, /*force=*/true).ok()) freed += r.bytes;
-  }
+  freed += deletion.freed;
   if (ctx.json) {
     JsonWriter j;
     j.BeginObject()

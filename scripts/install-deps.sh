@@ -15,7 +15,7 @@ packages=(
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libgtest-dev googletest
   e2fsprogs util-linux kmod
-  fio python3
+  fio python3 strace
   clang
 )
 missing=()
