@@ -414,19 +414,25 @@ int main(int argc, char** argv) {
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(fargv.size()), fargv.data());
 
   fuse_session* se = fuse_session_new(&args, &LsiFs::Ops(), sizeof(fuse_lowlevel_ops), &fs);
-  if (se == nullptr) return Fail("cannot start FUSE (bad -o option?)");
+  if (se == nullptr) {
+    fuse_opt_free_args(&args);
+    return Fail("cannot start FUSE (bad -o option?)");
+  }
   s = InstallStopSignals();
   if (!s.ok()) {
     fuse_session_destroy(se);
+    fuse_opt_free_args(&args);
     return Fail("cannot install signal handlers: " + s.message());
   }
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
     fuse_session_destroy(se);
+    fuse_opt_free_args(&args);
     return Fail("cannot mount on " + mountpoint + " (does it exist? is /dev/fuse there?)");
   }
   if (fuse_daemonize(g_foreground ? 1 : 0) != 0) {
     fuse_session_unmount(se);
     fuse_session_destroy(se);
+    fuse_opt_free_args(&args);
     return 1;
   }
   LogLine("serving extension '" + extension + "' from " + store_path + " on " + mountpoint);
@@ -602,6 +608,7 @@ int main(int argc, char** argv) {
   recorder.reset();  // ends what is left while the queue can still be told
   fuse_session_unmount(se);
   fuse_session_destroy(se);
+  fuse_opt_free_args(&args);
   // After the device is closed: a stat still waiting on this mount fails.
   tune.join();
   LogLine("unmounted " + mountpoint);

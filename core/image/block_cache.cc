@@ -1,5 +1,7 @@
 #include "core/image/block_cache.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <new>
 
@@ -10,6 +12,15 @@ Status BlockCache::Make(uint64_t capacity_bytes, uint32_t block_size,
   out->reset();
   const uint64_t sets = block_size == 0 ? 0 : capacity_bytes / block_size / kWays;
   if (sets == 0) return Status::Ok();
+  // More than the machine has is refused before it is asked for.
+  const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                          static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  if (capacity_bytes > memory) {
+    return Status::InvalidArgument("cannot reserve " + std::to_string(capacity_bytes >> 20) +
+                                   " MiB for the block cache (the machine has " +
+                                   std::to_string(memory >> 20) +
+                                   " MiB); choose a smaller cache_size");
+  }
   std::unique_ptr<BlockCache> cache(new (std::nothrow) BlockCache(block_size, 0));
   if (cache) {
     try {
