@@ -24,3 +24,7 @@ tests/bench/session_bench.sh build/mount-tools --tree usr-share --json build/ben
   --b4-json build/bench/b4-usr-share.json
 echo "== demand before prefetch: demand reads during a low assembly, restore after a session (edge)"
 tests/bench/link_bench.sh build/mount-tools --json build/bench/link.json
+echo "== hardening: the full corruption and crash matrices, five minutes of verified load"
+LSIFS_MATRIX=full build/tests/core_tests --gtest_filter='CorruptionMatrix.*'
+LSIFS_MATRIX=full tests/integration/crash_test.sh build/mount-tools/lsictl
+python3 tests/bench/load_test.py build/mount-tools --seconds 300 --json build/bench/load.json
