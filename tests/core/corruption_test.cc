@@ -10,6 +10,7 @@
 // LSIFS_MATRIX=full runs all of them (tests/bench, scripts/bench.sh).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -213,6 +214,47 @@ TEST_F(CorruptionMatrix, LayersNeverServeGarbageAndFailOnlyTheirOwnBlocks) {
         what + " emptied", [&] { Resize(path, -static_cast<int64_t>(size)); }, own, false);
     Case(
         what + " missing", [&] { ::unlink(path.c_str()); }, own, false);
+    // Records moved: two of this layer's records swapped, and a record of
+    // another extension's layer holding the same block put in its place
+    // (each record is bound to its layer and block: both fail).
+    const uint64_t rs = reader->record_size();
+    // Puts the record at `from_offset` of file `from` into slot `to_slot`
+    // (and, within one file, the other way round too).
+    auto swap_records = [&, path](const std::string& from, uint64_t from_offset, uint64_t to_slot) {
+      Bytes src = testing::ReadFileBytes(from);
+      Bytes dst = testing::ReadFileBytes(path);
+      const Bytes moved(src.begin() + static_cast<long>(from_offset),
+                        src.begin() + static_cast<long>(from_offset + rs));
+      const uint64_t to_offset = reader->RecordOffset(to_slot);
+      if (from == path) {
+        std::copy(dst.begin() + static_cast<long>(to_offset),
+                  dst.begin() + static_cast<long>(to_offset + rs),
+                  dst.begin() + static_cast<long>(from_offset));
+      }
+      std::copy(moved.begin(), moved.end(), dst.begin() + static_cast<long>(to_offset));
+      testing::WriteFileBytes(path, dst);
+    };
+    Case(
+        what + " two records swapped", [&] { swap_records(path, reader->RecordOffset(0), 1); },
+        {reader->blocks()[0], reader->blocks()[1]}, false);
+    if (l == 0) {
+      const std::string foreign_layer = store_->layer_path(other_ext_.layers[0].layer_id);
+      std::unique_ptr<LayerReader> foreign_reader;
+      KeyInfo b_info;
+      SecretKey b_key;
+      ASSERT_TRUE(store_->keyring().Load("site-b", &b_info, &b_key).ok());
+      ASSERT_TRUE(LayerReader::Open(foreign_layer, b_info, b_key, &foreign_reader).ok());
+      // The same block, from its slot in the other extension's layer.
+      const uint64_t block = reader->blocks()[0];
+      const auto& fb = foreign_reader->blocks();
+      const uint64_t from_slot =
+          static_cast<uint64_t>(std::find(fb.begin(), fb.end(), block) - fb.begin());
+      ASSERT_LT(from_slot, fb.size());
+      Case(
+          what + " a record from another extension's layer",
+          [&] { swap_records(foreign_layer, foreign_reader->RecordOffset(from_slot), 0); }, {block},
+          false);
+    }
     // Swapped for another authentic layer: the other layer of this LSI,
     // and a layer of another extension with the same blocks.
     const std::string sibling = store_->layer_path(lsi_.layers[1 - l].layer_id);
