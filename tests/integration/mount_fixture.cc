@@ -164,7 +164,11 @@ int MountFixture::WaitExit(double seconds) {
   for (int i = 0; i < static_cast<int>(seconds * 20); ++i) {
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      // A daemon that died (a sanitizer's report, an abort) says why in its
+      // log, which goes with the test's folder: show it now.
+      if (rc > 128) std::fprintf(stderr, "lsifs died (%d); its log:\n%s\n", rc, log().c_str());
+      return rc;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
