@@ -190,13 +190,19 @@ TEST_F(CatalogMountTest, AnLsiInUseIsDroppedOnlyWhenReleasedAndEvictionSparesIt)
   }
   EXPECT_TRUE(gone) << f_->log();
   for (const auto& l : m.layers) EXPECT_FALSE(PathExists(f_->store().layer_path(l.layer_id)));
-  // Nor does the daemon hold any of its files open: their space is free.
+  // Nor does the daemon hold any of its files open (once the release that
+  // removed them has closed them too): their space is free.
   std::string held_files;
-  for (const auto& fd_link :
-       std::filesystem::directory_iterator("/proc/" + std::to_string(f_->daemon_pid()) + "/fd")) {
-    std::error_code ec;
-    std::string target = std::filesystem::read_symlink(fd_link.path(), ec);
-    if (target.find("(deleted)") != std::string::npos) held_files += target + "\n";
+  for (int i = 0; i < 40; ++i) {
+    held_files.clear();
+    for (const auto& fd_link :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(f_->daemon_pid()) + "/fd")) {
+      std::error_code ec;
+      std::string target = std::filesystem::read_symlink(fd_link.path(), ec);
+      if (target.find("(deleted)") != std::string::npos) held_files += target + "\n";
+    }
+    if (held_files.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(held_files.empty()) << held_files;
   int rc = 0;
