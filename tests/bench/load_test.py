@@ -211,12 +211,24 @@ class Load:
             except (OSError, subprocess.CalledProcessError) as e:
                 self.note_error("ext4 %s: %s" % (vol, e))
             finally:
-                run("umount", inner, check=False)
+                self.unmount(inner)
                 run("losetup", "-d", dev, check=False)
                 with self.lock:
                     if inner in self.inner:
                         self.inner.remove(inner)
                     self.loops.remove(dev)
+
+    def unmount(self, path):
+        """Unmounts an inner ext4 whatever happens: a moment's EBUSY (a
+        probe of the device) is waited out, then the unmount is made lazy,
+        so that no mount and no loop device outlive the test."""
+        for _ in range(20):
+            r = run("umount", path, check=False)
+            if r.returncode == 0 or not os.path.ismount(path):
+                return
+            time.sleep(0.1)
+        self.note_error("umount %s: %s" % (path, r.stderr.strip()))
+        run("umount", "-l", path, check=False)
 
     # --- the store changing underneath -----------------------------------
     def operator(self):
@@ -294,7 +306,7 @@ class Load:
 
     def teardown(self):
         for inner in list(self.inner):
-            run("umount", "-l", inner, check=False)
+            self.unmount(inner)
         for dev in list(self.loops):
             run("losetup", "-d", dev, check=False)
         if self.daemon is not None:
