@@ -52,6 +52,11 @@ class Recorded {
     std::lock_guard<std::mutex> lock(mu);
     return ran;
   }
+  // Under the lock: another worker may be appending its own class.
+  LinkClass ClassOf(size_t run) {
+    std::lock_guard<std::mutex> lock(mu);
+    return classes.at(run)->load();
+  }
   void WaitRunning(int n) {
     for (int i = 0; i < 5000 && running.load() < n; ++i) std::this_thread::sleep_for(1ms);
     ASSERT_GE(running.load(), n);
@@ -100,7 +105,7 @@ TEST(AssemblyQueue, TheSameWorkRunsOnceAndAJoinerRaisesItsPriority) {
   EXPECT_TRUE(list[0].running);
   EXPECT_EQ(list[0].total_bytes, 10u);
   // The running work's fetches moved up on the link with it.
-  EXPECT_EQ(work.classes[0]->load(), LinkClass::kHigh);
+  EXPECT_EQ(work.ClassOf(0), LinkClass::kHigh);
   work.hold = false;
   PreassembleResult r1, r2;
   EXPECT_TRUE(q.Wait(first, nullptr, &r1).ok());
