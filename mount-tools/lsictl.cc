@@ -175,6 +175,15 @@ std::string StateText(const boost::json::value& lsi) {
 // Asks the service, then prints its JSON reply as is (--json), or renders it
 // for people.
 // Long work (an assembly) may take `timeout`, showing its progress on `bar`.
+// A listing shows the good entries; each file left out of it is named on
+// stderr, and the exit status says the listing is not whole.
+int NameLeftOut(const char* why, const std::vector<std::string>& left_out) {
+  for (const auto& f : left_out) {
+    std::fprintf(stderr, "lsictl: %s, not listed: %s\n", why, PrintableLine(f).c_str());
+  }
+  return left_out.empty() ? 0 : kExitError;
+}
+
 int ServeAndPrint(const Context& ctx, const std::vector<std::string>& request,
                   const std::function<int(const boost::json::value&)>& render,
                   std::chrono::seconds timeout = std::chrono::seconds(60),
@@ -266,12 +275,7 @@ int CmdKeyList(Context& ctx) {
   std::vector<std::string> unusable;
   s = store->keyring().List(&keys, &unusable);
   if (!s.ok()) return Fail(s);
-  // The usable keys are listed; each unusable file is named on stderr, and
-  // the exit status says the listing is not whole.
-  for (const auto& u : unusable) {
-    std::fprintf(stderr, "lsictl: unusable, not listed: %s\n", PrintableLine(u).c_str());
-  }
-  const int status = unusable.empty() ? 0 : kExitError;
+  const int status = NameLeftOut("unusable", unusable);
   if (ctx.json) {
     JsonWriter j;
     j.BeginArray();
@@ -375,12 +379,7 @@ int CmdSnapshots(Context& ctx) {
   std::string volume = ctx.Arg("volume");
   s = ListSnapshots(*store, keys, volume, &list, &damaged);
   if (!s.ok()) return Fail(s);
-  // The good ones are listed; each damaged file is named on stderr, and the
-  // exit status says the listing is not whole.
-  for (const auto& d : damaged) {
-    std::fprintf(stderr, "lsictl: damaged, not listed: %s\n", PrintableLine(d).c_str());
-  }
-  const int status = damaged.empty() ? 0 : kExitError;
+  const int status = NameLeftOut("damaged", damaged);
   if (ctx.json) {
     JsonWriter j;
     j.BeginArray();

@@ -276,20 +276,7 @@ int main(int argc, char** argv) {
           max_threads = static_cast<int>(n);
         } else if (key == "cache_size") {
           s = ParseByteSize(value, &cache_bytes);
-          uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
-                            static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-          // A container's limit, when it has one, is the memory there is.
-          std::ifstream cgroup("/sys/fs/cgroup/memory.max");
-          std::string limit;
-          uint64_t cgroup_bytes = 0;
-          if (std::getline(cgroup, limit) &&
-              ParseUnsigned(limit, "memory.max", 1, UINT64_MAX, &cgroup_bytes).ok()) {
-            memory = std::min(memory, cgroup_bytes);
-          }
-          if (s.ok() && cache_bytes > memory / 2) {
-            s = Status::InvalidArgument(value + " is more than half of this machine's memory (" +
-                                        std::to_string(memory >> 20) + " MiB)");
-          }
+          if (s.ok()) s = BlockCache::CheckCapacity(cache_bytes);
         } else if (key == "read_ahead_kb") {
           s = ParseUnsigned(value, "read_ahead_kb", 0, 1 << 20, &read_ahead_kb);
         } else if (key == "record") {

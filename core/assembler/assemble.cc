@@ -41,8 +41,9 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
   m.model_sessions = options.model_sessions;
   m.priority = static_cast<uint8_t>(options.priority);
 
-  std::unique_ptr<AssemblyClaim> claim;
-  LSIFS_RETURN_IF_ERROR(catalog.BeginAssembly(&claim));
+  // The layers' ids are claimed before their files exist (Catalog's sweep).
+  std::unique_ptr<Claim> claim;
+  LSIFS_RETURN_IF_ERROR(Claim::Begin(catalog.store(), &claim));
   std::vector<std::string> written;
   auto fail = [&](Status s) {
     for (const auto& p : written) ::unlink(p.c_str());
@@ -78,7 +79,8 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
       }
     }
     LayerHeader h;
-    Status claimed = claim->NewLayer(&h.layer_id);
+    h.layer_id = RandomU64NonZero();
+    Status claimed = claim->Add(h.layer_id);
     if (!claimed.ok()) return fail(claimed);
     h.volume = snap.volume;
     h.snapshot = snap.id;

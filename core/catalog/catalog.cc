@@ -27,11 +27,6 @@ constexpr int64_t kMinTtl = 3600;
 constexpr int64_t kMaxTtl = 7 * 86400;
 constexpr int64_t kDefaultTtl = 86400;
 
-uint64_t FileBytes(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-}
-
 int64_t FileMtime(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
@@ -41,10 +36,6 @@ uint64_t FreeBytes(const std::string& dir) {
   struct statvfs fs;
   if (::statvfs(dir.c_str(), &fs) != 0) return UINT64_MAX;
   return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
-}
-
-bool ProcessAlive(uint64_t pid) {
-  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH;
 }
 
 // Pins are open-file-description read locks on the manifest: a mount holds
@@ -132,8 +123,6 @@ int EvictionRank(const CatalogEntry& e, std::string* why) {
   return 5;
 }
 
-std::atomic<uint64_t> g_claims{0};
-
 }  // namespace
 
 const char* LsiStateName(LsiState state) {
@@ -152,28 +141,6 @@ const char* LsiStateName(LsiState state) {
       return "unreadable";
   }
   return "?";
-}
-
-// ---- claims ------------------------------------------------------------
-
-AssemblyClaim::~AssemblyClaim() {
-  file_.Close();
-  if (!path_.empty()) ::unlink(path_.c_str());
-}
-
-Status AssemblyClaim::NewLayer(uint64_t* layer_id) {
-  *layer_id = RandomU64NonZero();
-  std::string line = FormatId(*layer_id) + "\n";
-  return file_.WriteAll(AsBytes(line));
-}
-
-Status Catalog::BeginAssembly(std::unique_ptr<AssemblyClaim>* out) const {
-  auto claim = std::make_unique<AssemblyClaim>();
-  std::string path = store_.claim_path(g_claims.fetch_add(1));
-  LSIFS_RETURN_IF_ERROR(File::CreateExclusive(path, 0600, &claim->file_));
-  claim->path_ = path;
-  *out = std::move(claim);
-  return Status::Ok();
 }
 
 // ---- opening and sweeping ----------------------------------------------
@@ -211,22 +178,8 @@ void Catalog::Sweep() const {
   }
   // Layers and snapshot data files are swept only when every claim and
   // manifest could be read; the rest of the sweep goes on regardless.
-  bool sweep_claimed = true;
   std::set<uint64_t> keep;
-  for (const auto& n : ListFileNames(store_.tmp_dir())) {
-    StoreFile kind;
-    uint64_t pid = 0;
-    if (!Store::ParseFileName(n, &kind, &pid) || kind != StoreFile::kClaim) continue;
-    if (!ProcessAlive(pid)) continue;
-    std::string text;
-    if (!ReadWholeFile(store_.tmp_dir() + "/" + n, 16 << 20, &text).ok()) {
-      sweep_claimed = false;  // cannot tell what it claims: sweep no layer this time
-      continue;
-    }
-    for (size_t at = 0; at + 16 <= text.size(); at += 17) {
-      if (auto id = ParseId(std::string_view(text).substr(at, 16))) keep.insert(*id);
-    }
-  }
+  bool sweep_claimed = Claim::LiveIds(store_, &keep);
   std::set<uint64_t> manifests;
   for (const auto& n : ListFileNames(store_.lsi_dir())) {
     StoreFile kind;
@@ -589,16 +542,9 @@ Status Catalog::Drop(uint64_t lsi_id, DropResult* result, bool force) const {
   result->deferred = !FinishDrop(lsi_id, &result->bytes);
   if (!readable.ok() && !result->deferred) {
     // Its layers are now named by no manifest: the sweep takes them.
-    auto layer_bytes = [&] {
-      uint64_t total = 0;
-      for (const auto& n : ListFileNames(store_.layers_dir())) {
-        total += FileBytes(store_.layers_dir() + "/" + n);
-      }
-      return total;
-    };
-    const uint64_t before = layer_bytes();
+    const uint64_t before = DirBytes(store_.layers_dir());
     Sweep();
-    const uint64_t after = layer_bytes();
+    const uint64_t after = DirBytes(store_.layers_dir());
     result->bytes += before > after ? before - after : 0;
   }
   return Status::Ok();

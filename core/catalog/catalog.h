@@ -118,20 +118,6 @@ class LsiPin {
   Manifest manifest_;
 };
 
-// Layers being written by one assembly, claimed so that a sweep running
-// meanwhile never takes them for leftovers. Released when destroyed.
-class AssemblyClaim {
- public:
-  ~AssemblyClaim();
-  // A new layer id, claimed before its file is created.
-  Status NewLayer(uint64_t* layer_id);
-
- private:
-  friend class Catalog;
-  std::string path_;
-  File file_;
-};
-
 class Catalog {
  public:
   // Opens the catalog of `store` and sweeps what a crash left.
@@ -144,7 +130,6 @@ class Catalog {
   Status Find(uint64_t lsi_id, const CatalogContext& context, CatalogEntry* out) const;
 
   // --- assembly ---------------------------------------------------------
-  Status BeginAssembly(std::unique_ptr<AssemblyClaim>* out) const;
   // Publishes an LSI whose layers are written (under a claim, released
   // after this): its manifest goes last. The manifest's extension and key
   // come from `key_info`.

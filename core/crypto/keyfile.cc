@@ -18,7 +18,8 @@
 namespace lsifs {
 namespace {
 
-constexpr char kFormatLine[] = "format: lsifs-key-1";
+constexpr char kFormatName[] = "lsifs-key";
+constexpr uint64_t kFormatVersion = 1;
 constexpr size_t kMaxKeyFileSize = 4096;
 
 const char* KindName(KeyKind kind) {
@@ -44,7 +45,7 @@ std::string DescribeKey(const KeyInfo& info) {
 Status WriteKeyFile(const std::string& tmp_dir, const std::string& path, const KeyInfo& info,
                     const SecretKey& key) {
   std::string text = "# lsifs key file. Secret: keep it mode 0600 and never share it.\n";
-  text += kFormatLine;
+  text += "format: " + std::string(kFormatName) + "-" + std::to_string(kFormatVersion);
   text += "\nkind: ";
   text += KindName(info.kind);
   text += "\nname: " + info.name + "\nid: " + FormatId(info.id) + "\nkey: ";
@@ -103,12 +104,9 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
     std::string field = line.substr(0, colon);
     std::string value = line.substr(colon + 2);
     if (field == "format") {
-      saw_format = (line == kFormatLine);
-      uint64_t version = 0;
-      if (!saw_format && value.rfind("lsifs-key-", 0) == 0 &&
-          ParseUnsigned(value.substr(10), "version", 0, UINT32_MAX, &version).ok()) {
-        return UnsupportedVersion("key file " + path, version, 1, 1);
-      }
+      LSIFS_RETURN_IF_ERROR(
+          CheckFormatLine(value, kFormatName, kFormatVersion, "key file " + path));
+      saw_format = true;
     } else if (field == "kind") {
       kind = value;
     } else if (field == "name") {
@@ -137,7 +135,7 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
     return Status::Corruption(path + ": unknown key kind '" + kind + "'");
   }
   auto id = ParseId(id_text);
-  if (!id || *id == 0)
+  if (!id)
     return Status::Corruption(path + ": key id is not a valid id (16 hex digits, not all zeros)");
   info->id = *id;
   if (!saw_key) return Status::Corruption(path + ": no key line");

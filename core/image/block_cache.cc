@@ -2,25 +2,40 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <new>
 
+#include "core/util/numbers.h"
+
 namespace lsifs {
+
+Status BlockCache::CheckCapacity(uint64_t capacity_bytes) {
+  uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                    static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  // A container's limit, when it has one, is the memory there is.
+  std::ifstream cgroup("/sys/fs/cgroup/memory.max");
+  std::string limit;
+  uint64_t cgroup_bytes = 0;
+  if (std::getline(cgroup, limit) &&
+      ParseUnsigned(limit, "memory.max", 1, UINT64_MAX, &cgroup_bytes).ok()) {
+    memory = std::min(memory, cgroup_bytes);
+  }
+  if (capacity_bytes > memory / 2) {
+    return Status::InvalidArgument(
+        std::to_string(capacity_bytes >> 20) + " MiB is more than half of this machine's memory (" +
+        std::to_string(memory >> 20) + " MiB); choose a smaller cache_size");
+  }
+  return Status::Ok();
+}
 
 Status BlockCache::Make(uint64_t capacity_bytes, uint32_t block_size,
                         std::unique_ptr<BlockCache>* out) {
   out->reset();
   const uint64_t sets = block_size == 0 ? 0 : capacity_bytes / block_size / kWays;
   if (sets == 0) return Status::Ok();
-  // More than the machine has is refused before it is asked for.
-  const uint64_t memory = static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
-                          static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  if (capacity_bytes > memory) {
-    return Status::InvalidArgument("cannot reserve " + std::to_string(capacity_bytes >> 20) +
-                                   " MiB for the block cache (the machine has " +
-                                   std::to_string(memory >> 20) +
-                                   " MiB); choose a smaller cache_size");
-  }
+  LSIFS_RETURN_IF_ERROR(CheckCapacity(capacity_bytes));
   std::unique_ptr<BlockCache> cache(new (std::nothrow) BlockCache(block_size, 0));
   if (cache) {
     try {

@@ -22,6 +22,10 @@ class BlockCache {
   // than abort, when the memory cannot be reserved.
   static Status Make(uint64_t capacity_bytes, uint32_t block_size,
                      std::unique_ptr<BlockCache>* out);
+  // Whether a cache of `capacity_bytes` may be asked for at all: at most
+  // half of the memory there is (the machine's, or the cgroup's memory.max
+  // when that is less). Make checks it too; this says so before a mount.
+  static Status CheckCapacity(uint64_t capacity_bytes);
   uint64_t capacity_bytes() const { return sets_.size() * kWays * block_size_; }
   uint32_t block_size() const { return block_size_; }
 

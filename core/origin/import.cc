@@ -253,16 +253,9 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
   // catalog entry; until it exists the snapshot does not. Between the two,
   // a claim in tmp/ (gone with this process) keeps a sweep from taking the
   // data file for what a crash left (Catalog::Sweep).
-  const std::string claim = store_.claim_path(RandomU64NonZero());
-  {
-    File f;
-    LSIFS_RETURN_IF_ERROR(File::CreateExclusive(claim, 0600, &f));
-    LSIFS_RETURN_IF_ERROR(f.WriteAll(AsBytes(FormatId(info_.id) + "\n")));
-  }
-  struct RemoveClaim {
-    const std::string& path;
-    ~RemoveClaim() { ::unlink(path.c_str()); }
-  } remove_claim{claim};
+  std::unique_ptr<Claim> claim;
+  LSIFS_RETURN_IF_ERROR(Claim::Begin(store_, &claim));
+  LSIFS_RETURN_IF_ERROR(claim->Add(info_.id));
   if (::mkdir(store_.volume_dir(volume).c_str(), 0755) == 0) {
     LSIFS_RETURN_IF_ERROR(SyncDirectory(store_.snapshots_dir()));
   } else if (errno != EEXIST) {

@@ -464,13 +464,11 @@ Status DeleteSnapshot(const Store& store, const OriginKeys& keys, const std::str
     Status s = File::CreateExclusive(store.snapshot_kept_path(volume, id), 0644, &marker);
     if (!s.ok() && s.code() != Status::Code::kExists) return s;
   }
-  struct stat st;
-  const uint64_t map_bytes = ::stat(map.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  const uint64_t map_bytes = FileBytes(map);
   if (::unlink(map.c_str()) != 0) return Status::FromErrno("removing " + map, errno);
   out->freed += map_bytes;
   if (!out->data_kept) {
-    const uint64_t data_bytes =
-        ::stat(data.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    const uint64_t data_bytes = FileBytes(data);
     if (::unlink(data.c_str()) == 0) out->freed += data_bytes;
     ::unlink(store.snapshot_kept_path(volume, id).c_str());
   }
@@ -478,7 +476,7 @@ Status DeleteSnapshot(const Store& store, const OriginKeys& keys, const std::str
   for (uint64_t k : kept) {
     if (!unreadable.empty() || used.count(k)) continue;
     const std::string path = store.snapshot_data_path(volume, k);
-    const uint64_t bytes = ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+    const uint64_t bytes = FileBytes(path);
     if (::unlink(path.c_str()) == 0 || errno == ENOENT) {
       out->freed += bytes;
       ::unlink(store.snapshot_kept_path(volume, k).c_str());

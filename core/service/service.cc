@@ -207,8 +207,8 @@ Status AssemblyReply(const ServiceEnv& env, const CatalogContext& context,
 Status ParseSnapshotArg(const std::string& text, uint64_t* snapshot) {
   *snapshot = 0;
   if (text == "-") return Status::Ok();
-  auto id = ParseId(text);
-  if (!id || *id == 0) {
+  auto id = ParseId(text);  // never 0: that would mean "latest"
+  if (!id) {
     return Status::InvalidArgument("snapshot id '" + text +
                                    "' is not a valid id (16 hex digits, not all zeros)");
   }
@@ -436,21 +436,6 @@ double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-uint64_t DirBytes(const std::string& dir) {
-  uint64_t total = 0;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (struct dirent* e = ::readdir(d)) {
-      struct stat st;
-      std::string p = dir + "/" + e->d_name;
-      if (e->d_name[0] != '.' && ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        total += static_cast<uint64_t>(st.st_size);
-      }
-    }
-    ::closedir(d);
-  }
-  return total;
 }
 
 Status ServeStats(const ServiceEnv& env, std::string* body) {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -21,14 +22,15 @@
 namespace lsifs {
 namespace {
 
-constexpr char kConfigFormat[] = "lsifs-store-1";
+constexpr char kConfigFormat[] = "lsifs-store";
+constexpr uint64_t kConfigVersion = 1;
 const char* const kSubdirs[] = {"keys", "db",      "snapshots", "layers",
                                 "lsi",  "catalog", "run",       "tmp"};
 
 std::string FormatConfig(const StoreConfig& c) {
   std::ostringstream out;
   out << "# lsifs store configuration; do not edit\n"
-      << "format: " << kConfigFormat << "\n"
+      << "format: " << kConfigFormat << "-" << kConfigVersion << "\n"
       << "store_id: " << FormatId(c.store_id) << "\n"
       << "block_size: " << c.block_size << "\n"
       << "created: " << c.created << "\n"
@@ -55,12 +57,8 @@ Status ParseConfig(const std::string& path, const std::string& text, StoreConfig
     std::string field = line.substr(0, colon);
     std::string value = line.substr(colon + 2);
     if (field == "format") {
-      uint64_t version = 0;
-      if (value != kConfigFormat && value.rfind("lsifs-store-", 0) == 0 &&
-          ParseUnsigned(value.substr(12), "version", 0, UINT32_MAX, &version).ok()) {
-        return UnsupportedVersion("store configuration " + path, version, 1, 1);
-      }
-      if (value != kConfigFormat) return bad("unsupported store format '" + value + "'");
+      LSIFS_RETURN_IF_ERROR(
+          CheckFormatLine(value, kConfigFormat, kConfigVersion, "store configuration " + path));
       format_ok = true;
     } else if (field == "store_id") {
       auto id = ParseId(value);
@@ -439,6 +437,46 @@ int Store::SweepTemporaries() const {
   }
   ::closedir(d);
   return removed;
+}
+
+// ---- claims ------------------------------------------------------------
+
+Status Claim::Begin(const Store& store, std::unique_ptr<Claim>* out) {
+  static std::atomic<uint64_t> claims{0};
+  std::unique_ptr<Claim> claim(new Claim());
+  std::string path = store.claim_path(claims.fetch_add(1));
+  LSIFS_RETURN_IF_ERROR(File::CreateExclusive(path, 0600, &claim->file_));
+  claim->path_ = path;
+  *out = std::move(claim);
+  return Status::Ok();
+}
+
+Claim::~Claim() {
+  file_.Close();
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+Status Claim::Add(uint64_t id) {
+  return file_.WriteAll(AsBytes(FormatId(id) + "\n"));
+}
+
+bool Claim::LiveIds(const Store& store, std::set<uint64_t>* ids) {
+  bool complete = true;
+  for (const auto& n : ListFileNames(store.tmp_dir())) {
+    StoreFile kind;
+    uint64_t pid = 0;
+    if (!Store::ParseFileName(n, &kind, &pid) || kind != StoreFile::kClaim) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) continue;
+    std::string text;
+    if (!ReadWholeFile(store.tmp_dir() + "/" + n, 16 << 20, &text).ok()) {
+      complete = false;  // cannot tell what it claims
+      continue;
+    }
+    for (size_t at = 0; at + 16 <= text.size(); at += 17) {
+      if (auto id = ParseId(std::string_view(text).substr(at, 16))) ids->insert(*id);
+    }
+  }
+  return complete;
 }
 
 }  // namespace lsifs

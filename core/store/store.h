@@ -23,10 +23,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "core/crypto/aead.h"
 #include "core/crypto/keyfile.h"
+#include "core/util/file.h"
 #include "core/util/status.h"
 
 namespace lsifs {
@@ -117,6 +119,30 @@ class Store {
   std::string root_;
   StoreConfig config_;
   Keyring keyring_;
+};
+
+// Ids of files this process is writing (layers, snapshot data files), listed
+// in a claim file in tmp/ so that a sweep running meanwhile never takes them
+// for what a crash left. The claim goes when this is destroyed, or with the
+// process.
+class Claim {
+ public:
+  static Status Begin(const Store& store, std::unique_ptr<Claim>* out);
+  ~Claim();
+  Claim(const Claim&) = delete;
+  Claim& operator=(const Claim&) = delete;
+
+  // Claims `id` before its file is created.
+  Status Add(uint64_t id);
+
+  // Every id a live process claims. False when some claim could not be
+  // read: then no file may be swept as unclaimed.
+  static bool LiveIds(const Store& store, std::set<uint64_t>* ids);
+
+ private:
+  Claim() = default;
+  std::string path_;
+  File file_;
 };
 
 // Powers of two from 4 KiB to 1 MiB.

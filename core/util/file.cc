@@ -179,6 +179,18 @@ std::vector<std::string> ListFileNames(const std::string& dir) {
   return names;
 }
 
+uint64_t FileBytes(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size)
+                                                               : 0;
+}
+
+uint64_t DirBytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& n : ListFileNames(dir)) total += FileBytes(dir + "/" + n);
+  return total;
+}
+
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out) {
   File f;
   LSIFS_RETURN_IF_ERROR(File::OpenRead(path, &f));

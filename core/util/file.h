@@ -69,11 +69,16 @@ class AtomicFileWriter {
 };
 
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out);
+// The same through a file already open (`path` names it in errors).
+Status ReadWholeFile(const File& f, const std::string& path, size_t max_size, std::string* out);
 // The names in folder `dir` ("." and ".." left out), in no order; none when
 // it cannot be read.
 std::vector<std::string> ListFileNames(const std::string& dir);
-// The same through a file already open (`path` names it in errors).
-Status ReadWholeFile(const File& f, const std::string& path, size_t max_size, std::string* out);
+// The size of `path` in bytes; 0 when it is gone (sizes here are reports of
+// what was or will be freed, never decisions).
+uint64_t FileBytes(const std::string& path);
+// The sizes of the regular files directly in `dir`, added up.
+uint64_t DirBytes(const std::string& dir);
 // Writes a small file atomically (temp + fsync + rename) in one call.
 Status WriteFileAtomically(const std::string& tmp_dir, const std::string& path, ByteSpan data,
                            int mode, bool replace);

@@ -19,4 +19,16 @@ Status ParseUnsigned(const std::string& text, const std::string& what, uint64_t 
   return Status::Ok();
 }
 
+Status CheckFormatLine(const std::string& value, const std::string& name, uint64_t version,
+                       const std::string& what) {
+  const std::string prefix = name + "-";
+  uint64_t found = 0;
+  if (value.rfind(prefix, 0) != 0 ||
+      !ParseUnsigned(value.substr(prefix.size()), "version", 1, UINT32_MAX, &found).ok()) {
+    return Status::Corruption(what + ": unknown format '" + value + "'");
+  }
+  if (found != version) return UnsupportedVersion(what, found, 1, version);
+  return Status::Ok();
+}
+
 }  // namespace lsifs

@@ -586,10 +586,10 @@ TEST_F(CatalogTest, OpenSweepsWhatACrashLeftAtEachStep) {
   std::string orphan = store_->layer_path(0x1234);
   testing::WriteFileBytes(orphan, AsBytes("layer"));
   // A live assembly's claimed layer stays.
-  std::unique_ptr<AssemblyClaim> claim;
-  ASSERT_TRUE(catalog_->BeginAssembly(&claim).ok());
-  uint64_t claimed_id = 0;
-  ASSERT_TRUE(claim->NewLayer(&claimed_id).ok());
+  std::unique_ptr<Claim> claim;
+  ASSERT_TRUE(Claim::Begin(*store_, &claim).ok());
+  uint64_t claimed_id = 0x5678;
+  ASSERT_TRUE(claim->Add(claimed_id).ok());
   testing::WriteFileBytes(store_->layer_path(claimed_id), AsBytes("being written"));
   // Drop interrupted after its tombstone, and after its manifest went.
   uint64_t half_dropped = Assemble("site-a");
