@@ -38,20 +38,78 @@ int ErrnoOf(const Status& s) {
   }
 }
 
+// Whether a manifest read again is the LSI that was listed: equal but for
+// the key a rotation may have rekeyed it with.
+bool SameLsi(const Manifest& now, Manifest listed) {
+  listed.key_id = now.key_id;
+  return now == listed;
+}
+
 }  // namespace
 
-LsiFs::LsiFs(const Catalog& catalog, Origin& origin, KeyInfo key_info, SecretKey key,
-             FsOptions options)
+LsiFs::LsiFs(const Catalog& catalog, Origin& origin, ExtensionKeys keys, FsOptions options)
     : catalog_(catalog),
       store_(catalog.store()),
       origin_(origin),
-      key_info_(std::move(key_info)),
-      key_(std::move(key)),
+      extension_(keys.info.name),
+      keys_(std::make_shared<const ExtensionKeys>(std::move(keys))),
       options_(std::move(options)),
       mounted_at_(static_cast<int64_t>(std::time(nullptr))) {
   if (!options_.image.log) options_.image.log = options_.log;
   std::lock_guard<std::mutex> lock(catalog_mu_);
   Refresh();
+}
+
+std::shared_ptr<const ExtensionKeys> LsiFs::Keys() const {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  return keys_;
+}
+
+Status LsiFs::LoadKeys() {
+  auto keys = std::make_shared<ExtensionKeys>();
+  LSIFS_RETURN_IF_ERROR(store_.keyring().LoadKeys(extension_, keys.get()));
+  std::string line = "keys read again: key " + FormatId(keys->info.id);
+  if (keys->has_next)
+    line += ", next key " + FormatId(keys->next_info.id) + " (rotation under way)";
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    keys_ = std::move(keys);
+  }
+  Log(line);
+  return Status::Ok();
+}
+
+template <typename Use>
+Status LsiFs::WithKeys(Use use) {
+  Status s = Keys()->WithEither(use);
+  if (s.IsPermission() && LoadKeys().ok()) s = Keys()->WithEither(use);
+  return s;
+}
+
+Status LsiFs::ReloadKeys() {
+  LSIFS_RETURN_IF_ERROR(LoadKeys());
+  // Open images are pinned through the manifest file they opened, which a
+  // rotation replaced: pin the new one, so that a drop still waits for them.
+  std::vector<std::unique_ptr<LsiPin>> released;
+  {
+    std::lock_guard<std::mutex> lock(catalog_mu_);
+    for (auto& e : entries_) {
+      std::lock_guard<std::mutex> entry_lock(e->open_mu);
+      if (!e->pin) continue;
+      std::unique_ptr<LsiPin> pin;
+      Status s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+        return catalog_.Pin(e->manifest.lsi_id, info, key, &pin);
+      });
+      if (!s.ok() || !SameLsi(pin->manifest(), e->manifest)) {
+        if (pin) released.push_back(std::move(pin));
+        continue;  // dropped meanwhile, or damaged: the old pin stays
+      }
+      released.push_back(std::move(e->pin));
+      e->pin = std::move(pin);
+    }
+  }
+  for (auto& pin : released) catalog_.Unpin(std::move(pin));
+  return Status::Ok();
 }
 
 LsiFs::~LsiFs() {
@@ -76,7 +134,9 @@ void LsiFs::Refresh() {
   scanned_mtimes_ = mtimes;
 
   DeliveryView view;
-  Status s = catalog_.ReadDeliveries(key_info_, key_, &view);
+  Status s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+    return catalog_.ReadDeliveries(info, key, &view);
+  });
   if (s.ok() && view.generation < generation_) {
     s = Status::Corruption("the delivery record went back from generation " +
                            std::to_string(generation_) + " to " + std::to_string(view.generation) +
@@ -95,7 +155,9 @@ void LsiFs::Refresh() {
     auto known = by_id_.find(d.lsi_id);
     if (known == by_id_.end()) {
       Manifest m;
-      Status ms = catalog_.ReadManifest(d.lsi_id, key_info_, key_, &m);
+      Status ms = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+        return catalog_.ReadManifest(d.lsi_id, info, key, &m);
+      });
       if (!ms.ok()) {
         if (reported_.insert(FormatId(d.lsi_id)).second) {
           Log("LSI " + FormatId(d.lsi_id) + " not shown: " + ms.message());
@@ -171,7 +233,7 @@ fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
     // log says why, once, so that an operator can tell.
     auto id = ParseId(name.substr(0, 16));
     Manifest m;
-    if (id && PeekManifest(store_.manifest_path(*id), &m).ok() && m.extension != key_info_.name) {
+    if (id && PeekManifest(store_.manifest_path(*id), &m).ok() && m.extension != extension_) {
       bool first;
       {
         std::lock_guard<std::mutex> lock(catalog_mu_);
@@ -179,7 +241,7 @@ fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
       }
       if (first) {
         Log("refused: LSI " + name.substr(0, 16) + " was made for extension '" + m.extension +
-            "', this mount serves '" + key_info_.name + "'");
+            "', this mount serves '" + extension_ + "'");
       }
     }
   }
@@ -227,13 +289,14 @@ Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
     // The pin reads the manifest again through the file it locks: what is
     // opened must be what was listed.
     std::unique_ptr<LsiPin> pin;
-    Status s = catalog_.Pin(e.manifest.lsi_id, key_info_, key_, &pin);
-    if (s.ok() && !(pin->manifest() == e.manifest)) {
+    Status s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+      return catalog_.Pin(e.manifest.lsi_id, info, key, &pin);
+    });
+    if (s.ok() && !SameLsi(pin->manifest(), e.manifest)) {
       s = Status::Corruption("its manifest changed after it was listed (replaced?)");
     }
     std::unique_ptr<LsiImage> img;
-    if (s.ok())
-      s = LsiImage::Open(store_, pin->manifest(), key_info_, key_, origin_, options_.image, &img);
+    if (s.ok()) s = LsiImage::Open(store_, pin->manifest(), *Keys(), origin_, options_.image, &img);
     if (!s.ok()) {
       Log("LSI " + FormatId(e.manifest.lsi_id) + " cannot be opened: " + s.message());
       catalog_.Unpin(std::move(pin));
@@ -246,11 +309,11 @@ Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
     // A restore session starts at the first open (no read is in flight).
     int handle = options_.recorder == nullptr
                      ? -1
-                     : options_.recorder->Begin(key_info_.name, e.manifest.volume,
-                                                e.manifest.lsi_id, e.manifest.snapshot);
+                     : options_.recorder->Begin(extension_, e.manifest.volume, e.manifest.lsi_id,
+                                                e.manifest.snapshot);
     e.image->StartSession(options_.recorder, handle);
     if (options_.successors) {
-      e.image->SetSuccessors(options_.successors(key_info_.name, e.manifest.volume));
+      e.image->SetSuccessors(options_.successors(extension_, e.manifest.volume));
     }
     e.in_session = true;
   }
@@ -320,7 +383,7 @@ void LsiFs::UpdateSuccessors(Entry& e) {
   std::lock_guard<std::mutex> lock(e.open_mu);
   if (!e.image || !e.in_session) return;
   // A table built since the session began, or rebuilt after a model change.
-  auto table = options_.successors(key_info_.name, e.manifest.volume);
+  auto table = options_.successors(extension_, e.manifest.volume);
   if (table != e.image->successors()) e.image->SetSuccessors(std::move(table));
 }
 
@@ -347,7 +410,9 @@ std::string LsiFs::SessionText(Entry& e) {
 
 std::string LsiFs::ControlText(fuse_ino_t ino) {
   if (ino == kCtlMountIno) {
-    std::string out = "extension:         " + key_info_.name + " (key " + FormatId(key_info_.id) +
+    auto keys = Keys();
+    std::string out = "extension:         " + extension_ + " (key " + FormatId(keys->info.id) +
+                      (keys->has_next ? ", next key " + FormatId(keys->next_info.id) : "") +
                       ")\nstore:             " + store_.root() +
                       "\norigin:            " + options_.origin_description + "\n";
     if (options_.recorder == nullptr || !options_.recorder->enabled()) {
@@ -426,7 +491,7 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
 void LsiFs::SaveCounters(uint64_t lsi_id, LsiImage& image) {
   std::string json = image.lsi_counters().Values().ToJson() + "\n";
   // Not fsynced: counters are advisory, and a rename keeps them whole.
-  std::string path = store_.counters_path(lsi_id, key_info_.name);
+  std::string path = store_.counters_path(lsi_id, extension_);
   std::string tmp = path + ".tmp";
   File f;
   if (File::CreateExclusive(tmp, 0600, &f).ok() && f.WriteAll(AsBytes(json)).ok()) {

@@ -53,8 +53,15 @@ struct FsOptions {
 
 class LsiFs {
  public:
-  LsiFs(const Catalog& catalog, Origin& origin, KeyInfo key_info, SecretKey key, FsOptions options);
+  LsiFs(const Catalog& catalog, Origin& origin, ExtensionKeys keys, FsOptions options);
   ~LsiFs();
+
+  // Reads the extension's keys again (lsictl key rotate told this mount, or
+  // a file named a key it did not hold) and moves the pins of open images
+  // to their rekeyed manifests. Images already open keep serving: their
+  // layers' keys are in memory. Every later open uses the keys read now.
+  Status ReloadKeys();
+  const std::string& extension() const { return extension_; }
 
   static const fuse_lowlevel_ops& Ops();
   // Writes every open image's counters to the store (also done once a
@@ -128,8 +135,19 @@ class LsiFs {
   const Catalog& catalog_;
   const Store& store_;
   Origin& origin_;
-  KeyInfo key_info_;
-  SecretKey key_;
+  // The keys in force; swapped whole by ReloadKeys (never on the read path).
+  std::shared_ptr<const ExtensionKeys> Keys() const;
+  // Reads the keys from the store and puts them in force.
+  Status LoadKeys();
+  // Calls `use` with a key of the keys in force that fits; when none does,
+  // reads the keys again once (a rotation this mount was not told of) and
+  // retries.
+  template <typename Use>
+  Status WithKeys(Use use);
+
+  const std::string extension_;
+  mutable std::mutex keys_mu_;
+  std::shared_ptr<const ExtensionKeys> keys_;  // guarded by keys_mu_
   FsOptions options_;
   int64_t mounted_at_;
   std::atomic<bool> stopping_{false};

@@ -1,6 +1,8 @@
 // lsictl: the administration and restore CLI of lsifs. Every command's logic
 // lives in core/; this file parses arguments and prints results (text for
 // people, --json for scripts).
+#include <fcntl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -19,6 +21,7 @@
 
 #include "core/catalog/catalog.h"
 #include "core/control/control.h"
+#include "core/crypto/key_backup.h"
 #include "core/crypto/keyfile.h"
 #include "core/origin/import.h"
 #include "core/origin/link.h"
@@ -284,6 +287,7 @@ int CmdKeyList(Context& ctx) {
           .Field("extension", k.name)
           .Field("key_id", FormatId(k.id))
           .Field("path", k.path)
+          .Field("rotation_unfinished", store->keyring().RotationPending(k.name))
           .EndObject();
     }
     j.EndArray();
@@ -296,9 +300,261 @@ int CmdKeyList(Context& ctx) {
   }
   std::printf("%-24s %-16s %s\n", "EXTENSION", "KEY ID", "FILE");
   for (const auto& k : keys) {
-    std::printf("%-24s %-16s %s\n", k.name.c_str(), FormatId(k.id).c_str(), k.path.c_str());
+    std::printf("%-24s %-16s %s%s\n", k.name.c_str(), FormatId(k.id).c_str(), k.path.c_str(),
+                store->keyring().RotationPending(k.name)
+                    ? ("  (rotation unfinished: lsictl key rotate " + k.name + ")").c_str()
+                    : "");
   }
   return status;
+}
+
+// Tells the running lsifs (if one holds the control socket) that the keys
+// of `extension` changed; other mounts notice at their next open. Says
+// whether it was reached.
+bool TellKeysChanged(const Store& store, const std::string& extension) {
+  std::string body;
+  bool reached = false;
+  Status s = ControlCall(store.control_socket_path(), {"keys-changed", extension}, &body,
+                         std::chrono::seconds(10), &reached);
+  if (reached && !s.ok()) {
+    std::fprintf(stderr, "lsictl: the running lsifs could not read the keys again: %s\n",
+                 PrintableLine(s.message()).c_str());
+  }
+  return reached && s.ok() && body != "not served here";
+}
+
+int CmdKeyRotate(Context& ctx) {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
+  Status s = OpenStore(ctx, &store);
+  if (s.ok()) s = Catalog::Open(*store, &catalog);
+  if (!s.ok()) return Fail(s);
+  const std::string extension = ctx.Arg("extension");
+  KeyRotation r;
+  {
+    ProgressBar bar("rekeying the LSIs of " + extension);
+    s = catalog->RotateKey(
+        extension, [&](uint64_t done, uint64_t total) { bar.Update(done, total); }, &r);
+  }
+  if (!s.ok()) {
+    if (store->keyring().RotationPending(extension)) {
+      return Fail(s.WithContext("key rotation of '" + extension +
+                                "' interrupted (every LSI stays readable; run it again to "
+                                "finish)"));
+    }
+    return Fail(s);
+  }
+  const bool told = TellKeysChanged(*store, extension);
+  for (const auto& [id, why] : r.left_out) {
+    std::fprintf(stderr, "lsictl: LSI %s stays unusable (not rekeyed): %s\n", FormatId(id).c_str(),
+                 PrintableLine(why).c_str());
+  }
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("extension", extension)
+        .Field("old_key_id", FormatId(r.old_key.id))
+        .Field("key_id", FormatId(r.new_key.id))
+        .Field("resumed", r.resumed)
+        .Field("rekeyed", r.rekeyed)
+        .Field("already_rekeyed", r.already)
+        .Field("layer_bytes", r.layer_bytes)
+        .Field("mount_told", told);
+    j.Key("left_out").BeginArray();
+    for (const auto& [id, why] : r.left_out) {
+      j.BeginObject().Field("lsi", FormatId(id)).Field("reason", why).EndObject();
+    }
+    j.EndArray().EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf("Rotated the key of extension '%s': %s -> %s%s.\n", extension.c_str(),
+              FormatId(r.old_key.id).c_str(), FormatId(r.new_key.id).c_str(),
+              r.resumed ? " (finished an interrupted rotation)" : "");
+  std::printf(
+      "%llu LSI(s) rekeyed now (%s of layers rewritten: data keys rewrapped, block records copied "
+      "as they were)",
+      static_cast<unsigned long long>(r.rekeyed), FormatBytes(r.layer_bytes).c_str());
+  if (r.already) std::printf(", %llu before", static_cast<unsigned long long>(r.already));
+  std::printf(".\n%s\n", told ? "The running lsifs of this extension reads the new key now."
+                              : "Mounts of this extension read the new key at their next open.");
+  return 0;
+}
+
+int CmdKeyDelete(Context& ctx) {
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
+  Status s = OpenStore(ctx, &store);
+  if (s.ok()) s = Catalog::Open(*store, &catalog);
+  if (!s.ok()) return Fail(s);
+  const std::string extension = ctx.Arg("extension");
+  const bool force = ctx.vm["force"].as<bool>();
+  KeyDeletion d;
+  s = catalog->DeleteKey(extension, force, &d);
+  if (!s.ok()) return Fail(s);
+  if (d.deleted) (void)TellKeysChanged(*store, extension);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject().Field("extension", extension).Field("deleted", d.deleted);
+    j.Key("lsis").BeginArray();
+    for (uint64_t id : d.lsis) j.String(FormatId(id));
+    j.EndArray().Key("deferred").BeginArray();
+    for (uint64_t id : d.deferred) j.String(FormatId(id));
+    j.EndArray().Field("freed", d.bytes).EndObject();
+    PrintJson(j);
+    return d.deleted ? 0 : kExitError;
+  }
+  if (!d.deleted) {
+    std::fprintf(stderr,
+                 "lsictl: deleting the key of '%s' would make %zu LSI(s) unusable; nothing was "
+                 "deleted. Run again with --force to drop them with it:\n",
+                 extension.c_str(), d.lsis.size());
+    for (uint64_t id : d.lsis) std::fprintf(stderr, "  %s\n", FormatId(id).c_str());
+    return kExitError;
+  }
+  std::printf("Deleted the key of extension '%s'", extension.c_str());
+  if (!d.lsis.empty()) {
+    std::printf(" and dropped its %zu LSI(s) (%s freed", d.lsis.size(),
+                FormatBytes(d.bytes).c_str());
+    if (!d.deferred.empty()) {
+      std::printf("; %zu in use go when their mounts release them", d.deferred.size());
+    }
+    std::printf(")");
+  }
+  std::printf(".\n");
+  return 0;
+}
+
+// A passphrase from --passphrase-file (its first line; "-" reads stdin), or
+// asked on the terminal without echo (twice when `confirm`).
+Status ReadPassphrase(const Context& ctx, bool confirm, std::string* out) {
+  if (ctx.vm.count("passphrase-file")) {
+    const std::string path = ctx.Arg("passphrase-file");
+    std::string text;
+    if (path == "-") {
+      std::getline(std::cin, text);
+    } else {
+      LSIFS_RETURN_IF_ERROR(ReadWholeFile(path, 4096, &text));
+      text = text.substr(0, text.find('\n'));
+    }
+    *out = text;
+  } else {
+    int tty = ::open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (tty < 0) {
+      return Status::InvalidArgument(
+          "no terminal to ask for a passphrase on: use --passphrase-file FILE");
+    }
+    File closer(tty);
+    auto ask = [&](const char* prompt, std::string* answer) -> Status {
+      struct termios before {};
+      if (::tcgetattr(tty, &before) != 0) return Status::FromErrno("/dev/tty", errno);
+      struct termios quiet = before;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      (void)!::write(tty, prompt, std::strlen(prompt));
+      ::tcsetattr(tty, TCSAFLUSH, &quiet);
+      answer->clear();
+      char c;
+      while (::read(tty, &c, 1) == 1 && c != '\n') answer->push_back(c);
+      ::tcsetattr(tty, TCSAFLUSH, &before);
+      (void)!::write(tty, "\n", 1);
+      return Status::Ok();
+    };
+    LSIFS_RETURN_IF_ERROR(ask("Passphrase: ", out));
+    if (confirm) {
+      std::string again;
+      LSIFS_RETURN_IF_ERROR(ask("Passphrase again: ", &again));
+      if (again != *out) return Status::InvalidArgument("the passphrases differ; nothing was done");
+    }
+  }
+  if (confirm && out->size() < 8) {
+    return Status::InvalidArgument("the passphrase must have at least 8 characters");
+  }
+  return Status::Ok();
+}
+
+int CmdKeyExportProvider(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  const std::string path = ctx.Arg("file");
+  KeyInfo info;
+  SecretKey key;
+  s = ReadKeyFile(store->provider_key_path(), &info, &key);
+  std::string passphrase, backup;
+  if (s.ok()) s = ReadPassphrase(ctx, /*confirm=*/true, &passphrase);
+  if (s.ok()) s = ExportProviderKey(info, key, passphrase, ScryptCost(), &backup);
+  // Beside its destination, so that the rename is atomic; never replaces.
+  if (s.ok()) {
+    std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+    if (dir.empty()) dir = "/";
+    s = WriteFileAtomically(dir, path, AsBytes(backup), 0600, /*replace=*/false);
+    if (s.code() == Status::Code::kExists) {
+      s = Status::Exists(path + " exists; choose another file name");
+    }
+  }
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject().Field("file", path).Field("key_id", FormatId(info.id)).EndObject();
+    PrintJson(j);
+  } else {
+    std::printf(
+        "Wrote the provider key %s, wrapped under the passphrase, to %s (mode 0600).\n"
+        "Keep it and the passphrase apart; restore with: lsictl key import-provider %s\n",
+        FormatId(info.id).c_str(), path.c_str(), path.c_str());
+  }
+  return 0;
+}
+
+int CmdKeyImportProvider(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  const std::string path = ctx.Arg("file");
+  std::string backup, passphrase;
+  s = ReadWholeFile(path, 64 * 1024, &backup);
+  KeyInfo info;
+  SecretKey key;
+  if (s.ok()) s = ReadPassphrase(ctx, /*confirm=*/false, &passphrase);
+  if (s.ok()) s = ImportProviderKey(backup, passphrase, &info, &key);
+  if (!s.ok()) return Fail(s);
+  const std::string target = store->provider_key_path();
+  KeyInfo present;
+  SecretKey present_key;
+  if (ReadKeyFile(target, &present, &present_key).ok()) {
+    if (present.id == info.id) {
+      std::printf("The store already holds provider key %s; nothing changed.\n",
+                  FormatId(info.id).c_str());
+      return 0;
+    }
+    return Fail(Status::Exists("this store holds another provider key (" + FormatId(present.id) +
+                               ") than the backup (" + FormatId(info.id) +
+                               "); nothing was changed"));
+  }
+  if (PathExists(target)) {
+    return Fail(Status::Exists(target + " is there but unreadable; move it aside first"));
+  }
+  // The key must open this store's snapshots, if it has any.
+  std::vector<SnapshotInfo> listed;
+  std::vector<std::string> damaged;
+  OriginKeys keys = OriginKeys::Derive(key);
+  s = ListSnapshots(*store, keys, "", &listed, &damaged);
+  if (s.ok() && listed.empty() && !damaged.empty()) {
+    return Fail(Status::Permission("the backup's key " + FormatId(info.id) +
+                                   " does not open this store's snapshots; nothing was changed"));
+  }
+  info.path = target;
+  s = WriteKeyFile(store->tmp_dir(), target, info, key);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject().Field("imported", FormatId(info.id)).Field("path", target).EndObject();
+    PrintJson(j);
+  } else {
+    std::printf("Restored provider key %s to %s (mode 0600); %zu snapshot(s) open with it.\n",
+                FormatId(info.id).c_str(), target.c_str(), listed.size());
+  }
+  return 0;
 }
 
 void SnapshotJson(JsonWriter& j, const SnapshotInfo& s) {
@@ -1016,6 +1272,63 @@ std::vector<Command> Commands() {
        {},
        nullptr,
        CmdKeyList},
+      {{"key", "rotate"},
+       "EXT",
+       "replace EXT's key with a new one; every LSI of EXT is rekeyed",
+       "Makes a new key for EXT and rekeys every LSI made for it: each delta layer's data\n"
+       "key is wrapped anew and each manifest authenticated anew (the block records are\n"
+       "copied, never decrypted); the delivery record follows; then the new key replaces\n"
+       "STORE/keys/EXT.key and the old one is gone. Interrupted at any point (Ctrl-C, a\n"
+       "crash), every LSI stays readable with the old or the new key (the next one waits\n"
+       "in STORE/keys/EXT.key.next) and running the command again finishes the rotation.\n"
+       "The running lsifs is told over the control socket: images it has open keep\n"
+       "serving, later opens use the new key; other mounts of EXT notice at their next\n"
+       "open. Local copies of base blocks fetched for those LSIs are discarded (they were\n"
+       "sealed under the old key) and fetched again when read.\n"
+       "Example: lsictl -s /srv/lsifs key rotate site-a",
+       {{"extension", true, "EXT"}},
+       nullptr,
+       CmdKeyRotate},
+      {{"key", "delete"},
+       "EXT [--force]",
+       "delete EXT's key; says which LSIs that makes unusable, drops them with --force",
+       "Without --force, when EXT has LSIs, lists them (they cannot be read without the\n"
+       "key) and deletes nothing (exit status 1). With --force, drops them (those a mount\n"
+       "has open go when it releases them), removes EXT's delivery record, then its key.\n"
+       "What was learned from EXT's reads stays; lsictl access reset forgets it.\n"
+       "Example: lsictl -s /srv/lsifs key delete site-old --force",
+       {{"extension", true, "EXT"}},
+       [](po::options_description& d) {
+         d.add_options()("force", po::bool_switch(), "drop EXT's LSIs with its key");
+       },
+       CmdKeyDelete},
+      {{"key", "export-provider"},
+       "FILE [--passphrase-file FILE]",
+       "back up the provider key to FILE, wrapped under a passphrase",
+       "Losing STORE/provider.key loses every snapshot. This writes it to FILE (a new\n"
+       "file, mode 0600), sealed with AES-256-GCM under a key made from a passphrase by\n"
+       "scrypt (N=65536, r=8, p=1). The passphrase (at least 8 characters) is asked twice\n"
+       "on the terminal, or read from the first line of --passphrase-file (- for stdin).\n"
+       "Example: lsictl -s /srv/lsifs key export-provider /media/backup/provider.lsifs-key",
+       {{"file", true, "FILE"}},
+       [](po::options_description& d) {
+         d.add_options()("passphrase-file", po::value<std::string>(),
+                         "read the passphrase from the first line of this file (- for stdin)");
+       },
+       CmdKeyExportProvider},
+      {{"key", "import-provider"},
+       "FILE [--passphrase-file FILE]",
+       "restore the provider key from a backup made by export-provider",
+       "Writes STORE/provider.key back from FILE. Refused when the store holds another\n"
+       "provider key, or when the backup's key does not open the store's snapshots; a\n"
+       "store that holds the same key is left as it is.\n"
+       "Example: lsictl -s /srv/lsifs key import-provider /media/backup/provider.lsifs-key",
+       {{"file", true, "FILE"}},
+       [](po::options_description& d) {
+         d.add_options()("passphrase-file", po::value<std::string>(),
+                         "read the passphrase from the first line of this file (- for stdin)");
+       },
+       CmdKeyImportProvider},
       {{"import"},
        "VOLUME IMAGE",
        "import a raw image as a new snapshot of VOLUME; prints its id",

@@ -317,9 +317,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<Store> store;
   Status s = Store::Open(store_path, &store);
   if (!s.ok()) return Fail(s.message());
-  KeyInfo key_info;
-  SecretKey key;
-  s = store->keyring().Load(extension, &key_info, &key);
+  ExtensionKeys keys;
+  s = store->keyring().LoadKeys(extension, &keys);
   if (!s.ok()) return Fail(s.message());
   SecretKey provider;
   s = store->LoadProviderKey(&provider);
@@ -390,7 +389,7 @@ int main(int argc, char** argv) {
       return successors.Get(ext, vol);
     };
   }
-  LsiFs fs(*catalog, link, key_info, std::move(key), options);
+  LsiFs fs(*catalog, link, std::move(keys), options);
 
   std::string fsname = "fsname=lsifs:" + store_path;
   std::string opts = "ro,default_permissions,subtype=lsifs," + fsname;
@@ -490,6 +489,15 @@ int main(int argc, char** argv) {
             *body = "pid " + std::to_string(::getpid()) + " holds_db " +
                     (recorder->holds_db() ? "1" : "0");
             return Status::Ok();
+          }
+          // lsictl key rotate: the keys of an extension changed.
+          if (request.size() == 2 && request[0] == "keys-changed") {
+            if (request[1] != fs.extension()) {
+              *body = "not served here";
+              return Status::Ok();
+            }
+            *body = "keys read again";
+            return fs.ReloadKeys();
           }
           ServiceEnv for_request = env;
           for_request.progress = progress;

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "core/catalog/delivery_record.h"
+#include "core/catalog/record_lock.h"
 #include "core/lsi/layer.h"
 #include "core/util/hex.h"
 
@@ -57,26 +58,6 @@ bool Pinned(int fd) {
   l.l_whence = SEEK_SET;
   return ::fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type == F_RDLCK;
 }
-
-// An exclusive lock on one extension's delivery record, held for a
-// read-modify-write.
-class RecordLock {
- public:
-  Status Acquire(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::FromErrno(path, errno);
-    while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) return Status::FromErrno("lock " + path, errno);
-    }
-    return Status::Ok();
-  }
-  ~RecordLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // Why an LSI is not fresh for a restore of its own snapshot; empty if fresh.
 std::string Staleness(const Manifest& m, const CatalogContext& c, uint64_t wanted_snapshot) {
@@ -263,10 +244,18 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
     }
   }
   std::vector<KeyInfo> keys;
-  std::map<std::string, uint64_t> key_ids;
+  // Each extension's key, and the next one while a rotation is unfinished.
+  std::map<std::string, std::set<uint64_t>> key_ids;
   std::vector<std::string> unusable;  // their LSIs show as unreadable
   if (store_.keyring().List(&keys, &unusable).ok()) {
-    for (const auto& k : keys) key_ids[k.name] = k.id;
+    for (const auto& k : keys) {
+      key_ids[k.name].insert(k.id);
+      ExtensionKeys both;
+      if (store_.keyring().RotationPending(k.name) &&
+          store_.keyring().LoadKeys(k.name, &both).ok() && both.has_next) {
+        key_ids[k.name].insert(both.next_info.id);
+      }
+    }
   }
 
   for (uint64_t id : ids) {
@@ -305,7 +294,10 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
     }
     e.in_use = InUse(id);
     e.last_used = std::max(m.created, FileMtime(store_.counters_path(id, m.extension)));
-    if (auto r = records.find(m.extension); r != records.end() && r->second.key_id == m.key_id) {
+    auto key = key_ids.find(m.extension);
+    const bool key_known = key != key_ids.end() && key->second.count(m.key_id) > 0;
+    if (auto r = records.find(m.extension);
+        r != records.end() && key != key_ids.end() && key->second.count(r->second.key_id)) {
       for (const auto& d : r->second.entries) {
         if (d.lsi_id == id) e.delivered = d.last_delivered;
       }
@@ -313,10 +305,9 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
       e.alias = e.delivered != 0 && v != nullptr && v->alias_lsi == id;
     }
     e.last_used = std::max(e.last_used, e.delivered);
-    auto key = key_ids.find(m.extension);
     if (e.state == LsiState::kUnreadable) {
       // named above
-    } else if (key == key_ids.end() || key->second != m.key_id) {
+    } else if (!key_known) {
       e.state = LsiState::kUnreadable;
       e.reason = key == key_ids.end()
                      ? "the store has no key of extension '" + m.extension + "'"
@@ -400,8 +391,25 @@ Status Catalog::Publish(const Manifest& manifest, const KeyInfo& key_info,
                                      FormatId(l.layer_id) + " is not written");
     }
   }
+  // Under the record's lock, with the key still the extension's: a key
+  // rotation finishes under the same lock, so an LSI is never published
+  // under a key that has just been retired.
+  RecordLock lock;
+  LSIFS_RETURN_IF_ERROR(lock.Acquire(store_.deliveries_lock_path(key_info.name)));
+  LSIFS_RETURN_IF_ERROR(CheckKeyInForce(key_info));
   return WriteManifest(store_.tmp_dir(), store_.manifest_path(manifest.lsi_id), manifest, key_info,
                        key);
+}
+
+Status Catalog::CheckKeyInForce(const KeyInfo& key_info) const {
+  KeyInfo now;
+  SecretKey unused;
+  LSIFS_RETURN_IF_ERROR(store_.keyring().Load(key_info.name, &now, &unused));
+  if (now.id != key_info.id) {
+    return Status::Unavailable("the key of extension '" + key_info.name +
+                               "' was rotated meanwhile (lsictl key rotate); try again");
+  }
+  return Status::Ok();
 }
 
 VolumeDeliveries Catalog::RestoreHistory(const KeyInfo& key_info, const SecretKey& key,
@@ -446,6 +454,7 @@ Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKe
                         int64_t now) const {
   RecordLock lock;
   LSIFS_RETURN_IF_ERROR(lock.Acquire(store_.deliveries_lock_path(key_info.name)));
+  LSIFS_RETURN_IF_ERROR(CheckKeyInForce(key_info));
   Manifest m;
   LSIFS_RETURN_IF_ERROR(ReadManifest(lsi_id, key_info, key, &m));
   if (PathExists(store_.tombstone_path(lsi_id))) {
@@ -478,12 +487,7 @@ Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKe
   ++entry->deliveries;
   r.NoteRestore(m.volume, now);
   if (alias) r.FindVolume(m.volume)->alias_lsi = lsi_id;
-  // Generations grow with the clock as well as by one, so that a record
-  // started anew still counts as newer than any a mount has seen.
-  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  r.generation = std::max<uint64_t>(r.generation + 1, static_cast<uint64_t>(now_us));
+  r.generation = NextGeneration(r.generation);
   Bytes data = EncodeDeliveryRecord(r, key);
   return WriteFileAtomically(store_.tmp_dir(), path, data, 0644, /*replace=*/true);
 }

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -108,6 +109,26 @@ struct EvictionReport {
 
 // A mount's hold on an LSI it has open: the manifest as read through the
 // pinned file, authenticated. Released by Catalog::Unpin.
+// What a key rotation did (Catalog::RotateKey).
+struct KeyRotation {
+  KeyInfo old_key, new_key;
+  bool resumed = false;      // it finished a rotation that was interrupted
+  uint64_t rekeyed = 0;      // LSIs rekeyed by this run
+  uint64_t already = 0;      // LSIs an interrupted run had rekeyed
+  uint64_t layer_bytes = 0;  // layer bytes rewritten (headers new, records copied)
+  // LSIs of the extension neither key opens (damaged, or made with a key
+  // deleted before), with the reason: they stay unusable.
+  std::vector<std::pair<uint64_t, std::string>> left_out;
+};
+
+// What deleting an extension's key does or did (Catalog::DeleteKey).
+struct KeyDeletion {
+  std::vector<uint64_t> lsis;      // the extension's LSIs: unusable without its key
+  std::vector<uint64_t> deferred;  // of those, in use: they go when released
+  uint64_t bytes = 0;              // freed now
+  bool deleted = false;
+};
+
 class LsiPin {
  public:
   const Manifest& manifest() const { return manifest_; }
@@ -161,6 +182,24 @@ class Catalog {
   // Finishes interrupted drops, removes unclaimed layers and stale counters.
   void Sweep() const;
 
+  // --- keys ---------------------------------------------------------------
+  // Rotates the key of `extension` (lsictl key rotate): a next key is made,
+  // every LSI of the extension is rekeyed (each layer's data key rewrapped,
+  // then the manifest authenticated anew; block records are copied, never
+  // decrypted), the delivery record is rewritten, and the next key takes
+  // the key's place. Interrupted anywhere, every LSI stays readable with
+  // one of the two keys (ExtensionKeys), and running it again finishes.
+  // The local copies of base blocks fetched for those LSIs are discarded:
+  // they are sealed under the old key.
+  Status RotateKey(const std::string& extension,
+                   const std::function<void(uint64_t done, uint64_t total)>& progress,
+                   KeyRotation* out) const;
+  // Deletes the key of `extension`. Without `force`, only says which LSIs
+  // that would make unusable (out->lsis) and deletes nothing when there
+  // are any; with it, drops them first. What was learned from the
+  // extension's reads stays (lsictl access reset forgets it).
+  Status DeleteKey(const std::string& extension, bool force, KeyDeletion* out) const;
+
   // --- mounts -----------------------------------------------------------
   // What was delivered to the extension, authenticated. Corruption when the
   // record was tampered with; an extension with no deliveries has none.
@@ -177,6 +216,12 @@ class Catalog {
 
  private:
   explicit Catalog(const Store& store) : store_(store) {}
+  // Unavailable when `key_info` is no longer the extension's key.
+  Status CheckKeyInForce(const KeyInfo& key_info) const;
+  // Rekeys one LSI from `keys.info` to `keys.next_info`; false in *done
+  // when it was already.
+  Status RekeyLsi(uint64_t lsi_id, const ExtensionKeys& keys, bool* done,
+                  uint64_t* layer_bytes) const;
   bool InUse(uint64_t lsi_id) const;
   // What the extension's delivery record says of its restores of `volume`.
   VolumeDeliveries RestoreHistory(const KeyInfo& key_info, const SecretKey& key,

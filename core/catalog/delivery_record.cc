@@ -1,6 +1,7 @@
 #include "core/catalog/delivery_record.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "core/util/encoding.h"
@@ -155,6 +156,13 @@ Status ReadDeliveryRecord(const std::string& path, const KeyInfo* key_info,
   }
   LSIFS_RETURN_IF_ERROR(s);
   return DecodeDeliveryRecord(path, AsBytes(data), key_info, extension_key, out);
+}
+
+uint64_t NextGeneration(uint64_t generation) {
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return std::max<uint64_t>(generation + 1, static_cast<uint64_t>(now_us));
 }
 
 }  // namespace lsifs

@@ -55,6 +55,11 @@ struct DeliveryRecord {
   void NoteRestore(const std::string& volume, int64_t now);
 };
 
+// The generation a record written after one of `generation` gets. They
+// grow with the clock as well as by one, so that a record started anew
+// still counts as newer than any a mount has seen.
+uint64_t NextGeneration(uint64_t generation);
+
 inline constexpr size_t kMaxDeliveryRecordSize = 64u << 20;
 
 Bytes EncodeDeliveryRecord(const DeliveryRecord& record, const SecretKey& extension_key);

@@ -176,6 +176,62 @@ Status Keyring::Load(const std::string& extension, KeyInfo* info, SecretKey* key
   return Status::Ok();
 }
 
+Status Keyring::LoadKeys(const std::string& extension, ExtensionKeys* keys) const {
+  keys->has_next = false;
+  LSIFS_RETURN_IF_ERROR(Load(extension, &keys->info, &keys->key));
+  const std::string next = NextPathFor(extension);
+  if (!PathExists(next)) return Status::Ok();
+  LSIFS_RETURN_IF_ERROR(ReadKeyFile(next, &keys->next_info, &keys->next_key));
+  if (keys->next_info.kind != KeyKind::kExtension || keys->next_info.name != extension) {
+    return Status::Corruption(next + ": holds the key of '" + keys->next_info.name + "', not '" +
+                              extension + "'");
+  }
+  keys->has_next = true;
+  return Status::Ok();
+}
+
+bool Keyring::RotationPending(const std::string& extension) const {
+  return PathExists(NextPathFor(extension));
+}
+
+Status Keyring::BeginRotation(const std::string& extension, KeyInfo* next_info, SecretKey* next_key,
+                              bool* resumed) const {
+  ExtensionKeys keys;
+  LSIFS_RETURN_IF_ERROR(LoadKeys(extension, &keys));
+  *resumed = keys.has_next;
+  if (keys.has_next) {
+    *next_info = keys.next_info;
+    *next_key = std::move(keys.next_key);
+    return Status::Ok();
+  }
+  next_info->kind = KeyKind::kExtension;
+  next_info->name = extension;
+  do {
+    next_info->id = RandomU64NonZero();
+  } while (next_info->id == keys.info.id);
+  next_info->path = NextPathFor(extension);
+  *next_key = SecretKey::Random();
+  return WriteKeyFile(tmp_dir_, next_info->path, *next_info, *next_key);
+}
+
+Status Keyring::FinishRotation(const std::string& extension) const {
+  const std::string next = NextPathFor(extension), path = PathFor(extension);
+  if (::rename(next.c_str(), path.c_str()) != 0) {
+    return Status::FromErrno("rename " + next + " to " + path, errno);
+  }
+  return SyncDirectory(dir_);
+}
+
+Status Keyring::Remove(const std::string& extension) const {
+  LSIFS_RETURN_IF_ERROR(ValidateName("extension", extension));
+  for (const std::string& path : {NextPathFor(extension), PathFor(extension)}) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      return Status::FromErrno("removing " + path, errno);
+    }
+  }
+  return SyncDirectory(dir_);
+}
+
 Status Keyring::List(std::vector<KeyInfo>* keys, std::vector<std::string>* unusable) const {
   keys->clear();
   if (unusable != nullptr) unusable->clear();

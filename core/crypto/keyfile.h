@@ -30,6 +30,30 @@ Status WriteKeyFile(const std::string& tmp_dir, const std::string& path, const K
 // message says how to fix it); Corruption when it is not a valid key file.
 Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key);
 
+// What a reader of one extension's files holds: its key and, while a
+// rotation is under way or was interrupted (lsictl key rotate), the next
+// one. A file made with either is read; files are always written with the
+// key (the rotation rekeys what was written meanwhile before it finishes).
+struct ExtensionKeys {
+  KeyInfo info;
+  SecretKey key;
+  bool has_next = false;
+  KeyInfo next_info;
+  SecretKey next_key;
+
+  // Calls `use` with the key, then, when the file turned out to be made
+  // with another key (Permission), with the next one.
+  template <typename Use>
+  Status WithEither(Use use) const {
+    Status s = use(info, key);
+    if (s.code() == Status::Code::kPermission && has_next) {
+      Status with_next = use(next_info, next_key);
+      if (with_next.code() != Status::Code::kPermission) return with_next;
+    }
+    return s;
+  }
+};
+
 // The extension keys of a store: one file per extension in `dir`.
 class Keyring {
  public:
@@ -40,6 +64,19 @@ class Keyring {
   Status Create(const std::string& extension, KeyInfo* info) const;
   // kNotFound (saying how to create it) when the extension has no key.
   Status Load(const std::string& extension, KeyInfo* info, SecretKey* key) const;
+  // The key and, while a rotation is unfinished, the next one.
+  Status LoadKeys(const std::string& extension, ExtensionKeys* keys) const;
+
+  // Key rotation (cryptsetup's luksChangeKey): the next key is made (or,
+  // when an interrupted rotation left one, read back) while the key stays
+  // in force; FinishRotation puts it in the key's place, once nothing is
+  // left under the old one. `resumed` says the next key was already there.
+  Status BeginRotation(const std::string& extension, KeyInfo* next_info, SecretKey* next_key,
+                       bool* resumed) const;
+  Status FinishRotation(const std::string& extension) const;
+  // Removes the extension's key (and an unfinished rotation's next key).
+  Status Remove(const std::string& extension) const;
+
   // Every key's public facts, sorted by name; never the key bytes.
   // A key file that cannot be used fails the listing, unless `unusable` is
   // given: then it is left out and described there, so that one bad file
@@ -49,6 +86,11 @@ class Keyring {
   std::string PathFor(const std::string& extension) const {
     return dir_ + "/" + extension + ".key";
   }
+  // Not a *.key name: a listing never takes it for an extension's key.
+  std::string NextPathFor(const std::string& extension) const {
+    return dir_ + "/" + extension + ".key.next";
+  }
+  bool RotationPending(const std::string& extension) const;
 
  private:
   std::string dir_;

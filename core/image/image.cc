@@ -96,12 +96,14 @@ void LsiImage::Log(const std::string& line) const {
   log_limit_.Log(options_.log, line);
 }
 
-Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, const SecretKey& key,
-                      Origin& origin, const ImageOptions& options, std::unique_ptr<LsiImage>* out) {
-  if (m.extension != key_info.name || m.key_id != key_info.id) {
+Status LsiImage::Open(const Store& store, Manifest m, const ExtensionKeys& keys, Origin& origin,
+                      const ImageOptions& options, std::unique_ptr<LsiImage>* out) {
+  const bool made_with_next = keys.has_next && m.key_id == keys.next_info.id;
+  if (m.extension != keys.info.name || (m.key_id != keys.info.id && !made_with_next)) {
     return Status::Permission("LSI " + FormatId(m.lsi_id) + " was not made for " +
-                              DescribeKey(key_info));
+                              DescribeKey(keys.info));
   }
+  const SecretKey& manifest_key = made_with_next ? keys.next_key : keys.key;
   if (!IsValidBlockSize(m.block_size)) {
     return Status::Corruption("LSI " + FormatId(m.lsi_id) + ": bad block size");
   }
@@ -120,7 +122,9 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
   for (uint32_t li = 0; li < man.layers.size(); ++li) {
     const ManifestLayer& ml = man.layers[li];
     std::unique_ptr<LayerReader> reader;
-    Status s = LayerReader::Open(store.layer_path(ml.layer_id), key_info, key, &reader);
+    Status s = keys.WithEither([&](const KeyInfo& info, const SecretKey& key) {
+      return LayerReader::Open(store.layer_path(ml.layer_id), info, key, &reader);
+    });
     if (s.ok()) {
       const LayerHeader& h = reader->header();
       std::vector<uint64_t> sorted = reader->blocks();
@@ -178,7 +182,7 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
   // checked when read; one that fails is fetched again.
   int fd = -1;
   bool persist = options.persist_spill;
-  std::string spill = store.spill_path(man.lsi_id, key_info.name);
+  std::string spill = store.spill_path(man.lsi_id, keys.info.name);
   if (options.persist_spill) {
     fd = ::open(spill.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   } else {
@@ -196,8 +200,8 @@ Status LsiImage::Open(const Store& store, Manifest m, const KeyInfo& key_info, c
     persist = false;
   }
   img->spill_ = File(fd);
-  img->spill_key_ =
-      persist ? DeriveKey(key, "lsifs spill v2 " + FormatId(man.lsi_id)) : SecretKey::Random();
+  img->spill_key_ = persist ? DeriveKey(manifest_key, "lsifs spill v2 " + FormatId(man.lsi_id))
+                            : SecretKey::Random();
   // Each record starts a filesystem block of its own (SpillStride), so the
   // file's allocated ranges tell exactly which were written.
   const off_t stride = static_cast<off_t>(img->SpillStride());

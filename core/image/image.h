@@ -73,12 +73,13 @@ struct ImageOptions {
 
 class LsiImage {
  public:
-  // Opens the LSI of `manifest` (authenticated with `key`: as a catalog pin
-  // reads it) for the extension owning `key`. Layers that cannot be opened
-  // are logged and only their blocks fail to read.
-  static Status Open(const Store& store, Manifest manifest, const KeyInfo& key_info,
-                     const SecretKey& key, Origin& origin, const ImageOptions& options,
-                     std::unique_ptr<LsiImage>* out);
+  // Opens the LSI of `manifest` (authenticated with one of `keys`, as a
+  // catalog pin reads it) for the extension owning `keys`. Each layer is
+  // opened with the key it names (a rotation may have rewrapped some and
+  // not yet the manifest). Layers that cannot be opened are logged and only
+  // their blocks fail to read.
+  static Status Open(const Store& store, Manifest manifest, const ExtensionKeys& keys,
+                     Origin& origin, const ImageOptions& options, std::unique_ptr<LsiImage>* out);
   ~LsiImage();
 
   const Manifest& manifest() const { return manifest_; }

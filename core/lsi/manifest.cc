@@ -234,7 +234,7 @@ uint64_t Manifest::delta_blocks() const {
 }
 
 Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manifest manifest,
-                     const KeyInfo& key_info, const SecretKey& extension_key) {
+                     const KeyInfo& key_info, const SecretKey& extension_key, bool replace) {
   manifest.extension = key_info.name;
   manifest.key_id = key_info.id;
   LSIFS_RETURN_IF_ERROR(ValidateName("volume", manifest.volume));
@@ -255,7 +255,7 @@ Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manife
   data.insert(data.end(), blocks.bytes().begin(), blocks.bytes().end());
   auto mac = ComputeMac(ManifestKey(extension_key), data);
   data.insert(data.end(), mac.begin(), mac.end());
-  return WriteFileAtomically(tmp_dir, path, data, 0644, /*replace=*/false);
+  return WriteFileAtomically(tmp_dir, path, data, 0644, replace);
 }
 
 Status PeekManifest(const std::string& path, Manifest* manifest, ManifestPart part) {

@@ -53,9 +53,10 @@ inline bool operator==(const ManifestLayer& a, const ManifestLayer& b) {
 }
 
 // Writes `manifest` (its extension and key_id taken from `key_info`) to
-// `path` through a temporary in `tmp_dir`.
+// `path` through a temporary in `tmp_dir`; an existing manifest is
+// replaced only when `replace` is set (a key rotation rekeys it).
 Status WriteManifest(const std::string& tmp_dir, const std::string& path, Manifest manifest,
-                     const KeyInfo& key_info, const SecretKey& extension_key);
+                     const KeyInfo& key_info, const SecretKey& extension_key, bool replace = false);
 // Reads and authenticates a manifest: its head (fields and layer table)
 // first, which fixes the file's size, then the block lists. Permission,
 // naming both keys, when it was made for another extension or key.

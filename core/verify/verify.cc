@@ -55,15 +55,16 @@ class Checker {
       return;
     }
     r->volume = head.volume;
-    KeyInfo info;
-    SecretKey key;
-    s = store_.keyring().Load(head.extension, &info, &key);
+    ExtensionKeys keys;
+    s = store_.keyring().LoadKeys(head.extension, &keys);
     if (!s.ok()) {
       r->problems.push_back("no key of the store opens it: " + s.message());
       return;
     }
     Manifest m;
-    s = ReadManifest(path, info, key, &m);
+    s = keys.WithEither([&](const KeyInfo& info, const SecretKey& key) {
+      return ReadManifest(path, info, key, &m);
+    });
     if (!s.ok()) {
       r->problems.push_back(s.message());
       return;
@@ -76,7 +77,9 @@ class Checker {
     for (const ManifestLayer& ml : m.layers) {
       std::unique_ptr<LayerReader> layer;
       const std::string name = "layer " + FormatId(ml.layer_id);
-      s = LayerReader::Open(store_.layer_path(ml.layer_id), info, key, &layer);
+      s = keys.WithEither([&](const KeyInfo& info, const SecretKey& key) {
+        return LayerReader::Open(store_.layer_path(ml.layer_id), info, key, &layer);
+      });
       if (!s.ok()) {
         r->problems.push_back(name + ": " + s.message());
         continue;

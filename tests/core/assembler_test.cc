@@ -77,7 +77,9 @@ class AssemblerTest : public testing::StoreTest {
   // The LSI read back through the read path equals the current image.
   void ExpectReadsAsImage(const Manifest& m) {
     std::unique_ptr<LsiImage> img;
-    ASSERT_TRUE(LsiImage::Open(*store_, m, info_, key_, *local_, ImageOptions(), &img).ok());
+    ASSERT_TRUE(
+        LsiImage::Open(*store_, m, testing::KeysOf(info_, key_), *local_, ImageOptions(), &img)
+            .ok());
     Bytes got(image_.size());
     size_t done = 0;
     ASSERT_TRUE(img->Read(0, got, &done).ok());

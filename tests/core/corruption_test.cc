@@ -94,7 +94,8 @@ class CorruptionMatrix : public testing::StoreTest {
     Status s = catalog_->Pin(lsi_.lsi_id, info_, key_, &pin);
     std::unique_ptr<LsiImage> image;
     if (s.ok())
-      s = LsiImage::Open(*store_, pin->manifest(), info_, key_, *local_, Options(), &image);
+      s = LsiImage::Open(*store_, pin->manifest(), testing::KeysOf(info_, key_), *local_, Options(),
+                         &image);
     if (!s.ok()) {
       ++refused_;
       EXPECT_TRUE(may_refuse) << name << ": refused whole: " << s.ToString();

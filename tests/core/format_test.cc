@@ -84,8 +84,9 @@ TEST_F(PreviousFormatStore, DeliveredLsiReadsTheLatestSnapshot) {
   auto keys = testing::OriginKeysOf(*store_);
   LocalOrigin origin(*store_, *keys);
   std::unique_ptr<LsiImage> image;
-  ASSERT_TRUE(
-      LsiImage::Open(*store_, pin->manifest(), info, key, origin, ImageOptions(), &image).ok());
+  ASSERT_TRUE(LsiImage::Open(*store_, pin->manifest(), testing::KeysOf(info, key), origin,
+                             ImageOptions(), &image)
+                  .ok());
   Bytes want = testing::ReadFileBytes(dir_ / "two.img");
   Bytes got(want.size());
   size_t done = 0;

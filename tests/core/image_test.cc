@@ -54,7 +54,7 @@ class ImageTest : public testing::StoreTest {
       log_ += line + "\n";
     };
     std::unique_ptr<LsiImage> img;
-    Status s = LsiImage::Open(*store_, m, info_, key_, *origin_, options, &img);
+    Status s = LsiImage::Open(*store_, m, testing::KeysOf(info_, key_), *origin_, options, &img);
     EXPECT_TRUE(s.ok()) << s.ToString();
     return img;
   }
@@ -255,8 +255,10 @@ TEST_F(ImageTest, AnotherExtensionsKeyOpensNothing) {
   ASSERT_TRUE(store_->keyring().Create("site-b", &other).ok());
   ASSERT_TRUE(store_->keyring().Load("site-b", &other, &other_key).ok());
   std::unique_ptr<LsiImage> img;
-  EXPECT_EQ(LsiImage::Open(*store_, m, other, other_key, *origin_, ImageOptions(), &img).code(),
-            Status::Code::kPermission);
+  EXPECT_EQ(
+      LsiImage::Open(*store_, m, testing::KeysOf(other, other_key), *origin_, ImageOptions(), &img)
+          .code(),
+      Status::Code::kPermission);
   EXPECT_FALSE(img);
 }
 

@@ -134,4 +134,11 @@ uint64_t StoreTest::ImportBytes(const std::string& volume, const Bytes& image) {
   return r.snapshot.id;
 }
 
+ExtensionKeys KeysOf(const KeyInfo& info, const SecretKey& key) {
+  ExtensionKeys keys;
+  keys.info = info;
+  keys.key = SecretKey::FromBytes(key.span());
+  return keys;
+}
+
 }  // namespace lsifs::testing

@@ -80,6 +80,8 @@ class CountingOrigin : public Origin {
 
 // The origin's keys of a store, from its provider key.
 std::unique_ptr<OriginKeys> OriginKeysOf(const Store& store);
+// One extension key as the keys a reader holds (no rotation under way).
+ExtensionKeys KeysOf(const KeyInfo& info, const SecretKey& key);
 
 // What most core tests start from: a store of 4 KiB blocks, its origin
 // (counted), its catalog, and the key of extension "site-a". Failures to
