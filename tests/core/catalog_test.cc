@@ -19,6 +19,8 @@
 
 #include "core/assembler/assemble.h"
 #include "core/catalog/delivery_record.h"
+#include "core/image/image.h"
+#include "core/lsi/layer.h"
 #include "core/origin/import.h"
 #include "core/origin/origin.h"
 #include "core/util/hex.h"
@@ -657,6 +659,157 @@ void Journal(int fd, const std::string& line) {
   std::string l = line + "\n";
   if (::write(fd, l.data(), l.size()) != static_cast<ssize_t>(l.size())) ::_exit(3);
   ::fdatasync(fd);
+}
+
+// Reads the whole LSI through the read path with the keys the store holds
+// now (both, while a rotation is unfinished); empty when it does not open.
+Bytes ReadAll(const Store& store, Origin& origin, const Catalog& catalog, uint64_t id,
+              const std::string& ext) {
+  ExtensionKeys keys;
+  if (!store.keyring().LoadKeys(ext, &keys).ok()) return {};
+  std::unique_ptr<LsiPin> pin;
+  Status s = keys.WithEither(
+      [&](const KeyInfo& info, const SecretKey& key) { return catalog.Pin(id, info, key, &pin); });
+  std::unique_ptr<LsiImage> image;
+  if (s.ok()) s = LsiImage::Open(store, pin->manifest(), keys, origin, ImageOptions(), &image);
+  Bytes out;
+  if (s.ok()) {
+    out.resize(image->size());
+    size_t done = 0;
+    s = image->Read(0, out, &done);
+    if (!s.ok() || done != out.size()) out.clear();
+  }
+  catalog.Unpin(std::move(pin));
+  return out;
+}
+
+TEST_F(CatalogTest, ARotationRekeysEveryLsiOfTheExtensionAndRetiresTheOldKey) {
+  uint64_t a = Assemble("site-a", {1, 2, 3});
+  uint64_t b = Assemble("site-a", {4, 5});
+  uint64_t other = Assemble("site-b", {6});
+  Deliver("site-a", a, /*alias=*/true);
+  const Bytes before_a = ReadAll(*store_, *origin_, *catalog_, a, "site-a");
+  ASSERT_FALSE(before_a.empty());
+  KeyInfo old_info;
+  SecretKey old_key;
+  Key("site-a", &old_info, &old_key);
+  Manifest old_manifest;
+  ASSERT_TRUE(PeekManifest(store_->manifest_path(a), &old_manifest).ok());
+  const Bytes other_manifest = testing::ReadFileBytes(store_->manifest_path(other));
+
+  KeyRotation r;
+  std::vector<std::pair<uint64_t, uint64_t>> progress;
+  Status s = catalog_->RotateKey(
+      "site-a", [&](uint64_t done, uint64_t total) { progress.emplace_back(done, total); }, &r);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(r.resumed);
+  EXPECT_EQ(r.rekeyed, 2u);
+  EXPECT_EQ(r.already, 0u);
+  EXPECT_TRUE(r.left_out.empty());
+  EXPECT_GT(r.layer_bytes, 5u * kBlock);
+  ASSERT_FALSE(progress.empty());
+  EXPECT_EQ(progress.back(), std::make_pair(uint64_t{2}, uint64_t{2}));
+
+  KeyInfo new_info;
+  SecretKey new_key;
+  Key("site-a", &new_info, &new_key);
+  EXPECT_NE(new_info.id, old_info.id);
+  EXPECT_EQ(new_info.id, r.new_key.id);
+  EXPECT_FALSE(PathExists(store_->keyring().NextPathFor("site-a")));
+  // Everything of site-a opens with the new key only; the bytes are the same.
+  Manifest m;
+  EXPECT_TRUE(catalog_->ReadManifest(a, new_info, new_key, &m).ok());
+  EXPECT_EQ(m.layers.size(), old_manifest.layers.size());
+  EXPECT_EQ(m.layers[0].layer_id, old_manifest.layers[0].layer_id);
+  EXPECT_TRUE(catalog_->ReadManifest(a, old_info, old_key, &m).IsPermission());
+  std::unique_ptr<LayerReader> layer;
+  EXPECT_TRUE(LayerReader::Open(store_->layer_path(m.layers[0].layer_id), old_info, old_key, &layer)
+                  .IsPermission());
+  EXPECT_EQ(ReadAll(*store_, *origin_, *catalog_, a, "site-a"), before_a);
+  EXPECT_FALSE(ReadAll(*store_, *origin_, *catalog_, b, "site-a").empty());
+  // The delivery record follows: a mount of site-a still shows its image.
+  EXPECT_EQ(Alias("site-a"), a);
+  DeliveryView v;
+  EXPECT_TRUE(catalog_->ReadDeliveries(old_info, old_key, &v).IsPermission());
+  // Another extension's LSI is not touched.
+  EXPECT_EQ(testing::ReadFileBytes(store_->manifest_path(other)), other_manifest);
+  // Nothing is published or delivered under the retired key any more.
+  EXPECT_EQ(catalog_->Deliver(b, old_info, old_key, false, std::time(nullptr)).code(),
+            Status::Code::kUnavailable);
+  EXPECT_EQ(Entry(a).state, LsiState::kDelivered);
+}
+
+TEST_F(CatalogTest, AnInterruptedRotationLeavesEveryLsiReadableAndFinishesWhenRunAgain) {
+  uint64_t a = Assemble("site-a", {1, 2, 3});
+  Deliver("site-a", a, /*alias=*/true);
+  uint64_t b = Assemble("site-a", {7, 8});
+  const Bytes want_a = ReadAll(*store_, *origin_, *catalog_, a, "site-a");
+  const Bytes want_b = ReadAll(*store_, *origin_, *catalog_, b, "site-a");
+  ASSERT_FALSE(want_a.empty());
+  // Interrupted after the next key was made and one layer of `a` rewrapped,
+  // before its manifest: a layer under the new key, its manifest under the old.
+  KeyInfo old_info, next_info;
+  SecretKey old_key, next_key;
+  Key("site-a", &old_info, &old_key);
+  bool resumed = true;
+  ASSERT_TRUE(store_->keyring().BeginRotation("site-a", &next_info, &next_key, &resumed).ok());
+  EXPECT_FALSE(resumed);
+  Manifest m;
+  ASSERT_TRUE(PeekManifest(store_->manifest_path(a), &m).ok());
+  ASSERT_TRUE(RewrapLayer(store_->tmp_dir(), store_->layer_path(m.layers[0].layer_id), old_info,
+                          old_key, next_info, next_key)
+                  .ok());
+  // Readable with the keys the store holds, and listed as such.
+  EXPECT_EQ(ReadAll(*store_, *origin_, *catalog_, a, "site-a"), want_a);
+  EXPECT_EQ(ReadAll(*store_, *origin_, *catalog_, b, "site-a"), want_b);
+  EXPECT_EQ(Entry(a).state, LsiState::kDelivered);
+  // Publishing under the key in force still works meanwhile.
+  uint64_t c = Assemble("site-a", {9});
+  KeyRotation r;
+  Status s = catalog_->RotateKey("site-a", nullptr, &r);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(r.resumed);
+  EXPECT_EQ(r.new_key.id, next_info.id);
+  EXPECT_EQ(r.rekeyed, 3u);
+  KeyInfo now;
+  SecretKey now_key;
+  Key("site-a", &now, &now_key);
+  EXPECT_EQ(now.id, next_info.id);
+  EXPECT_EQ(ReadAll(*store_, *origin_, *catalog_, a, "site-a"), want_a);
+  EXPECT_EQ(ReadAll(*store_, *origin_, *catalog_, b, "site-a"), want_b);
+  EXPECT_FALSE(ReadAll(*store_, *origin_, *catalog_, c, "site-a").empty());
+  EXPECT_EQ(Alias("site-a"), a);
+  // A second interruption after the manifest and before the record is
+  // finished the same way (the record is read with the next key).
+  KeyInfo third;
+  SecretKey third_key;
+  ASSERT_TRUE(store_->keyring().BeginRotation("site-a", &third, &third_key, &resumed).ok());
+  ASSERT_TRUE(catalog_->RotateKey("site-a", nullptr, &r).ok());
+  EXPECT_TRUE(r.resumed);
+  EXPECT_EQ(Alias("site-a"), a);
+}
+
+TEST_F(CatalogTest, DeletingAKeyNamesTheLsisItWouldStrandAndDropsThemOnlyWithForce) {
+  uint64_t a = Assemble("site-b", {1, 2});
+  Deliver("site-b", a, true);
+  KeyDeletion d;
+  ASSERT_TRUE(catalog_->DeleteKey("site-b", /*force=*/false, &d).ok());
+  EXPECT_FALSE(d.deleted);
+  EXPECT_EQ(d.lsis, std::vector<uint64_t>{a});
+  EXPECT_TRUE(PathExists(store_->keyring().PathFor("site-b")));
+  EXPECT_TRUE(FilesExist(a));
+  ASSERT_TRUE(catalog_->DeleteKey("site-b", /*force=*/true, &d).ok());
+  EXPECT_TRUE(d.deleted);
+  EXPECT_GT(d.bytes, 2u * kBlock);
+  EXPECT_FALSE(PathExists(store_->keyring().PathFor("site-b")));
+  EXPECT_FALSE(PathExists(store_->manifest_path(a)));
+  EXPECT_FALSE(PathExists(store_->deliveries_path("site-b")));
+  EXPECT_TRUE(catalog_->DeleteKey("site-b", true, &d).IsNotFound());
+  // A key with nothing made for it goes without --force.
+  KeyInfo fresh;
+  ASSERT_TRUE(store_->keyring().Create("site-c", &fresh).ok());
+  ASSERT_TRUE(catalog_->DeleteKey("site-c", false, &d).ok());
+  EXPECT_TRUE(d.deleted);
 }
 
 TEST_F(CatalogTest, KillDashNineAtRandomPointsLeavesTheCatalogConsistentAndLosesNothing) {

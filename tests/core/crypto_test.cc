@@ -3,8 +3,10 @@
 #include <unistd.h>
 
 #include "core/crypto/aead.h"
+#include "core/crypto/key_backup.h"
 #include "core/crypto/keyfile.h"
 #include "core/util/file.h"
+#include "core/util/hex.h"
 #include "tests/core/test_util.h"
 
 namespace lsifs {
@@ -189,6 +191,45 @@ TEST(KeyFile, MissingOrCorruptKeysGiveClearErrors) {
   EXPECT_TRUE(ring.Load("bad", &info, &key).IsCorruption());
   testing::WriteFileBytes(path, AsBytes("hello\n"));
   EXPECT_TRUE(ring.Load("bad", &info, &key).IsCorruption());
+}
+
+TEST(ProviderKeyBackup, OpensOnlyWithItsPassphraseAndUnaltered) {
+  KeyInfo info;
+  info.kind = KeyKind::kProvider;
+  info.name = "provider";
+  info.id = 0x1234567890abcdefULL;
+  SecretKey key = SecretKey::Random();
+  ScryptCost cheap;
+  cheap.n = 1 << 10;  // the format's cost is stored in it; tests need not pay the default
+  std::string backup;
+  ASSERT_TRUE(ExportProviderKey(info, key, "correct horse", cheap, &backup).ok());
+  EXPECT_EQ(backup.find(HexEncode(key.span())), std::string::npos) << "the key is not in clear";
+
+  KeyInfo got;
+  SecretKey got_key;
+  ASSERT_TRUE(ImportProviderKey(backup, "correct horse", &got, &got_key).ok());
+  EXPECT_EQ(got.id, info.id);
+  EXPECT_EQ(got.kind, KeyKind::kProvider);
+  EXPECT_TRUE(std::equal(got_key.span().begin(), got_key.span().end(), key.span().begin()));
+
+  EXPECT_TRUE(ImportProviderKey(backup, "wrong horse", &got, &got_key).IsPermission());
+  // The id is bound to the sealed key: editing it is a wrong passphrase.
+  std::string edited = backup;
+  edited.replace(edited.find("1234567890abcdef"), 16, "1234567890abcdee");
+  EXPECT_TRUE(ImportProviderKey(edited, "correct horse", &got, &got_key).IsPermission());
+  // Not a backup, a newer one, or one asking too much of the machine.
+  EXPECT_TRUE(ImportProviderKey("{}", "x", &got, &got_key).IsCorruption());
+  EXPECT_TRUE(ImportProviderKey("not json", "x", &got, &got_key).IsCorruption());
+  std::string newer = backup;
+  newer.replace(newer.find("\"version\":1"), 11, "\"version\":9");
+  Status s = ImportProviderKey(newer, "correct horse", &got, &got_key);
+  EXPECT_NE(s.message().find("newer"), std::string::npos) << s.message();
+  std::string greedy = backup;
+  greedy.replace(greedy.find("\"n\":1024"), 8, "\"n\":1099511627776");
+  EXPECT_TRUE(ImportProviderKey(greedy, "correct horse", &got, &got_key).IsCorruption());
+  // Only a provider key is backed up this way.
+  info.kind = KeyKind::kExtension;
+  EXPECT_FALSE(ExportProviderKey(info, key, "correct horse", cheap, &backup).ok());
 }
 
 }  // namespace
