@@ -1662,7 +1662,7 @@ int main(int argc, char** argv) {
       PrintMainHelp(commands);
       return 0;
     } else if (a == "--version") {
-      std::printf("lsictl (lsifs) 0.1.0\n");
+      std::printf("lsictl (lsifs) %s\n", LSIFS_VERSION);
       return 0;
     } else if (a == "--json") {
       ctx.json = true;

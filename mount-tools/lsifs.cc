@@ -1,5 +1,6 @@
 // lsifs: the mount daemon. Serves the LSIs delivered to one extension as
 // read-only raw image files (see lsifs(8)).
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,6 +8,9 @@
 #include <sys/sysmacros.h>
 #include <syslog.h>
 #include <unistd.h>
+#ifdef LSIFS_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include <atomic>
 #include <cerrno>
@@ -30,6 +34,7 @@
 #include "core/service/service.h"
 #include "core/service/successors.h"
 #include "core/store/store.h"
+#include "core/util/file.h"
 #include "core/util/log.h"
 #include "core/util/numbers.h"
 #include "fs/lsifs_fs.h"
@@ -68,6 +73,8 @@ void Usage(FILE* to) {
       "       busy=refuse|wait        SIGTERM or Ctrl-C while an image is open (a loop device,\n"
       "                               a reader): refuse to stop and say what holds it, or\n"
       "                               stop when the last one is closed (default refuse)\n"
+      "       pidfile=PATH            write the daemon's pid to PATH (mode 0644) once the\n"
+      "                               mount is ready; removed when lsifs exits\n"
       "       cache_size=SIZE         decrypted-block cache, one for all images (default 64M;\n"
       "                               0 for none; at most half the memory)\n"
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
@@ -78,7 +85,8 @@ void Usage(FILE* to) {
       "                               (defaults 8, 16, 16, 1048576, 32)\n"
       "     any other option goes to FUSE (allow_other, default_permissions,\n"
       "     auto_unmount, ...). The mount is always read-only.\n"
-      "  -h, --help            this help\n\n"
+      "  -h, --help            this help\n"
+      "      --version         print the version\n\n"
       "The mount shows the LSIs delivered to EXT (lsictl restore): MOUNTPOINT/by-id/<lsi-id>.img,\n"
       "MOUNTPOINT/<volume>.img (from the latest restore of that volume without --snapshot)\n"
       "and live counters in MOUNTPOINT/.lsifs/.\n"
@@ -108,16 +116,135 @@ int Fail(const std::string& msg) {
 }
 
 bool g_foreground = false;
+// Standard error is the journal (systemd's JOURNAL_STREAM names it): syslog
+// reaches the same journal, so each line is written once, to standard error,
+// with its level in the prefix journald reads.
+bool g_stderr_is_journal = false;
 std::mutex g_log_mu;
+
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  unsigned long long dev = 0, ino = 0;
+  if (stream == nullptr || std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st;
+  return ::fstat(STDERR_FILENO, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
 
 void LogLine(const std::string& text) {
   const std::string line = PrintableLine(text);
   if (g_foreground) {
     std::lock_guard<std::mutex> lock(g_log_mu);
-    std::fprintf(stderr, "lsifs: %s\n", line.c_str());
+    // "<4>": LOG_WARNING, as the syslog line would have had.
+    std::fprintf(stderr, g_stderr_is_journal ? "<4>%s\n" : "lsifs: %s\n", line.c_str());
     std::fflush(stderr);
+    if (g_stderr_is_journal) return;
   }
   syslog(LOG_WARNING, "%s", line.c_str());
+}
+
+// Tells a service manager (systemd, Type=notify) how the daemon is doing:
+// READY=1, STOPPING=1, STATUS=... A no-op without NOTIFY_SOCKET, and in a
+// build without libsystemd.
+void Notify(const std::string& state) {
+#ifdef LSIFS_HAVE_SYSTEMD
+  (void)::sd_notify(0, state.c_str());
+#else
+  (void)state;
+#endif
+}
+
+// -o pidfile=PATH. The file is made under a temporary name beside PATH
+// before the mount, so that a folder lsifs cannot write in is refused on the
+// terminal, and renamed into place once the daemon has its final pid: PATH
+// never holds a partial or a previous pid while lsifs starts (a stale one is
+// replaced). It is removed when the daemon exits, if it still names it.
+class PidFile {
+ public:
+  ~PidFile() { Remove(); }
+
+  Status Prepare(const std::string& path) {
+    path_ = path;
+    const std::string dir = DirName(path);
+    if (::access(dir.c_str(), W_OK) != 0) return Status::FromErrno("cannot write in " + dir, errno);
+    Status s = writer_.Open(dir, path, 0644);
+    // Readable by all, as pid files are, whatever the umask.
+    if (s.ok() && ::fchmod(writer_.file().fd(), 0644) != 0) s = Status::FromErrno(path, errno);
+    if (!s.ok()) writer_.Abandon();
+    return s;
+  }
+  Status Publish() {
+    if (path_.empty()) return Status::Ok();
+    pid_ = ::getpid();
+    const std::string text = std::to_string(pid_) + "\n";
+    LSIFS_RETURN_IF_ERROR(writer_.Write(AsBytes(text)));
+    return writer_.Commit(/*replace=*/true);
+  }
+  void Remove() {
+    writer_.Abandon();
+    // Only the daemon that wrote it removes it (not a parent that exits).
+    if (pid_ == 0 || pid_ != ::getpid()) return;
+    std::string text;
+    if (ReadWholeFile(path_, 64, &text).ok() && text == std::to_string(pid_) + "\n") {
+      ::unlink(path_.c_str());
+    }
+    pid_ = 0;
+  }
+
+ private:
+  std::string path_;
+  AtomicFileWriter writer_;
+  pid_t pid_ = 0;
+};
+
+// Goes to the background as fuse_daemonize does (a new session, / as the
+// working directory, the standard streams on /dev/null), except that the
+// parent waits for the daemon's ReportReady and only then exits: 0 when it
+// is serving, so that whoever ran lsifs (a script, mount(8), systemd's
+// Type=forking) finds the mount answering and the pid file written; 1 with
+// the daemon's reason when it failed. Returns in the daemon only.
+int g_ready_fd = -1;
+
+Status Daemonize() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Status::FromErrno("pipe", errno);
+  pid_t pid = ::fork();
+  if (pid < 0) return Status::FromErrno("fork", errno);
+  if (pid > 0) {
+    ::close(fds[1]);
+    std::string said;
+    char buf[512];
+    for (;;) {
+      ssize_t n = ::read(fds[0], buf, sizeof buf);
+      if (n > 0) said.append(buf, static_cast<size_t>(n));
+      if (n == 0 || (n < 0 && errno != EINTR)) break;
+    }
+    if (said == "ready") ::_exit(0);
+    if (said.empty()) said = "the daemon exited before the mount was ready (see the system log)";
+    std::fprintf(stderr, "lsifs: %s\n", PrintableLine(said).c_str());
+    ::_exit(1);
+  }
+  ::close(fds[0]);
+  g_ready_fd = fds[1];
+  if (::setsid() < 0) return Status::FromErrno("setsid", errno);
+  if (::chdir("/") != 0) return Status::FromErrno("chdir /", errno);
+  int null = ::open("/dev/null", O_RDWR);
+  if (null < 0) return Status::FromErrno("/dev/null", errno);
+  for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) ::dup2(null, fd);
+  if (null > STDERR_FILENO) ::close(null);
+  return Status::Ok();
+}
+
+// Ends the wait of Daemonize's parent: "" when serving, else the reason.
+void ReportReady(const std::string& failure) {
+  if (g_ready_fd < 0) {
+    if (!failure.empty()) std::fprintf(stderr, "lsifs: %s\n", PrintableLine(failure).c_str());
+    return;
+  }
+  const std::string said = failure.empty() ? "ready" : failure;
+  ssize_t ignored = ::write(g_ready_fd, said.data(), said.size());
+  (void)ignored;
+  ::close(g_ready_fd);
+  g_ready_fd = -1;
 }
 
 void SetReadAhead(const std::string& mountpoint, uint64_t kb) {
@@ -221,11 +348,15 @@ int main(int argc, char** argv) {
   bool hydrate = false;
   bool persist_spill = true;
   bool wait_when_busy = false;
+  std::string pidfile_path;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
       Usage(stdout);
+      return 0;
+    } else if (a == "--version") {
+      std::printf("lsifs %s\n", LSIFS_VERSION);
       return 0;
     } else if (a == "-f" || a == "--foreground") {
       g_foreground = true;
@@ -264,6 +395,13 @@ int main(int argc, char** argv) {
           s = ParseChoice(key, value, "persist", "memory", &persist_spill);
         } else if (key == "busy") {
           s = ParseChoice(key, value, "wait", "refuse", &wait_when_busy);
+        } else if (key == "pidfile") {
+          if (value.empty()) {
+            s = Status::InvalidArgument("needs a path: pidfile=PATH");
+          } else {
+            // Absolute: once daemonized, the working directory is /.
+            pidfile_path = std::filesystem::absolute(value).lexically_normal();
+          }
         } else if (key == "hydrate") {
           s = ParseChoice(key, value, "on", "off", &hydrate);
         } else if (key == "expand_budget") {
@@ -361,6 +499,7 @@ int main(int argc, char** argv) {
                  deferred_to.c_str());
   }
 
+  g_stderr_is_journal = g_foreground && StderrIsJournal();
   openlog("lsifs", LOG_PID, LOG_DAEMON);
   // Made after daemonizing: a fork keeps neither threads nor LevelDB's lock.
   std::unique_ptr<AccessRecorder> recorder;
@@ -410,12 +549,27 @@ int main(int argc, char** argv) {
     fuse_opt_free_args(&args);
     return Fail("cannot install signal handlers: " + s.message());
   }
+  // Refused before mounting, on the terminal.
+  PidFile pidfile;
+  if (!pidfile_path.empty()) {
+    s = pidfile.Prepare(pidfile_path);
+    if (!s.ok()) {
+      fuse_session_destroy(se);
+      fuse_opt_free_args(&args);
+      return Fail("-o pidfile=" + pidfile_path + ": " + s.message());
+    }
+  }
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
     fuse_session_destroy(se);
     fuse_opt_free_args(&args);
     return Fail("cannot mount on " + mountpoint + " (does it exist? is /dev/fuse there?)");
   }
-  if (fuse_daemonize(g_foreground ? 1 : 0) != 0) {
+  if (!g_foreground) s = Daemonize();
+  // The pid is final now. A service manager waiting for the file would wait
+  // forever for one that cannot be written: that stops the daemon.
+  if (s.ok()) s = pidfile.Publish().WithContext("-o pidfile=" + pidfile_path);
+  if (!s.ok()) {
+    ReportReady(s.message());
     fuse_session_unmount(se);
     fuse_session_destroy(se);
     fuse_opt_free_args(&args);
@@ -523,6 +677,10 @@ int main(int argc, char** argv) {
       if (!built) next_try = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     }
   });
+  // Ready: the mount is in place (requests wait in the kernel until the loop
+  // below takes them), the pid file written, the control socket up.
+  ReportReady("");
+  Notify("READY=1\nSTATUS=serving extension '" + extension + "' from " + store_path);
   fs.StartBackground(se);
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
@@ -555,6 +713,7 @@ int main(int argc, char** argv) {
       if (idle) {
         LogLine(sig != 0 ? std::string("stopping on SIG") + ::sigabbrev_np(sig)
                          : std::string("the last open image was closed: stopping"));
+        Notify("STOPPING=1");
         link.Stop();  // nothing reads any more: background waits end now
         fuse_session_exit(se);
         // The loop notices the exit at its next request: make one.
@@ -570,14 +729,19 @@ int main(int argc, char** argv) {
       std::string busy = "busy: " + names + " open" +
                          (holders.empty() ? std::string() : " (held by " + holders + ")");
       if (wait_when_busy) {
-        if (!waiting)
+        if (!waiting) {
           LogLine(std::string("SIG") + ::sigabbrev_np(sig) + ": " + busy +
                   "; stopping when the last one is closed (busy=wait)");
+          // systemctl status shows why a stop takes its time.
+          Notify("STATUS=stopping when the last open image is closed: " + busy);
+        }
         waiting = true;
       } else {
         LogLine(std::string("not stopping on SIG") + ::sigabbrev_np(sig) + ": " + busy +
                 "; close or detach it (losetup -d, umount), then stop again, or mount with "
                 "-o busy=wait");
+        Notify("STATUS=serving; not stopped on SIG" + std::string(::sigabbrev_np(sig)) + ": " +
+               busy);
       }
     }
   });
@@ -587,6 +751,7 @@ int main(int argc, char** argv) {
   fuse_loop_cfg_set_clone_fd(config, 1);
   int rc = fuse_session_loop_mt(se, config);
   fuse_loop_cfg_destroy(config);
+  Notify("STOPPING=1");  // also after an unmount (fusermount3 -u)
   OnStopSignal(kEndStopper);
   stopper.join();
 
@@ -607,6 +772,7 @@ int main(int argc, char** argv) {
   // After the device is closed: a stat still waiting on this mount fails.
   tune.join();
   LogLine("unmounted " + mountpoint);
+  pidfile.Remove();
   // The loop returns the number of the signal that ended it (a clean stop) or
   // a negative errno.
   return rc >= 0 ? 0 : 1;

@@ -10,6 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   build-essential cmake pkg-config ninja-build
   libfuse3-dev fuse3
+  libsystemd-dev systemd bash-completion
   libssl-dev
   libleveldb-dev libsnappy-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev

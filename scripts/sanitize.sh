@@ -35,7 +35,7 @@ if [ "$mode" != tsan ]; then
   build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=all"
   # abort_on_error: a report in a daemon a test started fails that test too.
   skip='^bench_'
-  [ "$mode" = ci ] && skip='^bench_|^(MountTest|AccessTest|CatalogMountTest|CorruptionMountTest)\.|^e2e_scheduler$'
+  [ "$mode" = ci ] && skip='^bench_|^(MountTest|AccessTest|CatalogMountTest|CorruptionMountTest)\.|^e2e_(scheduler|service)$'
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1" \
     ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E "$skip"
 fi
