@@ -7,6 +7,7 @@
 
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,7 @@
 #include "core/origin/import.h"
 #include "core/origin/link.h"
 #include "core/origin/snapshot.h"
+#include "core/service/report.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
 #include "core/util/file.h"
@@ -1175,30 +1177,53 @@ int CmdAccessShow(Context& ctx) {
   return 0;
 }
 
+// The heat map's format: --format, else the output file's extension; a
+// name that says otherwise, or nothing, is refused before any work.
+Status HeatmapFormatOf(const Context& ctx, const std::string& path, HeatmapFormat* format) {
+  const size_t slash = path.find_last_of('/');
+  const std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  const size_t dot = base.find_last_of('.');
+  std::string ext = dot == std::string::npos ? "" : base.substr(dot + 1);
+  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  HeatmapFormat named;
+  const bool by_name = ParseHeatmapFormat(ext, &named).ok();
+  if (ctx.vm.count("format")) {
+    LSIFS_RETURN_IF_ERROR(ParseHeatmapFormat(ctx.Arg("format"), format));
+    if (by_name && named != *format) {
+      return Status::InvalidArgument(path + " ends in ." + ext + " but --format is " +
+                                     HeatmapFormatName(*format));
+    }
+    return Status::Ok();
+  }
+  if (!by_name) {
+    return Status::InvalidArgument("cannot tell the heat map's format from '" + path +
+                                   "': name it FILE.svg or FILE.png, or pass --format svg|png");
+  }
+  *format = named;
+  return Status::Ok();
+}
+
 int CmdAccessHeatmap(Context& ctx) {
-  std::string path = ctx.Arg("output");
-  if (path.size() < 4 || path.compare(path.size() - 4, 4, ".svg") != 0) {
-    return Fail(Status::InvalidArgument("the heat map is drawn as SVG: name the file FILE.svg"));
-  }
-  std::string svg;
-  Status s = ServiceCall(ctx, {"access-heatmap", ctx.Arg("extension"), ctx.Arg("volume")}, &svg);
+  const std::string path = ctx.Arg("output");
+  HeatmapFormat format;
+  Status s = HeatmapFormatOf(ctx, path, &format);
   if (!s.ok()) return Fail(s);
-  File f;
-  std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());
-  s = File::CreateExclusive(tmp, 0644, &f);
-  if (s.ok()) s = f.WriteAll(AsBytes(svg));
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Status::FromErrno(path, errno);
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return Fail(s);
-  }
+  // SVG is asked for as before PNG existed, so that a daemon started
+  // before an upgrade still draws it.
+  std::vector<std::string> request{"access-heatmap", ctx.Arg("extension"), ctx.Arg("volume")};
+  if (format == HeatmapFormat::kPng) request.push_back(HeatmapFormatName(format));
+  std::string picture;
+  s = ServiceCall(ctx, request, &picture);
+  if (!s.ok()) return Fail(s);
+  // Beside the file, then renamed over it: never a half-written picture.
+  s = WriteFileAtomically(DirName(path), path, AsBytes(picture), 0644, /*replace=*/true);
+  if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;
-    j.BeginObject().Field("heatmap", path).EndObject();
+    j.BeginObject().Field("heatmap", path).Field("format", HeatmapFormatName(format)).EndObject();
     PrintJson(j);
   } else {
-    std::fprintf(stderr, "wrote %s\n", path.c_str());
+    std::fprintf(stderr, "wrote %s (%s)\n", path.c_str(), HeatmapFormatName(format));
   }
   return 0;
 }
@@ -1512,17 +1537,30 @@ std::vector<Command> Commands() {
        },
        CmdAccessShow},
       {{"access", "heatmap"},
-       "-e EXT -v VOLUME -o FILE.svg",
-       "draw block-access frequency over the volume's address space",
-       "Writes an SVG: the volume's blocks in rows, left to right, each cell coloured\n"
-       "by the estimated probability that the next session reads it (white: never read,\n"
-       "dark red: read every session).\n"
-       "Example: lsictl -s /srv/lsifs access heatmap -e site-a -v vol-db -o vol-db.svg",
+       "-e EXT -v VOLUME -o FILE.svg|FILE.png [--format svg|png]",
+       "draw which blocks EXT's sessions read, over the volume's address space",
+       "Draws the blocks of VOLUME's latest snapshot in rows of 64 cells (up to 4096\n"
+       "blocks one per cell, larger volumes several per cell), every second or fourth row\n"
+       "labelled with its first block and byte offset (\"block 16384 \xc2\xb7 1 GiB\"); -e '*'\n"
+       "draws every extension's sessions. A cell's colour is the number of sessions that\n"
+       "read its block (the most among its blocks), on the viridis palette, linear in\n"
+       "the count: dark purple #440154 (1 session) through teal to yellow #fde725 (the\n"
+       "most, named on the colour bar). Light grey #cccccc: the snapshot holds the block\n"
+       "but no session read it. White hatched with grey #969696 diagonals: the snapshot\n"
+       "does not hold it (a hole) and no session read it. Red #e41a1c outlines, numbered:\n"
+       "the co-access clusters access show lists, under its numbers. The format is\n"
+       "--format, else FILE's extension: .svg (SVG) or .png (PNG); any other is refused.\n"
+       "The PNG has the same cells, outlines, ticks and colour bar but no text (title,\n"
+       "labels, numbers): read those in the SVG. The file is written under a temporary\n"
+       "name beside FILE and renamed over it.\n"
+       "Example: lsictl -s /srv/lsifs access heatmap -e site-a -v vol-db -o vol-db.png",
        {},
        [](po::options_description& d) {
          d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
              "volume,v", po::value<std::string>()->required(), "the volume")(
-             "output,o", po::value<std::string>()->required(), "the SVG file to write");
+             "output,o", po::value<std::string>()->required(),
+             "the file to write: FILE.svg or FILE.png")(
+             "format", po::value<std::string>(), "svg or png (default: from FILE's extension)");
        },
        CmdAccessHeatmap},
       {{"verify"},

@@ -15,6 +15,7 @@ packages=(
   libleveldb-dev libsnappy-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libgtest-dev googletest
+  libpng-dev
   e2fsprogs util-linux kmod
   fio python3 strace
   clang

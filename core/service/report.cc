@@ -3,6 +3,7 @@
 #include "core/predictor/predictor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -192,6 +193,7 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
     j.EndArray().Key("clusters").BeginArray();
     for (size_t i = 0; i < std::min(req.top, clusters.size()); ++i) {
       j.BeginObject()
+          .Field("cluster", static_cast<uint64_t>(i + 1))
           .Field("size", static_cast<uint64_t>(clusters[i].blocks.size()))
           .Key("blocks")
           .BeginArray();
@@ -244,81 +246,259 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
       members += (k ? " " : "") + std::to_string(clusters[i].blocks[k]);
     }
     if (clusters[i].blocks.size() > 12) members += " ...";
-    std::snprintf(line, sizeof line, "  %4zu blocks: ", clusters[i].blocks.size());
+    // Numbered as the heat map outlines them.
+    std::snprintf(line, sizeof line, "  #%-3zu %4zu blocks: ", i + 1, clusters[i].blocks.size());
     *out += line + members + "\n";
   }
   return Status::Ok();
 }
 
-Status RenderHeatmapSvg(AccessDb& db, const std::string& extension, const std::string& volume,
-                        uint64_t volume_blocks, uint32_t block_size, std::string* svg) {
+Status ParseHeatmapFormat(const std::string& name, HeatmapFormat* out) {
+  if (name == "svg") {
+    *out = HeatmapFormat::kSvg;
+  } else if (name == "png") {
+    *out = HeatmapFormat::kPng;
+  } else {
+    return Status::InvalidArgument("heat map format '" + name + "' is not svg or png");
+  }
+  return Status::Ok();
+}
+
+const char* HeatmapFormatName(HeatmapFormat format) {
+  return format == HeatmapFormat::kPng ? "png" : "svg";
+}
+
+namespace {
+
+// The grid: cells of `per_cell` consecutive blocks, kColumns to a row, at
+// most kMaxCells of them, kPitch pixels apart (a cell and a one-pixel gap).
+constexpr uint64_t kColumns = 64;
+constexpr uint64_t kMaxCells = 64 * 64;
+constexpr int kPitch = 10;
+constexpr int kLeft = 200, kTop = 86;
+constexpr int kBarHeight = 200, kBarStrips = 100;
+constexpr Rgb kInk{34, 34, 34}, kGreyInk{85, 85, 85}, kTick{119, 119, 119};
+
+// "1 GiB", "832 KiB": exact when the offset is a whole number of a unit.
+std::string AxisBytes(uint64_t bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  int u = 0;
+  while (u < 5 && bytes >= 1024 && bytes % 1024 == 0) {
+    bytes /= 1024;
+    ++u;
+  }
+  if (u == 5 || bytes < 1024) return std::to_string(bytes) + " " + kUnits[u];
+  return FormatBytes(bytes << (10 * u));
+}
+
+// The edges of the cell at (x, y) that are marked: each line lies in the gap
+// beside the cell and one pixel beyond, so it hides nothing of the cell.
+void AddOutline(Picture& p, int x, int y, bool left, bool right, bool top, bool bottom,
+                const std::string& group) {
+  const int span = kPitch + 3;  // the corners too
+  if (left) p.Add(Rect::Solid(x - 2, y - 2, 2, span, kHeatCluster), group);
+  if (right) p.Add(Rect::Solid(x + kPitch - 1, y - 2, 2, span, kHeatCluster), group);
+  if (top) p.Add(Rect::Solid(x - 2, y - 2, span, 2, kHeatCluster), group);
+  if (bottom) p.Add(Rect::Solid(x - 2, y + kPitch - 1, span, 2, kHeatCluster), group);
+}
+
+// Counts to label on the colour bar: 1, the most, and at most five round
+// steps (1, 2, 5, 10, 20, 50...) between.
+std::vector<uint32_t> CountTicks(uint32_t most) {
+  std::vector<uint32_t> ticks{1};
+  if (most <= 1) return ticks;
+  uint64_t step = 1;
+  for (uint64_t base = 1; (most - 1) / step > 5; base *= 10) {
+    for (uint64_t mult : {1u, 2u, 5u}) {
+      step = base * mult;
+      if ((most - 1) / step <= 5) break;
+    }
+  }
+  for (uint64_t v = step; v < most; v += step) {
+    // Not so near the top that the labels overlap.
+    if (v > 1 && 2 * (most - v) >= step) ticks.push_back(static_cast<uint32_t>(v));
+  }
+  ticks.push_back(most);
+  return ticks;
+}
+
+}  // namespace
+
+Status DrawHeatmap(AccessDb& db, const HeatmapRequest& req, Picture* out) {
+  if (req.volume_blocks == 0) return Status::InvalidArgument("volume has no blocks");
   ModelMeta meta;
   std::vector<std::pair<uint64_t, BlockStats>> model;
-  LSIFS_RETURN_IF_ERROR(db.LoadModel(extension, volume, &meta, &model));
-  if (volume_blocks == 0) return Status::InvalidArgument("volume has no blocks");
-  constexpr uint64_t kColumns = 64;
-  constexpr uint64_t kMaxCells = 64 * 64;
-  const uint64_t per_cell = (volume_blocks + kMaxCells - 1) / kMaxCells;
-  const uint64_t cells = (volume_blocks + per_cell - 1) / per_cell;
+  LSIFS_RETURN_IF_ERROR(db.LoadModel(req.extension, req.volume, &meta, &model));
+  const uint64_t per_cell = (req.volume_blocks + kMaxCells - 1) / kMaxCells;
+  const uint64_t cells = (req.volume_blocks + per_cell - 1) / per_cell;
   const uint64_t rows = (cells + kColumns - 1) / kColumns;
-  std::vector<double> heat(cells, 0.0);
+
+  // Per cell: the most sessions that read one of its blocks, and whether
+  // the snapshot holds any of them.
+  std::vector<uint32_t> reads(cells, 0);
   for (const auto& [b, st] : model) {
-    if (b >= volume_blocks || meta.total <= 0) continue;
-    double p = st.WeightAt(meta.sessions, db.params()) / meta.total;
-    heat[b / per_cell] = std::max(heat[b / per_cell], p);
+    if (b < req.volume_blocks) reads[b / per_cell] = std::max(reads[b / per_cell], st.sessions);
   }
-  const int cell = 10, left = 70, top = 60;
-  const int width = left + static_cast<int>(kColumns) * cell + 140;
-  const int height = top + static_cast<int>(rows) * cell + 50;
-  auto color = [](double p) {
-    // White (never read) through yellow to dark red (read every session).
-    int r = 255, g = static_cast<int>(255 - 200 * std::min(1.0, p * 2)),
-        b = static_cast<int>(255 - 255 * std::min(1.0, p * 1.5));
-    if (p > 0.5) r = static_cast<int>(255 - 120 * (p - 0.5) * 2);
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "#%02x%02x%02x", std::clamp(r, 0, 255), std::clamp(g, 0, 255),
-                  std::clamp(b, 0, 255));
-    return std::string(buf);
+  std::vector<bool> present(cells, false);
+  if (req.present) {
+    LSIFS_RETURN_IF_ERROR(req.present([&](uint64_t b) {
+      if (b < req.volume_blocks) present[b / per_cell] = true;
+    }));
+  }
+  const uint32_t most = *std::max_element(reads.begin(), reads.end());
+  auto heat = [&](uint32_t n) {
+    return Viridis(most <= 1 ? 1.0 : static_cast<double>(n - 1) / (most - 1));
   };
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-                "font-family=\"sans-serif\" font-size=\"12\">\n"
-                "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-                "<text x=\"%d\" y=\"22\" font-size=\"15\">Block-access frequency: %s on %s "
-                "(%u sessions)</text>\n"
-                "<text x=\"%d\" y=\"42\" fill=\"#555\">each cell: %llu block(s) = %s; rows of %llu "
-                "cells; colour: P(read in the next session), max over the cell</text>\n",
-                width, height, left, volume.c_str(), extension.c_str(), meta.sessions, left,
-                static_cast<unsigned long long>(per_cell),
-                FormatBytes(per_cell * block_size).c_str(),
-                static_cast<unsigned long long>(kColumns));
-  *svg = buf;
-  for (uint64_t r = 0; r < rows; r += 8) {
-    std::snprintf(buf, sizeof buf,
-                  "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"#555\">%s</text>\n", left - 6,
-                  top + static_cast<int>(r) * cell + 9,
-                  FormatBytes(r * kColumns * per_cell * block_size).c_str());
-    *svg += buf;
+
+  Picture& p = *out;
+  p = Picture();
+  const int grid_w = static_cast<int>(kColumns) * kPitch;
+  const int legend_x = kLeft + grid_w + 40;
+  const int grid_bottom = kTop + static_cast<int>(rows) * kPitch;
+  const int legend_bottom = kTop + 30 + kBarHeight + 100;
+  p.width = legend_x + 290;
+  p.height = std::max(grid_bottom, legend_bottom) + 30;
+  const bool everyone = req.extension == kAllExtensions;
+  const std::string who = everyone ? "every extension" : req.extension;
+  p.title = "Blocks read: " + req.volume + " by " + who;
+  char line[400];
+  std::snprintf(line, sizeof line, "Blocks read: %s by %s (%u sessions)", req.volume.c_str(),
+                who.c_str(), meta.sessions);
+  p.Add(Text{kLeft, 24, line, 16, Text::Anchor::kStart, kInk, true});
+  std::snprintf(line, sizeof line,
+                "latest snapshot %s: %llu blocks of %s; each cell %llu block%s (%s); "
+                "a row %llu blocks (%s)",
+                FormatId(req.snapshot).c_str(), static_cast<unsigned long long>(req.volume_blocks),
+                AxisBytes(req.block_size).c_str(), static_cast<unsigned long long>(per_cell),
+                per_cell == 1 ? "" : "s", AxisBytes(per_cell * req.block_size).c_str(),
+                static_cast<unsigned long long>(kColumns * per_cell),
+                AxisBytes(kColumns * per_cell * req.block_size).c_str());
+  p.Add(Text{kLeft, 44, line, 12, Text::Anchor::kStart, kGreyInk, false});
+  p.Add(Text{kLeft, 60,
+             "a cell shows the most sessions that read one of its blocks; grey: none did; "
+             "hatched: the snapshot holds none of them",
+             12, Text::Anchor::kStart, kGreyInk, false});
+
+  // The axes: blocks and bytes at the start of every few rows, and block
+  // offsets along a row.
+  for (uint64_t c = 0; c < kColumns; c += 16) {
+    const int x = kLeft + static_cast<int>(c) * kPitch;
+    p.Add(Rect::Solid(x, kTop - 6, 1, 4, kTick), "axis");
+    if (c == 0) continue;
+    p.Add(Text{x, kTop - 10, "+" + std::to_string(c * per_cell) + " blocks", 11,
+               Text::Anchor::kStart, kGreyInk, false},
+          "axis");
   }
+  uint64_t label_every = 2;
+  while (rows / label_every > 16) label_every *= 2;
+  for (uint64_t r = 0; r < rows; r += label_every) {
+    const int y = kTop + static_cast<int>(r) * kPitch;
+    const uint64_t block = r * kColumns * per_cell;
+    p.Add(Rect::Solid(kLeft - 7, y, 5, 1, kTick), "axis");
+    // "\xc2\xb7": a middle dot.
+    p.Add(Text{kLeft - 10, y + 8,
+               "block " + std::to_string(block) + " \xc2\xb7 " + AxisBytes(block * req.block_size),
+               11, Text::Anchor::kEnd, kGreyInk, false},
+          "axis");
+  }
+
+  auto cell_x = [](uint64_t i) { return kLeft + static_cast<int>(i % kColumns) * kPitch; };
+  auto cell_y = [](uint64_t i) { return kTop + static_cast<int>(i / kColumns) * kPitch; };
   for (uint64_t i = 0; i < cells; ++i) {
-    std::snprintf(buf, sizeof buf,
-                  "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\" "
-                  "stroke=\"#eee\" stroke-width=\"0.5\"/>\n",
-                  left + static_cast<int>(i % kColumns) * cell,
-                  top + static_cast<int>(i / kColumns) * cell, cell, cell, color(heat[i]).c_str());
-    *svg += buf;
+    const int x = cell_x(i), y = cell_y(i), side = kPitch - 1;
+    Rect r = reads[i] > 0 ? Rect::Solid(x, y, side, side, heat(reads[i]))
+             : present[i] ? Rect::Solid(x, y, side, side, kHeatNeverRead)
+                          : Rect::Hatched(x, y, side, side, kHeatHole, kHeatHoleLine);
+    r.id = "cell-" + std::to_string(i);
+    p.Add(std::move(r), "cells");
   }
-  int lx = left + static_cast<int>(kColumns) * cell + 20;
-  for (int k = 0; k <= 10; ++k) {
-    double p = 1.0 - k / 10.0;
-    std::snprintf(buf, sizeof buf,
-                  "<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"12\" fill=\"%s\" stroke=\"#999\" "
-                  "stroke-width=\"0.5\"/><text x=\"%d\" y=\"%d\">%.1f</text>\n",
-                  lx, top + k * 14, color(p).c_str(), lx + 22, top + k * 14 + 10, p);
-    *svg += buf;
+
+  // The clusters `access show` lists, found by the same code, outlined
+  // where a cluster's cells meet cells outside it, and numbered at the cell
+  // of the block read first.
+  std::vector<Cluster> clusters = FindClusters(model, meta.sessions, db.params());
+  const size_t shown = std::min(ShowRequest().top, clusters.size());
+  std::vector<bool> member(cells, false);
+  for (size_t k = 0; k < shown; ++k) {
+    std::vector<uint64_t> in;
+    for (uint64_t b : clusters[k].blocks) {
+      if (b < req.volume_blocks && !member[b / per_cell]) {
+        member[b / per_cell] = true;
+        in.push_back(b / per_cell);
+      }
+    }
+    if (in.empty()) continue;
+    const std::string group = "cluster-" + std::to_string(k + 1);
+    auto inside = [&](uint64_t i, int dcol, int drow) {
+      const int64_t col = static_cast<int64_t>(i % kColumns) + dcol;
+      const int64_t row = static_cast<int64_t>(i / kColumns) + drow;
+      if (col < 0 || col >= static_cast<int64_t>(kColumns) || row < 0) return false;
+      const uint64_t j = static_cast<uint64_t>(row) * kColumns + static_cast<uint64_t>(col);
+      return j < cells && member[j];
+    };
+    for (uint64_t i : in) {
+      AddOutline(p, cell_x(i), cell_y(i), !inside(i, -1, 0), !inside(i, 1, 0), !inside(i, 0, -1),
+                 !inside(i, 0, 1), group);
+    }
+    const uint64_t first = clusters[k].blocks.front();
+    if (first < req.volume_blocks) {
+      p.Add(Text{cell_x(first / per_cell) + 4, cell_y(first / per_cell) - 3, std::to_string(k + 1),
+                 11, Text::Anchor::kMiddle, kHeatCluster, true},
+            group);
+    }
+    for (uint64_t i : in) member[i] = false;
   }
-  *svg += "</svg>\n";
+
+  // The legend: the colour bar with its counts, then the other colours.
+  int y = kTop;
+  p.Add(Text{legend_x, y + 4, "sessions that read the block", 12, Text::Anchor::kStart, kInk, true},
+        "legend");
+  p.Add(Text{legend_x, y + 20, "viridis, linear in the count", 11, Text::Anchor::kStart, kGreyInk,
+             false},
+        "legend");
+  const int bar_top = y + 30;
+  for (int s = 0; s < kBarStrips; ++s) {
+    const int y0 = bar_top + s * kBarHeight / kBarStrips;
+    const int y1 = bar_top + (s + 1) * kBarHeight / kBarStrips;
+    p.Add(Rect::Solid(legend_x, y0, 16, y1 - y0, Viridis(1.0 - (s + 0.5) / kBarStrips)), "legend");
+  }
+  const uint32_t top_count = std::max<uint32_t>(most, 1);
+  for (uint32_t v : CountTicks(top_count)) {
+    const double t = top_count <= 1 ? 1.0 : static_cast<double>(v - 1) / (top_count - 1);
+    const int ty = bar_top + static_cast<int>(std::lround((1.0 - t) * (kBarHeight - 1)));
+    p.Add(Rect::Solid(legend_x + 16, ty, 5, 1, kInk), "legend");
+    p.Add(Text{legend_x + 25, ty + 4, std::to_string(v), 11, Text::Anchor::kStart, kInk, false},
+          "legend");
+  }
+  if (most == 0) {
+    p.Add(Text{legend_x + 25, bar_top + kBarHeight, "(no block read yet)", 11, Text::Anchor::kStart,
+               kGreyInk, false},
+          "legend");
+  }
+  y = bar_top + kBarHeight + 24;
+  p.Add(Rect::Solid(legend_x, y, kPitch - 1, kPitch - 1, kHeatNeverRead), "legend");
+  p.Add(Text{legend_x + 16, y + 9, "never read", 11, Text::Anchor::kStart, kInk, false}, "legend");
+  y += 20;
+  p.Add(Rect::Hatched(legend_x, y, kPitch - 1, kPitch - 1, kHeatHole, kHeatHoleLine), "legend");
+  p.Add(Text{legend_x + 16, y + 9, "not in the snapshot (a hole), never read", 11,
+             Text::Anchor::kStart, kInk, false},
+        "legend");
+  y += 20;
+  AddOutline(p, legend_x, y, true, true, true, true, "legend");
+  p.Add(Text{legend_x + 16, y + 9, "co-access cluster, numbered", 11, Text::Anchor::kStart, kInk,
+             false},
+        "legend");
+  std::snprintf(line, sizeof line, "as access show lists it (%zu of %zu)", shown, clusters.size());
+  p.Add(Text{legend_x + 16, y + 24, line, 11, Text::Anchor::kStart, kGreyInk, false}, "legend");
+  return Status::Ok();
+}
+
+Status RenderHeatmap(AccessDb& db, const HeatmapRequest& req, HeatmapFormat format,
+                     std::string* out) {
+  Picture picture;
+  LSIFS_RETURN_IF_ERROR(DrawHeatmap(db, req, &picture));
+  if (format == HeatmapFormat::kPng) return RenderPng(picture, out);
+  *out = RenderSvg(picture);
   return Status::Ok();
 }
 

@@ -593,12 +593,30 @@ Status ServeAccess(const ServiceEnv& env, const std::vector<std::string>& reques
       req.json = request[4] == "1";
       return RenderAccessShow(*db, req, body);
     }
+    // Without a format, SVG: what lsictl asked before PNG existed.
+    HeatmapFormat format = HeatmapFormat::kSvg;
+    if (request.size() > 3) LSIFS_RETURN_IF_ERROR(ParseHeatmapFormat(request[3], &format));
     std::vector<SnapshotInfo> snaps;
     LSIFS_RETURN_IF_ERROR(ListSnapshots(*env.store, *env.keys, request[2], &snaps));
     if (snaps.empty()) return Status::NotFound("volume '" + request[2] + "' has no snapshots");
     const SnapshotInfo& latest = snaps.back();
-    return RenderHeatmapSvg(*db, request[1], request[2], latest.block_count(), latest.block_size,
-                            body);
+    HeatmapRequest req;
+    req.extension = request[1];
+    req.volume = request[2];
+    req.snapshot = latest.id;
+    req.volume_blocks = latest.block_count();
+    req.block_size = latest.block_size;
+    // The map is streamed: memory stays bounded by the grid, whatever the
+    // volume's size.
+    req.present = [&](const std::function<void(uint64_t)>& visit) -> Status {
+      SnapshotMapReader map;
+      LSIFS_RETURN_IF_ERROR(
+          map.Open(env.store->snapshot_map_path(latest.volume, latest.id), *env.keys));
+      BlockLocation loc;
+      while (map.Next(&loc)) visit(loc.block);
+      return map.status();
+    };
+    return RenderHeatmap(*db, req, format, body);
   });
 }
 
@@ -672,7 +690,7 @@ Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& reque
                     std::string* body) {
   const std::string verb = request.empty() ? "" : request[0];
   const size_t n = request.size();
-  if ((verb == "access-show" && n == 5) || (verb == "access-heatmap" && n == 3)) {
+  if ((verb == "access-show" && n == 5) || (verb == "access-heatmap" && (n == 3 || n == 4))) {
     return ServeAccess(env, request, body);
   }
   if (verb == "restore" && n == 4) return ServeRestore(env, request, body);

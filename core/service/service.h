@@ -4,7 +4,7 @@
 // ServeRequest, so they answer alike.
 //
 //   access-show    EXT VOLUME SESSION(0 = overview) JSON(0|1)   text or JSON
-//   access-heatmap EXT VOLUME                                    an SVG document
+//   access-heatmap EXT VOLUME [FORMAT(svg|png)]                  an SVG document, or PNG bytes
 //   restore        EXT VOLUME SNAPSHOT(- = latest)               JSON: the LSI delivered
 //   preassemble    EXT VOLUME STRATEGY PRIORITY BUDGET EXPLAIN   JSON: the LSI assembled
 //   lsi-list                                                     JSON: every LSI
@@ -22,7 +22,8 @@
 // origin link in the class of their priority.
 //
 // JSON replies are rendered as text by lsictl; the names are those of
-// lsictl(8)'s --json output.
+// lsictl(8)'s --json output. A body is bytes until the connection closes
+// (control.h), so a PNG travels as it is.
 #pragma once
 
 #include <atomic>

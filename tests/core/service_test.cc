@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <thread>
 
+#include "core/control/control.h"
 #include "core/origin/import.h"
 #include "core/util/hex.h"
 #include "tests/core/test_util.h"
@@ -221,6 +222,41 @@ TEST_F(ServiceTest, TheCatalogContextHoldsLatestSnapshotsAndModels) {
   ASSERT_TRUE(MakeCatalogContext(*store_, *keys_, nullptr, &c).ok());
   EXPECT_FALSE(c.models_known);
   EXPECT_TRUE(c.model_sessions.empty());
+}
+
+TEST_F(ServiceTest, TheHeatmapComesAsSvgOrPngAlikeOverTheControlSocket) {
+  Session(1, {0, 1, 2});
+  std::string body;
+  // Without a format (as lsictl asked before PNG existed): SVG.
+  ASSERT_TRUE(ServeRequest(env_, {"access-heatmap", "site-a", "vol"}, &body).ok());
+  EXPECT_EQ(body.rfind("<?xml", 0), 0u) << body.substr(0, 100);
+  EXPECT_NE(body.find("<svg "), std::string::npos);
+  std::string svg;
+  ASSERT_TRUE(ServeRequest(env_, {"access-heatmap", "site-a", "vol", "svg"}, &svg).ok());
+  EXPECT_EQ(svg, body);
+  std::string png;
+  ASSERT_TRUE(ServeRequest(env_, {"access-heatmap", "site-a", "vol", "png"}, &png).ok());
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  Status s = ServeRequest(env_, {"access-heatmap", "site-a", "vol", "gif"}, &body);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("not svg or png"), std::string::npos) << s.message();
+  EXPECT_EQ(ServeRequest(env_, {"access-heatmap", "site-a", "vol", "png", "x"}, &body).code(),
+            Status::Code::kInvalidArgument);
+  EXPECT_TRUE(ServeRequest(env_, {"access-heatmap", "site-a", "novol", "png"}, &body).IsNotFound());
+  // A body runs to the end of the connection: the PNG's bytes (NULs and
+  // all) arrive as the service made them.
+  std::unique_ptr<ControlServer> server;
+  const std::string socket = dir_ / "control.sock";
+  ASSERT_TRUE(ControlServer::Start(
+                  socket,
+                  [this](const std::vector<std::string>& request, const ControlServer::Progress&,
+                         std::string* out) { return ServeRequest(env_, request, out); },
+                  &server)
+                  .ok());
+  std::string over;
+  ASSERT_TRUE(ControlCall(socket, {"access-heatmap", "site-a", "vol", "png"}, &over).ok());
+  EXPECT_NE(png.find('\0'), std::string::npos);
+  EXPECT_EQ(over, png);
 }
 
 }  // namespace

@@ -127,12 +127,28 @@ TEST_F(AccessTest, LoopDeviceReadsAppearInAccessShowWithTheirBlocksAndOrder) {
   std::string overview = Lsictl("access show -e site-a -v vol --json");
   EXPECT_EQ(JsonCounter(overview, "blocks"), logged.size());
   EXPECT_NE(overview.find("\"hot_blocks\":[{\"block\":"), std::string::npos) << overview;
+  // The heat map, drawn by the daemon: the blocks read at the top of the
+  // palette (one session, the most), the sparse image's holes hatched, and
+  // blocks it holds that nothing read in grey.
   int rc = 0;
   Lsictl("access heatmap -e site-a -v vol -o " + (f_->dir() / "heat.svg"), &rc);
   EXPECT_EQ(rc, 0);
   std::string svg = ReadText(f_->dir() / "heat.svg");
   EXPECT_NE(svg.find("<svg"), std::string::npos);
-  EXPECT_NE(svg.find("1 sessions"), std::string::npos);
+  EXPECT_NE(svg.find("(1 sessions)"), std::string::npos);
+  auto fill_of = [&](uint64_t block) {  // one block a cell: 640 blocks
+    size_t at = svg.find("<rect id=\"cell-" + std::to_string(block) + "\" ");
+    if (at == std::string::npos) return std::string("none");
+    at = svg.find("fill=\"", at) + 6;
+    return svg.substr(at, svg.find('"', at) - at);
+  };
+  for (uint64_t b : order) EXPECT_EQ(fill_of(b), "#fde725") << b;
+  EXPECT_NE(svg.find("fill=\"url(#hatch-"), std::string::npos);
+  EXPECT_NE(svg.find("fill=\"#cccccc\""), std::string::npos);
+  EXPECT_EQ(fill_of(kVolumeBytes / kBlock), "none");
+  Lsictl("access heatmap -e site-a -v vol -o " + (f_->dir() / "heat.png"), &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(ReadText(f_->dir() / "heat.png").substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
 TEST_F(AccessTest, LsictlReachesTheRunningDaemonOverTheSocket) {

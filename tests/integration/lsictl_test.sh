@@ -79,4 +79,22 @@ check "deleting a snapshot whose blocks a later one uses keeps them" bash -c "'$
 import json,sys; r=json.load(sys.stdin); assert r[\"data_kept\"] and \"later snapshots\" in r[\"kept_because\"], r'"
 check "the later snapshot still verifies after a sweep" bash -c "'$LSICTL' -s '$S' gc >/dev/null 2>&1 && '$LSICTL' -s '$S' verify '$idb4' >/dev/null"
 check "deleting the last one frees the kept blocks" bash -c "'$LSICTL' -s '$S' snapshot delete vol-b '$idb4' 2>/dev/null && test -z \"\$(ls '$S/snapshots/vol-b/')\""
+# The heat map: its format from the file's name or --format, written whole.
+check "heatmap help names the formats and the colours" bash -c "'$LSICTL' access heatmap --help > '$WORK/heat.help' && grep -q 'FILE.svg|FILE.png' '$WORK/heat.help' && grep -q 'viridis' '$WORK/heat.help' && grep -q 'Light grey #cccccc' '$WORK/heat.help' && grep -q 'Red' '$WORK/heat.help' && grep -q 'no text' '$WORK/heat.help'"
+check "heatmap as SVG" "$LSICTL" -s "$S" access heatmap -e site-a -v vol-a -o "$WORK/heat.svg"
+check "the SVG parses and has its cells" python3 -c '
+import sys, xml.etree.ElementTree as E
+r = E.parse(sys.argv[1]).getroot(); ns = "{http://www.w3.org/2000/svg}"
+assert r.tag == ns + "svg", r.tag
+assert r.find(".//" + ns + "rect[@id=\"cell-0\"]") is not None' "$WORK/heat.svg"
+check "heatmap as PNG, by the name" bash -c "'$LSICTL' -s '$S' access heatmap -e site-a -v vol-a -o '$WORK/heat.PNG' 2>&1 | grep -q 'wrote .*heat.PNG (png)'"
+check "the PNG is a PNG" python3 -c 'import sys; assert open(sys.argv[1], "rb").read(8) == b"\x89PNG\r\n\x1a\n"' "$WORK/heat.PNG"
+check "--format png whatever the name" bash -c "'$LSICTL' -s '$S' --json access heatmap -e site-a -v vol-a -o '$WORK/heat.img' --format png | python3 -c '
+import json,sys; r=json.load(sys.stdin); assert r==dict(heatmap=\"$WORK/heat.img\", format=\"png\"), r' && cmp -s '$WORK/heat.img' '$WORK/heat.PNG'"
+check "a name of no format is refused" expect_fail 1 "name it FILE.svg or FILE.png, or pass --format" "$LSICTL" -s "$S" access heatmap -e site-a -v vol-a -o "$WORK/heat.gif"
+check "a name against --format is refused" expect_fail 1 "ends in .svg but --format is png" "$LSICTL" -s "$S" access heatmap -e site-a -v vol-a -o "$WORK/heat.svg" --format png
+check "another format is refused" expect_fail 1 "not svg or png" "$LSICTL" -s "$S" access heatmap -e site-a -v vol-a -o "$WORK/heat.jpg" --format jpeg
+check "a folder that is not there: one line, exit 1" expect_fail 1 "nodir" "$LSICTL" -s "$S" access heatmap -e site-a -v vol-a -o "$WORK/nodir/heat.svg"
+check "no temporary file is left" bash -c "! ls '$WORK' | grep -q 'tmp$'"
+check "no file of a refused name" test ! -e "$WORK/heat.gif"
 finish
