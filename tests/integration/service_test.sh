@@ -248,7 +248,7 @@ offers() {  # WANT INIT WORDS...
 }
 COMP_STORE=$S
 completion_checks() {  # INIT HOW
-  check "completion ($2): lsictl key" offers "create list" "$1" lsictl key ""
+  check "completion ($2): lsictl key" offers "create delete export-provider import-provider list rotate" "$1" lsictl key ""
   check "completion ($2): lsictl lsi" offers "deliver drop list show" "$1" lsictl lsi ""
   check "completion ($2): lsictl lsi show ID" offers "$LSI" "$1" lsictl lsi show ""
   check "completion ($2): lsictl ke" offers "key" "$1" lsictl ke
