@@ -479,6 +479,56 @@ TEST_F(MountTest, AManifestReplacedAfterListingIsRefusedNotServed) {
   EXPECT_TRUE(std::equal(got.begin(), got.end(), source_.begin()));
 }
 
+TEST_F(MountTest, AKeyRotationNeverBreaksAReaderAndLaterOpensUseTheNewKey) {
+  const std::vector<uint64_t> present = PresentBlocks();
+  ASSERT_GE(present.size(), 5u);
+  std::string open_one =
+      f_->Deliver("site-a", "vol", {{present[0], present[1]}, {present[1], present[2]}});
+  std::string later = f_->Deliver("site-a", "vol", {{present[3], present[4]}});
+  f_->Mount("site-a");
+  // A reader holds the first image open across the rotation.
+  int fd = ::open(ImagePath(open_one).c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  Bytes head(1 << 16);
+  ASSERT_EQ(::pread(fd, head.data(), head.size(), 0), static_cast<ssize_t>(head.size()));
+  int rc = 0;
+  std::string out = f_->Lsictl("key rotate site-a --json", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"rekeyed\":2"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"mount_told\":true"), std::string::npos) << out;
+  KeyInfo now;
+  SecretKey now_key;
+  ASSERT_TRUE(f_->store().keyring().Load("site-a", &now, &now_key).ok());
+  EXPECT_NE(ReadText(f_->mountpoint() + "/.lsifs/mount").find("key " + FormatId(now.id)),
+            std::string::npos);
+  // The open image keeps serving every byte, from its layers and the base.
+  Bytes all(source_.size());
+  ASSERT_EQ(::pread(fd, all.data(), all.size(), 0), static_cast<ssize_t>(all.size()));
+  EXPECT_TRUE(all == source_);
+  // Its pin moved to the rekeyed manifest: a drop still waits for it.
+  out = f_->Lsictl("lsi drop " + open_one + " --json", &rc);
+  EXPECT_NE(out.find("\"deferred\":true"), std::string::npos) << out;
+  ::close(fd);
+  // An image first opened after the rotation opens with the new key.
+  ExpectIdentical(ImagePath(later), 7);
+  EXPECT_EQ(f_->log().find("cannot be opened"), std::string::npos) << f_->log();
+  // A mount that is not told (another mount holds the control socket)
+  // reads the keys again when a file names one it does not hold.
+  std::string third = f_->Deliver("site-a", "vol", {{present[2], present[4]}});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // listed, never opened
+  struct stat st;
+  ASSERT_EQ(::stat(ImagePath(third).c_str(), &st), 0);
+  const std::string sock = f_->store().control_socket_path();
+  ASSERT_EQ(::rename(sock.c_str(), (sock + ".away").c_str()), 0);
+  out = f_->Lsictl("key rotate site-a --json", &rc);
+  ASSERT_EQ(::rename((sock + ".away").c_str(), sock.c_str()), 0);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"mount_told\":false"), std::string::npos) << out;
+  ExpectIdentical(ImagePath(third), 8);
+  const std::string log = f_->log();
+  EXPECT_NE(log.find("keys read again"), log.rfind("keys read again")) << "read twice: " << log;
+}
+
 TEST_F(MountTest, MountHelperMountsFromFstabStyleOptions) {
   std::string id = f_->Deliver("site-a", "vol", {});
   std::string helper = std::string(LSIFS_SOURCE_DIR) + "/mount-tools/mount.lsifs";
