@@ -130,10 +130,11 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) {
     // Another lsictl may hold the database for a moment.
     std::unique_ptr<AccessDb> db;
-    Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db);
+    const SessionPolicy policy = MakeSessionPolicy(*store, *keys, /*learn_sequential=*/false);
+    Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db, policy);
     for (int i = 0; i < 50 && opened.code() == Status::Code::kUnavailable; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db);
+      opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &db, policy);
     }
     return fn(opened.ok() ? db.get() : nullptr);
   };
@@ -1177,6 +1178,54 @@ int CmdAccessShow(Context& ctx) {
   return 0;
 }
 
+int CmdAccessForget(Context& ctx) {
+  uint64_t n = 0;
+  Status s = ParseUnsigned(ctx.Arg("session"), "--session", 1, UINT32_MAX, &n);
+  if (!s.ok()) return Fail(s);
+  const std::string ext = ctx.Arg("extension"), volume = ctx.Arg("volume");
+  std::string body;
+  s = ServiceCall(ctx, {"access-forget", ext, volume, std::to_string(n)}, &body);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    std::fputs(body.c_str(), stdout);
+    return 0;
+  }
+  boost::json::value v;
+  boost::system::error_code ec;
+  v = boost::json::parse(body, ec);
+  const uint64_t relearned = ec ? 0 : boost::json::value_to<uint64_t>(v.at("relearned_sessions"));
+  const uint64_t lost = ec ? 0 : boost::json::value_to<uint64_t>(v.at("lost_without_log"));
+  std::printf("Forgot session %llu of %s on %s: the model was learned again from %llu session(s)",
+              static_cast<unsigned long long>(n), ext.c_str(), volume.c_str(),
+              static_cast<unsigned long long>(relearned));
+  if (lost) {
+    std::printf("; %llu older session(s) whose logs are no longer kept no longer count",
+                static_cast<unsigned long long>(lost));
+  }
+  std::printf(".\n");
+  return 0;
+}
+
+int CmdAccessReset(Context& ctx) {
+  const std::string ext = ctx.Arg("extension"), volume = ctx.Arg("volume");
+  std::string body;
+  Status s = ServiceCall(ctx, {"access-reset", ext, volume}, &body);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    std::fputs(body.c_str(), stdout);
+    return 0;
+  }
+  boost::json::value v;
+  boost::system::error_code ec;
+  v = boost::json::parse(body, ec);
+  const uint64_t removed = ec ? 0 : boost::json::value_to<uint64_t>(v.at("removed_sessions"));
+  std::printf(
+      "Forgot everything learned from %s's reads of %s (%llu session(s)); the next\n"
+      "restore starts from the volume-wide model.\n",
+      ext.c_str(), volume.c_str(), static_cast<unsigned long long>(removed));
+  return 0;
+}
+
 // The heat map's format: --format, else the output file's extension; a
 // name that says otherwise, or nothing, is refused before any work.
 Status HeatmapFormatOf(const Context& ctx, const std::string& path, HeatmapFormat* format) {
@@ -1536,6 +1585,36 @@ std::vector<Command> Commands() {
              "session", po::value<std::string>(), "one session's first-access order");
        },
        CmdAccessShow},
+      {{"access", "forget"},
+       "-e EXT -v VOLUME --session N",
+       "remove one session from what was learned (a copy, a check, not a restore)",
+       "Session N of EXT on VOLUME stops counting: it is marked forgotten (access show\n"
+       "says so) and the models of EXT and of the volume are learned again from the\n"
+       "logs of the sessions still learned. Logs beyond the last keep_sessions are gone,\n"
+       "so what those older sessions taught is lost too; the command says how many.\n"
+       "Sessions that read the whole image in order (cp, cmp, dd, a backup) are not\n"
+       "learned from in the first place (lsifs -o sequential=skip, the default).\n"
+       "Example: lsictl -s /srv/lsifs access forget -e site-a -v vol-db --session 7",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
+             "volume,v", po::value<std::string>()->required(), "the volume")(
+             "session", po::value<std::string>()->required(), "the session to forget");
+       },
+       CmdAccessForget},
+      {{"access", "reset"},
+       "-e EXT -v VOLUME",
+       "forget everything learned from EXT's reads of VOLUME",
+       "Removes EXT's sessions of VOLUME, their logs and its model; the volume-wide\n"
+       "model (-e '*') is learned again from the other extensions' sessions. The next\n"
+       "restore of VOLUME for EXT is planned from the volume-wide model.\n"
+       "Example: lsictl -s /srv/lsifs access reset -e site-a -v vol-db",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("extension,e", po::value<std::string>()->required(), "the extension")(
+             "volume,v", po::value<std::string>()->required(), "the volume");
+       },
+       CmdAccessReset},
       {{"access", "heatmap"},
        "-e EXT -v VOLUME -o FILE.svg|FILE.png [--format svg|png]",
        "draw which blocks EXT's sessions read, over the volume's address space",

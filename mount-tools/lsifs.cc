@@ -70,6 +70,9 @@ void Usage(FILE* to) {
       "                               background, last on the link (default off)\n"
       "       spill=persist|memory    keep fetched base blocks in the store for the next mount\n"
       "                               of the LSI (default persist), or only while it is open\n"
+      "       sequential=skip|learn   a session that reads a whole image in order (cp, cmp, a\n"
+      "                               backup) is a copy, not a restore: not learned from\n"
+      "                               (default skip; lsictl access show marks it)\n"
       "       busy=refuse|wait        SIGTERM or Ctrl-C while an image is open (a loop device,\n"
       "                               a reader): refuse to stop and say what holds it, or\n"
       "                               stop when the last one is closed (default refuse)\n"
@@ -348,6 +351,7 @@ int main(int argc, char** argv) {
   bool hydrate = false;
   bool persist_spill = true;
   bool wait_when_busy = false;
+  bool learn_sequential = false;
   std::string pidfile_path;
 
   for (int i = 1; i < argc; ++i) {
@@ -393,6 +397,8 @@ int main(int argc, char** argv) {
           (key == "expand_blocks" ? expansion.per_miss : expansion.ahead) = static_cast<size_t>(n);
         } else if (key == "spill") {
           s = ParseChoice(key, value, "persist", "memory", &persist_spill);
+        } else if (key == "sequential") {
+          s = ParseChoice(key, value, "learn", "skip", &learn_sequential);
         } else if (key == "busy") {
           s = ParseChoice(key, value, "wait", "refuse", &wait_when_busy);
         } else if (key == "pidfile") {
@@ -584,6 +590,7 @@ int main(int argc, char** argv) {
   env.link = &link;
   env.catalog = catalog.get();
   env.preassemble = preassemble;
+  const SessionPolicy session_policy = MakeSessionPolicy(*store, origin_keys, learn_sequential);
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) -> Status {
     if (recorder->holds_db()) return recorder->WithDb([&](AccessDb& adb) { return fn(&adb); });
     // Not recording: the database is not held here; open it for the request,
@@ -591,7 +598,7 @@ int main(int argc, char** argv) {
     static std::mutex one_at_a_time;
     std::lock_guard<std::mutex> lock(one_at_a_time);
     std::unique_ptr<AccessDb> adb;
-    Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &adb);
+    Status opened = AccessDb::Open(store->db_dir(), CoAccessSettings(), &adb, session_policy);
     return fn(opened.ok() ? adb.get() : nullptr);
   };
   AssemblyQueue::Options queue_options;
@@ -614,7 +621,7 @@ int main(int argc, char** argv) {
   };
   std::unique_ptr<AccessDb> db;
   if (record && deferred_to.empty()) {
-    s = AccessDb::Open(store->db_dir(), learning, &db);
+    s = AccessDb::Open(store->db_dir(), learning, &db, session_policy);
     if (!s.ok()) {
       // Another mount may have taken it since we asked: then defer to it.
       for (int i = 0; i < 20 && deferred_to.empty(); ++i) {

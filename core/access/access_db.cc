@@ -76,7 +76,9 @@ std::string EncodeSession(const SessionRecord& s) {
   w.PutU64(s.events);
   w.PutU64(s.reads);
   w.PutU64(s.dropped);
-  w.PutU8(static_cast<uint8_t>((s.folded ? 1 : 0) | (s.log_kept ? 2 : 0)));
+  // Bits a reader does not know are ignored: new ones stay compatible.
+  w.PutU8(static_cast<uint8_t>((s.folded ? 1 : 0) | (s.log_kept ? 2 : 0) | (s.sequential ? 4 : 0) |
+                               (s.forgotten ? 8 : 0)));
   return std::string(w.bytes().begin(), w.bytes().end());
 }
 
@@ -97,6 +99,8 @@ Status DecodeSession(const leveldb::Slice& v, SessionRecord* s) {
   s->state = static_cast<SessionState>(state);
   s->folded = flags & 1;
   s->log_kept = flags & 2;
+  s->sequential = flags & 4;
+  s->forgotten = flags & 8;
   return Status::Ok();
 }
 
@@ -120,7 +124,7 @@ ByteSpan AsSpan(const leveldb::Slice& s) {
 }  // namespace
 
 Status AccessDb::Open(const std::string& dir, const CoAccessSettings& settings,
-                      std::unique_ptr<AccessDb>* out) {
+                      std::unique_ptr<AccessDb>* out, SessionPolicy policy) {
   leveldb::Options options;
   options.create_if_missing = true;
   leveldb::DB* db = nullptr;
@@ -167,7 +171,7 @@ Status AccessDb::Open(const std::string& dir, const CoAccessSettings& settings,
       return FromLevelDb(ls, "writing statistics parameters");
     }
   }
-  std::unique_ptr<AccessDb> adb(new AccessDb(db, params));
+  std::unique_ptr<AccessDb> adb(new AccessDb(db, params, std::move(policy)));
   LSIFS_RETURN_IF_ERROR(adb->Recover());
   *out = std::move(adb);
   return Status::Ok();
@@ -308,8 +312,15 @@ Status AccessDb::FinishSession(const std::string& ext, const std::string& vol, u
     std::vector<uint64_t> order;
     order.reserve(log.size());
     for (const auto& e : log) order.push_back(e.block);
-    LSIFS_RETURN_IF_ERROR(Fold(ext, vol, order, &batch, &own));
-    LSIFS_RETURN_IF_ERROR(Fold(kAllExtensions, vol, order, &batch, &all));
+    const uint64_t present = policy_.present_blocks ? policy_.present_blocks(vol, rec.snapshot) : 0;
+    rec.sequential = IsSequentialWholeRead(order, present);
+    if (rec.sequential && !policy_.learn_sequential) {
+      folded_now = false;  // handled: nothing to learn from a copy
+    } else {
+      LSIFS_RETURN_IF_ERROR(Fold(ext, vol, order, &batch, &own));
+      LSIFS_RETURN_IF_ERROR(Fold(kAllExtensions, vol, order, &batch, &all));
+      rec.sequential = false;  // learned from, as asked
+    }
     rec.folded = true;
   }
   batch.Put(key, EncodeSession(rec));
@@ -422,6 +433,111 @@ Status AccessDb::LoadModel(const std::string& ext, const std::string& vol, Model
         std::move(st));
   }
   return FromLevelDb(it->status(), "reading statistics");
+}
+
+Status AccessDb::Relearn(const std::string& ext, const std::string& vol, Relearned* out) {
+  *out = Relearned();
+  // The sessions to learn from, oldest first (the volume's model takes
+  // every extension's).
+  std::vector<std::pair<int64_t, std::pair<std::string, SessionRecord>>> sessions;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  if (ext == kAllExtensions) {
+    LSIFS_RETURN_IF_ERROR(ListPairs(&pairs));
+  } else {
+    pairs.emplace_back(ext, vol);
+  }
+  for (const auto& [e, v] : pairs) {
+    if (v != vol || e == kAllExtensions) continue;
+    std::vector<SessionRecord> list;
+    LSIFS_RETURN_IF_ERROR(ListSessions(e, v, &list));
+    for (const auto& rec : list) {
+      if (!rec.learned()) continue;
+      if (!rec.log_kept) {
+        ++out->without_log;
+        continue;
+      }
+      sessions.push_back({rec.started_us, {e, rec}});
+    }
+  }
+  std::sort(sessions.begin(), sessions.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  // The old model goes in one batch, then each session is folded in its own
+  // (Fold reads what the previous one wrote).
+  leveldb::WriteBatch clear;
+  const std::string prefix = PairPrefix('F', ext, vol);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    clear.Delete(it->key());
+  }
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading statistics"));
+  clear.Delete(PairPrefix('M', ext, vol));
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &clear), "relearning"));
+  ModelMeta meta;
+  for (const auto& [started, session] : sessions) {
+    std::vector<AccessEvent> log;
+    LSIFS_RETURN_IF_ERROR(SessionLog(session.first, vol, session.second.number, &log));
+    std::vector<uint64_t> order;
+    order.reserve(log.size());
+    for (const auto& e : log) order.push_back(e.block);
+    leveldb::WriteBatch batch;
+    LSIFS_RETURN_IF_ERROR(Fold(ext, vol, order, &batch, &meta));
+    LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "relearning"));
+    ++out->sessions;
+  }
+  if (meta.blocks > params_.max_blocks) LSIFS_RETURN_IF_ERROR(EnforceCap(ext, vol, &meta));
+  return Status::Ok();
+}
+
+Status AccessDb::Forget(const std::string& ext, const std::string& vol, uint32_t number,
+                        Relearned* out) {
+  std::string key = SessionKey(ext, vol, number);
+  std::string value;
+  Status got = FromLevelDb(db_->Get(leveldb::ReadOptions(), key, &value), "session");
+  if (got.IsNotFound()) {
+    return Status::NotFound("extension '" + ext + "' has no session " + std::to_string(number) +
+                            " of '" + vol + "' (see: lsictl access show -e " + ext + " -v " + vol +
+                            ")");
+  }
+  LSIFS_RETURN_IF_ERROR(got);
+  SessionRecord rec;
+  LSIFS_RETURN_IF_ERROR(DecodeSession(value, &rec));
+  if (rec.state == SessionState::kOpen) {
+    return Status::Unavailable("session " + std::to_string(number) +
+                               " is still open; forget it once it has ended");
+  }
+  if (!rec.forgotten) {
+    rec.forgotten = true;
+    LSIFS_RETURN_IF_ERROR(
+        FromLevelDb(db_->Put(leveldb::WriteOptions(), key, EncodeSession(rec)), "forgetting"));
+  }
+  Relearned volume_wide;
+  LSIFS_RETURN_IF_ERROR(Relearn(ext, vol, out));
+  return Relearn(kAllExtensions, vol, &volume_wide);
+}
+
+Status AccessDb::Reset(const std::string& ext, const std::string& vol, uint32_t* removed,
+                       Relearned* volume_model) {
+  *removed = 0;
+  std::vector<SessionRecord> sessions;
+  LSIFS_RETURN_IF_ERROR(ListSessions(ext, vol, &sessions));
+  for (const auto& rec : sessions) {
+    if (rec.state == SessionState::kOpen) {
+      return Status::Unavailable("session " + std::to_string(rec.number) + " of '" + ext +
+                                 "' on '" + vol + "' is still open; reset once it has ended");
+    }
+  }
+  leveldb::WriteBatch batch;
+  for (char kind : {'S', 'L', 'F', 'M'}) {
+    const std::string prefix = PairPrefix(kind, ext, vol);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      batch.Delete(it->key());
+    }
+    LSIFS_RETURN_IF_ERROR(FromLevelDb(it->status(), "reading the access log"));
+  }
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "resetting"));
+  *removed = static_cast<uint32_t>(sessions.size());
+  return Relearn(kAllExtensions, vol, volume_model);
 }
 
 }  // namespace lsifs

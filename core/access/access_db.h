@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -47,8 +48,30 @@ struct SessionRecord {
   uint64_t events = 0;   // first accesses logged
   uint64_t reads = 0;    // read requests
   uint64_t dropped = 0;  // events dropped under overload
-  bool folded = false;   // statistics updated
+  bool folded = false;   // ended and handled: folded into the statistics, or not to be
   bool log_kept = true;  // raw log still held (retention)
+  // Why a handled session taught the model nothing: it read the whole image
+  // in order (a copy, a cmp, a backup: not a restore), or it was forgotten
+  // (lsictl access forget).
+  bool sequential = false;
+  bool forgotten = false;
+
+  bool learned() const { return folded && !sequential && !forgotten; }
+};
+
+// What the database does with a session that ends.
+struct SessionPolicy {
+  // The present blocks of a volume's snapshot (0 when unknown): a session
+  // that read at least 90% of them, in ascending order, is a sequential
+  // whole-image read and is not learned from unless `learn_sequential`.
+  std::function<uint64_t(const std::string& volume, uint64_t snapshot)> present_blocks;
+  bool learn_sequential = false;
+};
+
+// What relearning a model did (AccessDb::Forget, AccessDb::Reset).
+struct Relearned {
+  uint32_t sessions = 0;     // learned sessions folded again from their logs
+  uint32_t without_log = 0;  // learned sessions whose logs retention dropped: their part is lost
 };
 
 struct AccessEvent {
@@ -84,7 +107,7 @@ class AccessDb : public SessionSink {
   // The statistics parameters are kept in the database ("meta/params");
   // `settings` change them (and are kept), unset ones stay as they were.
   static Status Open(const std::string& dir, const CoAccessSettings& settings,
-                     std::unique_ptr<AccessDb>* out);
+                     std::unique_ptr<AccessDb>* out, SessionPolicy policy = SessionPolicy());
   ~AccessDb() override;
 
   const CoAccessParams& params() const { return params_; }
@@ -110,8 +133,23 @@ class AccessDb : public SessionSink {
   // Every (extension, volume) with sessions.
   Status ListPairs(std::vector<std::pair<std::string, std::string>>* out);
 
+  // Removes session `number` of (ext, vol) from what was learned: it is
+  // marked forgotten, and the models of (ext, vol) and of the volume are
+  // learned again from the kept logs of the sessions still learned.
+  Status Forget(const std::string& ext, const std::string& vol, uint32_t number, Relearned* out);
+  // Forgets everything learned from ext's reads of vol: its sessions, logs
+  // and model go; the volume's model is learned again without them.
+  // `removed`: how many sessions went.
+  Status Reset(const std::string& ext, const std::string& vol, uint32_t* removed,
+               Relearned* volume_model);
+
  private:
-  AccessDb(leveldb::DB* db, const CoAccessParams& params) : db_(db), params_(params) {}
+  AccessDb(leveldb::DB* db, const CoAccessParams& params, SessionPolicy policy)
+      : db_(db), params_(params), policy_(std::move(policy)) {}
+  // Learns the model of (ext, vol) (ext may be kAllExtensions: every
+  // extension's sessions) again from the kept logs of learned sessions,
+  // oldest first.
+  Status Relearn(const std::string& ext, const std::string& vol, Relearned* out);
   // Adds the statistics after one session to `batch`; returns the model's
   // block count (for the cap).
   Status Fold(const std::string& ext, const std::string& vol, const std::vector<uint64_t>& order,
@@ -123,6 +161,7 @@ class AccessDb : public SessionSink {
 
   leveldb::DB* db_;
   CoAccessParams params_;
+  SessionPolicy policy_;
 };
 
 }  // namespace lsifs

@@ -197,4 +197,11 @@ uint64_t FoldSession(const std::vector<uint64_t>& order, const CoAccessParams& p
   return added;
 }
 
+bool IsSequentialWholeRead(const std::vector<uint64_t>& order, uint64_t present_blocks) {
+  if (present_blocks < 16 || order.size() * 10 < present_blocks * 9) return false;
+  uint64_t ascending = 0;
+  for (size_t i = 1; i < order.size(); ++i) ascending += order[i] > order[i - 1] ? 1u : 0u;
+  return ascending * 100 >= (order.size() - 1) * 95;
+}
+
 }  // namespace lsifs

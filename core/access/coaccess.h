@@ -85,4 +85,11 @@ struct ModelMeta {
 uint64_t FoldSession(const std::vector<uint64_t>& order, const CoAccessParams& params,
                      ModelMeta* meta, std::unordered_map<uint64_t, BlockStats>* stats);
 
+// Whether a session's first accesses (in order) are a whole-image read in
+// address order (cat, cmp, dd, a backup copy) rather than a restore: at
+// least 90% of the image's `present_blocks` read, 95% of successive first
+// accesses going up. Two readers interleaving, or readahead finishing out
+// of order, still pass; a restore (a boot, a mount and a scan) does not.
+bool IsSequentialWholeRead(const std::vector<uint64_t>& order, uint64_t present_blocks);
+
 }  // namespace lsifs

@@ -30,6 +30,13 @@ const char* StateName(SessionState s) {
   return "?";
 }
 
+// Whether a session taught the model, and why not.
+const char* LearningName(const SessionRecord& s) {
+  if (s.forgotten) return "no (forgotten)";
+  if (s.sequential) return "no (sequential whole-image read)";
+  return s.folded ? "yes" : "not yet";
+}
+
 std::string TimeText(int64_t us) {
   return us == 0 ? "-" : FormatTime(us / 1000000);
 }
@@ -173,6 +180,7 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
           .Field("reads", s.reads)
           .Field("dropped", s.dropped)
           .Field("log_kept", s.log_kept)
+          .Field("learned", LearningName(s))
           .EndObject();
     }
     j.EndArray();
@@ -217,14 +225,16 @@ Status RenderAccessShow(AccessDb& db, const ShowRequest& req, std::string* out) 
     return Status::Ok();
   }
   if (!sessions.empty()) {
-    *out += "SESSION  LSI               STARTED               BLOCKS     READS  DROPPED  STATE\n";
+    *out +=
+        "SESSION  LSI               STARTED               BLOCKS     READS  DROPPED  STATE      "
+        "LEARNED\n";
   }
   for (const auto& s : sessions) {
-    std::snprintf(line, sizeof line, "%7u  %-16s  %-20s  %6llu  %8llu  %7llu  %s\n", s.number,
+    std::snprintf(line, sizeof line, "%7u  %-16s  %-20s  %6llu  %8llu  %7llu  %-9s  %s\n", s.number,
                   FormatId(s.lsi).c_str(), TimeText(s.started_us).c_str(),
                   static_cast<unsigned long long>(s.events),
                   static_cast<unsigned long long>(s.reads),
-                  static_cast<unsigned long long>(s.dropped), StateName(s.state));
+                  static_cast<unsigned long long>(s.dropped), StateName(s.state), LearningName(s));
     *out += line;
   }
   *out += "\nHOTTEST BLOCKS   P(next session)  FIRST-ACCESS RANK  SESSIONS\n";

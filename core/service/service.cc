@@ -622,6 +622,18 @@ Status ServeAccess(const ServiceEnv& env, const std::vector<std::string>& reques
 
 }  // namespace
 
+SessionPolicy MakeSessionPolicy(const Store& store, const OriginKeys& keys, bool learn_sequential) {
+  SessionPolicy policy;
+  policy.learn_sequential = learn_sequential;
+  policy.present_blocks = [&store, &keys](const std::string& volume, uint64_t snapshot) {
+    SnapshotInfo info;
+    return ReadSnapshotInfo(store.snapshot_map_path(volume, snapshot), keys, &info).ok()
+               ? info.present_blocks
+               : uint64_t{0};
+  };
+  return policy;
+}
+
 Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* db,
                           CatalogContext* out) {
   *out = CatalogContext();
@@ -686,12 +698,53 @@ void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& 
   }
 }
 
+// access-forget EXT VOLUME N | access-reset EXT VOLUME: the models are
+// learned again without what is forgotten, and what depends on them (the
+// successor tables, pre-assembly) follows as after a session's end.
+Status ServeForget(const ServiceEnv& env, const std::vector<std::string>& request,
+                   std::string* body) {
+  const std::string& ext = request[1];
+  const std::string& volume = request[2];
+  LSIFS_RETURN_IF_ERROR(ValidateName("extension", ext));
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
+  uint64_t session = 0;
+  if (request[0] == "access-forget") {
+    LSIFS_RETURN_IF_ERROR(ParseUnsigned(request[3], "session", 1, UINT32_MAX, &session));
+  }
+  return env.with_db([&](AccessDb* db) -> Status {
+    if (db == nullptr) return Status::Unavailable("the co-access database cannot be opened");
+    Relearned own, volume_wide;
+    uint32_t removed = 0;
+    if (session != 0) {
+      LSIFS_RETURN_IF_ERROR(db->Forget(ext, volume, static_cast<uint32_t>(session), &own));
+    } else {
+      LSIFS_RETURN_IF_ERROR(db->Reset(ext, volume, &removed, &volume_wide));
+    }
+    if (env.on_session_end) env.on_session_end(*db, volume);
+    JsonWriter j;
+    j.BeginObject().Field("extension", ext).Field("volume", volume);
+    if (session != 0) {
+      j.Field("forgotten", session)
+          .Field("relearned_sessions", own.sessions)
+          .Field("lost_without_log", own.without_log);
+    } else {
+      j.Field("removed_sessions", removed);
+    }
+    j.EndObject();
+    *body = j.str() + "\n";
+    return Status::Ok();
+  });
+}
+
 Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& request,
                     std::string* body) {
   const std::string verb = request.empty() ? "" : request[0];
   const size_t n = request.size();
   if ((verb == "access-show" && n == 5) || (verb == "access-heatmap" && (n == 3 || n == 4))) {
     return ServeAccess(env, request, body);
+  }
+  if ((verb == "access-forget" && n == 4) || (verb == "access-reset" && n == 3)) {
+    return ServeForget(env, request, body);
   }
   if (verb == "restore" && n == 4) return ServeRestore(env, request, body);
   if (verb == "preassemble" && n == 7) return ServePreassemble(env, request, body);

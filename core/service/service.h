@@ -70,6 +70,12 @@ AssemblyQueue::Work MakeAssemblyWork(const ServiceEnv& env);
 void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& volume,
                         const std::string& reason);
 
+// How the database treats ending sessions: a whole-image sequential read is
+// told by the size of the snapshot it read (its map in `store`), and is not
+// learned from unless `learn_sequential` (lsifs -o sequential=learn).
+// `store` and `keys` must outlive the database.
+SessionPolicy MakeSessionPolicy(const Store& store, const OriginKeys& keys, bool learn_sequential);
+
 // The context the catalog judges freshness in: the clock, every volume's
 // latest snapshot and, with a database, every extension's model.
 Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* db,

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
+#include <random>
+
 #include <cmath>
 
 #include "core/access/access_db.h"
@@ -95,9 +99,20 @@ TEST(CoAccess, EncodingRoundTripsAndRejectsJunk) {
 
 class AccessDbTest : public ::testing::Test {
  protected:
-  void Open(const CoAccessParams& p) {
+  void Open(const CoAccessParams& p, SessionPolicy policy = SessionPolicy()) {
     db_.reset();
-    ASSERT_TRUE(AccessDb::Open(dir_ / "db", CoAccessSettings::Exactly(p), &db_).ok());
+    ASSERT_TRUE(
+        AccessDb::Open(dir_ / "db", CoAccessSettings::Exactly(p), &db_, std::move(policy)).ok());
+  }
+  // The model of (ext, vol) as block -> sessions that read it.
+  std::map<uint64_t, uint32_t> Model(const std::string& ext, ModelMeta* meta = nullptr) {
+    ModelMeta m;
+    std::vector<std::pair<uint64_t, BlockStats>> blocks;
+    EXPECT_TRUE(db_->LoadModel(ext, "vol", &m, &blocks).ok());
+    if (meta) *meta = m;
+    std::map<uint64_t, uint32_t> out;
+    for (const auto& [b, st] : blocks) out[b] = st.sessions;
+    return out;
   }
   uint32_t Session(const std::string& ext, const std::vector<uint64_t>& blocks, bool end = true) {
     uint32_t n = 0;
@@ -180,6 +195,117 @@ TEST_F(AccessDbTest, RawLogsAreKeptForTheLastSessionsOnly) {
   EXPECT_TRUE(log.empty());
   ASSERT_TRUE(db_->SessionLog("a", "vol", 4, &log).ok());
   EXPECT_EQ(log.size(), 1u);
+}
+
+TEST(CoAccess, AWholeImageReadInOrderIsToldFromARestore) {
+  std::vector<uint64_t> in_order(1000);
+  for (uint64_t i = 0; i < in_order.size(); ++i) in_order[i] = i;
+  EXPECT_TRUE(IsSequentialWholeRead(in_order, 1000));
+  EXPECT_TRUE(IsSequentialWholeRead(in_order, 1100));   // 91% of the image
+  EXPECT_FALSE(IsSequentialWholeRead(in_order, 2000));  // half of it: a restore may do that
+  // Two readers or readahead finishing out of order: a few swaps still pass.
+  std::vector<uint64_t> swapped = in_order;
+  for (size_t i = 0; i + 1 < swapped.size(); i += 50) std::swap(swapped[i], swapped[i + 1]);
+  EXPECT_TRUE(IsSequentialWholeRead(swapped, 1000));
+  // A scan in another order (a filesystem walk) is not.
+  std::vector<uint64_t> walk = in_order;
+  std::mt19937_64 rng(1);
+  std::shuffle(walk.begin(), walk.end(), rng);
+  EXPECT_FALSE(IsSequentialWholeRead(walk, 1000));
+  EXPECT_FALSE(IsSequentialWholeRead({}, 0));
+}
+
+TEST_F(AccessDbTest, ASequentialWholeImageReadIsNotLearnedUnlessAsked) {
+  SessionPolicy policy;
+  policy.present_blocks = [](const std::string&, uint64_t) { return uint64_t{100}; };
+  Open(Params(), policy);
+  std::vector<uint64_t> copy(100);
+  for (uint64_t i = 0; i < copy.size(); ++i) copy[i] = i;
+  Session("a", {5, 9, 2});
+  Session("a", copy);
+  std::vector<SessionRecord> s;
+  ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_TRUE(s[0].learned());
+  EXPECT_TRUE(s[1].sequential);
+  EXPECT_FALSE(s[1].learned());
+  ModelMeta meta;
+  EXPECT_EQ(Model("a", &meta).size(), 3u);
+  EXPECT_EQ(meta.sessions, 1u);
+  EXPECT_EQ(Model(kAllExtensions).size(), 3u);
+  // Asked to, it learns from it.
+  policy.learn_sequential = true;
+  Open(Params(), policy);
+  Session("a", copy);
+  EXPECT_EQ(Model("a").size(), 100u);
+}
+
+TEST_F(AccessDbTest, ForgettingASessionLearnsTheModelsAgainWithoutIt) {
+  Open(Params());
+  Session("a", {1, 2, 3});
+  uint32_t check = Session("a", {7, 8, 9});  // a verification, not a restore
+  Session("a", {1, 2, 4});
+  Session("b", {8});
+  EXPECT_EQ(Model("a").count(7), 1u);
+  Relearned r;
+  ASSERT_TRUE(db_->Forget("a", "vol", check, &r).ok());
+  EXPECT_EQ(r.sessions, 2u);
+  EXPECT_EQ(r.without_log, 0u);
+  ModelMeta meta;
+  auto model = Model("a", &meta);
+  EXPECT_EQ(meta.sessions, 2u);
+  EXPECT_EQ(model.count(7), 0u);
+  EXPECT_EQ(model.count(9), 0u);
+  EXPECT_EQ(model[1], 2u);
+  EXPECT_EQ(model[4], 1u);
+  // The volume-wide model keeps b's block 8 but no longer a's.
+  auto all = Model(kAllExtensions, &meta);
+  EXPECT_EQ(meta.sessions, 3u);
+  EXPECT_EQ(all[8], 1u);
+  EXPECT_EQ(all.count(7), 0u);
+  std::vector<SessionRecord> s;
+  ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
+  EXPECT_TRUE(s[1].forgotten);
+  // Again is harmless; a session that is not there is named.
+  ASSERT_TRUE(db_->Forget("a", "vol", check, &r).ok());
+  EXPECT_EQ(Model("a").count(7), 0u);
+  EXPECT_TRUE(db_->Forget("a", "vol", 99, &r).IsNotFound());
+  // An open session cannot be forgotten yet.
+  uint32_t open = Session("a", {3}, /*end=*/false);
+  EXPECT_EQ(db_->Forget("a", "vol", open, &r).code(), Status::Code::kUnavailable);
+}
+
+TEST_F(AccessDbTest, ForgettingCountsWhatRetentionAlreadyDropped) {
+  CoAccessParams p = Params();
+  p.keep_sessions = 2;
+  Open(p);
+  Session("a", {1});
+  Session("a", {2});
+  Session("a", {3});
+  uint32_t last = Session("a", {4});
+  Relearned r;
+  ASSERT_TRUE(db_->Forget("a", "vol", last, &r).ok());
+  EXPECT_EQ(r.sessions, 1u);     // session 3: its log is kept
+  EXPECT_EQ(r.without_log, 2u);  // sessions 1 and 2: theirs are gone
+  EXPECT_EQ(Model("a"), (std::map<uint64_t, uint32_t>{{3, 1}}));
+}
+
+TEST_F(AccessDbTest, AResetForgetsOneExtensionAndKeepsTheOthers) {
+  Open(Params());
+  Session("a", {1, 2});
+  Session("a", {1});
+  Session("b", {5});
+  uint32_t removed = 0;
+  Relearned r;
+  ASSERT_TRUE(db_->Reset("a", "vol", &removed, &r).ok());
+  EXPECT_EQ(removed, 2u);
+  EXPECT_TRUE(Model("a").empty());
+  std::vector<SessionRecord> s;
+  ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
+  EXPECT_TRUE(s.empty());
+  EXPECT_EQ(Model(kAllExtensions), (std::map<uint64_t, uint32_t>{{5, 1}}));
+  EXPECT_EQ(Session("a", {3}), 1u) << "numbering starts again";
+  EXPECT_EQ(Model("b"), (std::map<uint64_t, uint32_t>{{5, 1}}));
 }
 
 TEST_F(AccessDbTest, SessionsLeftOpenByACrashAreEndedAndFoldedAtOpen) {

@@ -176,6 +176,43 @@ TEST_F(AccessTest, LsictlReachesTheRunningDaemonOverTheSocket) {
   EXPECT_NE(out.find("\"state\":\"ended\""), std::string::npos) << out;
 }
 
+TEST_F(AccessTest, ACopyOfTheWholeImageIsNotLearnedAndAVerificationCanBeForgotten) {
+  f_->Mount("site-a", "session_idle=200ms");
+  // A restore: a few blocks.
+  ReadBlocks({4, 2, 9});
+  WaitSessionEnded(1);
+  // A copy of the whole image, in order: told apart, not learned from.
+  ASSERT_EQ(RunShell("cmp " + image_ + " " + f_->image_path()), 0);
+  std::string json = WaitSessionEnded(2);
+  EXPECT_NE(json.find("\"learned\":\"no (sequential whole-image read)\""), std::string::npos)
+      << json;
+  std::string text = Lsictl("access show -e site-a -v vol");
+  EXPECT_NE(text.find("no (sequential whole-image read)"), std::string::npos) << text;
+  EXPECT_NE(text.find("from 1 sessions"), std::string::npos) << text;
+  // A check that reads a few blocks out of order looks like a restore:
+  // forgotten by hand, through the running daemon.
+  ReadBlocks({30, 31});
+  WaitSessionEnded(3);
+  EXPECT_NE(Lsictl("access show -e site-a -v vol").find("from 2 sessions"), std::string::npos);
+  int rc = 0;
+  std::string out = Lsictl("access forget -e site-a -v vol --session 3 --json", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"relearned_sessions\":1"), std::string::npos) << out;
+  text = Lsictl("access show -e site-a -v vol");
+  EXPECT_NE(text.find("no (forgotten)"), std::string::npos) << text;
+  EXPECT_NE(text.find("from 1 sessions"), std::string::npos) << text;
+  out = Lsictl("access show -e site-a -v vol --json");
+  EXPECT_EQ(out.find("\"block\":30,"), std::string::npos) << "forgotten block still hot: " << out;
+  // Reset: nothing of site-a's is left.
+  out = Lsictl("access reset -e site-a -v vol", &rc);
+  ASSERT_EQ(rc, 0) << out;
+  text = Lsictl("access show -e site-a -v vol");
+  EXPECT_NE(text.find("No sessions yet"), std::string::npos) << text;
+  EXPECT_NE(Lsictl("access forget -e site-a -v vol --session 0", &rc).find("session"),
+            std::string::npos);
+  EXPECT_NE(rc, 0);
+}
+
 TEST_F(AccessTest, KillDashNineLosesAtMostTheLastBatchAndTheDatabaseOpensAfter) {
   f_->Mount("site-a");
   std::vector<uint64_t> early = {10, 11, 12, 13, 14, 15};
