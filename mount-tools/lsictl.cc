@@ -2,6 +2,7 @@
 // lives in core/; this file parses arguments and prints results (text for
 // people, --json for scripts).
 #include <fcntl.h>
+#include <signal.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@
 #include "core/util/hex.h"
 #include "core/util/json.h"
 #include "core/util/log.h"
+#include "core/util/names.h"
 #include "core/util/numbers.h"
 #include "core/util/progress.h"
 #include "core/verify/verify.h"
@@ -55,6 +57,29 @@ struct Context {
   std::string Arg(const char* name) const {
     return vm.count(name) ? vm[name].as<std::string>() : std::string();
   }
+};
+
+// Ctrl-C and SIGTERM during long work (an import): the work stops between
+// two steps, removes what it wrote and says so, instead of dying midway.
+std::atomic<bool> g_interrupted{false};
+
+class StopOnInterrupt {
+ public:
+  StopOnInterrupt() {
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { g_interrupted.store(true); };
+    ::sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &old_int_);
+    ::sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopOnInterrupt() {
+    ::sigaction(SIGINT, &old_int_, nullptr);
+    ::sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 int Fail(const Status& s) {
@@ -526,8 +551,14 @@ int CmdKeyImportProvider(Context& ctx) {
   SecretKey present_key;
   if (ReadKeyFile(target, &present, &present_key).ok()) {
     if (present.id == info.id) {
-      std::printf("The store already holds provider key %s; nothing changed.\n",
-                  FormatId(info.id).c_str());
+      if (ctx.json) {
+        JsonWriter j;
+        j.BeginObject().Field("imported", FormatId(info.id)).Field("changed", false).EndObject();
+        PrintJson(j);
+      } else {
+        std::printf("The store already holds provider key %s; nothing changed.\n",
+                    FormatId(info.id).c_str());
+      }
       return 0;
     }
     return Fail(Status::Exists("this store holds another provider key (" + FormatId(present.id) +
@@ -542,7 +573,8 @@ int CmdKeyImportProvider(Context& ctx) {
   std::vector<std::string> damaged;
   OriginKeys keys = OriginKeys::Derive(key);
   s = ListSnapshots(*store, keys, "", &listed, &damaged);
-  if (s.ok() && listed.empty() && !damaged.empty()) {
+  if (!s.ok()) return Fail(s.WithContext("checking the backup's key against the snapshots"));
+  if (listed.empty() && !damaged.empty()) {
     return Fail(Status::Permission("the backup's key " + FormatId(info.id) +
                                    " does not open this store's snapshots; nothing was changed"));
   }
@@ -551,7 +583,11 @@ int CmdKeyImportProvider(Context& ctx) {
   if (!s.ok()) return Fail(s);
   if (ctx.json) {
     JsonWriter j;
-    j.BeginObject().Field("imported", FormatId(info.id)).Field("path", target).EndObject();
+    j.BeginObject()
+        .Field("imported", FormatId(info.id))
+        .Field("changed", true)
+        .Field("path", target)
+        .EndObject();
     PrintJson(j);
   } else {
     std::printf("Restored provider key %s to %s (mode 0600); %zu snapshot(s) open with it.\n",
@@ -588,6 +624,9 @@ int CmdImport(Context& ctx) {
   ProgressBar bar("importing " + volume);
   ImportOptions options;
   options.progress = [&](uint64_t done, uint64_t total) { bar.Update(done, total); };
+  options.resize = ctx.vm["resize"].as<bool>();
+  options.cancel = &g_interrupted;
+  StopOnInterrupt stop_on_interrupt;
   ImportResult r;
   s = ImportImage(*store, keys, volume, ctx.Arg("image"), options, &r);
   bar.Finish();
@@ -844,6 +883,38 @@ int CmdLsiDrop(Context& ctx) {
   return 0;
 }
 
+// Drops the LSIs that stand on `volume` (on its snapshot `snapshot`; 0:
+// on any): refused, dropping none, while a mount has one open. Each drop is
+// whole: a crash midway leaves the snapshots and the LSIs not dropped yet,
+// never an LSI standing on nothing.
+Status DropLsisStandingOn(const Catalog& catalog, const std::string& volume, uint64_t snapshot,
+                          std::vector<uint64_t>* dropped, uint64_t* freed) {
+  CatalogContext context;
+  context.now = static_cast<int64_t>(std::time(nullptr));
+  std::vector<CatalogEntry> entries;
+  LSIFS_RETURN_IF_ERROR(catalog.List(context, &entries));
+  std::vector<uint64_t> standing;
+  for (const auto& e : entries) {
+    if (e.manifest.volume != volume || (snapshot != 0 && e.manifest.snapshot != snapshot)) {
+      continue;
+    }
+    if (e.in_use) {
+      return Status::Unavailable(
+          "LSI " + FormatId(e.lsi_id) + " stands on " +
+          (snapshot ? "snapshot " + FormatId(snapshot) : "volume " + volume) +
+          " and a mount has it open; close it, then delete again");
+    }
+    standing.push_back(e.lsi_id);
+  }
+  for (uint64_t lsi : standing) {
+    DropResult r;
+    LSIFS_RETURN_IF_ERROR(catalog.Drop(lsi, &r, /*force=*/true));
+    *freed += r.bytes;
+    dropped->push_back(lsi);
+  }
+  return Status::Ok();
+}
+
 int CmdSnapshotDelete(Context& ctx) {
   const std::string volume = ctx.Arg("volume");
   uint64_t id = 0;
@@ -857,32 +928,10 @@ int CmdSnapshotDelete(Context& ctx) {
   s = LoadOriginKeys(*store, &origin_keys);
   if (!s.ok()) return Fail(s);
   const OriginKeys& keys = *origin_keys;
-  // What stands on it: refused while a mount has one open; else dropped
-  // with it (an LSI without its base cannot be read).
-  CatalogContext context;
-  context.now = static_cast<int64_t>(std::time(nullptr));
-  std::vector<CatalogEntry> entries;
-  s = catalog->List(context, &entries);
-  if (!s.ok()) return Fail(s);
-  std::vector<uint64_t> standing;
-  for (const auto& e : entries) {
-    if (e.manifest.volume != volume || e.manifest.snapshot != id) continue;
-    if (e.in_use) {
-      return Fail(Status::Unavailable("LSI " + FormatId(e.lsi_id) + " stands on snapshot " +
-                                      FormatId(id) +
-                                      " and a mount has it open; close it, then delete again"));
-    }
-    standing.push_back(e.lsi_id);
-  }
-  // The LSIs first, each drop whole: a crash midway leaves the snapshot and
-  // the LSIs not dropped yet, never an LSI standing on nothing.
   uint64_t freed = 0;
-  for (uint64_t lsi : standing) {
-    DropResult r;
-    s = catalog->Drop(lsi, &r, /*force=*/true);
-    if (!s.ok()) return Fail(s);
-    freed += r.bytes;
-  }
+  std::vector<uint64_t> standing;
+  s = DropLsisStandingOn(*catalog, volume, id, &standing, &freed);
+  if (!s.ok()) return Fail(s);
   SnapshotDeletion deletion;
   s = DeleteSnapshot(*store, keys, volume, id, &deletion);
   if (!s.ok()) return Fail(s);
@@ -908,6 +957,62 @@ int CmdSnapshotDelete(Context& ctx) {
       standing.empty()
           ? ""
           : ("; dropped the " + std::to_string(standing.size()) + " LSI(s) on it").c_str());
+  return 0;
+}
+
+int CmdVolumeDelete(Context& ctx) {
+  const std::string volume = ctx.Arg("volume");
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Catalog> catalog;
+  std::unique_ptr<OriginKeys> keys;
+  Status s = ValidateName("volume", volume);
+  if (s.ok()) s = OpenStore(ctx, &store);
+  if (s.ok()) s = Catalog::Open(*store, &catalog);
+  if (s.ok()) s = LoadOriginKeys(*store, &keys);
+  if (s.ok() && !PathExists(store->volume_dir(volume))) {
+    s = Status::NotFound("the store has no volume '" + volume + "' (see: lsictl snapshots)");
+  }
+  if (!s.ok()) return Fail(s);
+  uint64_t freed = 0;
+  std::vector<uint64_t> dropped;
+  s = DropLsisStandingOn(*catalog, volume, 0, &dropped, &freed);
+  VolumeDeletion deletion;
+  if (s.ok()) s = DeleteVolume(*store, *keys, volume, &deletion);
+  if (!s.ok()) return Fail(s);
+  freed += deletion.freed;
+  // What was learned of it goes too (through the daemon that holds the
+  // database, or here); the volume is gone either way.
+  std::string body;
+  Status forgot = ServiceCall(ctx, {"access-forget-volume", volume}, &body);
+  uint64_t sessions = 0;
+  if (forgot.ok()) {
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(body, ec);
+    if (!ec && v.is_object() && v.as_object().contains("removed_sessions")) {
+      sessions = boost::json::value_to<uint64_t>(v.at("removed_sessions"));
+    }
+  } else {
+    std::fprintf(stderr, "lsictl: what was learned of %s stays: %s\n", volume.c_str(),
+                 PrintableLine(forgot.message()).c_str());
+  }
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("volume", volume)
+        .Field("snapshots", deletion.snapshots)
+        .Field("freed", freed)
+        .Field("forgotten_sessions", sessions);
+    j.Key("dropped_lsis").BeginArray();
+    for (uint64_t lsi : dropped) j.String(FormatId(lsi));
+    j.EndArray().EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf(
+      "Deleted volume %s: %u snapshot(s) and %zu LSI(s), %s freed; %llu session(s) of "
+      "learned reads forgotten.\n",
+      volume.c_str(), deletion.snapshots, dropped.size(), FormatBytes(freed).c_str(),
+      static_cast<unsigned long long>(sessions));
   return 0;
 }
 
@@ -1410,10 +1515,15 @@ std::vector<Command> Commands() {
        "its non-zero blocks, each sealed with the provider key (AES-256-GCM) and bound to\n"
        "volume, snapshot and block number. Blocks unchanged since VOLUME's latest snapshot\n"
        "are not stored again. Prints the new snapshot id on stdout and a summary on\n"
-       "stderr; a progress bar is shown on a terminal.\n"
+       "stderr; a progress bar is shown on a terminal. An image whose size differs from\n"
+       "VOLUME's latest snapshot changes the volume's size and is refused without\n"
+       "--resize. Ctrl-C stops it at once; nothing is imported and nothing is left.\n"
        "Example: lsictl -s /srv/lsifs import vol-db /var/tmp/db.img",
        {{"volume", true, "VOLUME"}, {"image", true, "IMAGE"}},
-       nullptr,
+       [](po::options_description& d) {
+         d.add_options()("resize", po::bool_switch(),
+                         "accept an image whose size differs from the volume's latest snapshot");
+       },
        CmdImport},
       {{"restore"},
        "-e EXT -v VOLUME [--snapshot ID]",
@@ -1671,6 +1781,18 @@ std::vector<Command> Commands() {
        {{"volume", true, "VOLUME"}, {"id", true, "ID"}},
        nullptr,
        CmdSnapshotDelete},
+      {{"volume", "delete"},
+       "VOLUME",
+       "delete a volume: its LSIs, every snapshot, and what was learned of it",
+       "Refused, deleting nothing, while a mount has an LSI of VOLUME open. Otherwise\n"
+       "drops VOLUME's LSIs (every extension's), deletes its snapshots newest first\n"
+       "(each whole: a crash midway leaves a volume with fewer snapshots; run it\n"
+       "again), removes its folder, and forgets the sessions learned from its restores.\n"
+       "Prints the bytes freed.\n"
+       "Example: lsictl -s /srv/lsifs volume delete vol-old --json",
+       {{"volume", true, "VOLUME"}},
+       nullptr,
+       CmdVolumeDelete},
       {{"snapshots"},
        "[VOLUME]",
        "list snapshots, oldest first",

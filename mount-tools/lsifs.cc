@@ -658,7 +658,15 @@ int main(int argc, char** argv) {
               return Status::Ok();
             }
             *body = "keys read again";
-            return fs.ReloadKeys();
+            Status reloaded = fs.ReloadKeys();
+            if (reloaded.IsNotFound()) {
+              // lsictl key delete: what is open keeps serving, nothing else opens.
+              LogLine("the key of '" + fs.extension() +
+                      "' was deleted: open images keep serving; nothing else opens");
+              *body = "key deleted";
+              return Status::Ok();
+            }
+            return reloaded;
           }
           ServiceEnv for_request = env;
           for_request.progress = progress;

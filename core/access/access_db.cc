@@ -540,4 +540,19 @@ Status AccessDb::Reset(const std::string& ext, const std::string& vol, uint32_t*
   return Relearn(kAllExtensions, vol, volume_model);
 }
 
+Status AccessDb::ForgetVolume(const std::string& vol, uint32_t* removed) {
+  *removed = 0;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  LSIFS_RETURN_IF_ERROR(ListPairs(&pairs));
+  for (const auto& [ext, v] : pairs) {
+    if (v != vol) continue;
+    uint32_t n = 0;
+    Relearned ignored;
+    LSIFS_RETURN_IF_ERROR(Reset(ext, vol, &n, &ignored));
+    *removed += n;
+  }
+  Relearned none;
+  return Relearn(kAllExtensions, vol, &none);  // no session left: the model goes
+}
+
 }  // namespace lsifs

@@ -142,6 +142,8 @@ class AccessDb : public SessionSink {
   // `removed`: how many sessions went.
   Status Reset(const std::string& ext, const std::string& vol, uint32_t* removed,
                Relearned* volume_model);
+  // Forgets every extension's reads of vol (the volume is deleted).
+  Status ForgetVolume(const std::string& vol, uint32_t* removed);
 
  private:
   AccessDb(leveldb::DB* db, const CoAccessParams& params, SessionPolicy policy)

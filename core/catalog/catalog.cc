@@ -463,6 +463,11 @@ Status Catalog::Deliver(uint64_t lsi_id, const KeyInfo& key_info, const SecretKe
   const std::string path = store_.deliveries_path(key_info.name);
   DeliveryRecord r;
   Status s = ReadDeliveryRecord(path, &key_info, &key, &r);
+  if (s.IsPermission() && store_.keyring().RotationPending(key_info.name)) {
+    return Status::Unavailable("a key rotation of '" + key_info.name +
+                               "' was interrupted; finish it with: lsictl key rotate " +
+                               key_info.name);
+  }
   if (!s.ok()) {
     return s.WithContext("cannot deliver to '" + key_info.name + "' (move " + path +
                          " aside to start a new record: running mounts keep what they show and "

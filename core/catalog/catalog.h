@@ -107,8 +107,6 @@ struct EvictionReport {
   bool satisfied = true;  // under the cap and above the floor afterwards
 };
 
-// A mount's hold on an LSI it has open: the manifest as read through the
-// pinned file, authenticated. Released by Catalog::Unpin.
 // What a key rotation did (Catalog::RotateKey).
 struct KeyRotation {
   KeyInfo old_key, new_key;
@@ -129,6 +127,8 @@ struct KeyDeletion {
   bool deleted = false;
 };
 
+// A mount's hold on an LSI it has open: the manifest as read through the
+// pinned file, authenticated. Released by Catalog::Unpin.
 class LsiPin {
  public:
   const Manifest& manifest() const { return manifest_; }

@@ -113,7 +113,8 @@ Status Catalog::RotateKey(const std::string& extension,
       if (first && progress) progress(i, todo.size());
       bool rekeyed = false;
       Status s = RekeyLsi(todo[i], keys, &rekeyed, &out->layer_bytes);
-      if (s.IsCorruption() || s.IsPermission()) {
+      // A layer missing is damage too (the LSI cannot be read whole).
+      if (s.IsCorruption() || s.IsPermission() || s.IsNotFound()) {
         if (left_out.insert(todo[i]).second) out->left_out.emplace_back(todo[i], s.message());
         continue;
       }
@@ -170,6 +171,7 @@ Status Catalog::DeleteKey(const std::string& extension, bool force, KeyDeletion*
     return Status::FromErrno("removing " + record, errno);
   }
   LSIFS_RETURN_IF_ERROR(store_.keyring().Remove(extension));
+  ::unlink(store_.deliveries_lock_path(extension).c_str());  // we hold it; waiters get an error
   out->deleted = true;
   return Status::Ok();
 }

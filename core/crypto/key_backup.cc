@@ -82,9 +82,8 @@ Status ImportProviderKey(const std::string& backup, const std::string& passphras
   };
   const boost::json::string* format = text(doc, "format");
   uint64_t version = 0;
-  if (format == nullptr || *format != kFormat || !number(doc, "version", &version)) {
-    return bad("no lsifs-provider-backup format field");
-  }
+  if (format == nullptr || *format != kFormat) return bad("no lsifs-provider-backup format field");
+  if (!number(doc, "version", &version)) return bad("no version");
   if (version != kVersion) return UnsupportedVersion("provider key backup", version, 1, kVersion);
   const boost::json::string* id_text = text(doc, "key_id");
   auto id = id_text ? ParseId(std::string_view(id_text->data(), id_text->size())) : std::nullopt;

@@ -30,12 +30,13 @@ double CounterValues::wan_precision() const {
              : static_cast<double>(prefetched_read + expanded_read) / static_cast<double>(brought);
 }
 
-#define LSIFS_COUNTER_FIELDS(X)                                                                 \
-  X(reads)                                                                                      \
-  X(blocks_read)                                                                                \
-  X(from_delta)                                                                                 \
-  X(from_base) X(zero) X(origin_requests) X(origin_bytes) X(stalled_reads) X(prefetched_blocks) \
-      X(prefetched_read) X(read_errors) X(expanded_blocks) X(expanded_read) X(late_reads)       \
+#define LSIFS_COUNTER_FIELDS(X)                                                           \
+  X(reads)                                                                                \
+  X(blocks_read)                                                                          \
+  X(from_delta)                                                                           \
+  X(from_base)                                                                            \
+  X(zero) X(origin_requests) X(origin_bytes) X(stalled_reads) X(prefetched_blocks)        \
+      X(prefetched_read) X(read_errors) X(expanded_blocks) X(expanded_read) X(late_reads) \
           X(waited_blocks)
 
 std::string CounterValues::ToText() const {

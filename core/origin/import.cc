@@ -13,6 +13,7 @@
 
 #include "core/util/hex.h"
 #include "core/util/names.h"
+#include "core/util/progress.h"
 #include "core/util/worker_pool.h"
 
 namespace lsifs {
@@ -206,6 +207,13 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
                          .count();
   if (!existing.empty()) {
     const SnapshotInfo& parent = existing.back();
+    if (parent.size != size && !options_.resize) {
+      return Status::InvalidArgument(
+          "the image is " + FormatBytes(size) + " (" + std::to_string(size) + " bytes) but " +
+          volume + "'s latest snapshot is " + FormatBytes(parent.size) + " (" +
+          std::to_string(parent.size) +
+          " bytes): importing it changes the volume's size; pass --resize if that is meant");
+    }
     info_.parent = parent.id;
     if (parent.block_size == block_size_) {
       LSIFS_RETURN_IF_ERROR(parent_.Open(store_.snapshot_map_path(volume, parent.id), keys_));
@@ -234,6 +242,9 @@ Status Importer::Run(const std::string& volume, const std::string& image_path,
       result->zero_blocks += std::min(data_block, total_blocks) - block;
       block = std::min(data_block, total_blocks);
       continue;
+    }
+    if (options_.cancel != nullptr && options_.cancel->load()) {
+      return Status::Cancelled("interrupted; nothing was imported");
     }
     size_t count = static_cast<size_t>(std::min<uint64_t>(batch_blocks, total_blocks - block));
     LSIFS_RETURN_IF_ERROR(ProcessBatch(block, count));

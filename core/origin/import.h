@@ -4,6 +4,7 @@
 // stored again; every other block is sealed with the origin block key.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -18,6 +19,12 @@ struct ImportOptions {
   // Called after each batch with bytes scanned so far and the image size.
   std::function<void(uint64_t done, uint64_t total)> progress;
   int threads = 0;  // 0: one per core
+  // An image whose size differs from the volume's latest snapshot changes
+  // the volume's size: refused unless this is set (lsictl import --resize).
+  bool resize = false;
+  // Set (by a signal handler) to stop: the import then fails with
+  // Cancelled and leaves nothing behind.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct ImportResult {

@@ -486,4 +486,42 @@ Status DeleteSnapshot(const Store& store, const OriginKeys& keys, const std::str
   return Status::Ok();
 }
 
+Status DeleteVolume(const Store& store, const OriginKeys& keys, const std::string& volume,
+                    VolumeDeletion* out) {
+  *out = VolumeDeletion();
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
+  const std::string dir = store.volume_dir(volume);
+  if (!PathExists(dir)) {
+    return Status::NotFound("the store has no volume '" + volume + "' (see: lsictl snapshots)");
+  }
+  // Newest first, so that no snapshot's blocks are kept for a later one
+  // that is about to go too; the damaged (no date to order by) last.
+  std::vector<SnapshotInfo> listed;
+  std::vector<std::string> damaged;
+  LSIFS_RETURN_IF_ERROR(ListSnapshots(store, keys, volume, &listed, &damaged));
+  std::vector<uint64_t> order;
+  for (auto it = listed.rbegin(); it != listed.rend(); ++it) order.push_back(it->id);
+  for (const auto& n : ListFileNames(dir)) {
+    auto id = ParseId(n.substr(0, 16));
+    if (id && n.size() == 21 && n.compare(16, 5, ".snap") == 0 &&
+        std::find(order.begin(), order.end(), *id) == order.end()) {
+      order.push_back(*id);
+    }
+  }
+  for (uint64_t id : order) {
+    SnapshotDeletion d;
+    LSIFS_RETURN_IF_ERROR(DeleteSnapshot(store, keys, volume, id, &d));
+    out->freed += d.freed;
+    ++out->snapshots;
+  }
+  // What no snapshot names any more (data an import left, kept markers).
+  for (const auto& n : ListFileNames(dir)) {
+    const std::string path = dir + "/" + n;
+    const uint64_t bytes = FileBytes(path);
+    if (::unlink(path.c_str()) == 0) out->freed += bytes;
+  }
+  if (::rmdir(dir.c_str()) != 0) return Status::FromErrno("removing " + dir, errno);
+  return SyncDirectory(store.snapshots_dir());
+}
+
 }  // namespace lsifs

@@ -159,4 +159,16 @@ struct SnapshotDeletion {
 Status DeleteSnapshot(const Store& store, const OriginKeys& keys, const std::string& volume,
                       uint64_t id, SnapshotDeletion* out);
 
+struct VolumeDeletion {
+  uint32_t snapshots = 0;  // deleted
+  uint64_t freed = 0;      // bytes removed
+};
+
+// Deletes every snapshot of `volume`, newest first and each whole (as
+// DeleteSnapshot: a crash midway leaves a volume with fewer snapshots), then
+// its folder. NotFound when the store has no such volume. What stands on
+// its snapshots (LSIs) is the caller's to check first.
+Status DeleteVolume(const Store& store, const OriginKeys& keys, const std::string& volume,
+                    VolumeDeletion* out);
+
 }  // namespace lsifs

@@ -34,13 +34,13 @@ struct ModelView {
 };
 
 struct PlanOptions {
-  uint64_t budget_bytes = 0;   // 0: budget_factor x the expected bytes a session reads
+  uint64_t budget_bytes = 0;  // 0: budget_factor x the expected bytes a session reads
   double budget_factor = 1.5;
-  double floor = 0.05;         // blocks less likely than this are never taken
-  double prior = 2.0;          // sessions of own history worth as much as the volume-wide model
-  double seed_p = 0.5;         // blocks this likely expand to their successors
-  double min_support = 2.0;    // a successor seen in fewer (decayed) sessions is noise
-  double min_share = 0.5;      // ... or following its seed in less than this share of them
+  double floor = 0.05;       // blocks less likely than this are never taken
+  double prior = 2.0;        // sessions of own history worth as much as the volume-wide model
+  double seed_p = 0.5;       // blocks this likely expand to their successors
+  double min_support = 2.0;  // a successor seen in fewer (decayed) sessions is noise
+  double min_share = 0.5;    // ... or following its seed in less than this share of them
 };
 
 // The one rule for "confident co-access", used by the predictor, read-time

@@ -701,8 +701,23 @@ void QueuePreassemblies(const ServiceEnv& env, AccessDb& db, const std::string& 
 // access-forget EXT VOLUME N | access-reset EXT VOLUME: the models are
 // learned again without what is forgotten, and what depends on them (the
 // successor tables, pre-assembly) follows as after a session's end.
+// access-forget-volume VOLUME: everything learned of a deleted volume goes.
 Status ServeForget(const ServiceEnv& env, const std::vector<std::string>& request,
                    std::string* body) {
+  if (request[0] == "access-forget-volume") {
+    const std::string& volume = request[1];
+    LSIFS_RETURN_IF_ERROR(ValidateName("volume", volume));
+    return env.with_db([&](AccessDb* db) -> Status {
+      if (db == nullptr) return Status::Unavailable("the co-access database cannot be opened");
+      uint32_t removed = 0;
+      LSIFS_RETURN_IF_ERROR(db->ForgetVolume(volume, &removed));
+      if (env.on_session_end) env.on_session_end(*db, volume);
+      JsonWriter j;
+      j.BeginObject().Field("volume", volume).Field("removed_sessions", removed).EndObject();
+      *body = j.str() + "\n";
+      return Status::Ok();
+    });
+  }
   const std::string& ext = request[1];
   const std::string& volume = request[2];
   LSIFS_RETURN_IF_ERROR(ValidateName("extension", ext));
@@ -743,7 +758,8 @@ Status ServeRequest(const ServiceEnv& env, const std::vector<std::string>& reque
   if ((verb == "access-show" && n == 5) || (verb == "access-heatmap" && (n == 3 || n == 4))) {
     return ServeAccess(env, request, body);
   }
-  if ((verb == "access-forget" && n == 4) || (verb == "access-reset" && n == 3)) {
+  if ((verb == "access-forget" && n == 4) || (verb == "access-reset" && n == 3) ||
+      (verb == "access-forget-volume" && n == 2)) {
     return ServeForget(env, request, body);
   }
   if (verb == "restore" && n == 4) return ServeRestore(env, request, body);

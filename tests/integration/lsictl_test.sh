@@ -97,4 +97,25 @@ check "another format is refused" expect_fail 1 "not svg or png" "$LSICTL" -s "$
 check "a folder that is not there: one line, exit 1" expect_fail 1 "nodir" "$LSICTL" -s "$S" access heatmap -e site-a -v vol-a -o "$WORK/nodir/heat.svg"
 check "no temporary file is left" bash -c "! ls '$WORK' | grep -q 'tmp$'"
 check "no file of a refused name" test ! -e "$WORK/heat.gif"
+# An image of another size changes the volume's size: only with --resize.
+truncate -s 300K "$WORK/bigger.img"
+check "another size needs --resize" expect_fail 1 "pass --resize" "$LSICTL" -s "$S" import vol-a "$WORK/bigger.img"
+check "with --resize it is imported" bash -c "'$LSICTL' -s '$S' import vol-a '$WORK/bigger.img' --resize >/dev/null 2>&1"
+# Ctrl-C during an import: one line, nothing imported, nothing left behind.
+head -c 300000000 /dev/urandom >"$WORK/huge.img" 2>/dev/null
+snaps_before=$(ls "$S/snapshots/vol-a" | sort)
+"$LSICTL" -s "$S" import vol-a "$WORK/huge.img" --resize >/dev/null 2>"$WORK/int.err" &
+pid=$!
+sleep 0.5
+kill -INT "$pid"
+rc=0; wait "$pid" || rc=$?
+check "an interrupted import says so" bash -c "[ $rc -eq 1 ] && grep -q 'interrupted; nothing was imported' '$WORK/int.err'"
+check "an interrupted import leaves nothing" bash -c "[ '$snaps_before' = \"\$(ls '$S/snapshots/vol-a' | sort)\" ] && [ -z \"\$(ls -A '$S/tmp')\" ]"
+rm -f "$WORK/huge.img"
+# A volume goes whole: its LSIs, its snapshots, what was learned of it.
+check "restore on vol-a" bash -c "'$LSICTL' -s '$S' restore -e site-a -v vol-a >/dev/null 2>&1"
+check "volume delete reports what it freed" bash -c "'$LSICTL' -s '$S' --json volume delete vol-a | python3 -c '
+import json,sys; r=json.load(sys.stdin); assert r[\"snapshots\"]>=2 and len(r[\"dropped_lsis\"])>=1 and r[\"freed\"]>0, r'"
+check "the volume is gone" bash -c "test ! -e '$S/snapshots/vol-a' && ! '$LSICTL' -s '$S' snapshots | grep -q vol-a && ! '$LSICTL' -s '$S' lsi list | grep -q vol-a"
+check "deleting it again: one line, exit 1" expect_fail 1 "no volume 'vol-a'" "$LSICTL" -s "$S" volume delete vol-a
 finish
