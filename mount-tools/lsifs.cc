@@ -457,6 +457,20 @@ int main(int argc, char** argv) {
     return Fail("mountpoint " + positional[1] + ": " + std::strerror(errno));
   }
   const std::string mountpoint = resolved;
+  // An empty directory only: mounting over files would hide them, as
+  // mount(8) users do not expect of a new filesystem.
+  {
+    struct stat st;
+    if (::stat(mountpoint.c_str(), &st) != 0) {
+      return Fail("mountpoint " + mountpoint + ": " + std::strerror(errno) +
+                  (errno == ENOTCONN ? " (a dead mount: fusermount3 -u " + mountpoint + ")" : ""));
+    }
+    if (!S_ISDIR(st.st_mode)) return Fail("mountpoint " + mountpoint + " is not a directory");
+    if (!ListFileNames(mountpoint).empty()) {
+      return Fail("mountpoint " + mountpoint +
+                  " is not empty: mount on an empty directory (its files would be hidden)");
+    }
+  }
 
   std::unique_ptr<Store> store;
   Status s = Store::Open(store_path, &store);

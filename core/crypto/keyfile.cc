@@ -163,7 +163,14 @@ Status Keyring::Create(const std::string& extension, KeyInfo* info) const {
 Status Keyring::Load(const std::string& extension, KeyInfo* info, SecretKey* key) const {
   LSIFS_RETURN_IF_ERROR(ValidateName("extension", extension));
   std::string path = PathFor(extension);
-  if (!PathExists(path)) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) {
+      // Keys are readable by the store's owner only: say so, never "no key".
+      return Status::FromErrno(path, errno)
+          .WithContext("cannot read the key of extension '" + extension +
+                       "' (run as root or as the store's owner)");
+    }
     return Status::NotFound("extension '" + extension +
                             "' has no key in this store; create one with: lsictl key create " +
                             extension);

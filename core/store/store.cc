@@ -194,8 +194,9 @@ Status ParseByteSize(const std::string& text, uint64_t* bytes) {
   } else if (unit == "T" || unit == "TiB") {
     mult = 1ull << 40;
   } else {
-    return Status::InvalidArgument("'" + text + "': unknown size unit '" + unit +
-                                   "' (use K, M, G or T, powers of 1024)");
+    return Status::InvalidArgument(
+        "'" + text + "': unknown size unit '" + unit +
+        "' (use K, M, G, T or KiB, MiB, GiB, TiB: powers of 1024; bits are for bandwidths only)");
   }
   if (n > UINT64_MAX / mult) return Status::InvalidArgument("'" + text + "' is too large");
   *bytes = n * mult;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/crypto/aead.h"
@@ -113,6 +114,42 @@ TEST(KeyFile, CreatedMode0600AndReadBack) {
   ASSERT_EQ(all.size(), 2u);
   EXPECT_EQ(all[0].name, "site-a");
   EXPECT_EQ(all[1].name, "site-b");
+}
+
+TEST(KeyFile, AUserWhoMayNotReadTheKeysIsToldSoNotThatThereIsNoKey) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to become another user";
+  TempDir dir;
+  ::chmod(dir.path().c_str(), 0755);
+  Keyring ring = KeyringIn(dir);
+  KeyInfo info;
+  ASSERT_TRUE(ring.Create("site-a", &info).ok());
+  // As nobody, in a child: the keys folder is the owner's only.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::close(fds[0]);
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    KeyInfo loaded;
+    SecretKey key;
+    Status s = ring.Load("site-a", &loaded, &key);
+    std::string out = std::to_string(static_cast<int>(s.code())) + " " + s.message();
+    (void)!::write(fds[1], out.data(), out.size());
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) > 0;)
+    got.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(got.rfind(std::to_string(static_cast<int>(Status::Code::kPermission)) + " ", 0), 0u)
+      << got;
+  EXPECT_NE(got.find("Permission denied"), std::string::npos) << got;
+  EXPECT_EQ(got.find("has no key"), std::string::npos) << got;
 }
 
 TEST(KeyFile, AKeyFileThatIsAFifoOrALinkToOneIsRefusedAtOnce) {

@@ -296,6 +296,19 @@ TEST_F(MountTest, AnotherExtensionsLsiIsAnsweredAsAbsentAndTheRefusalLogged) {
       << f_->log();
 }
 
+TEST_F(MountTest, AMountpointThatIsNotAnEmptyDirectoryIsRefused) {
+  const std::string lsifs = f_->bin("lsifs") + " " + f_->store().root();
+  const std::string busy = f_->dir() / "busy";
+  ASSERT_EQ(::mkdir(busy.c_str(), 0755), 0);
+  testing::WriteFileBytes(busy + "/kept.txt", AsBytes("mine"));
+  std::string out = Capture(lsifs + " " + busy + " -e site-a 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("is not empty"), std::string::npos) << out;
+  EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
+  out = Capture(lsifs + " " + busy + "/kept.txt -e site-a 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("is not a directory"), std::string::npos) << out;
+  EXPECT_EQ(ReadText(busy + "/kept.txt"), "mine");
+}
+
 TEST_F(MountTest, WritesAndTruncatesFailWithErofs) {
   std::string id = f_->Deliver("site-a", "vol", {});
   f_->Mount("site-a");
