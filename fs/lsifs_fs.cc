@@ -214,6 +214,7 @@ std::vector<std::pair<std::string, fuse_ino_t>> LsiFs::List(fuse_ino_t dir) {
     }
   } else if (dir == kCtlIno) {
     out.emplace_back("mount", kCtlMountIno);
+    out.emplace_back("mount.json", kCtlMountJsonIno);
     for (size_t i = 0; i < entries_.size(); ++i) {
       if (!entries_[i]->listed) continue;
       std::string id = FormatId(entries_[i]->manifest.lsi_id);
@@ -259,7 +260,7 @@ bool LsiFs::FillAttr(fuse_ino_t ino, struct stat* st) {
     st->st_nlink = 2;
     return true;
   }
-  if (ino == kCtlMountIno) {
+  if (IsMountFile(ino)) {
     st->st_mode = S_IFREG | 0444;
     st->st_nlink = 1;
     return true;
@@ -408,35 +409,59 @@ std::string LsiFs::SessionText(Entry& e) {
          " dropped" + (e.open_count ? "" : ", idle");
 }
 
-std::string LsiFs::ControlText(fuse_ino_t ino) {
-  if (ino == kCtlMountIno) {
+void LsiFs::Metrics(MountMetrics* m) {
+  *m = MountMetrics();
+  m->extension = extension_;
+  m->store = store_.root();
+  m->mounted_at = mounted_at_;
+  m->origin = options_.origin_description;
+  {
     auto keys = Keys();
-    std::string out = "extension:         " + extension_ + " (key " + FormatId(keys->info.id) +
-                      (keys->has_next ? ", next key " + FormatId(keys->next_info.id) : "") +
-                      ")\nstore:             " + store_.root() +
-                      "\norigin:            " + options_.origin_description + "\n";
-    if (options_.recorder == nullptr || !options_.recorder->enabled()) {
-      out += "recording:         off\n";
-    } else {
-      RecorderStats rs = options_.recorder->Stats();
-      out += "recording:         on; " + std::to_string(rs.recorded) + " events written in " +
-             std::to_string(rs.batches) + " batches, " + std::to_string(rs.dropped) + " dropped, " +
-             std::to_string(rs.errors) + " database errors\n";
-    }
-    out += "images:\n";
+    m->key_id = keys->info.id;
+    m->next_key_id = keys->has_next ? keys->next_info.id : 0;
+  }
+  {
     std::lock_guard<std::mutex> lock(catalog_mu_);
     for (const auto& e : entries_) {
-      if (!e->listed) continue;
-      bool opened;
+      LsiMetrics l;
+      l.lsi_id = e->manifest.lsi_id;
+      l.volume = e->manifest.volume;
+      std::shared_ptr<LsiImage> img;
       {
-        std::lock_guard<std::mutex> l(e->open_mu);
-        opened = e->image != nullptr;
+        std::lock_guard<std::mutex> entry_lock(e->open_mu);
+        img = e->image;
+        l.counters = e->released_lsi;
       }
-      out += "  " + FormatId(e->manifest.lsi_id) + "  " + e->manifest.volume + "  snapshot " +
-             FormatId(e->manifest.snapshot) + "  " + std::to_string(e->manifest.layers.size()) +
-             " layers" + (opened ? "  open" : "") + "\n";
+      if (!e->listed && !img) continue;
+      l.open = img != nullptr;
+      if (img) l.counters = img->lsi_counters().Values();
+      m->lsis.push_back(std::move(l));
     }
-    return out;
+  }
+  if (options_.recorder != nullptr && options_.recorder->enabled()) {
+    m->recording = true;
+    m->recorder = options_.recorder->Stats();
+  }
+  if (options_.image.cache != nullptr) {
+    m->cache_capacity_bytes = options_.image.cache->capacity_bytes();
+    m->cache_used_bytes = options_.image.cache->used_bytes();
+  }
+  if (options_.image.origin_waits != nullptr) {
+    m->origin_waits = options_.image.origin_waits->Read();
+  }
+  if (options_.daemon_metrics) options_.daemon_metrics(m);
+}
+
+std::string LsiFs::ControlText(fuse_ino_t ino) {
+  if (ino == kCtlMountJsonIno) {
+    MountMetrics m;
+    Metrics(&m);
+    return RenderMountJson(m);
+  }
+  if (ino == kCtlMountIno) {
+    MountMetrics m;
+    Metrics(&m);
+    return RenderStatusText(m);
   }
   Kind kind;
   Entry* e = EntryOf(ino, &kind);
@@ -483,8 +508,7 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
                     "\nlocal base blocks: " + std::to_string(local_base.first) + " of " +
                     std::to_string(local_base.second) + " (fetched, or hydrated)" +
                     "\nsession:           " + session_text + "\n";
-  out += "\n[session]\n" + session.ToText();
-  out += "\n[lsi]\n" + lsi.ToText();
+  out += "\n" + CounterValues::Table(session, lsi);
   return out;
 }
 
@@ -639,7 +663,7 @@ void LsiFs::OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, EROFS);
     return;
   }
-  if (ino == kCtlMountIno) {
+  if (IsMountFile(ino)) {
     fi->fh = reinterpret_cast<uint64_t>(new ControlHandle{self->ControlText(ino)});
     fi->direct_io = 1;
     fuse_reply_open(req, fi);
@@ -672,7 +696,7 @@ void LsiFs::OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void LsiFs::OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   Kind kind = Kind::kImage;
-  if (ino == kCtlMountIno || (ino >= kFirstEntryIno && (ino - kFirstEntryIno) % 3 != 0)) {
+  if (IsMountFile(ino) || (ino >= kFirstEntryIno && (ino - kFirstEntryIno) % 3 != 0)) {
     kind = Kind::kStatsText;
   }
   if (kind != Kind::kImage) {
@@ -698,7 +722,7 @@ void LsiFs::OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   LsiFs* self = Self(req);
   Kind kind = Kind::kImage;
   Entry* e = self->EntryOf(ino, &kind);
-  if (ino == kCtlMountIno || (e != nullptr && kind != Kind::kImage)) {
+  if (IsMountFile(ino) || (e != nullptr && kind != Kind::kImage)) {
     delete reinterpret_cast<ControlHandle*>(fi->fh);
   } else if (e != nullptr) {
     self->ReleaseImage(*e);

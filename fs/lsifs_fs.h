@@ -31,6 +31,7 @@
 #include "core/catalog/catalog.h"
 #include "core/crypto/keyfile.h"
 #include "core/image/image.h"
+#include "core/metrics/metrics.h"
 #include "core/origin/origin.h"
 #include "core/store/store.h"
 
@@ -49,6 +50,9 @@ struct FsOptions {
                                                       const std::string& volume)>
       successors;
   std::function<void(const std::string&)> log;
+  // Adds what the daemon around the mount counts (the link, the assembly
+  // queue, the mountpoint) to the mount's metrics. Must not block.
+  std::function<void(MountMetrics*)> daemon_metrics;
 };
 
 class LsiFs {
@@ -62,6 +66,8 @@ class LsiFs {
   // layers' keys are in memory. Every later open uses the keys read now.
   Status ReloadKeys();
   const std::string& extension() const { return extension_; }
+  // What the mount counts (for /metrics, the textfile and .lsifs/mount.json).
+  void Metrics(MountMetrics* m);
 
   static const fuse_lowlevel_ops& Ops();
   // Writes every open image's counters to the store (also done once a
@@ -95,7 +101,9 @@ class LsiFs {
   };
 
   // Inode numbers: fixed ones, then three per catalog entry.
-  static constexpr fuse_ino_t kRootIno = 1, kByIdIno = 2, kCtlIno = 3, kCtlMountIno = 4;
+  static constexpr fuse_ino_t kRootIno = 1, kByIdIno = 2, kCtlIno = 3, kCtlMountIno = 4,
+                              kCtlMountJsonIno = 5;
+  static bool IsMountFile(fuse_ino_t ino) { return ino == kCtlMountIno || ino == kCtlMountJsonIno; }
   static constexpr fuse_ino_t kFirstEntryIno = 16;
   enum class Kind { kImage = 0, kStatsText = 1, kStatsJson = 2 };
   static fuse_ino_t InoOf(size_t index, Kind kind) {

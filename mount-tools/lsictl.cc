@@ -14,9 +14,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "core/control/control.h"
 #include "core/crypto/key_backup.h"
 #include "core/crypto/keyfile.h"
+#include "core/metrics/metrics.h"
 #include "core/origin/import.h"
 #include "core/origin/link.h"
 #include "core/origin/snapshot.h"
@@ -1283,6 +1286,27 @@ int CmdAccessShow(Context& ctx) {
   return 0;
 }
 
+int CmdStatus(Context& ctx) {
+  const std::string mountpoint = ctx.Arg("mountpoint");
+  // Read to its end: control files report size 0, as /proc files do.
+  std::ifstream in(mountpoint + "/.lsifs/mount.json");
+  if (!in) {
+    return Fail(Status::NotFound(mountpoint + " is not an lsifs mount (no .lsifs/mount.json)"));
+  }
+  std::stringstream text_stream;
+  text_stream << in.rdbuf();
+  const std::string text = text_stream.str();
+  MountMetrics m;
+  Status s = ParseMountJson(text, &m);
+  if (!s.ok()) return Fail(s.WithContext(mountpoint));
+  if (ctx.json) {
+    std::fputs(text.c_str(), stdout);
+  } else {
+    std::fputs(RenderStatusText(m).c_str(), stdout);
+  }
+  return 0;
+}
+
 int CmdAccessForget(Context& ctx) {
   uint64_t n = 0;
   Status s = ParseUnsigned(ctx.Arg("session"), "--session", 1, UINT32_MAX, &n);
@@ -1676,6 +1700,20 @@ std::vector<Command> Commands() {
        {},
        nullptr,
        CmdStats},
+      {{"status"},
+       "MOUNTPOINT",
+       "what a running lsifs mount serves: images, sessions, origin, cache, in human units",
+       "Like cryptsetup status: reads MOUNTPOINT/.lsifs/mount.json, which the mount writes\n"
+       "as it is read, and prints the extension and its key, the origin link, what was\n"
+       "fetched and how long reads waited on it, the cache, recording, assemblies, and\n"
+       "one line per image (reads, blocks, bytes fetched, recall, errors). --json prints\n"
+       "the mount's JSON as it is. Needs no store. Exit status 1 when MOUNTPOINT is not\n"
+       "an lsifs mount.\n"
+       "Example: lsictl status /mnt/lsi",
+       {{"mountpoint", true, "MOUNTPOINT"}},
+       nullptr,
+       CmdStatus,
+       false},
       {{"access", "show"},
        "-e EXT -v VOLUME [--session N]",
        "show what has been learned from EXT's reads of VOLUME",

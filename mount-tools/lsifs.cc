@@ -29,6 +29,8 @@
 #include "core/access/recorder.h"
 #include "core/catalog/catalog.h"
 #include "core/control/control.h"
+#include "core/metrics/http_server.h"
+#include "core/metrics/metrics.h"
 #include "core/origin/link.h"
 #include "core/service/forward.h"
 #include "core/service/service.h"
@@ -76,6 +78,10 @@ void Usage(FILE* to) {
       "       busy=refuse|wait        SIGTERM or Ctrl-C while an image is open (a loop device,\n"
       "                               a reader): refuse to stop and say what holds it, or\n"
       "                               stop when the last one is closed (default refuse)\n"
+      "       metrics=ADDR:PORT       serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+      "                               (off by default; e.g. 127.0.0.1:9464)\n"
+      "       metrics_textfile=PATH   write the same metrics to PATH every 15 s, for\n"
+      "                               node-exporter's textfile collector (*.prom)\n"
       "       pidfile=PATH            write the daemon's pid to PATH (mode 0644) once the\n"
       "                               mount is ready; removed when lsifs exits\n"
       "       cache_size=SIZE         decrypted-block cache, one for all images (default 64M;\n"
@@ -353,6 +359,7 @@ int main(int argc, char** argv) {
   bool wait_when_busy = false;
   bool learn_sequential = false;
   std::string pidfile_path;
+  std::string metrics_address, metrics_textfile;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -401,6 +408,15 @@ int main(int argc, char** argv) {
           s = ParseChoice(key, value, "learn", "skip", &learn_sequential);
         } else if (key == "busy") {
           s = ParseChoice(key, value, "wait", "refuse", &wait_when_busy);
+        } else if (key == "metrics") {
+          metrics_address = value;
+          if (value.empty()) s = Status::InvalidArgument("needs ADDR:PORT, e.g. 127.0.0.1:9464");
+        } else if (key == "metrics_textfile") {
+          if (value.empty()) {
+            s = Status::InvalidArgument("needs a path, e.g. /var/lib/node_exporter/lsifs.prom");
+          } else {
+            metrics_textfile = std::filesystem::absolute(value).lexically_normal();
+          }
         } else if (key == "pidfile") {
           if (value.empty()) {
             s = Status::InvalidArgument("needs a path: pidfile=PATH");
@@ -530,6 +546,21 @@ int main(int argc, char** argv) {
   s = BlockCache::Make(cache_bytes, store->block_size(), &cache);
   if (!s.ok()) return Fail("-o cache_size: " + s.message());
   options.image.cache = cache.get();
+  WaitHistogram origin_waits;
+  options.image.origin_waits = &origin_waits;
+  // The queue is made after the mount's tree; its figures join once it is.
+  std::atomic<const AssemblyQueue*> queue_for_metrics{nullptr};
+  options.daemon_metrics = [&](MountMetrics* m) {
+    m->mountpoint = mountpoint;
+    m->link = link.Stats();
+    if (const AssemblyQueue* q = queue_for_metrics.load()) {
+      for (const auto& a : q->List()) ++(a.running ? m->assemblies_running : m->assemblies_queued);
+      const AssemblyQueue::Finished f = q->Totals();
+      m->assemblies_done = f.done;
+      m->assemblies_failed = f.failed;
+      m->assemblies_cancelled = f.cancelled;
+    }
+  };
   options.log = LogLine;
   options.origin_description = "local store (" + link.Describe() + ")";
   // Expansion's background fetches travel in their own class on the link.
@@ -579,6 +610,15 @@ int main(int argc, char** argv) {
       return Fail("-o pidfile=" + pidfile_path + ": " + s.message());
     }
   }
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!metrics_address.empty()) {
+    s = MetricsServer::Listen(metrics_address, &metrics_server);
+    if (!s.ok()) {
+      fuse_session_destroy(se);
+      fuse_opt_free_args(&args);
+      return Fail("-o metrics=" + metrics_address + ": " + s.message());
+    }
+  }
   if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
     fuse_session_destroy(se);
     fuse_opt_free_args(&args);
@@ -618,6 +658,7 @@ int main(int argc, char** argv) {
   AssemblyQueue::Options queue_options;
   queue_options.log = LogLine;
   AssemblyQueue queue(MakeAssemblyWork(env), queue_options);
+  queue_for_metrics = &queue;
   env.queue = &queue;
 
   // Recording never stops the mount: without the database, reads still work.
@@ -706,6 +747,34 @@ int main(int argc, char** argv) {
       if (!built) next_try = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     }
   });
+  auto prometheus = [&fs] {
+    MountMetrics m;
+    fs.Metrics(&m);
+    return RenderPrometheus(m);
+  };
+  if (metrics_server) {
+    metrics_server->Serve(prometheus);
+    LogLine("metrics at http://" + metrics_server->endpoint() + "/metrics");
+  }
+  // node-exporter's textfile collector reads *.prom files whole: each is
+  // written beside PATH and renamed over it.
+  std::mutex textfile_mu;
+  std::condition_variable textfile_cv;
+  bool textfile_stop = false;
+  auto write_textfile = [&] {
+    Status w = WriteFileAtomically(DirName(metrics_textfile), metrics_textfile,
+                                   AsBytes(prometheus()), 0644, /*replace=*/true);
+    if (!w.ok()) LogLine("-o metrics_textfile: " + w.message());
+  };
+  std::thread textfile_writer([&] {
+    if (metrics_textfile.empty()) return;
+    std::unique_lock<std::mutex> lock(textfile_mu);
+    do {
+      lock.unlock();
+      write_textfile();
+      lock.lock();
+    } while (!textfile_cv.wait_for(lock, std::chrono::seconds(15), [&] { return textfile_stop; }));
+  });
   // Ready: the mount is in place (requests wait in the kernel until the loop
   // below takes them), the pid file written, the control socket up.
   ReportReady("");
@@ -790,6 +859,14 @@ int main(int argc, char** argv) {
   fs.StopBackground();
   fs.EndAllSessions();
   fs.SaveCounters();
+  {
+    std::lock_guard<std::mutex> lock(textfile_mu);
+    textfile_stop = true;
+  }
+  textfile_cv.notify_all();
+  textfile_writer.join();
+  if (!metrics_textfile.empty()) write_textfile();  // the final figures
+  metrics_server.reset();
   queue.Stop();
   control.reset();
   building_stop = true;

@@ -17,7 +17,7 @@ packages=(
   libgtest-dev googletest
   libpng-dev
   e2fsprogs util-linux kmod
-  fio python3 strace
+  fio python3 strace curl
   clang
 )
 missing=()

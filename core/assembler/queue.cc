@@ -184,6 +184,9 @@ void AssemblyQueue::FinishLocked(Job& job, Status status) {
   job.status = std::move(status);
   job.finished = true;
   job.running = false;
+  ++(job.status.ok()            ? totals_.done
+     : job.status.IsCancelled() ? totals_.cancelled
+                                : totals_.failed);
   if (!job.status.ok() && job.waiters == 0 && !job.status.IsCancelled() && options_.log) {
     options_.log("assembly " + std::to_string(job.id) + " (" + job.task.reason + ", " +
                  job.task.extension + "/" + job.task.request.volume +
@@ -225,6 +228,11 @@ void AssemblyQueue::WorkerLoop() {
     jobs_.erase(std::find(jobs_.begin(), jobs_.end(), job));
     wake_.notify_all();
   }
+}
+
+AssemblyQueue::Finished AssemblyQueue::Totals() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return totals_;
 }
 
 }  // namespace lsifs

@@ -78,6 +78,11 @@ class AssemblyQueue {
   // NotFound when no queued or running assembly has this id.
   Status Cancel(uint64_t id);
   std::vector<AssemblyInfo> List() const;
+  // Assemblies finished since the queue started, by outcome.
+  struct Finished {
+    uint64_t done = 0, failed = 0, cancelled = 0;
+  };
+  Finished Totals() const;
   // Cancels everything and refuses new work (the daemon is stopping).
   void Stop();
 
@@ -95,6 +100,7 @@ class AssemblyQueue {
   uint64_t next_id_ = 1;
   std::vector<std::shared_ptr<Job>> jobs_;  // queued and running, by id
   size_t running_ = 0, running_low_ = 0;
+  Finished totals_;  // guarded by mu_
   std::vector<std::thread> workers_;
 };
 

@@ -77,6 +77,7 @@ void BlockCache::Put(uint64_t lsi, uint64_t block, const uint8_t* data) {
     if (set.tags[w].lsi == 0 || set.age[w] < set.age[victim]) victim = w;
     if (set.tags[w].lsi == 0) break;
   }
+  if (set.tags[victim].lsi == 0) used_.fetch_add(1, std::memory_order_relaxed);
   set.tags[victim] = tag;
   set.age[victim] = ++set.clock;
   std::memcpy(Data(set, victim), data, block_size_);

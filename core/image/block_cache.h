@@ -5,6 +5,7 @@
 // and threads touching different sets never contend.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -27,6 +28,8 @@ class BlockCache {
   // when that is less). Make checks it too; this says so before a mount.
   static Status CheckCapacity(uint64_t capacity_bytes);
   uint64_t capacity_bytes() const { return sets_.size() * kWays * block_size_; }
+  // Bytes of the capacity holding a block (slots are never emptied).
+  uint64_t used_bytes() const { return used_.load(std::memory_order_relaxed) * block_size_; }
   uint32_t block_size() const { return block_size_; }
 
   // Copies `len` bytes from `offset` inside block `block` of LSI `lsi`
@@ -62,6 +65,7 @@ class BlockCache {
   }
 
   uint32_t block_size_;
+  std::atomic<uint64_t> used_{0};
   std::vector<Set> sets_;
   std::unique_ptr<uint8_t[]> data_;
 };

@@ -1,8 +1,11 @@
 #include "core/image/counters.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 #include "core/util/json.h"
+#include "core/util/progress.h"
 
 namespace lsifs {
 
@@ -30,37 +33,64 @@ double CounterValues::wan_precision() const {
              : static_cast<double>(prefetched_read + expanded_read) / static_cast<double>(brought);
 }
 
-#define LSIFS_COUNTER_FIELDS(X)                                                           \
-  X(reads)                                                                                \
-  X(blocks_read)                                                                          \
-  X(from_delta)                                                                           \
-  X(from_base)                                                                            \
-  X(zero) X(origin_requests) X(origin_bytes) X(stalled_reads) X(prefetched_blocks)        \
-      X(prefetched_read) X(read_errors) X(expanded_blocks) X(expanded_read) X(late_reads) \
-          X(waited_blocks)
+const std::array<CounterField, 15> kCounterFields = {{
+    {"reads", "Read requests served.", &CounterValues::reads, false},
+    {"blocks_read", "Distinct blocks read.", &CounterValues::blocks_read, false},
+    {"from_delta", "Distinct blocks served from the delta layers (pre-assembled).",
+     &CounterValues::from_delta, false},
+    {"from_base", "Distinct blocks served from the base snapshot (fetched or local).",
+     &CounterValues::from_base, false},
+    {"zero", "Distinct absent (zero) blocks read.", &CounterValues::zero, false},
+    {"origin_requests", "Requests sent to the origin.", &CounterValues::origin_requests, false},
+    {"origin_bytes", "Bytes fetched from the origin.", &CounterValues::origin_bytes, false},
+    {"stalled_reads", "Read requests that waited on the origin.", &CounterValues::stalled_reads,
+     false},
+    {"prefetched_blocks", "Blocks held in the delta layers.", &CounterValues::prefetched_blocks,
+     true},
+    {"prefetched_read", "Distinct delta-layer blocks read.", &CounterValues::prefetched_read,
+     false},
+    {"read_errors", "Read requests failed with EIO.", &CounterValues::read_errors, false},
+    {"expanded_blocks", "Blocks brought by read-time expansion.", &CounterValues::expanded_blocks,
+     false},
+    {"expanded_read", "Distinct blocks brought by expansion that were read.",
+     &CounterValues::expanded_read, false},
+    {"late_reads", "Read requests that waited for a block already in flight.",
+     &CounterValues::late_reads, false},
+    {"waited_blocks", "Distinct blocks whose first read waited on the origin.",
+     &CounterValues::waited_blocks, false},
+}};
 
-std::string CounterValues::ToText() const {
+std::string CounterValues::Table(const CounterValues& session, const CounterValues& lsi) {
   std::string out;
   char line[160];
-#define LSIFS_TEXT_LINE(name)                                 \
-  std::snprintf(line, sizeof line, "%-18s %llu\n", #name ":", \
-                static_cast<unsigned long long>(name));       \
+  std::snprintf(line, sizeof line, "%-18s %14s %14s\n", "COUNTER", "SESSION", "LSI");
   out += line;
-  LSIFS_COUNTER_FIELDS(LSIFS_TEXT_LINE)
-#undef LSIFS_TEXT_LINE
-  std::snprintf(line, sizeof line, "%-18s %.3f\n%-18s %.3f\n%-18s %.3f\n%-18s %.3f\n",
-                "recall:", recall(), "precision:", precision(), "no_wait_share:", no_wait_share(),
-                "wan_precision:", wan_precision());
-  out += line;
+  for (const auto& f : kCounterFields) {
+    const bool bytes = std::string_view(f.name).ends_with("_bytes");
+    auto show = [&](const CounterValues& v) {
+      return bytes ? FormatBytes(v.*f.value) : std::to_string(v.*f.value);
+    };
+    std::snprintf(line, sizeof line, "%-18s %14s %14s\n", f.name, show(session).c_str(),
+                  show(lsi).c_str());
+    out += line;
+  }
+  const std::pair<const char*, double (CounterValues::*)() const> shares[] = {
+      {"recall", &CounterValues::recall},
+      {"precision", &CounterValues::precision},
+      {"no_wait_share", &CounterValues::no_wait_share},
+      {"wan_precision", &CounterValues::wan_precision}};
+  for (const auto& [name, share] : shares) {
+    std::snprintf(line, sizeof line, "%-18s %13.1f%% %13.1f%%\n", name, 100 * (session.*share)(),
+                  100 * (lsi.*share)());
+    out += line;
+  }
   return out;
 }
 
 std::string CounterValues::ToJson() const {
   JsonWriter j;
   j.BeginObject();
-#define LSIFS_JSON_FIELD(name) j.Field(#name, name);
-  LSIFS_COUNTER_FIELDS(LSIFS_JSON_FIELD)
-#undef LSIFS_JSON_FIELD
+  for (const auto& f : kCounterFields) j.Field(f.name, this->*f.value);
   j.Field("recall", recall())
       .Field("precision", precision())
       .Field("no_wait_share", no_wait_share())
@@ -150,6 +180,25 @@ void Counters::Reset() {
                   &from_base_, &zero_, &late_, &expanded_, &expanded_read_, &waited_}) {
     a->store(0);
   }
+}
+
+void WaitHistogram::Observe(std::chrono::nanoseconds wait) {
+  const double seconds = std::chrono::duration<double>(wait).count();
+  size_t bucket = 0;
+  while (bucket < kBounds.size() && seconds > kBounds[bucket]) ++bucket;
+  buckets_[bucket].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, wait.count())),
+                    std::memory_order_relaxed);
+}
+
+WaitHistogram::Values WaitHistogram::Read() const {
+  Values v;
+  for (size_t i = 0; i < buckets_.size(); ++i) {
+    v.buckets[i] = buckets_[i].load(std::memory_order_relaxed);
+    v.count += v.buckets[i];
+  }
+  v.sum_seconds = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+  return v;
 }
 
 }  // namespace lsifs

@@ -3,7 +3,9 @@
 // snapshot for display.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -34,10 +36,21 @@ struct CounterValues {
   double no_wait_share() const;  // 1 - waited_blocks / blocks_read
   // (prefetched_read + expanded_read) / (prefetched_blocks + expanded_blocks)
   double wan_precision() const;
-  // "name: value" lines, then recall and precision.
-  std::string ToText() const;
   std::string ToJson() const;
+  // For people: a session's and an LSI's counters side by side, bytes in
+  // human units, shares in percent.
+  static std::string Table(const CounterValues& session, const CounterValues& lsi);
 };
+
+// Every counter of CounterValues with its name (as DESIGN.md, the JSON and
+// the metrics call it) and meaning; `gauge`: a level, not a running count.
+struct CounterField {
+  const char* name;
+  const char* help;
+  uint64_t CounterValues::*value;
+  bool gauge;
+};
+extern const std::array<CounterField, 15> kCounterFields;
 
 // One bit per block, in chunks allocated on first touch, so memory follows
 // the blocks actually read rather than the volume's virtual size.
@@ -54,6 +67,27 @@ class BlockBitmap {
  private:
   static constexpr uint64_t kBitsPerChunk = 1 << 15;
   std::vector<std::atomic<std::atomic<uint64_t>*>> chunks_;
+};
+
+// How long reads waited on the origin: fixed buckets (seconds, as
+// Prometheus histograms have them), counted with relaxed atomics on the read
+// path; one per mount, across its images.
+class WaitHistogram {
+ public:
+  static constexpr std::array<double, 12> kBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                     0.1,   0.25,   0.5,   1,    2.5,   5};
+  struct Values {
+    std::array<uint64_t, kBounds.size() + 1> buckets{};  // per bucket, the last is +Inf
+    uint64_t count = 0;
+    double sum_seconds = 0;
+  };
+
+  void Observe(std::chrono::nanoseconds wait);
+  Values Read() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> sum_ns_{0};
 };
 
 enum class BlockSource { kDelta, kBase, kZero };

@@ -562,8 +562,15 @@ Status LsiImage::Read(uint64_t offset, MutableByteSpan out, size_t* done) {
     }
     if (!s.miss_blocks.empty()) {
       bool stalled = false, late = false;
+      // The clock is read only when a block is missing (never for a read
+      // the layers, the cache or the local copy serve).
+      const auto started = options_.origin_waits ? std::chrono::steady_clock::now()
+                                                 : std::chrono::steady_clock::time_point();
       Status st = EnsureLocal(s.miss_blocks.data(), s.miss_indexes.data(), s.miss_blocks.size(), s,
                               &stalled, &late);
+      if (options_.origin_waits != nullptr && (stalled || late)) {
+        options_.origin_waits->Observe(std::chrono::steady_clock::now() - started);
+      }
       if (stalled) {
         lsi_counters_.CountStall();
         session_counters_.CountStall();

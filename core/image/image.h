@@ -56,6 +56,9 @@ struct ImageOptions {
   // The decrypted-block cache every image of the mount shares (not owned;
   // null: none), so that its cap holds however many images are open.
   BlockCache* cache = nullptr;
+  // Where the waits of reads on the origin are counted (not owned; null:
+  // nowhere), one for the mount.
+  WaitHistogram* origin_waits = nullptr;
   ExpansionOptions expansion;
   // Hydration: fetch every present block not yet local in the background
   // (through `hydrate_origin`, the link's hydration class; null: the

@@ -244,7 +244,7 @@ TEST_F(AccessTest, ReadsSucceedWhenTheDatabaseIsUnavailable) {
   ASSERT_EQ(ReadRange(image_, 0, source.size(), &got), 0);
   EXPECT_TRUE(got == source);
   EXPECT_NE(f_->log().find("access recording off"), std::string::npos) << f_->log();
-  EXPECT_NE(ReadText(f_->mountpoint() + "/.lsifs/mount").find("recording:         off"),
+  EXPECT_NE(ReadText(f_->mountpoint() + "/.lsifs/mount").find("recording:   off"),
             std::string::npos);
 }
 

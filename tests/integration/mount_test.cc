@@ -309,6 +309,45 @@ TEST_F(MountTest, AMountpointThatIsNotAnEmptyDirectoryIsRefused) {
   EXPECT_EQ(ReadText(busy + "/kept.txt"), "mine");
 }
 
+TEST_F(MountTest, MetricsAreScrapedOverHttpWrittenAsATextfileAndShownByStatus) {
+  std::string id = f_->Deliver("site-a", "vol", {{PresentBlocks()[0]}});
+  const std::string textfile = f_->dir() / "lsifs.prom";
+  f_->Mount("site-a", "metrics=127.0.0.1:0,metrics_textfile=" + textfile + ",origin_latency=20ms");
+  ExpectIdentical(ImagePath(id), 3);
+  // The port it chose is in its log.
+  ASSERT_TRUE(LogSays("metrics at http://127.0.0.1:")) << f_->log();
+  const std::string log = f_->log();
+  const size_t at = log.find("metrics at http://") + 18;
+  const std::string url = "http://" + log.substr(at, log.find("/metrics", at) - at) + "/metrics";
+  const std::string scrape = Capture("curl -sf " + url);
+  const std::string series = "lsifs_lsi_reads_total{extension=\"site-a\",mountpoint=\"" +
+                             f_->mountpoint() + "\",lsi=\"" + id + "\",volume=\"vol\"} ";
+  const size_t reads_at = scrape.find(series);
+  ASSERT_NE(reads_at, std::string::npos) << scrape;
+  EXPECT_GT(std::stoull(scrape.substr(reads_at + series.size())), 0u) << scrape;
+  const std::string waits = "lsifs_origin_wait_seconds_count{extension=\"site-a\",mountpoint=\"" +
+                            f_->mountpoint() + "\"} ";
+  const size_t waits_at = scrape.find(waits);
+  ASSERT_NE(waits_at, std::string::npos) << scrape;
+  EXPECT_GT(std::stoull(scrape.substr(waits_at + waits.size())), 0u) << "reads waited 20 ms";
+  EXPECT_NE(scrape.find("# TYPE lsifs_origin_wait_seconds histogram"), std::string::npos);
+  // lsictl status reads the mount's JSON, in human units.
+  int rc = 0;
+  std::string status = f_->Lsictl("status " + f_->mountpoint(), &rc);
+  EXPECT_EQ(rc, 0) << status;
+  EXPECT_NE(status.find(f_->mountpoint() + " is active"), std::string::npos) << status;
+  EXPECT_NE(status.find(id.substr(0, 16) + "  vol"), std::string::npos) << status;
+  EXPECT_NE(status.find("MiB"), std::string::npos) << status;
+  EXPECT_NE(f_->Lsictl("status " + f_->dir().path(), &rc).find("not an lsifs mount"),
+            std::string::npos);
+  EXPECT_EQ(rc, 1);
+  // The textfile holds the same families, and its final figures stay.
+  EXPECT_EQ(f_->Unmount(), 0);
+  const std::string prom = ReadText(textfile);
+  EXPECT_NE(prom.find(series), std::string::npos) << prom;
+  EXPECT_NE(prom.find("lsifs_cache_capacity_bytes"), std::string::npos);
+}
+
 TEST_F(MountTest, WritesAndTruncatesFailWithErofs) {
   std::string id = f_->Deliver("site-a", "vol", {});
   f_->Mount("site-a");

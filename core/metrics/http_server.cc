@@ -1,0 +1,160 @@
+#include "core/metrics/http_server.h"
+
+#include <unistd.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include <chrono>
+#include <thread>
+
+#include "core/util/numbers.h"
+
+namespace lsifs {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+// One request and its answer; a slow or silent client is cut off.
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(tcp::socket socket, const std::function<std::string()>& render)
+      : stream_(std::move(socket)), render_(render) {}
+
+  void Start() {
+    stream_.expires_after(std::chrono::seconds(5));
+    http::async_read(stream_, buffer_, request_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (!ec) self->Answer();
+                     });
+  }
+
+ private:
+  void Answer() {
+    response_.version(request_.version());
+    response_.keep_alive(false);
+    response_.set(http::field::server, "lsifs");
+    const bool get = request_.method() == http::verb::get || request_.method() == http::verb::head;
+    if (!get) {
+      response_.result(http::status::method_not_allowed);
+      response_.set(http::field::allow, "GET, HEAD");
+      response_.set(http::field::content_type, "text/plain; charset=utf-8");
+      response_.body() = "only GET /metrics is served here\n";
+    } else if (request_.target() != "/metrics") {
+      response_.result(http::status::not_found);
+      response_.set(http::field::content_type, "text/plain; charset=utf-8");
+      response_.body() = "lsifs serves its metrics at /metrics\n";
+    } else {
+      response_.result(http::status::ok);
+      response_.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      response_.body() = render_();
+    }
+    response_.prepare_payload();
+    if (request_.method() == http::verb::head) response_.body().clear();
+    http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code, size_t) {
+      beast::error_code ignored;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    });
+  }
+
+  beast::tcp_stream stream_;
+  const std::function<std::string()>& render_;
+  beast::flat_buffer buffer_{8192};
+  http::request<http::string_body> request_;
+  http::response<http::string_body> response_;
+};
+
+}  // namespace
+
+struct MetricsServer::Impl {
+  // The socket is made before the io_context, which must not cross a fork.
+  int fd = -1;
+  tcp::endpoint endpoint;
+  net::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::function<std::string()> render;
+  std::thread thread;
+
+  ~Impl() {
+    if (fd >= 0) ::close(fd);
+  }
+
+  void Accept() {
+    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == net::error::operation_aborted) return;
+      } else {
+        std::make_shared<Exchange>(std::move(socket), render)->Start();
+      }
+      Accept();
+    });
+  }
+};
+
+MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+MetricsServer::~MetricsServer() {
+  impl_->io.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void MetricsServer::Serve(std::function<std::string()> render) {
+  impl_->render = std::move(render);
+  beast::error_code ec;
+  impl_->acceptor.assign(impl_->endpoint.protocol(), impl_->fd, ec);
+  if (ec) return;
+  impl_->fd = -1;  // the acceptor owns it now
+  impl_->Accept();
+  Impl* raw = impl_.get();
+  impl_->thread = std::thread([raw] { raw->io.run(); });
+}
+
+Status MetricsServer::Listen(const std::string& address, std::unique_ptr<MetricsServer>* out) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument("metrics address '" + address +
+                                   "' is not ADDR:PORT (e.g. 127.0.0.1:9464 or [::1]:9464)");
+  }
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  uint64_t port = 0;
+  LSIFS_RETURN_IF_ERROR(
+      ParseUnsigned(address.substr(colon + 1), "the metrics port", 0, 65535, &port));
+  beast::error_code ec;
+  const net::ip::address ip = net::ip::make_address(host, ec);
+  if (ec) {
+    return Status::InvalidArgument("metrics address '" + host +
+                                   "' is not an IP address (e.g. 127.0.0.1 or [::1])");
+  }
+  auto impl = std::make_unique<Impl>();
+  {
+    net::io_context setup;
+    tcp::acceptor listening(setup);
+    const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
+    listening.open(endpoint.protocol(), ec);
+    if (!ec) listening.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) listening.bind(endpoint, ec);
+    if (!ec) listening.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) impl->endpoint = listening.local_endpoint(ec);
+    if (ec) return Status::Unavailable("cannot serve metrics on " + address + ": " + ec.message());
+    impl->fd = listening.release(ec);
+    if (ec) return Status::Unavailable("cannot serve metrics on " + address + ": " + ec.message());
+  }
+  out->reset(new MetricsServer(std::move(impl)));
+  return Status::Ok();
+}
+
+std::string MetricsServer::endpoint() const {
+  const tcp::endpoint& e = impl_->endpoint;
+  const std::string host =
+      e.address().is_v6() ? "[" + e.address().to_string() + "]" : e.address().to_string();
+  return host + ":" + std::to_string(e.port());
+}
+
+}  // namespace lsifs
