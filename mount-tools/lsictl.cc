@@ -168,7 +168,29 @@ Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, 
   };
   AssemblyQueue queue(MakeAssemblyWork(env), AssemblyQueue::Options());
   env.queue = &queue;
-  return ServeRequest(env, request, body);
+  if (request[0] != "restore" && request[0] != "preassemble") {
+    return ServeRequest(env, request, body);
+  }
+  // An assembly here, in this process: Ctrl-C cancels it between two
+  // requests to the origin, and what it wrote goes with it.
+  StopOnInterrupt stop_on_interrupt;
+  std::atomic<bool> served{false};
+  std::thread watcher([&] {
+    while (!served.load()) {
+      if (g_interrupted.load()) {
+        queue.Stop();
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  Status served_status = ServeRequest(env, request, body);
+  served = true;
+  watcher.join();
+  if (g_interrupted.load() && !served_status.ok()) {
+    return Status::Cancelled("interrupted; nothing was assembled");
+  }
+  return served_status;
 }
 
 // Parses a service reply (JSON) for rendering as text.

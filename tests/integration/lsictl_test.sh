@@ -107,11 +107,22 @@ snaps_before=$(ls "$S/snapshots/vol-a" | sort)
 "$LSICTL" -s "$S" import vol-a "$WORK/huge.img" --resize >/dev/null 2>"$WORK/int.err" &
 pid=$!
 sleep 0.5
-kill -INT "$pid"
+kill -INT "$pid" 2>/dev/null || true
 rc=0; wait "$pid" || rc=$?
 check "an interrupted import says so" bash -c "[ $rc -eq 1 ] && grep -q 'interrupted; nothing was imported' '$WORK/int.err'"
 check "an interrupted import leaves nothing" bash -c "[ '$snaps_before' = \"\$(ls '$S/snapshots/vol-a' | sort)\" ] && [ -z \"\$(ls -A '$S/tmp')\" ]"
 rm -f "$WORK/huge.img"
+# Ctrl-C during an assembly here (no daemon): cancelled, nothing published or left.
+head -c 2000000 /dev/urandom >"$WORK/content.img"
+"$LSICTL" -s "$S" import vol-a "$WORK/content.img" --resize >/dev/null 2>&1
+lsis_before=$(ls "$S/lsi" | sort)
+"$LSICTL" -s "$S" preassemble -e site-a -v vol-a --strategy full --origin-latency 300ms --origin-bandwidth 1Mbit >/dev/null 2>"$WORK/int2.err" &
+pid=$!
+sleep 0.8
+kill -INT "$pid" 2>/dev/null || true
+rc=0; wait "$pid" || rc=$?
+check "an interrupted assembly says so" bash -c "[ $rc -eq 1 ] && grep -q 'interrupted; nothing was assembled' '$WORK/int2.err'"
+check "an interrupted assembly leaves nothing" bash -c "[ '$lsis_before' = \"\$(ls '$S/lsi' | sort)\" ] && [ -z \"\$(ls -A '$S/tmp')\" ]"
 # A volume goes whole: its LSIs, its snapshots, what was learned of it.
 check "restore on vol-a" bash -c "'$LSICTL' -s '$S' restore -e site-a -v vol-a >/dev/null 2>&1"
 check "volume delete reports what it freed" bash -c "'$LSICTL' -s '$S' --json volume delete vol-a | python3 -c '
