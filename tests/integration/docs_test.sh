@@ -40,7 +40,7 @@ plain "$MOUNT_8" >"$WORK/mount.lsifs.8.txt"
 
 # The "Commands:" list of lsictl --help: "  NAME ARGS   summary", or a long
 # "  NAME ARGS" alone with the summary on the next line (indented further).
-"$LSICTL" --help >"$WORK/lsictl.help"
+"$LSICTL" --help >"$WORK/lsictl.help" || { echo "FAIL: lsictl --help failed" >&2; exit 1; }
 awk '/^Commands:/{on = 1; next} on && /^$/{exit} on && /^  [a-z]/' "$WORK/lsictl.help" |
   sed -E 's/^  //; s/  +.*//' | command_of >"$WORK/commands"
 check "lsictl --help lists commands" test -s "$WORK/commands"
@@ -73,19 +73,25 @@ has_synopsis() {
   return 1
 }
 
-# The long options 'lsictl COMMAND --help' lists, but those of every
-# command (--store, --json, --help), one a line.
+# The long options 'lsictl COMMAND --help' lists in "Options:", but those
+# of every command (--store, --json, --help): one a line in $WORK/options.
 command_options() {
   # shellcheck disable=SC2086  # the command's words are separate arguments
-  "$LSICTL" $1 --help | awk '/^Options:/{on = 1; next} on' |
-    grep -oE -- '--[a-z][a-z-]*' | grep -vxE -- '--(store|json|help)' | sort -u
+  if ! "$LSICTL" $1 --help >"$WORK/command.help" ||
+    ! grep -q '^Options:' "$WORK/command.help"; then
+    echo "  lsictl $1 --help failed or lists no options" >&2
+    return 1
+  fi
+  awk '/^Options:/{on = 1; next} on' "$WORK/command.help" | grep -oE -- '--[a-z][a-z-]*' |
+    { grep -vxE -- '--(store|json|help)' || true; } | sort -u >"$WORK/options"
 }
 documents_options() {
   local cmd=$1 missing=() opt
+  command_options "$cmd" || return 1
   section_text "$cmd" | item_tags >"$WORK/section"
   while read -r opt; do
     grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/section" || missing+=("$opt")
-  done < <(command_options "$cmd")
+  done <"$WORK/options"
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "  lsictl.8, section '$cmd': no item (.TP) for ${missing[*]}" \
     "(lsictl $cmd --help lists them)" >&2
@@ -128,7 +134,7 @@ check "lsictl.8 names the heat map's colours" heatmap_colours
 
 # ---- lsifs: options --------------------------------------------------------
 
-"$LSIFS" --help >"$WORK/lsifs.help"
+"$LSIFS" --help >"$WORK/lsifs.help" || { echo "FAIL: lsifs --help failed" >&2; exit 1; }
 sh_section OPTIONS <"$WORK/lsifs.8.txt" | item_tags >"$WORK/lsifs.options"
 
 # "       name=VALUE     what it does", or several "name=N, other=N," on
