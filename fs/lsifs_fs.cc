@@ -134,9 +134,19 @@ void LsiFs::Refresh() {
   scanned_mtimes_ = mtimes;
 
   DeliveryView view;
-  Status s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
-    return catalog_.ReadDeliveries(info, key, &view);
-  });
+  Status s;
+  if (!PathExists(store_.keyring().PathFor(extension_))) {
+    // lsictl key delete: nothing is delivered any more (open images keep
+    // serving until closed); not a record rolled back.
+    if (reported_.insert("key deleted").second) {
+      Log("the key of '" + extension_ + "' was deleted: no LSI is shown any more");
+    }
+    view.generation = generation_;
+  } else {
+    s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+      return catalog_.ReadDeliveries(info, key, &view);
+    });
+  }
   if (s.ok() && view.generation < generation_) {
     s = Status::Corruption("the delivery record went back from generation " +
                            std::to_string(generation_) + " to " + std::to_string(view.generation) +

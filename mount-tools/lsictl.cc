@@ -1563,7 +1563,7 @@ std::vector<Command> Commands() {
        "are not stored again. Prints the new snapshot id on stdout and a summary on\n"
        "stderr; a progress bar is shown on a terminal. An image whose size differs from\n"
        "VOLUME's latest snapshot changes the volume's size and is refused without\n"
-       "--resize. Ctrl-C stops it at once; nothing is imported and nothing is left.\n"
+       "--resize. Ctrl-C stops it before its next 8 MiB; nothing is imported or left.\n"
        "Example: lsictl -s /srv/lsifs import vol-db /var/tmp/db.img",
        {{"volume", true, "VOLUME"}, {"image", true, "IMAGE"}},
        [](po::options_description& d) {

@@ -450,10 +450,17 @@ Status AccessDb::Relearn(const std::string& ext, const std::string& vol, Relearn
     if (v != vol || e == kAllExtensions) continue;
     std::vector<SessionRecord> list;
     LSIFS_RETURN_IF_ERROR(ListSessions(e, v, &list));
-    for (const auto& rec : list) {
+    for (auto rec : list) {
       if (!rec.learned()) continue;
       if (!rec.log_kept) {
         ++out->without_log;
+        // Its part of the extension's model is gone with its log: say so.
+        if (ext != kAllExtensions) {
+          rec.forgotten = true;
+          LSIFS_RETURN_IF_ERROR(FromLevelDb(
+              db_->Put(leveldb::WriteOptions(), SessionKey(e, v, rec.number), EncodeSession(rec)),
+              "relearning"));
+        }
         continue;
       }
       sessions.push_back({rec.started_us, {e, rec}});

@@ -201,7 +201,7 @@ bool IsSequentialWholeRead(const std::vector<uint64_t>& order, uint64_t present_
   if (present_blocks < 16 || order.size() * 10 < present_blocks * 9) return false;
   uint64_t ascending = 0;
   for (size_t i = 1; i < order.size(); ++i) ascending += order[i] > order[i - 1] ? 1u : 0u;
-  return ascending * 100 >= (order.size() - 1) * 95;
+  return ascending * 100 >= (order.size() - 1) * 80;
 }
 
 }  // namespace lsifs

@@ -205,7 +205,8 @@ TEST(CoAccess, AWholeImageReadInOrderIsToldFromARestore) {
   EXPECT_FALSE(IsSequentialWholeRead(in_order, 2000));  // half of it: a restore may do that
   // Two readers or readahead finishing out of order: a few swaps still pass.
   std::vector<uint64_t> swapped = in_order;
-  for (size_t i = 0; i + 1 < swapped.size(); i += 50) std::swap(swapped[i], swapped[i + 1]);
+  // (one pair in eight out of order: cp and dd were seen at 92-95% ascending)
+  for (size_t i = 0; i + 1 < swapped.size(); i += 8) std::swap(swapped[i], swapped[i + 1]);
   EXPECT_TRUE(IsSequentialWholeRead(swapped, 1000));
   // A scan in another order (a filesystem walk) is not.
   std::vector<uint64_t> walk = in_order;

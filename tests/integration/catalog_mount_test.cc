@@ -89,7 +89,10 @@ class CatalogMountTest : public ::testing::Test {
 };
 
 TEST_F(CatalogMountTest, OnlyDeliveredLsisAreShownAndTheVolumeImageFollowsRestores) {
-  f_->Mount("site-a", "session_idle=200ms");
+  // The whole image is read below to check its bytes; such a read is
+  // learned from here (sequential=learn), as the staleness checked later
+  // needs a learned session.
+  f_->Mount("site-a", "session_idle=200ms,sequential=learn");
   // Assembled ahead of time: in the catalog, not in the mount. (No history
   // yet: the predictor plans nothing, and the LSI is base-only.)
   std::string pre = Id("preassemble -e site-a -v vol");
