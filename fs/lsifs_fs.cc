@@ -514,7 +514,7 @@ std::string LsiFs::ControlText(fuse_ino_t ino) {
                     "\nvolume:            " + m.volume +
                     "\nsnapshot:          " + FormatId(m.snapshot) +
                     "\nlayers:            " + std::to_string(m.layers.size()) +
-                    "\nstate:             " + (img ? "open" : "not opened yet") +
+                    "\nstate:             " + (img ? "open" : "closed") +
                     "\nlocal base blocks: " + std::to_string(local_base.first) + " of " +
                     std::to_string(local_base.second) + " (fetched, or hydrated)" +
                     "\nsession:           " + session_text + "\n";

@@ -1311,8 +1311,14 @@ int CmdAccessShow(Context& ctx) {
 int CmdStatus(Context& ctx) {
   const std::string mountpoint = ctx.Arg("mountpoint");
   // Read to its end: control files report size 0, as /proc files do.
-  std::ifstream in(mountpoint + "/.lsifs/mount.json");
+  const std::string path = mountpoint + "/.lsifs/mount.json";
+  std::ifstream in(path);
   if (!in) {
+    if (errno == ENOTCONN) {
+      return Fail(Status::Unavailable("the lsifs serving " + mountpoint +
+                                      " is gone (a dead mount): fusermount3 -u " + mountpoint));
+    }
+    if (errno != ENOENT && errno != ENOTDIR) return Fail(Status::FromErrno(path, errno));
     return Fail(Status::NotFound(mountpoint + " is not an lsifs mount (no .lsifs/mount.json)"));
   }
   std::stringstream text_stream;
@@ -1724,7 +1730,7 @@ std::vector<Command> Commands() {
        CmdStats},
       {{"status"},
        "MOUNTPOINT",
-       "what a running lsifs mount serves: images, sessions, origin, cache, in human units",
+       "what a running lsifs mount serves: images, origin, cache, assemblies, in human units",
        "Like cryptsetup status: reads MOUNTPOINT/.lsifs/mount.json, which the mount writes\n"
        "as it is read, and prints the extension and its key, the origin link, what was\n"
        "fetched and how long reads waited on it, the cache, recording, assemblies, and\n"

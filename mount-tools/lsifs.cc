@@ -81,7 +81,8 @@ void Usage(FILE* to) {
       "       metrics=ADDR:PORT       serve Prometheus metrics at http://ADDR:PORT/metrics\n"
       "                               (off by default; e.g. 127.0.0.1:9464)\n"
       "       metrics_textfile=PATH   write the same metrics to PATH every 15 s, for\n"
-      "                               node-exporter's textfile collector (*.prom)\n"
+      "                               node-exporter's textfile collector (*.prom); removed\n"
+      "                               when lsifs exits\n"
       "       pidfile=PATH            write the daemon's pid to PATH (mode 0644) once the\n"
       "                               mount is ready; removed when lsifs exits\n"
       "       cache_size=SIZE         decrypted-block cache, one for all images (default 64M;\n"
@@ -416,6 +417,11 @@ int main(int argc, char** argv) {
             s = Status::InvalidArgument("needs a path, e.g. /var/lib/node_exporter/lsifs.prom");
           } else {
             metrics_textfile = std::filesystem::absolute(value).lexically_normal();
+            // Refused now, on the terminal, rather than logged every 15 s.
+            if (::access(DirName(metrics_textfile).c_str(), W_OK) != 0) {
+              s = Status::FromErrno(DirName(metrics_textfile), errno)
+                      .WithContext("cannot write there");
+            }
           }
         } else if (key == "pidfile") {
           if (value.empty()) {
@@ -865,7 +871,9 @@ int main(int argc, char** argv) {
   }
   textfile_cv.notify_all();
   textfile_writer.join();
-  if (!metrics_textfile.empty()) write_textfile();  // the final figures
+  // A stopped mount exports nothing: node-exporter must not go on showing
+  // its last figures.
+  if (!metrics_textfile.empty()) ::unlink(metrics_textfile.c_str());
   metrics_server.reset();
   queue.Stop();
   control.reset();

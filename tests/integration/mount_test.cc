@@ -341,11 +341,17 @@ TEST_F(MountTest, MetricsAreScrapedOverHttpWrittenAsATextfileAndShownByStatus) {
   EXPECT_NE(f_->Lsictl("status " + f_->dir().path(), &rc).find("not an lsifs mount"),
             std::string::npos);
   EXPECT_EQ(rc, 1);
-  // The textfile holds the same families, and its final figures stay.
-  EXPECT_EQ(f_->Unmount(), 0);
+  // The textfile holds the same families while mounted, and goes with it.
   const std::string prom = ReadText(textfile);
-  EXPECT_NE(prom.find(series), std::string::npos) << prom;
+  EXPECT_NE(prom.find("lsifs_lsi_reads_total{"), std::string::npos) << prom;
   EXPECT_NE(prom.find("lsifs_cache_capacity_bytes"), std::string::npos);
+  EXPECT_EQ(f_->Unmount(), 0);
+  EXPECT_FALSE(PathExists(textfile)) << "a stopped mount's figures stay exported";
+  // A folder it cannot write to is refused before mounting.
+  std::string out = Capture(f_->bin("lsifs") + " " + f_->store().root() + " " + f_->mountpoint() +
+                            " -e site-a -o metrics_textfile=/nonexistent/x.prom 2>&1; echo rc=$?");
+  EXPECT_NE(out.find("metrics_textfile"), std::string::npos) << out;
+  EXPECT_NE(out.find("rc=1"), std::string::npos) << out;
 }
 
 TEST_F(MountTest, WritesAndTruncatesFailWithErofs) {
