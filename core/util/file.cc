@@ -50,15 +50,17 @@ Status File::OpenRead(const std::string& path, File* out) {
   return Status::Ok();
 }
 
-Status File::CreateExclusive(const std::string& path, int mode, File* out) {
+Status File::CreateExclusive(const std::string& path, int mode, File* out,
+                             const std::string& shown_as) {
+  const std::string& name = shown_as.empty() ? path : shown_as;
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-  if (fd < 0) return Status::FromErrno(path, errno);
+  if (fd < 0) return Status::FromErrno(name, errno);
   // The process umask must not widen or narrow what the caller asked for.
   if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) {
     int e = errno;
     ::close(fd);
     ::unlink(path.c_str());
-    return Status::FromErrno(path, e);
+    return Status::FromErrno(name, e);
   }
   *out = File(fd);
   return Status::Ok();
@@ -136,7 +138,8 @@ Status AtomicFileWriter::Open(const std::string& tmp_dir, const std::string& fin
   std::snprintf(suffix, sizeof suffix, ".%d.%llu.tmp", static_cast<int>(::getpid()),
                 static_cast<unsigned long long>(counter.fetch_add(1)));
   tmp_path_ = tmp_dir + "/" + base + suffix;
-  Status s = File::CreateExclusive(tmp_path_, mode, &file_);
+  // Errors name the file being written, never its temporary.
+  Status s = File::CreateExclusive(tmp_path_, mode, &file_, "writing " + final_path);
   if (!s.ok()) tmp_path_.clear();
   return s;
 }

@@ -25,8 +25,11 @@ class File {
   // A regular file or a block device; anything else is refused (opening a
   // FIFO for reading would wait for a writer forever).
   static Status OpenRead(const std::string& path, File* out);
-  // Creates `path` exclusively with `mode` (fails with kExists if it is there).
-  static Status CreateExclusive(const std::string& path, int mode, File* out);
+  // Creates `path` exclusively with `mode` (fails with kExists if it is there);
+  // errors name it `shown_as` when given (a temporary's name means nothing
+  // to a user).
+  static Status CreateExclusive(const std::string& path, int mode, File* out,
+                                const std::string& shown_as = "");
 
   bool is_open() const { return fd_ >= 0; }
   int fd() const { return fd_; }

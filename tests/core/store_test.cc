@@ -180,5 +180,14 @@ TEST(AtomicFile, UncommittedWriterLeavesNothing) {
   EXPECT_EQ(testing::TreeListing(dir.path()).size(), 1u);
 }
 
+TEST(AtomicFile, AnErrorNamesTheFileNotItsTemporary) {
+  TempDir dir;
+  AtomicFileWriter w;
+  Status s = w.Open(dir / "no-such-folder", dir / "final");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("writing " + (dir / "final")), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find(".tmp"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace lsifs
