@@ -1453,6 +1453,11 @@ struct Command {
   bool needs_store = true;
 };
 
+void AddPassphraseFile(po::options_description& d) {
+  d.add_options()("passphrase-file", po::value<std::string>(),
+                  "read the passphrase from the first line of this file (- for stdin)");
+}
+
 std::vector<Command> Commands() {
   return {
       {{"init"},
@@ -1542,10 +1547,7 @@ std::vector<Command> Commands() {
        "on the terminal, or read from the first line of --passphrase-file (- for stdin).\n"
        "Example: lsictl -s /srv/lsifs key export-provider /media/backup/provider.lsifs-key",
        {{"file", true, "FILE"}},
-       [](po::options_description& d) {
-         d.add_options()("passphrase-file", po::value<std::string>(),
-                         "read the passphrase from the first line of this file (- for stdin)");
-       },
+       AddPassphraseFile,
        CmdKeyExportProvider},
       {{"key", "import-provider"},
        "FILE [--passphrase-file FILE]",
@@ -1555,10 +1557,7 @@ std::vector<Command> Commands() {
        "store that holds the same key is left as it is.\n"
        "Example: lsictl -s /srv/lsifs key import-provider /media/backup/provider.lsifs-key",
        {{"file", true, "FILE"}},
-       [](po::options_description& d) {
-         d.add_options()("passphrase-file", po::value<std::string>(),
-                         "read the passphrase from the first line of this file (- for stdin)");
-       },
+       AddPassphraseFile,
        CmdKeyImportProvider},
       {{"import"},
        "VOLUME IMAGE",
