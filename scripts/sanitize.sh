@@ -4,8 +4,9 @@
 #         test of the suite, the mounting ones too (lsifs itself is built with
 #         them), in ./build-asan
 #   tsan  ThreadSanitizer, the tests of the concurrent parts: the read path,
-#         the recorder, the link and the assembly queue (the scheduler), and
-#         read-time expansion, in ./build-tsan
+#         the recorder and the co-access database, the link and the assembly
+#         queue (the scheduler), read-time expansion, and the metrics
+#         endpoint, in ./build-tsan
 #   ci    what CI runs: both, but ASan without the tests that mount (one of
 #         them, AccessTest.LsictlReachesTheRunningDaemonOverTheSocket, saw
 #         lsifs abort under ASan once in three full runs, not reproduced since;
@@ -40,10 +41,10 @@ if [ "$mode" != tsan ]; then
     ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E "$skip"
 fi
 if [ "$mode" != asan ]; then
-  echo "== ThreadSanitizer: read path, recorder, link, scheduler, expansion"
+  echo "== ThreadSanitizer: read path, recorder, link, scheduler, expansion, metrics"
   build build-tsan "-fsanitize=thread"
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
     build-tsan/tests/core_tests \
-    --gtest_filter='ImageTest.*:BlockCache.*:Recorder*:LinkTest.*:AssemblyQueue.*:ServiceTest.*:Control.*'
+    --gtest_filter='ImageTest.*:BlockCache.*:Recorder*:LinkTest.*:AssemblyQueue.*:ServiceTest.*:Control.*:MetricsServer.*:WaitHistogram.*:AccessDbTest.*'
 fi
 echo "sanitizers: clean"

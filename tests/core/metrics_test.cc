@@ -3,6 +3,7 @@
 #include "core/metrics/metrics.h"
 
 #include <arpa/inet.h>
+#include <atomic>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -145,7 +146,7 @@ TEST(MetricsServer, AnswersGetMetricsAndNothingElse) {
   const std::string endpoint = server->endpoint();
   const uint16_t port = static_cast<uint16_t>(std::stoul(endpoint.substr(endpoint.rfind(':') + 1)));
   ASSERT_NE(port, 0);
-  int renders = 0;
+  std::atomic<int> renders{0};
   server->Serve([&] {
     ++renders;
     return std::string("lsifs_up 1\n");
@@ -158,7 +159,7 @@ TEST(MetricsServer, AnswersGetMetricsAndNothingElse) {
   EXPECT_EQ(Http(port, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
                 .rfind("HTTP/1.1 405", 0),
             0u);
-  EXPECT_EQ(renders, 1);
+  EXPECT_EQ(renders.load(), 1);
   // The port is taken now; bad addresses are said to be bad.
   std::unique_ptr<MetricsServer> second;
   EXPECT_EQ(MetricsServer::Listen(endpoint, &second).code(), Status::Code::kUnavailable);

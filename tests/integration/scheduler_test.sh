@@ -61,10 +61,13 @@ import json, sys; print(len(json.load(sys.stdin)['sessions']))"
 latest() { "$LSICTL" snapshots vol --json | python3 -c "import json,sys; print(json.load(sys.stdin)[-1]['snapshot'])"; }
 export LSICTL S
 export -f lsi_json sessions_of
+# A session here is a read of the image's first blocks in order: the mounts
+# learn from such reads (sequential=learn), which by default are taken for a
+# copy rather than a restore.
 read_image() { dd if="$1" of=/dev/null bs=64K count=300 status=none; }
 
 # --- pre-assembly before it is asked for --------------------------------
-mount_lsifs site-a "$WORK/m1" "session_idle=300ms,origin_latency=2ms" "$WORK/a.log"
+mount_lsifs site-a "$WORK/m1" "session_idle=300ms,sequential=learn,origin_latency=2ms" "$WORK/a.log"
 A=$MOUNT_PID
 "$LSICTL" restore -e site-a -v vol >/dev/null
 read_image "$WORK/m1/vol.img"
@@ -79,7 +82,7 @@ check "the queue is empty when all is done" wait_for 10 bash -c "[ \"\$('$LSICTL
 check "assemblies (text) says so" bash -c "'$LSICTL' assemblies | grep -q 'no assembly'"
 
 # --- a second mount of the store ----------------------------------------
-mount_lsifs site-b "$WORK/m2" "session_idle=300ms" "$WORK/b.log"
+mount_lsifs site-b "$WORK/m2" "session_idle=300ms,sequential=learn" "$WORK/b.log"
 B=$MOUNT_PID
 check "the second mount says whom it defers to" grep -q "pid $A) holds this store's database" "$WORK/b.log"
 "$LSICTL" restore -e site-b -v vol >/dev/null
@@ -101,7 +104,7 @@ l = [a for a in json.load(sys.stdin) if a['state'] == 'running' and a['done_byte
 sys.exit(1) if not l else print(l[0]['id'])"
 }
 export -f state running_id
-slow="origin_bandwidth=4Mbit,session_idle=300ms"
+slow="origin_bandwidth=4Mbit,session_idle=300ms,sequential=learn"
 mount_lsifs site-a "$WORK/m1" "$slow" "$WORK/a2.log"
 A=$MOUNT_PID
 before=$(state)
