@@ -56,6 +56,7 @@ LsiFs::LsiFs(const Catalog& catalog, Origin& origin, ExtensionKeys keys, FsOptio
       options_(std::move(options)),
       mounted_at_(static_cast<int64_t>(std::time(nullptr))) {
   if (!options_.image.log) options_.image.log = options_.log;
+  keys_stamp_ = KeyFilesStamp();  // of the keys just given (read by the caller)
   std::lock_guard<std::mutex> lock(catalog_mu_);
   Refresh();
 }
@@ -65,8 +66,24 @@ std::shared_ptr<const ExtensionKeys> LsiFs::Keys() const {
   return keys_;
 }
 
+std::string LsiFs::KeyFilesStamp() const {
+  std::string stamp;
+  for (const std::string& path :
+       {store_.keyring().PathFor(extension_), store_.keyring().NextPathFor(extension_)}) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) {
+      stamp += "-;";
+      continue;
+    }
+    stamp += std::to_string(st.st_ino) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+             std::to_string(st.st_mtim.tv_nsec) + ";";
+  }
+  return stamp;
+}
+
 Status LsiFs::LoadKeys() {
   auto keys = std::make_shared<ExtensionKeys>();
+  const std::string stamp = KeyFilesStamp();
   LSIFS_RETURN_IF_ERROR(store_.keyring().LoadKeys(extension_, keys.get()));
   std::string line = "keys read again: key " + FormatId(keys->info.id);
   if (keys->has_next)
@@ -74,41 +91,60 @@ Status LsiFs::LoadKeys() {
   {
     std::lock_guard<std::mutex> lock(keys_mu_);
     keys_ = std::move(keys);
+    keys_stamp_ = stamp;
   }
   Log(line);
   return Status::Ok();
 }
 
+std::shared_ptr<const ExtensionKeys> LsiFs::FreshKeys() {
+  // Two stats: the key files changed (a rotation began, went on or ended)
+  // exactly when their inode or time did. A file made with a key that is
+  // gone for good does not make the keys be read again and again.
+  bool changed;
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    changed = KeyFilesStamp() != keys_stamp_;
+  }
+  if (changed) (void)LoadKeys();
+  return Keys();
+}
+
 template <typename Use>
 Status LsiFs::WithKeys(Use use) {
-  Status s = Keys()->WithEither(use);
-  if (s.IsPermission() && LoadKeys().ok()) s = Keys()->WithEither(use);
-  return s;
+  return FreshKeys()->WithEither(use);
 }
 
 Status LsiFs::ReloadKeys() {
   LSIFS_RETURN_IF_ERROR(LoadKeys());
   // Open images are pinned through the manifest file they opened, which a
   // rotation replaced: pin the new one, so that a drop still waits for them.
-  std::vector<std::unique_ptr<LsiPin>> released;
+  // Each entry under its own lock only: pinning reads a file, and may wait
+  // a moment for a drop; listings must not wait behind that.
+  std::vector<Entry*> entries;
   {
     std::lock_guard<std::mutex> lock(catalog_mu_);
-    for (auto& e : entries_) {
+    for (auto& e : entries_) entries.push_back(e.get());
+  }
+  const auto keys = Keys();
+  for (Entry* e : entries) {
+    std::unique_ptr<LsiPin> stale;
+    {
       std::lock_guard<std::mutex> entry_lock(e->open_mu);
       if (!e->pin) continue;
       std::unique_ptr<LsiPin> pin;
-      Status s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+      Status s = keys->WithEither([&](const KeyInfo& info, const SecretKey& key) {
         return catalog_.Pin(e->manifest.lsi_id, info, key, &pin);
       });
       if (!s.ok() || !SameLsi(pin->manifest(), e->manifest)) {
-        if (pin) released.push_back(std::move(pin));
-        continue;  // dropped meanwhile, or damaged: the old pin stays
+        stale = std::move(pin);  // dropped meanwhile, or damaged: the old pin stays
+      } else {
+        stale = std::move(e->pin);
+        e->pin = std::move(pin);
       }
-      released.push_back(std::move(e->pin));
-      e->pin = std::move(pin);
     }
+    if (stale) catalog_.Unpin(std::move(stale));
   }
-  for (auto& pin : released) catalog_.Unpin(std::move(pin));
   return Status::Ok();
 }
 
@@ -299,15 +335,18 @@ Status LsiFs::OpenImage(Entry& e, std::shared_ptr<LsiImage>* out) {
   if (!e.image) {
     // The pin reads the manifest again through the file it locks: what is
     // opened must be what was listed.
+    // One set of keys for the manifest and the layers: during a rotation a
+    // layer may be under the next key while its manifest is not yet.
+    const auto keys = FreshKeys();
     std::unique_ptr<LsiPin> pin;
-    Status s = WithKeys([&](const KeyInfo& info, const SecretKey& key) {
+    Status s = keys->WithEither([&](const KeyInfo& info, const SecretKey& key) {
       return catalog_.Pin(e.manifest.lsi_id, info, key, &pin);
     });
     if (s.ok() && !SameLsi(pin->manifest(), e.manifest)) {
       s = Status::Corruption("its manifest changed after it was listed (replaced?)");
     }
     std::unique_ptr<LsiImage> img;
-    if (s.ok()) s = LsiImage::Open(store_, pin->manifest(), *Keys(), origin_, options_.image, &img);
+    if (s.ok()) s = LsiImage::Open(store_, pin->manifest(), *keys, origin_, options_.image, &img);
     if (!s.ok()) {
       Log("LSI " + FormatId(e.manifest.lsi_id) + " cannot be opened: " + s.message());
       catalog_.Unpin(std::move(pin));

@@ -147,15 +147,19 @@ class LsiFs {
   std::shared_ptr<const ExtensionKeys> Keys() const;
   // Reads the keys from the store and puts them in force.
   Status LoadKeys();
-  // Calls `use` with a key of the keys in force that fits; when none does,
-  // reads the keys again once (a rotation this mount was not told of) and
-  // retries.
+  // The key files' identity (inode and time of EXT.key and EXT.key.next).
+  std::string KeyFilesStamp() const;
+  // The keys in force, read again first when the key files changed since
+  // (a rotation this mount was not told of).
+  std::shared_ptr<const ExtensionKeys> FreshKeys();
+  // Calls `use` with the key of FreshKeys() that fits.
   template <typename Use>
   Status WithKeys(Use use);
 
   const std::string extension_;
   mutable std::mutex keys_mu_;
   std::shared_ptr<const ExtensionKeys> keys_;  // guarded by keys_mu_
+  std::string keys_stamp_;                     // guarded by keys_mu_
   FsOptions options_;
   int64_t mounted_at_;
   std::atomic<bool> stopping_{false};

@@ -519,7 +519,8 @@ Status AccessDb::Forget(const std::string& ext, const std::string& vol, uint32_t
   }
   Relearned volume_wide;
   LSIFS_RETURN_IF_ERROR(Relearn(ext, vol, out));
-  return Relearn(kAllExtensions, vol, &volume_wide);
+  LSIFS_RETURN_IF_ERROR(Relearn(kAllExtensions, vol, &volume_wide));
+  return MarkRelearned(ext, vol);
 }
 
 Status AccessDb::Reset(const std::string& ext, const std::string& vol, uint32_t* removed,
@@ -544,7 +545,28 @@ Status AccessDb::Reset(const std::string& ext, const std::string& vol, uint32_t*
   }
   LSIFS_RETURN_IF_ERROR(FromLevelDb(db_->Write(leveldb::WriteOptions(), &batch), "resetting"));
   *removed = static_cast<uint32_t>(sessions.size());
-  return Relearn(kAllExtensions, vol, volume_model);
+  LSIFS_RETURN_IF_ERROR(Relearn(kAllExtensions, vol, volume_model));
+  return MarkRelearned(ext, vol);
+}
+
+Status AccessDb::MarkRelearned(const std::string& ext, const std::string& vol) {
+  uint8_t v[8];
+  EncodeFixed64(v, static_cast<uint64_t>(NowUs() / 1000000));
+  return FromLevelDb(db_->Put(leveldb::WriteOptions(), PairPrefix('R', ext, vol),
+                              leveldb::Slice(reinterpret_cast<char*>(v), sizeof v)),
+                     "relearning");
+}
+
+Status AccessDb::RelearnedTimes(std::map<std::pair<std::string, std::string>, int64_t>* out) {
+  out->clear();
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const size_t key_len = 1 + 2 * kNameField;
+  for (it->Seek("R"); it->Valid() && it->key().starts_with("R"); it->Next()) {
+    if (it->key().size() != key_len || it->value().size() != 8) continue;
+    (*out)[{GetName(it->key().data() + 1), GetName(it->key().data() + 1 + kNameField)}] =
+        static_cast<int64_t>(DecodeFixed64(reinterpret_cast<const uint8_t*>(it->value().data())));
+  }
+  return FromLevelDb(it->status(), "reading when models were learned again");
 }
 
 Status AccessDb::ForgetVolume(const std::string& vol, uint32_t* removed) {

@@ -9,6 +9,8 @@
 //   'L' ext[64] vol[64] session:u32 seq:u32    one first access: block:u64 t_us:u64 (LE)
 //   'F' ext[64] vol[64] block:u64              BlockStats
 //   'M' ext[64] vol[64]                        ModelMeta
+//   'R' ext[64] vol[64]                        when the model was last learned
+//                                              again (forget, reset): unix s, u64 LE
 //   "meta/format"                              "1"
 //   "meta/params"                              CoAccessParams
 //
@@ -18,6 +20,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -142,6 +145,9 @@ class AccessDb : public SessionSink {
   // `removed`: how many sessions went.
   Status Reset(const std::string& ext, const std::string& vol, uint32_t* removed,
                Relearned* volume_model);
+  // When each (ext, vol) model was last learned again without something
+  // (unix seconds): LSIs planned before from it are stale.
+  Status RelearnedTimes(std::map<std::pair<std::string, std::string>, int64_t>* out);
   // Forgets every extension's reads of vol (the volume is deleted).
   Status ForgetVolume(const std::string& vol, uint32_t* removed);
 
@@ -152,6 +158,7 @@ class AccessDb : public SessionSink {
   // extension's sessions) again from the kept logs of learned sessions,
   // oldest first.
   Status Relearn(const std::string& ext, const std::string& vol, Relearned* out);
+  Status MarkRelearned(const std::string& ext, const std::string& vol);
   // Adds the statistics after one session to `batch`; returns the model's
   // block count (for the cap).
   Status Fold(const std::string& ext, const std::string& vol, const std::vector<uint64_t>& order,

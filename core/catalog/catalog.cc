@@ -70,7 +70,9 @@ std::string Staleness(const Manifest& m, const CatalogContext& c, uint64_t wante
     if (now > m.model_sessions) {
       return std::to_string(now - m.model_sessions) + " session(s) learned since it was planned";
     }
-    if (now < m.model_sessions) {
+    auto relearned = c.relearned_at.find({m.extension, m.volume});
+    if (now < m.model_sessions ||
+        (relearned != c.relearned_at.end() && m.created <= relearned->second)) {
       return "what it was planned from was forgotten since (lsictl access forget or reset)";
     }
   }

@@ -61,6 +61,9 @@ struct CatalogContext {
   // (extension, volume) -> sessions folded into that extension's model.
   std::map<std::pair<std::string, std::string>, uint32_t> model_sessions;
   bool models_known = false;  // false: staleness by model is not judged
+  // (extension, volume) -> when its model was learned again without some of
+  // what it had learned (lsictl access forget, reset), unix seconds.
+  std::map<std::pair<std::string, std::string>, int64_t> relearned_at;
 };
 
 struct CatalogEntry {

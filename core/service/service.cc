@@ -653,6 +653,7 @@ Status MakeCatalogContext(const Store& store, const OriginKeys& keys, AccessDb* 
     LSIFS_RETURN_IF_ERROR(db->LoadMeta(pair.first, pair.second, &meta));
     out->model_sessions[pair] = meta.sessions;
   }
+  LSIFS_RETURN_IF_ERROR(db->RelearnedTimes(&out->relearned_at));
   out->models_known = true;
   return Status::Ok();
 }

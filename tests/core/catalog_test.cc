@@ -56,6 +56,7 @@ class CatalogTest : public testing::StoreTest {
     EXPECT_TRUE(ListSnapshots(*store_, *keys_, "", &snaps).ok());
     for (const auto& s : snaps) c.latest_snapshot[s.volume] = s.id;
     c.model_sessions = models_;
+    c.relearned_at = relearned_;
     c.models_known = true;
     return c;
   }
@@ -151,6 +152,7 @@ class CatalogTest : public testing::StoreTest {
   }
 
   std::map<std::pair<std::string, std::string>, uint32_t> models_;
+  std::map<std::pair<std::string, std::string>, int64_t> relearned_;
 };
 
 TEST_F(CatalogTest, AnAssembledLsiIsListedButShownToNoMount) {
@@ -230,6 +232,22 @@ TEST_F(CatalogTest, ALearnedSessionMakesAssembledLsisStale) {
   EXPECT_FALSE(reused);
   EXPECT_NE(restored, id);
   EXPECT_EQ(Entry(restored).manifest.model_sessions, 1u);
+}
+
+TEST_F(CatalogTest, AnLsiPlannedFromWhatWasSinceForgottenIsStale) {
+  models_[{"site-a", "vol"}] = 3;
+  uint64_t id = Assemble("site-a");
+  EXPECT_EQ(Entry(id).state, LsiState::kAssembled);
+  // Forgotten: the model is back at 3 sessions later, but learned again
+  // after this LSI was planned, so that its 3 are not these 3.
+  relearned_[{"site-a", "vol"}] = Entry(id).manifest.created;
+  CatalogEntry e = Entry(id);
+  EXPECT_EQ(e.state, LsiState::kStale);
+  EXPECT_NE(e.reason.find("forgotten since"), std::string::npos) << e.reason;
+  // Fewer sessions than it was planned from: the same.
+  relearned_.clear();
+  models_[{"site-a", "vol"}] = 2;
+  EXPECT_EQ(Entry(id).state, LsiState::kStale);
 }
 
 TEST_F(CatalogTest, TtlFollowsTheIntervalBetweenRestoresAndExpires) {

@@ -267,6 +267,10 @@ TEST_F(AccessDbTest, ForgettingASessionLearnsTheModelsAgainWithoutIt) {
   std::vector<SessionRecord> s;
   ASSERT_TRUE(db_->ListSessions("a", "vol", &s).ok());
   EXPECT_TRUE(s[1].forgotten);
+  std::map<std::pair<std::string, std::string>, int64_t> relearned;
+  ASSERT_TRUE(db_->RelearnedTimes(&relearned).ok());
+  EXPECT_GT((relearned[{"a", "vol"}]), 1700000000) << "LSIs planned before are stale";
+  EXPECT_EQ(relearned.count({"b", "vol"}), 0u);
   // Again is harmless; a session that is not there is named.
   ASSERT_TRUE(db_->Forget("a", "vol", check, &r).ok());
   EXPECT_EQ(Model("a").count(7), 0u);
