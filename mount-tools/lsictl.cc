@@ -2,6 +2,7 @@
 // lives in core/; this file parses arguments and prints results (text for
 // people, --json for scripts).
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <termios.h>
 #include <unistd.h>
@@ -386,8 +387,15 @@ int CmdKeyRotate(Context& ctx) {
   KeyRotation r;
   {
     ProgressBar bar("rekeying the LSIs of " + extension);
+    // The running lsifs is told after each LSI, so that an image it has
+    // open is pinned again through its rekeyed manifest at once.
     s = catalog->RotateKey(
-        extension, [&](uint64_t done, uint64_t total) { bar.Update(done, total); }, &r);
+        extension,
+        [&](uint64_t done, uint64_t total) {
+          bar.Update(done, total);
+          if (done > 0) (void)TellKeysChanged(*store, extension);
+        },
+        &r);
   }
   if (!s.ok()) {
     if (store->keyring().RotationPending(extension)) {
@@ -498,25 +506,44 @@ Status ReadPassphrase(const Context& ctx, bool confirm, std::string* out) {
           "no terminal to ask for a passphrase on: use --passphrase-file FILE");
     }
     File closer(tty);
+    // No echo and no signals while it is typed: Ctrl-C arrives as a byte
+    // and ends the prompt, so the terminal is always put back as it was.
     auto ask = [&](const char* prompt, std::string* answer) -> Status {
       struct termios before {};
       if (::tcgetattr(tty, &before) != 0) return Status::FromErrno("/dev/tty", errno);
       struct termios quiet = before;
-      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO | ISIG);
       (void)!::write(tty, prompt, std::strlen(prompt));
       ::tcsetattr(tty, TCSAFLUSH, &quiet);
       answer->clear();
-      char c;
-      while (::read(tty, &c, 1) == 1 && c != '\n') answer->push_back(c);
+      Status got = Status::Ok();
+      for (;;) {
+        char c;
+        const ssize_t n = ::read(tty, &c, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n != 1) {
+          got = Status::InvalidArgument("no passphrase was given (end of input)");
+          break;
+        }
+        if (c == '\n' || c == '\r') break;
+        if (c == before.c_cc[VINTR] || c == before.c_cc[VQUIT] || c == before.c_cc[VSUSP]) {
+          got = Status::Cancelled("interrupted; nothing was done");
+          break;
+        }
+        answer->push_back(c);
+      }
       ::tcsetattr(tty, TCSAFLUSH, &before);
       (void)!::write(tty, "\n", 1);
-      return Status::Ok();
+      if (!got.ok()) OPENSSL_cleanse(answer->data(), answer->size());
+      return got;
     };
     LSIFS_RETURN_IF_ERROR(ask("Passphrase: ", out));
     if (confirm) {
       std::string again;
       LSIFS_RETURN_IF_ERROR(ask("Passphrase again: ", &again));
-      if (again != *out) return Status::InvalidArgument("the passphrases differ; nothing was done");
+      const bool same = again == *out;
+      OPENSSL_cleanse(again.data(), again.size());
+      if (!same) return Status::InvalidArgument("the passphrases differ; nothing was done");
     }
   }
   if (confirm && out->size() < 8) {
@@ -536,6 +563,7 @@ int CmdKeyExportProvider(Context& ctx) {
   std::string passphrase, backup;
   if (s.ok()) s = ReadPassphrase(ctx, /*confirm=*/true, &passphrase);
   if (s.ok()) s = ExportProviderKey(info, key, passphrase, ScryptCost(), &backup);
+  OPENSSL_cleanse(passphrase.data(), passphrase.size());
   // Beside its destination, so that the rename is atomic; never replaces.
   if (s.ok()) {
     std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
@@ -570,6 +598,7 @@ int CmdKeyImportProvider(Context& ctx) {
   SecretKey key;
   if (s.ok()) s = ReadPassphrase(ctx, /*confirm=*/false, &passphrase);
   if (s.ok()) s = ImportProviderKey(backup, passphrase, &info, &key);
+  OPENSSL_cleanse(passphrase.data(), passphrase.size());
   if (!s.ok()) return Fail(s);
   const std::string target = store->provider_key_path();
   KeyInfo present;
@@ -934,8 +963,14 @@ Status DropLsisStandingOn(const Catalog& catalog, const std::string& volume, uin
   for (uint64_t lsi : standing) {
     DropResult r;
     LSIFS_RETURN_IF_ERROR(catalog.Drop(lsi, &r, /*force=*/true));
-    *freed += r.bytes;
     dropped->push_back(lsi);
+    if (r.deferred) {
+      // Opened since the listing: what it stands on must stay for now.
+      return Status::Unavailable("LSI " + FormatId(lsi) +
+                                 " was opened by a mount meanwhile (it is dropped and goes when "
+                                 "released); close it, then delete again");
+    }
+    *freed += r.bytes;
   }
   return Status::Ok();
 }

@@ -759,8 +759,9 @@ int main(int argc, char** argv) {
     return RenderPrometheus(m);
   };
   if (metrics_server) {
-    metrics_server->Serve(prometheus);
-    LogLine("metrics at http://" + metrics_server->endpoint() + "/metrics");
+    Status served = metrics_server->Serve(prometheus);
+    LogLine(served.ok() ? "metrics at http://" + metrics_server->endpoint() + "/metrics"
+                        : "-o metrics: " + served.message() + "; no metrics are served");
   }
   // node-exporter's textfile collector reads *.prom files whole: each is
   // written beside PATH and renamed over it.

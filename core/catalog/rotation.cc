@@ -87,6 +87,10 @@ Status Catalog::RotateKey(const std::string& extension,
   *out = KeyRotation();
   ExtensionKeys keys;
   LSIFS_RETURN_IF_ERROR(store_.keyring().Load(extension, &keys.info, &keys.key));
+  RecordLock one_rotation;  // for the whole run (waits for another to end)
+  LSIFS_RETURN_IF_ERROR(one_rotation.Acquire(store_.keyring().RotationLockPathFor(extension)));
+  // What another rotation may have done while this one waited.
+  LSIFS_RETURN_IF_ERROR(store_.keyring().Load(extension, &keys.info, &keys.key));
   LSIFS_RETURN_IF_ERROR(
       store_.keyring().BeginRotation(extension, &keys.next_info, &keys.next_key, &out->resumed));
   keys.has_next = true;
@@ -144,7 +148,7 @@ Status Catalog::RotateKey(const std::string& extension,
     }
     LSIFS_RETURN_IF_ERROR(s.WithContext("the delivery record of '" + extension + "'"));
   }
-  return store_.keyring().FinishRotation(extension);
+  return store_.keyring().FinishRotation(extension, keys.next_info.id);
 }
 
 Status Catalog::DeleteKey(const std::string& extension, bool force, KeyDeletion* out) const {

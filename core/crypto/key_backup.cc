@@ -18,8 +18,9 @@ constexpr uint64_t kMaxScryptMemory = uint64_t{1} << 30;
 
 Status DeriveWrappingKey(const std::string& passphrase, ByteSpan salt, const ScryptCost& cost,
                          SecretKey* out) {
-  if (cost.n < 2 || (cost.n & (cost.n - 1)) != 0 || cost.r == 0 || cost.p == 0 || cost.p > 16 ||
-      cost.r > 64 || 128 * cost.r * cost.n > kMaxScryptMemory) {
+  // (n is bounded first, so that 128 * r * n cannot wrap around)
+  if (cost.n < 2 || cost.n > kMaxScryptMemory || (cost.n & (cost.n - 1)) != 0 || cost.r == 0 ||
+      cost.p == 0 || cost.p > 16 || cost.r > 64 || 128 * cost.r * cost.n > kMaxScryptMemory) {
     return Status::Corruption("provider key backup: scrypt parameters out of range");
   }
   if (EVP_PBE_scrypt(passphrase.data(), passphrase.size(), salt.data(), salt.size(), cost.n, cost.r,

@@ -221,8 +221,16 @@ Status Keyring::BeginRotation(const std::string& extension, KeyInfo* next_info, 
   return WriteKeyFile(tmp_dir_, next_info->path, *next_info, *next_key);
 }
 
-Status Keyring::FinishRotation(const std::string& extension) const {
+Status Keyring::FinishRotation(const std::string& extension, uint64_t next_id) const {
   const std::string next = NextPathFor(extension), path = PathFor(extension);
+  KeyInfo info;
+  SecretKey key;
+  LSIFS_RETURN_IF_ERROR(ReadKeyFile(next, &info, &key));
+  if (info.id != next_id) {
+    return Status::Unavailable(
+        "the next key of '" + extension + "' is " + FormatId(info.id) + ", not this rotation's " +
+        FormatId(next_id) + " (another rotation?); run lsictl key rotate " + extension + " again");
+  }
   if (::rename(next.c_str(), path.c_str()) != 0) {
     return Status::FromErrno("rename " + next + " to " + path, errno);
   }
@@ -231,7 +239,8 @@ Status Keyring::FinishRotation(const std::string& extension) const {
 
 Status Keyring::Remove(const std::string& extension) const {
   LSIFS_RETURN_IF_ERROR(ValidateName("extension", extension));
-  for (const std::string& path : {NextPathFor(extension), PathFor(extension)}) {
+  for (const std::string& path :
+       {NextPathFor(extension), PathFor(extension), RotationLockPathFor(extension)}) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
       return Status::FromErrno("removing " + path, errno);
     }

@@ -73,7 +73,9 @@ class Keyring {
   // left under the old one. `resumed` says the next key was already there.
   Status BeginRotation(const std::string& extension, KeyInfo* next_info, SecretKey* next_key,
                        bool* resumed) const;
-  Status FinishRotation(const std::string& extension) const;
+  // Puts the next key in place; refused unless it is `next_id` (another
+  // rotation's next key must never take the place of this one's).
+  Status FinishRotation(const std::string& extension, uint64_t next_id) const;
   // Removes the extension's key (and an unfinished rotation's next key).
   Status Remove(const std::string& extension) const;
 
@@ -91,6 +93,10 @@ class Keyring {
     return dir_ + "/" + extension + ".key.next";
   }
   bool RotationPending(const std::string& extension) const;
+  // Held for a whole rotation: two at once would each retire the other's key.
+  std::string RotationLockPathFor(const std::string& extension) const {
+    return dir_ + "/" + extension + ".rotation.lock";
+  }
 
  private:
   std::string dir_;

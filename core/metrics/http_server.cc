@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -71,11 +72,13 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 }  // namespace
 
 struct MetricsServer::Impl {
-  // The socket is made before the io_context, which must not cross a fork.
+  // Bound in Listen (before a daemon forks); the io_context and everything
+  // on it are made in Serve, after: an epoll set must not cross a fork.
   int fd = -1;
   tcp::endpoint endpoint;
-  net::io_context io{1};
-  tcp::acceptor acceptor{io};
+  std::unique_ptr<net::io_context> io;
+  std::unique_ptr<tcp::acceptor> acceptor;
+  std::unique_ptr<net::steady_timer> pause;
   std::function<std::string()> render;
   std::thread thread;
 
@@ -84,12 +87,17 @@ struct MetricsServer::Impl {
   }
 
   void Accept() {
-    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    acceptor->async_accept([this](beast::error_code ec, tcp::socket socket) {
+      if (ec == net::error::operation_aborted) return;
       if (ec) {
-        if (ec == net::error::operation_aborted) return;
-      } else {
-        std::make_shared<Exchange>(std::move(socket), render)->Start();
+        // Out of descriptors, say: try again a little later, not at once.
+        pause->expires_after(std::chrono::milliseconds(200));
+        pause->async_wait([this](beast::error_code wait_ec) {
+          if (!wait_ec) Accept();
+        });
+        return;
       }
+      std::make_shared<Exchange>(std::move(socket), render)->Start();
       Accept();
     });
   }
@@ -98,19 +106,24 @@ struct MetricsServer::Impl {
 MetricsServer::MetricsServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 MetricsServer::~MetricsServer() {
-  impl_->io.stop();
+  if (impl_->io) impl_->io->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
 }
 
-void MetricsServer::Serve(std::function<std::string()> render) {
+Status MetricsServer::Serve(std::function<std::string()> render) {
+  if (impl_->io) return Status::InvalidArgument("already serving");
   impl_->render = std::move(render);
+  impl_->io = std::make_unique<net::io_context>(1);
+  impl_->acceptor = std::make_unique<tcp::acceptor>(*impl_->io);
+  impl_->pause = std::make_unique<net::steady_timer>(*impl_->io);
   beast::error_code ec;
-  impl_->acceptor.assign(impl_->endpoint.protocol(), impl_->fd, ec);
-  if (ec) return;
+  impl_->acceptor->assign(impl_->endpoint.protocol(), impl_->fd, ec);
+  if (ec) return Status::IOError("serving metrics on " + endpoint() + ": " + ec.message());
   impl_->fd = -1;  // the acceptor owns it now
   impl_->Accept();
   Impl* raw = impl_.get();
-  impl_->thread = std::thread([raw] { raw->io.run(); });
+  impl_->thread = std::thread([raw] { raw->io->run(); });
+  return Status::Ok();
 }
 
 Status MetricsServer::Listen(const std::string& address, std::unique_ptr<MetricsServer>* out) {

@@ -19,7 +19,7 @@ class MetricsServer {
   // Answers GET /metrics with what `render` returns (Prometheus text), on a
   // thread of its own (started here: after a fork, not before). `render`
   // runs on that thread.
-  void Serve(std::function<std::string()> render);
+  [[nodiscard]] Status Serve(std::function<std::string()> render);
   ~MetricsServer();  // stops serving; returns once the thread is gone
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;

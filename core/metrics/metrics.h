@@ -21,7 +21,7 @@ struct LsiMetrics {
   uint64_t lsi_id = 0;
   std::string volume;
   bool open = false;
-  CounterValues counters;  // since it was first opened by this mount
+  CounterValues counters;  // since its image was last opened by this mount
 };
 
 struct MountMetrics {

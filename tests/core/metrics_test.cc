@@ -3,11 +3,11 @@
 #include "core/metrics/metrics.h"
 
 #include <arpa/inet.h>
-#include <atomic>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <atomic>
 
 #include "core/metrics/http_server.h"
 
@@ -147,10 +147,12 @@ TEST(MetricsServer, AnswersGetMetricsAndNothingElse) {
   const uint16_t port = static_cast<uint16_t>(std::stoul(endpoint.substr(endpoint.rfind(':') + 1)));
   ASSERT_NE(port, 0);
   std::atomic<int> renders{0};
-  server->Serve([&] {
-    ++renders;
-    return std::string("lsifs_up 1\n");
-  });
+  ASSERT_TRUE(server
+                  ->Serve([&] {
+                    ++renders;
+                    return std::string("lsifs_up 1\n");
+                  })
+                  .ok());
   std::string r = Http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << r;
   EXPECT_NE(r.find("text/plain; version=0.0.4"), std::string::npos) << r;
