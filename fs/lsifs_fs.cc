@@ -483,6 +483,7 @@ void LsiFs::Metrics(MountMetrics* m) {
       }
       if (!e->listed && !img) continue;
       l.open = img != nullptr;
+      l.session = SessionText(*e);
       if (img) l.counters = img->lsi_counters().Values();
       m->lsis.push_back(std::move(l));
     }

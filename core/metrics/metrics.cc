@@ -154,7 +154,8 @@ std::string RenderMountJson(const MountMetrics& m) {
     j.BeginObject()
         .Field("lsi", FormatId(l.lsi_id))
         .Field("volume", l.volume)
-        .Field("open", l.open);
+        .Field("open", l.open)
+        .Field("session", l.session);
     j.Key("counters").BeginObject();
     for (const auto& f : kCounterFields) j.Field(f.name, l.counters.*f.value);
     j.EndObject().EndObject();
@@ -223,6 +224,7 @@ Status ParseMountJson(const std::string& text, MountMetrics* m) {
       l.lsi_id = *id;
       l.volume = str(lo.at("volume"));
       l.open = lo.at("open").as_bool();
+      l.session = str(lo.at("session"));
       const auto& c = lo.at("counters").as_object();
       for (const auto& f : kCounterFields) l.counters.*f.value = u64(c.at(f.name));
       m->lsis.push_back(std::move(l));
@@ -308,6 +310,7 @@ std::string RenderStatusText(const MountMetrics& m) {
             FormatId(l.lsi_id).c_str(), l.volume.c_str(), l.open ? "open" : "closed",
             l.counters.reads, l.counters.blocks_read, FormatBytes(l.counters.origin_bytes).c_str(),
             100 * l.counters.recall(), l.counters.read_errors);
+    if (!l.session.empty()) Appendf(&out, "  %16s  session %s\n", "", l.session.c_str());
   }
   return out;
 }

@@ -21,6 +21,7 @@ struct LsiMetrics {
   uint64_t lsi_id = 0;
   std::string volume;
   bool open = false;
+  std::string session;     // its restore session, described ("#3 open, 120 blocks recorded...")
   CounterValues counters;  // since its image was last opened by this mount
 };
 

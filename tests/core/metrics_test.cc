@@ -28,6 +28,7 @@ MountMetrics Sample() {
   l.lsi_id = 0xabc;
   l.volume = "vol-db";
   l.open = true;
+  l.session = "#3 open, 12 blocks recorded, 0 dropped";
   l.counters.reads = 42;
   l.counters.from_delta = 30;
   l.counters.from_base = 10;
@@ -117,6 +118,7 @@ TEST(Metrics, TheMountJsonReadsBackAndTheStatusSpeaksHumanUnits) {
   EXPECT_NE(status.find("1.0 MiB of 64.0 MiB used"), std::string::npos) << status;
   EXPECT_NE(status.find("75.0%"), std::string::npos) << status;  // recall 30 / (30 + 10)
   EXPECT_NE(status.find("3 reads waited on the origin"), std::string::npos) << status;
+  EXPECT_NE(status.find("session #3 open, 12 blocks recorded"), std::string::npos) << status;
   EXPECT_FALSE(ParseMountJson("{\"extension\":\"x\"}", &back).ok());
   EXPECT_FALSE(ParseMountJson("garbage", &back).ok());
 }
