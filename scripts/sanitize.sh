@@ -42,7 +42,9 @@ if [ "$mode" != tsan ]; then
 fi
 if [ "$mode" != asan ]; then
   echo "== ThreadSanitizer: read path, recorder, link, scheduler, expansion, metrics"
-  build build-tsan "-fsanitize=thread"
+  # -Wno-tsan: Boost.Asio (the metrics endpoint) uses atomic_thread_fence, which
+  # GCC warns TSan does not model; the endpoint's own state is atomics and locks.
+  build build-tsan "-fsanitize=thread -Wno-tsan"
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
     build-tsan/tests/core_tests \
     --gtest_filter='ImageTest.*:BlockCache.*:Recorder*:LinkTest.*:AssemblyQueue.*:ServiceTest.*:Control.*:MetricsServer.*:WaitHistogram.*:AccessDbTest.*'
