@@ -144,33 +144,21 @@ Status Catalog::Open(const Store& store, std::unique_ptr<Catalog>* out) {
 
 void Catalog::Sweep() const {
   // Drops a crash interrupted, and drops that waited for their last user.
-  for (const auto& n : ListFileNames(store_.lsi_dir())) {
-    StoreFile kind;
-    uint64_t id = 0;
-    if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kTombstone) {
-      uint64_t bytes = 0;
-      FinishDrop(id, &bytes);
-    }
+  for (uint64_t id : store_.ListIds(StoreFile::kTombstone)) {
+    uint64_t bytes = 0;
+    FinishDrop(id, &bytes);
   }
   // Layers no manifest references and no live assembly claims. The order
   // matters: a layer listed here was claimed before it was created, and its
   // claim is removed only after its manifest is published, so reading the
   // claims and then the manifests cannot miss it.
-  std::vector<uint64_t> layers;
-  for (const auto& n : ListFileNames(store_.layers_dir())) {
-    StoreFile kind;
-    uint64_t id = 0;
-    if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kLayer) layers.push_back(id);
-  }
+  const std::vector<uint64_t> layers = store_.ListIds(StoreFile::kLayer);
   // Layers and snapshot data files are swept only when every claim and
   // manifest could be read; the rest of the sweep goes on regardless.
   std::set<uint64_t> keep;
   bool sweep_claimed = Claim::LiveIds(store_, &keep);
   std::set<uint64_t> manifests;
-  for (const auto& n : ListFileNames(store_.lsi_dir())) {
-    StoreFile kind;
-    uint64_t id = 0;
-    if (!Store::ParseFileName(n, &kind, &id) || kind != StoreFile::kManifest) continue;
+  for (uint64_t id : store_.ListIds(StoreFile::kManifest)) {
     manifests.insert(id);
     Manifest m;
     Status s = PeekManifest(store_.manifest_path(id), &m);

@@ -29,15 +29,11 @@ namespace {
 std::vector<std::pair<uint64_t, uint64_t>> ExtensionLsis(const Store& store,
                                                          const std::string& extension) {
   std::vector<std::pair<uint64_t, uint64_t>> out;
-  for (const auto& n : ListFileNames(store.lsi_dir())) {
-    StoreFile kind;
-    uint64_t id = 0;
-    if (!Store::ParseFileName(n, &kind, &id) || kind != StoreFile::kManifest) continue;
+  for (uint64_t id : store.ListIds(StoreFile::kManifest)) {
     Manifest m;
     if (!PeekManifest(store.manifest_path(id), &m).ok() || m.extension != extension) continue;
     out.emplace_back(id, m.key_id);
   }
-  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -409,6 +409,21 @@ bool Store::ParseFileName(const std::string& name, StoreFile* kind, uint64_t* id
   return false;
 }
 
+std::vector<uint64_t> Store::ListIds(StoreFile kind) const {
+  std::vector<uint64_t> ids;
+  const std::string dir = kind == StoreFile::kLayer ? layers_dir() : lsi_dir();
+  if (kind != StoreFile::kLayer && kind != StoreFile::kManifest && kind != StoreFile::kTombstone) {
+    return ids;
+  }
+  for (const auto& n : ListFileNames(dir)) {
+    StoreFile found;
+    uint64_t id = 0;
+    if (ParseFileName(n, &found, &id) && found == kind) ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 Status Store::LoadProviderKey(SecretKey* key) const {
   KeyInfo info;
   LSIFS_RETURN_IF_ERROR(ReadKeyFile(provider_key_path(), &info, key));

@@ -25,6 +25,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "core/crypto/aead.h"
 #include "core/crypto/keyfile.h"
@@ -106,6 +107,8 @@ class Store {
   // the id (LSI, layer, claim's pid) or extension name it carries.
   static bool ParseFileName(const std::string& name, StoreFile* kind, uint64_t* id,
                             std::string* extension = nullptr);
+  // The ids of the manifests, tombstones or layers there are, sorted.
+  std::vector<uint64_t> ListIds(StoreFile kind) const;
 
   Status LoadProviderKey(SecretKey* key) const;
   const Keyring& keyring() const { return keyring_; }

@@ -125,17 +125,6 @@ class Checker {
   uint64_t done_ = 0, total_ = 0;
 };
 
-std::vector<uint64_t> LsiIds(const Store& store) {
-  std::vector<uint64_t> ids;
-  for (const auto& n : ListFileNames(store.lsi_dir())) {
-    StoreFile kind;
-    uint64_t id = 0;
-    if (Store::ParseFileName(n, &kind, &id) && kind == StoreFile::kManifest) ids.push_back(id);
-  }
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
 }  // namespace
 
 Status Verify(const Store& store, const OriginKeys& keys, const std::string& target,
@@ -154,7 +143,7 @@ Status Verify(const Store& store, const OriginKeys& keys, const std::string& tar
         snapshots.push_back({volume, *id});
     }
   }
-  std::vector<uint64_t> lsis = LsiIds(store);
+  std::vector<uint64_t> lsis = store.ListIds(StoreFile::kManifest);
   if (!target.empty()) {
     auto id = ParseId(target);
     if (!id) {
