@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <ctime>
-#include <future>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -20,6 +22,79 @@
 #include "core/util/hex.h"
 
 namespace lsifs {
+
+namespace {
+
+// The assembly's origin requests in flight: one thread per place in the
+// ring, started once per assembly (a thread per 64 KiB request cost more
+// than sealing the request's blocks).
+class Fetchers {
+ public:
+  explicit Fetchers(size_t n) : slots_(n) {
+    for (auto& slot : slots_) slot.thread = std::thread([this, &slot] { Loop(slot); });
+  }
+  ~Fetchers() {
+    for (auto& slot : slots_) {
+      {
+        std::lock_guard<std::mutex> lock(slot.mu);
+        slot.stop = true;
+      }
+      slot.cv.notify_all();
+      slot.thread.join();
+    }
+  }
+  Fetchers(const Fetchers&) = delete;
+  Fetchers& operator=(const Fetchers&) = delete;
+
+  // Runs `job` on the thread of place `i`, which must be idle.
+  void Start(size_t i, std::function<Status()> job) {
+    Slot& slot = slots_[i];
+    {
+      std::lock_guard<std::mutex> lock(slot.mu);
+      slot.job = std::move(job);
+      slot.busy = true;
+    }
+    slot.cv.notify_all();
+  }
+  // The result of the job of place `i`, once it has finished; Ok if idle.
+  Status Wait(size_t i) {
+    Slot& slot = slots_[i];
+    std::unique_lock<std::mutex> lock(slot.mu);
+    slot.cv.wait(lock, [&] { return !slot.busy; });
+    Status s = std::move(slot.result);
+    slot.result = Status::Ok();
+    return s;
+  }
+
+ private:
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;  // a job was given, or finished, or stop
+    std::function<Status()> job;
+    bool busy = false;
+    bool stop = false;
+    Status result = Status::Ok();
+    std::thread thread;
+  };
+  static void Loop(Slot& slot) {
+    std::unique_lock<std::mutex> lock(slot.mu);
+    for (;;) {
+      slot.cv.wait(lock, [&] { return slot.busy || slot.stop; });
+      if (!slot.busy) return;
+      std::function<Status()> job = std::move(slot.job);
+      lock.unlock();
+      Status s = job();
+      lock.lock();
+      slot.result = std::move(s);
+      slot.busy = false;
+      slot.cv.notify_all();
+    }
+  }
+
+  std::vector<Slot> slots_;
+};
+
+}  // namespace
 
 Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& key_info,
                    const SecretKey& key, const std::vector<std::vector<uint64_t>>& layers,
@@ -61,9 +136,9 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     std::vector<uint8_t*> outs, fetch_outs;
     std::vector<uint64_t> to_fetch;
     size_t at = 0, n = 0;
-    std::future<Status> fetched;
   };
   std::vector<Batch> ring(window);
+  Fetchers fetchers(window);
   for (auto& r : ring) {
     r.buf.resize(batch * snap.block_size);
     for (size_t i = 0; i < batch; ++i) r.outs.push_back(r.buf.data() + i * snap.block_size);
@@ -106,16 +181,10 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
           r.fetch_outs.push_back(r.outs[i]);
         }
       }
-      if (r.to_fetch.empty()) {
-        std::promise<Status> ready;
-        ready.set_value(Status::Ok());
-        r.fetched = ready.get_future();
-        return;
-      }
+      if (r.to_fetch.empty()) return;
       stats->fetched_blocks += r.to_fetch.size();
       ++stats->origin_requests;
-      r.fetched = std::async(std::launch::async,
-                             [&base, &r] { return base.Fetch(r.to_fetch, r.fetch_outs); });
+      fetchers.Start(k % window, [&base, &r] { return base.Fetch(r.to_fetch, r.fetch_outs); });
     };
     for (size_t k = 0; s.ok() && k < batches; ++k) {
       while (s.ok() && launched < batches && launched < k + window) {
@@ -127,7 +196,7 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
       }
       if (!s.ok()) break;
       Batch& r = ring[k % window];
-      s = r.fetched.get();
+      s = fetchers.Wait(k % window);
       for (size_t i = 0; s.ok() && i < r.n; ++i) {
         s = w.Add(blocks[r.at + i], ByteSpan(r.outs[i], snap.block_size));
       }
@@ -135,9 +204,7 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
       if (s.ok() && options.progress) options.progress(done, total);
     }
     // Nothing may still write into the ring when it goes.
-    for (auto& r : ring) {
-      if (r.fetched.valid()) r.fetched.wait();
-    }
+    for (size_t i = 0; i < window; ++i) (void)fetchers.Wait(i);
     if (s.ok()) s = w.Commit();
     if (!s.ok()) return fail(s);
     written.push_back(path);
