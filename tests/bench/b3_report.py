@@ -8,7 +8,7 @@ import sys
 
 rows_path, first_fetched, new_json, profile, history, read_ahead, tree, out, svg = sys.argv[1:10]
 runs = [json.loads(l) for l in open(rows_path) if l.strip()]
-order = ["lazy", "local", "replay", "psa", "psa+exp", "oracle"]
+order = ["lazy", "full", "local", "replay", "psa", "psa+exp", "oracle"]
 by = {}
 for r in runs:
     by.setdefault(r["k"], {})[r["strategy"]] = r
@@ -82,6 +82,38 @@ if g and rp:
                    "ahead_of_replay_on_both": ahead}
     print(f"goal: no_wait_share >= 0.95: {'met' if ok_wait else 'MISSED'}; WAN <= 1.5x oracle: "
           f"{'met' if ok_wan else 'MISSED'}; ahead of replay on both: {'yes' if ahead else 'NO'}")
+# B2: session time, each ratio taken per session (side by side on the same
+# link) and then the median.
+
+
+def time_ratio(a, b):
+    return med([v[a]["seconds"] / v[b]["seconds"] for v in by.values()
+                if a in v and b in v and v[b]["seconds"]])
+
+
+if g:
+    b2 = {"psa+exp_over_oracle": time_ratio("psa+exp", "oracle"),
+          "psa_over_oracle": time_ratio("psa", "oracle"),
+          "lazy_over_psa+exp": time_ratio("lazy", "psa+exp"),
+          "full_over_psa+exp": time_ratio("full", "psa+exp"),
+          "lazy_over_psa": time_ratio("lazy", "psa"),
+          "full_over_psa": time_ratio("full", "psa"),
+          "copy_seconds": med([v["full"].get("copy_seconds") for v in by.values() if "full" in v])}
+    b2["goal"] = {
+        "psa+exp_at_most_1.2x_oracle": b2["psa+exp_over_oracle"] is not None and
+        b2["psa+exp_over_oracle"] <= 1.2,
+        "lazy_at_least_5x_psa+exp": b2["lazy_over_psa+exp"] is not None and
+        b2["lazy_over_psa+exp"] >= 5,
+        "full_copy_at_least_3x_psa+exp": b2["full_over_psa+exp"] is not None and
+        b2["full_over_psa+exp"] >= 3}
+    res["b2"] = b2
+    print(f"B2: psa+exp/oracle {f(b2['psa+exp_over_oracle'], '.2f')} (goal <= 1.2), "
+          f"lazy/psa+exp {f(b2['lazy_over_psa+exp'], '.1f')} (>= 5), "
+          f"full copy/psa+exp {f(b2['full_over_psa+exp'], '.1f')} (>= 3; the copy alone "
+          f"{f(b2['copy_seconds'], '.1f')} s); psa alone: /oracle {f(b2['psa_over_oracle'], '.2f')}, "
+          f"lazy/psa {f(b2['lazy_over_psa'], '.1f')}, full/psa {f(b2['full_over_psa'], '.1f')}")
+    missed = [k for k, ok in b2["goal"].items() if not ok]
+    print("B2 goals: " + ("all met" if not missed else "MISSED " + ", ".join(missed)))
 ns = res["new_snapshot"]
 print(f"new snapshot: its pre-assembly fetched {ns['fetched_blocks']} of "
       f"{ns['fetched_blocks'] + ns['local_blocks']} planned blocks over the link (the first "
