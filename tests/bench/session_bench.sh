@@ -4,7 +4,7 @@
 #
 #   session_bench.sh BIN_DIR [--tree rootfs|usr-share] [--history 5]
 #                    [--held-out 8] [--profile edge] [--json FILE] [--svg FILE]
-#                    [--smoke]
+#                    [--smoke | --quick]
 #
 # The volume is an ext4 image of a Debian root filesystem made with
 # debootstrap (python3, perl, sqlite3 and more), built once and cached in
@@ -32,7 +32,8 @@
 # held-out sessions. Then a new snapshot is imported and pre-assembled, to
 # show what it fetches.
 # --smoke: a tiny tree instead of the root filesystem, no WAN model, one
-# held-out session: seconds, so that the harness cannot rot.
+# held-out session: seconds, so that the harness cannot rot. --quick: 3
+# sessions of history and 3 held out (scripts/bench.sh --quick).
 set -euo pipefail
 bin=$1
 shift
@@ -48,6 +49,7 @@ while [ $# -gt 0 ]; do
     --profile) profile=$2; shift ;;
     --json) json=$2; shift ;;
     --smoke) smoke=1 history=2 held_out=1 profile=none volume_tree=smoke ;;
+    --quick) history=3 held_out=3 ;;
     *) echo "session_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
