@@ -453,6 +453,10 @@ Status PreAssembleSnapshot(const Catalog& catalog, Origin& origin, const OriginK
   }
   options.cancel = request.cancel;
   options.fetch_window = request.fetch_window;
+  options.blocks_per_fetch =
+      request.request_bytes == 0
+          ? 0
+          : std::max<uint64_t>(1, request.request_bytes / map->info().block_size);
   if (local.size() > 0) {
     options.local = [&](uint64_t block, uint8_t* dst) { return local.Read(block, dst); };
   }

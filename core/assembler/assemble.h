@@ -83,6 +83,7 @@ struct PreassembleRequest {
   uint64_t budget_bytes = 0;                  // 0: the predictor's default from history
   const std::atomic<bool>* cancel = nullptr;  // see AssembleOptions
   size_t fetch_window = 2;                    // see AssembleOptions
+  uint64_t request_bytes = 0;                 // per origin request; 0: kAssemblyRequestBytes
 };
 
 struct PreassembleResult {

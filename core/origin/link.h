@@ -10,7 +10,8 @@
 //   hydration   filling the rest of a volume in the background
 //
 // A transfer is never cut short: a demand request waits behind at most the
-// one transfer on the wire, so assembly traffic goes in small requests
+// one transfer on the wire (and one that took its turn in the last
+// millisecond before the wire freed), so assembly traffic goes in small requests
 // (kAssemblyRequestBytes). While demand reads are active, `low` takes at
 // most `low_share` of the bandwidth. Waits are interruptible: Stop() fails
 // every waiting and later request at once.
@@ -100,9 +101,14 @@ class OriginLink : public Origin {
   std::unique_ptr<Origin> As(const std::atomic<LinkClass>* cls);
 
   // How many requests of `request_bytes` must be in flight to keep the
-  // link busy (its bandwidth-delay product), at least 2 so that fetching
-  // overlaps whatever the caller does with the blocks.
+  // link busy (1.5x its bandwidth-delay product, plus 2), at least 2 so
+  // that fetching overlaps whatever the caller does with the blocks.
   size_t Window(uint64_t request_bytes) const;
+  // The size of an assembly's requests: kAssemblyRequestBytes on a
+  // modelled link (a demand read waits behind at most one of them), 1 MiB
+  // on a link with nothing to model, where nothing waits on a wire and
+  // larger requests cost fewer hand-offs between threads.
+  uint64_t AssemblyRequestBytes() const;
   const LinkOptions& options() const { return options_; }
   std::string Describe() const;
 

@@ -672,7 +672,8 @@ AssemblyQueue::Work MakeAssemblyWork(const ServiceEnv& env) {
     LSIFS_RETURN_IF_ERROR(Gather(env, task.extension, task.request.volume, &context, &models));
     PreassembleRequest request = task.request;
     request.cancel = cancel;
-    request.fetch_window = env.link->Window(kAssemblyRequestBytes);
+    request.request_bytes = env.link->AssemblyRequestBytes();
+    request.fetch_window = env.link->Window(request.request_bytes);
     std::unique_ptr<Origin> origin = env.link->As(cls);
     return PreAssembleSnapshot(*env.catalog, *origin, *env.keys, info, key, models, context,
                                request, progress, out);

@@ -133,6 +133,7 @@ AtomicFileWriter::~AtomicFileWriter() {
 Status AtomicFileWriter::Open(const std::string& tmp_dir, const std::string& final_path, int mode) {
   static std::atomic<uint64_t> counter{0};
   final_path_ = final_path;
+  written_ = flushed_to_ = 0;
   std::string base = final_path.substr(final_path.find_last_of('/') + 1);
   char suffix[64];
   std::snprintf(suffix, sizeof suffix, ".%d.%llu.tmp", static_cast<int>(::getpid()),
@@ -142,6 +143,19 @@ Status AtomicFileWriter::Open(const std::string& tmp_dir, const std::string& fin
   Status s = File::CreateExclusive(tmp_path_, mode, &file_, "writing " + final_path);
   if (!s.ok()) tmp_path_.clear();
   return s;
+}
+
+Status AtomicFileWriter::Write(ByteSpan data) {
+  LSIFS_RETURN_IF_ERROR(file_.WriteAll(data));
+  written_ += data.size();
+  constexpr uint64_t kWriteBehind = 8 << 20;
+  if (written_ - flushed_to_ >= kWriteBehind) {
+    // Only a hint: a failure here shows again, and is reported, at Commit.
+    (void)::sync_file_range(file_.fd(), static_cast<off_t>(flushed_to_),
+                            static_cast<off_t>(written_ - flushed_to_), SYNC_FILE_RANGE_WRITE);
+    flushed_to_ = written_;
+  }
+  return Status::Ok();
 }
 
 Status AtomicFileWriter::Commit(bool replace) {

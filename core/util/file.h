@@ -59,7 +59,10 @@ class AtomicFileWriter {
 
   Status Open(const std::string& tmp_dir, const std::string& final_path, int mode = 0644);
   File& file() { return file_; }
-  Status Write(ByteSpan data) { return file_.WriteAll(data); }
+  // Appends; every few MiB asks the kernel to start writing them back, so
+  // that Commit's fsync finds little left (a large layer's flush overlaps
+  // its sealing instead of following it).
+  Status Write(ByteSpan data);
   // fsync the data, rename over `final_path` (refusing to replace an existing
   // file when `replace` is false), fsync the directory.
   Status Commit(bool replace = false);
@@ -69,6 +72,8 @@ class AtomicFileWriter {
   File file_;
   std::string tmp_path_;
   std::string final_path_;
+  uint64_t written_ = 0;     // bytes appended so far
+  uint64_t flushed_to_ = 0;  // writeback was started up to here
 };
 
 Status ReadWholeFile(const std::string& path, size_t max_size, std::string* out);

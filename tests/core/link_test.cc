@@ -159,9 +159,10 @@ TEST_F(LinkTest, StopEndsEveryWaitAtOnce) {
 
 TEST_F(LinkTest, TheWindowFillsTheBandwidthDelayProduct) {
   auto edge = Link(25'000'000, 40ms);  // 200 Mbit/s: 1 MB in flight
-  EXPECT_EQ(edge->Window(kAssemblyRequestBytes), 17u);
+  EXPECT_EQ(edge->Window(kAssemblyRequestBytes), 25u);  // 15.3 x 1.5 + 2
   EXPECT_EQ(Link(0)->Window(kAssemblyRequestBytes), 2u);  // overlap only
-  EXPECT_EQ(Link(3'125'000, 150ms)->Window(kAssemblyRequestBytes), 9u);
+  EXPECT_EQ(Link(3'125'000, 150ms)->Window(kAssemblyRequestBytes), 13u);
+  EXPECT_EQ(Link(1'000'000'000, 150ms)->Window(kAssemblyRequestBytes), 48u);  // the cap
 }
 
 TEST(LinkParse, SharesLatenciesAndBandwidths) {
