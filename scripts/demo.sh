@@ -18,14 +18,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (it mounts, and uses loop devices)" >&2; exit 1; }
-bash scripts/install-deps.sh
-bash scripts/build.sh >/dev/null
-
+# LSIFS_BIN_DIR (programs already built: the test suite's smoke run),
+# LSIFS_DEMO_DIR (where it works, ./demo) and LSIFS_DEMO_TREE (/usr/share).
+bin=${LSIFS_BIN_DIR:-}
+if [ -z "$bin" ]; then
+  bash scripts/install-deps.sh
+  bash scripts/build.sh >/dev/null
+  bin=$PWD/build/mount-tools
+fi
 demo=${LSIFS_DEMO_DIR:-$PWD/demo}
 store=$demo/store
-lsictl=$PWD/build/mount-tools/lsictl
-lsifs=$PWD/build/mount-tools/lsifs
-tree=/usr/share
+lsictl=$bin/lsictl
+lsifs=$bin/lsifs
+tree=${LSIFS_DEMO_TREE:-/usr/share}
 mnt=$demo/mnt inner=$demo/inner loopdev="" daemon=""
 cleanup() {
   set +e
@@ -49,7 +54,7 @@ export LSIFS_STORE=$store
 step() { printf '\n== %s\n' "$*"; }
 
 step "a real ext4 image of $tree (mke2fs -d; built once, then reused)"
-image=$demo/usr-share.img
+image=$demo/$(basename "$tree").img
 # Rebuilt when the tree changed since (a package was installed or removed).
 if [ ! -f "$image" ] || [ -n "$(find "$tree" -newer "$image" -print -quit)" ]; then
   rm -f "$image.tmp"
