@@ -126,21 +126,25 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
   };
   auto cancelled = [&] { return options.cancel != nullptr && options.cancel->load(); };
   // Small requests (a demand read waits behind at most one), several in
-  // flight (to fill the link), sealed in order while later ones travel.
+  // flight (to fill the link), each sealed on its own thread once its
+  // blocks are in; the records are written in order.
   const size_t batch = options.blocks_per_fetch != 0
                            ? options.blocks_per_fetch
                            : std::max<size_t>(1, kAssemblyRequestBytes / snap.block_size);
   const size_t window = std::max<size_t>(1, options.fetch_window);
+  const size_t record_size = snap.block_size + kSealOverhead;
   struct Batch {
-    Bytes buf;
+    Bytes buf, sealed;
     std::vector<uint8_t*> outs, fetch_outs;
     std::vector<uint64_t> to_fetch;
     size_t at = 0, n = 0;
+    Aead aead;  // the batch's thread seals with it
   };
   std::vector<Batch> ring(window);
   Fetchers fetchers(window);
   for (auto& r : ring) {
     r.buf.resize(batch * snap.block_size);
+    r.sealed.resize(batch * record_size);
     for (size_t i = 0; i < batch; ++i) r.outs.push_back(r.buf.data() + i * snap.block_size);
   }
 
@@ -165,8 +169,8 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
     Status s = w.Open(store.tmp_dir(), path, h, key_info, key);
     const size_t batches = (blocks.size() + batch - 1) / batch;
     size_t launched = 0;
-    // Batch k: what a local copy holds is re-sealed, the rest is fetched in
-    // one request on its own thread.
+    // Batch k: what a local copy holds is read here, the rest is fetched in
+    // one request on the batch's thread, which then seals them all.
     auto launch = [&](size_t k) {
       Batch& r = ring[k % window];
       r.at = k * batch;
@@ -181,10 +185,19 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
           r.fetch_outs.push_back(r.outs[i]);
         }
       }
-      if (r.to_fetch.empty()) return;
-      stats->fetched_blocks += r.to_fetch.size();
-      ++stats->origin_requests;
-      fetchers.Start(k % window, [&base, &r] { return base.Fetch(r.to_fetch, r.fetch_outs); });
+      if (!r.to_fetch.empty()) {
+        stats->fetched_blocks += r.to_fetch.size();
+        ++stats->origin_requests;
+      }
+      fetchers.Start(k % window, [&base, &r, &w, &blocks, &snap, record_size] {
+        if (!r.to_fetch.empty()) LSIFS_RETURN_IF_ERROR(base.Fetch(r.to_fetch, r.fetch_outs));
+        for (size_t i = 0; i < r.n; ++i) {
+          LSIFS_RETURN_IF_ERROR(
+              w.Seal(r.aead, blocks[r.at + i], ByteSpan(r.outs[i], snap.block_size),
+                     MutableByteSpan(r.sealed.data() + i * record_size, record_size)));
+        }
+        return Status::Ok();
+      });
     };
     for (size_t k = 0; s.ok() && k < batches; ++k) {
       while (s.ok() && launched < batches && launched < k + window) {
@@ -197,8 +210,9 @@ Status AssembleLsi(const Catalog& catalog, OriginSnapshot& base, const KeyInfo& 
       if (!s.ok()) break;
       Batch& r = ring[k % window];
       s = fetchers.Wait(k % window);
-      for (size_t i = 0; s.ok() && i < r.n; ++i) {
-        s = w.Add(blocks[r.at + i], ByteSpan(r.outs[i], snap.block_size));
+      if (s.ok()) {
+        s = w.AddSealed(std::span<const uint64_t>(blocks.data() + r.at, r.n),
+                        ByteSpan(r.sealed.data(), r.n * record_size));
       }
       done += r.n;
       if (s.ok() && options.progress) options.progress(done, total);

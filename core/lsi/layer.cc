@@ -104,15 +104,27 @@ Status LayerWriter::Open(const std::string& tmp_dir, const std::string& path,
   return out_.Write(Bytes(header_size_, 0));
 }
 
-Status LayerWriter::Add(uint64_t block, ByteSpan plaintext) {
-  if (plaintext.size() != header_.block_size) {
+Status LayerWriter::Seal(Aead& aead, uint64_t block, ByteSpan plaintext,
+                         MutableByteSpan record) const {
+  if (plaintext.size() != header_.block_size || record.size() != record_size()) {
     return Status::InvalidArgument("layer block of the wrong size");
   }
   std::array<uint8_t, 160> aad;
   size_t aad_len = BlockAad(header_, block, &aad);
-  LSIFS_RETURN_IF_ERROR(aead_.Seal(data_key_, ByteSpan(aad.data(), aad_len), plaintext, record_));
-  blocks_.push_back(block);
-  return out_.Write(record_);
+  return aead.Seal(data_key_, ByteSpan(aad.data(), aad_len), plaintext, record);
+}
+
+Status LayerWriter::AddSealed(std::span<const uint64_t> blocks, ByteSpan records) {
+  if (records.size() != blocks.size() * record_size()) {
+    return Status::InvalidArgument("sealed records do not match their blocks");
+  }
+  blocks_.insert(blocks_.end(), blocks.begin(), blocks.end());
+  return out_.Write(records);
+}
+
+Status LayerWriter::Add(uint64_t block, ByteSpan plaintext) {
+  LSIFS_RETURN_IF_ERROR(Seal(aead_, block, plaintext, record_));
+  return AddSealed(std::span<const uint64_t>(&block, 1), record_);
 }
 
 Status LayerWriter::Commit() {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,13 @@ class LayerWriter {
               const KeyInfo& key_info, const SecretKey& extension_key);
   // Adds one block (block_size bytes of plaintext); each block at most once.
   Status Add(uint64_t block, ByteSpan plaintext);
+  // The same in two steps, so that several threads can seal while one
+  // writes: Seal fills `record` (record_size() bytes) with `aead` (one per
+  // thread) and may run concurrently; AddSealed appends such records, for
+  // `blocks` in order.
+  size_t record_size() const { return header_.block_size + kSealOverhead; }
+  Status Seal(Aead& aead, uint64_t block, ByteSpan plaintext, MutableByteSpan record) const;
+  Status AddSealed(std::span<const uint64_t> blocks, ByteSpan records);
   Status Commit();
   const LayerHeader& header() const { return header_; }
 
