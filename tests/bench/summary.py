@@ -107,6 +107,27 @@ if b6:
             row("B6", f"assembly under {profile}: wall / (bytes / bandwidth)",
                 x(v["over_ideal"]) + "x", "<= 1.1x", v["over_ideal"] <= 1.1, "b6.json")
 
+b7 = load("b7.json")
+if b7:
+    # scale_bench.sh judges its goals; each says what it compared.
+    for name, g in (b7.get("goals") or {}).items():
+        if not isinstance(g, dict) or "met" not in g:
+            continue
+        row("B7", name.replace("_", " "), g.get("summary", "see b7.json"),
+            g.get("goal", "(BENCHMARKS.md)"), g["met"], "b7.json")
+b8 = load("b8.json")
+if b8:
+    for p, pr in (b8.get("profiles") or {}).items():
+        st = pr.get("strategies", {})
+        row("B8", f"{p}: boot to workload done, raw / local / lazy / PSA + expansion",
+            " / ".join(x((st.get(k) or {}).get("seconds"), ".0f") for k in
+                       ("raw", "local", "lazy", "psa+exp")) + " s", "(reported)", None, "b8.json")
+    for name, g in (b8.get("goals") or {}).items():
+        # Named "PROFILE RATIO OP BOUND", as boot_bench.sh's report writes them.
+        profile, ratio, op, bound = name.split(" ")
+        row("B8", f"{profile}: boot time, {ratio}", x(g["value"]) + "x", f"{op} {bound}x",
+            g["met"], "b8.json")
+
 width = max((len(r["what"]) for r in rows), default=10)
 print(f"{'id':3} {'what':{width}} {'measured':>22} {'goal':>24}  met")
 for r in rows:
