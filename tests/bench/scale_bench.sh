@@ -245,7 +245,7 @@ catalog_run() {  # catalog_run VARIANT STORE LSIS DELIVERED
     t0=$(now)
     out=$(ctl --json lsi list)
     list_json_s=$(since "$t0")
-    json_count=$(python3 -c "import json, sys; print(len(json.loads(sys.argv[1])))" "$out")
+    json_count=$(python3 -c "import json, sys; print(len(json.load(sys.stdin)))" <<<"$out")
     if [ "$listed" -ne "$n" ] || [ "$json_count" -ne "$n" ]; then
       echo "scale_bench.sh: lsictl lsi list shows $listed LSIs (--json: $json_count), not $n" >&2
       exit 1
