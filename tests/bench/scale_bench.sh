@@ -5,7 +5,7 @@
 # many LSIs.
 #
 #   scale_bench.sh BIN_DIR [--json FILE] [--svg FILE] [--smoke] [--quick]
-#                  [--catalog-fill PATH] [--reps N]
+#                  [--catalog-fill PATH] [--reps N] [--only volumes|catalog]
 #
 # BIN_DIR holds lsictl and lsifs. --catalog-fill: the catalog_fill program
 # (tests/bench/catalog_fill.cc; default: BIN_DIR/catalog_fill, else the
@@ -13,19 +13,20 @@
 #
 # Volumes: sparse image files whose present blocks (incompressible, each
 # starting with its block number) lie in 256 KiB extents spread evenly over
-# the volume, imported into a store of 4 KiB blocks (the block-count series,
-# so that 10^6 blocks take 4 GiB) or of the default 64 KiB. The image file
-# is deleted once imported (probe reads check against the generator). Per
-# volume: import time (once), `lsictl preassemble --strategy none` (3 runs)
-# and `--strategy full` (once; every present block into a delta layer,
-# origin unthrottled, no daemon), both delivered. Then, N times over, each a
-# fresh lsifs (-f, preassemble=off so no background assembly runs), for each
-# LSI (lazy = base only, full = every block local) and each page cache
-# state (warm; cold = the store's files dropped from the page cache with
-# posix_fadvise, nothing else of the machine's; warm = the store's files,
-# but for the middle of big ones, read into it just before):
+# the volume, each imported into a store of its own of 4 KiB blocks (the
+# block-count series, so that 10^6 blocks take 4 GiB) or of the default
+# 64 KiB. The image file is deleted once imported (probe reads check against
+# the generator). Per volume: import time (once), `lsictl preassemble
+# --strategy none` (3 runs) and `--strategy full` (once; every present block
+# into a delta layer, origin unthrottled, no daemon), both delivered. Then,
+# N times over, each a fresh lsifs (-f, preassemble=off so no background
+# assembly runs), for each LSI (lazy = base only, full = every block local)
+# and each page cache state (cold = the store's files dropped from the page
+# cache with posix_fadvise, nothing else of the machine's; warm = the
+# store's files, but for the middle of big ones, read into it just before):
 #   mount     lsifs start to mountpoint mounted
-#   RSS idle  VmRSS a second after mounting
+#   RSS idle  VmRSS a second after mounting (the lsifs process: its heap,
+#             threads' stacks and what it touched of its libraries)
 #   open      the first open() of MOUNT/by-id/ID.img: LsiFs::OpenImage ->
 #             LsiImage::Open loads the manifest, the layers' indexes and the
 #             base snapshot's map (an image stays open in lsifs until
@@ -41,7 +42,8 @@
 # RSS, `ls -l MOUNT/by-id` and lsifs's idle CPU; each also on the empty
 # catalog, so that the cost per LSI is the difference over it.
 #
-# --quick: up to 10^5 blocks and 10^3 LSIs, 3 runs (a few minutes).
+# --only volumes|catalog: one half. --quick: up to 10^5 blocks and 10^3
+# LSIs, 3 runs (a few minutes).
 # --smoke: tiny volumes and 50 LSIs, 1 run (seconds); checks that reads
 # return what was written and that listings and the mount show every LSI.
 # Needs root (FUSE), python3, and a TMPDIR whose filesystem keeps holes.
@@ -51,7 +53,7 @@ tool=$here/scale_tool.py
 [ $# -ge 1 ] || { echo "usage: scale_bench.sh BIN_DIR [--json FILE] [--svg FILE] [--smoke] [--quick]" >&2; exit 2; }
 bin=$1
 shift
-json="" svg="" mode=full fill="" reps=""
+json="" svg="" mode=full fill="" reps="" only=""
 while [ $# -gt 0 ]; do
   case $1 in
     --json) json=$2; shift ;;
@@ -60,6 +62,7 @@ while [ $# -gt 0 ]; do
     --quick) mode=quick ;;
     --catalog-fill) fill=$2; shift ;;
     --reps) reps=$2; shift ;;
+    --only) only=$2; shift ;;
     *) echo "scale_bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -76,6 +79,7 @@ fi
   echo "scale_bench.sh: catalog_fill not found; build it (cmake --build build --target catalog_fill) or pass --catalog-fill PATH" >&2
   exit 2
 }
+case $only in "" | volumes | catalog) ;; *) echo "scale_bench.sh: --only takes volumes or catalog" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "scale_bench.sh: needs root (FUSE mounts)" >&2; exit 1; }
 
 G=$((1 << 30)) T=$((1 << 40))
@@ -168,18 +172,18 @@ new_store() {  # new_store DIR BLOCK_SIZE
 }
 
 # ---- volumes ---------------------------------------------------------------
-declare -A stores
 seed=1
 for row in "${rows[@]}"; do
+  [ "$only" = catalog ] && break
   read -r bs size present <<<"$row"
-  store=$work/store-$bs
-  if [ -z "${stores[$bs]:-}" ]; then
-    new_store "$store" "$bs"
-    stores[$bs]=1
-  fi
-  export LSIFS_STORE=$store
   vol=v$((size >> 30))g-$present
   seed=$((seed + 1))
+  # A store of its own: what a mount loads of the store (its catalog, what
+  # earlier rows' sessions taught its database) must be the same for every
+  # row, or idle memory differs by the order of the rows.
+  store=$work/store-$((bs / 1024))k-$vol
+  new_store "$store" "$bs"
+  export LSIFS_STORE=$store
   img=$work/$vol.img
   python3 "$tool" make-image "$img" "$size" "$bs" "$present" "$extent_bytes" "$seed" >/dev/null
   t0=$(now)
@@ -201,9 +205,9 @@ for row in "${rows[@]}"; do
   full_s=$(since "$t0")
   ctl lsi deliver "$lazy"
   ctl lsi deliver "$full"
-  printf '{"kind":"setup","block_size":%s,"virtual_bytes":%s,"present_blocks":%s,"extent_bytes":%s,"import_s":%s,"assemble_none_s":%s,"assemble_none_runs_s":[%s],"assemble_full_s":%s}\n' \
+  printf '{"kind":"setup","block_size":%s,"virtual_bytes":%s,"present_blocks":%s,"extent_bytes":%s,"import_s":%s,"assemble_none_s":%s,"assemble_none_runs_s":[%s],"assemble_full_s":%s,"loadavg_1m":%s}\n' \
     "$bs" "$size" "$present" "$extent_bytes" "$import_s" "$(median "${none_times[@]}")" \
-    "$(IFS=,; echo "${none_times[*]}")" "$full_s" >>"$rows_out"
+    "$(IFS=,; echo "${none_times[*]}")" "$full_s" "$(cut -d' ' -f1 /proc/loadavg)" >>"$rows_out"
   echo "$vol ($((bs / 1024)) KiB blocks): imported in ${import_s}s, full assembly ${full_s}s" >&2
   for r in $(seq "$reps"); do
     for lsi in lazy full; do
@@ -281,13 +285,14 @@ catalog_run() {  # catalog_run VARIANT STORE LSIS DELIVERED
     idle=$(python3 -c "import sys; print(round((float(sys.argv[2]) - float(sys.argv[1])) / float(sys.argv[3]), 4))" \
            "$cpu0" "$cpu1" "$(since "$t0")")
     stop_lsifs
-    printf '{"variant":"%s","lsis":%s,"rep":%s,"list_s":%s,"list_json_s":%s,"restore_s":%s,"restore_reuse_s":%s,"mount_ms":%s,"rss_idle_kib":%s,"ls_by_id_s":%s,"idle_cpu_share":%s,"listed":%s,"delivered_shown":%s}\n' \
-      "$variant" "$n" "$r" "$list_s" "$list_json_s" "$new_s" "$reuse_s" "$mount_ms" "$rss" "$ls_s" "$idle" \
+    printf '{"variant":"%s","lsis":%s,"rep":%s,"loadavg_1m":%s,"list_s":%s,"list_json_s":%s,"restore_s":%s,"restore_reuse_s":%s,"mount_ms":%s,"rss_idle_kib":%s,"ls_by_id_s":%s,"idle_cpu_share":%s,"listed":%s,"delivered_shown":%s}\n' \
+      "$variant" "$n" "$r" "$(cut -d' ' -f1 /proc/loadavg)" "$list_s" "$list_json_s" "$new_s" "$reuse_s" "$mount_ms" "$rss" "$ls_s" "$idle" \
       "$listed" "$shown" >>"$cat_out"
   done
   echo "catalog ($variant): $n LSIs measured" >&2
 }
 for variant in "${variants[@]}"; do
+  [ "$only" = volumes ] && break
   store=$work/catalog-$variant
   new_store "$store" 4096
   export LSIFS_STORE=$store
