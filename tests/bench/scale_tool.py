@@ -98,13 +98,14 @@ def start_lsifs(log, mountpoint, timeout, cmd):
 
 
 def status(pid):
+    """VmRSS and VmHWM (KiB) and the number of threads."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
-                out[k] = int(v.split()[0])  # KiB
-    return out["VmRSS"], out["VmHWM"]
+            if k in ("VmRSS", "VmHWM", "Threads"):
+                out[k] = int(v.split()[0])
+    return out["VmRSS"], out["VmHWM"], out["Threads"]
 
 
 def cpu_seconds(pid):
@@ -118,7 +119,7 @@ def probe(image, pid, size, bs, present, extent_bytes, seed, settle):
     manifest, layers and base snapshot map), reads of sample blocks checked
     against what was written, and memory while it is open."""
     time.sleep(settle)
-    rss_idle, hwm_idle = status(pid)
+    rss_idle, hwm_idle, threads_idle = status(pid)
     ext = extents(size, bs, present, extent_bytes)
     blocks = [b for first, length in ext for b in (first, first + length - 1)]
     # At most 8 present blocks, spread over the volume, and 2 holes.
@@ -134,6 +135,9 @@ def probe(image, pid, size, bs, present, extent_bytes, seed, settle):
     fd = os.open(image, os.O_RDONLY)
     open_ms = (time.perf_counter() - t0) * 1000
     try:
+        # Before any read: what the open loaded (manifest, layers, map). Each
+        # FUSE worker that then serves a read sizes a buffer of its own.
+        rss_opened, _, threads_opened = status(pid)
         t1 = time.perf_counter()
         for b in sample:
             got = os.pread(fd, bs, b * bs)
@@ -143,11 +147,13 @@ def probe(image, pid, size, bs, present, extent_bytes, seed, settle):
             if os.pread(fd, bs, b * bs) != bytes(bs):
                 sys.exit(f"scale_tool: absent block {b} of {image} does not read as zeros")
         read_ms = (time.perf_counter() - t1) * 1000
-        rss_open, hwm_open = status(pid)
+        rss_open, hwm_open, threads_open = status(pid)
     finally:
         os.close(fd)
-    print(json.dumps({"rss_idle_kib": rss_idle, "hwm_idle_kib": hwm_idle, "open_ms": round(open_ms, 3),
-                      "read_ms": round(read_ms, 3), "rss_open_kib": rss_open, "hwm_open_kib": hwm_open,
+    print(json.dumps({"rss_idle_kib": rss_idle, "hwm_idle_kib": hwm_idle, "threads_idle": threads_idle,
+                      "open_ms": round(open_ms, 3), "rss_opened_kib": rss_opened,
+                      "threads_opened": threads_opened, "read_ms": round(read_ms, 3),
+                      "rss_open_kib": rss_open, "hwm_open_kib": hwm_open, "threads_open": threads_open,
                       "verified_blocks": len(sample) + len(holes)}))
 
 
@@ -236,6 +242,7 @@ def summarize_rows(raw):
         row["reps"] = len(runs) // 4 if runs else 0
         row["mount_ms"] = med([r["mount_ms"] for r in runs])
         row["rss_idle_kib"] = med([r["rss_idle_kib"] for r in runs])
+        row["threads_idle"] = med([r.get("threads_idle") for r in runs])
         for lsi in ("lazy", "full"):
             sel = [r for r in runs if r["lsi"] == lsi]
             row[lsi] = {
@@ -243,7 +250,9 @@ def summarize_rows(raw):
                 "open_cold_ms": med([r["open_ms"] for r in sel if r["cache"] == "cold"]),
                 "open_warm_runs_ms": [r["open_ms"] for r in sel if r["cache"] == "warm"],
                 "open_cold_runs_ms": [r["open_ms"] for r in sel if r["cache"] == "cold"],
+                "rss_opened_kib": med([r.get("rss_opened_kib") for r in sel]),
                 "rss_open_kib": med([r["rss_open_kib"] for r in sel]),
+                "threads_open": med([r.get("threads_open") for r in sel]),
                 "hwm_open_kib": med([r["hwm_open_kib"] for r in sel]),
                 "rss_added_kib": med([r["rss_open_kib"] - r["rss_idle_kib"] for r in sel]),
                 "read_ms": med([r["read_ms"] for r in sel]),
@@ -311,19 +320,28 @@ def goals(rows, cat):
     for (bs, n), rs in sorted(groups.items()):
         if len({r["virtual_bytes"] for r in rs}) < 2:
             continue
+        rs = sorted(rs, key=lambda r: r["virtual_bytes"])
         for lsi in ("lazy", "full"):
-            vals = [(r["virtual_bytes"], r[lsi]["rss_open_kib"]) for r in rs]
-            lo, hi = min(v for _, v in vals), max(v for _, v in vals)
+            opened = [r[lsi]["rss_opened_kib"] for r in rs]
+            if None in opened:
+                continue
+            lo, hi = min(opened), max(opened)
             spreads.append({"block_size": bs, "present_blocks": n, "lsi": lsi,
-                            "rss_open_kib_by_virtual": {human_size(v): k for v, k in sorted(vals)},
-                            # What opening the image added to the idle daemon.
-                            "rss_added_kib_by_virtual": {human_size(r["virtual_bytes"]): r[lsi]["rss_added_kib"]
-                                                         for r in sorted(rs, key=lambda r: r["virtual_bytes"])},
+                            "rss_opened_kib_by_virtual": {human_size(r["virtual_bytes"]): r[lsi]["rss_opened_kib"]
+                                                          for r in rs},
+                            "rss_read_kib_by_virtual": {human_size(r["virtual_bytes"]): r[lsi]["rss_open_kib"]
+                                                        for r in rs},
+                            "threads_by_virtual": {human_size(r["virtual_bytes"]): r[lsi]["threads_open"]
+                                                   for r in rs},
                             "spread_kib": hi - lo, "spread_share": round((hi - lo) / lo, 3)})
-    # Within 10% (or 4 MiB: allocator noise at small sizes) of each other.
-    g["rss_vs_virtual"] = {"comparisons": spreads,
-                           "met": bool(spreads) and all(s["spread_share"] <= 0.10 or s["spread_kib"] <= 4096
-                                                        for s in spreads)}
+    # Judged on the RSS with the image open, before reads: what the open
+    # loaded. After reads, each FUSE worker thread that served one holds a
+    # buffer of (1 MiB / block size + 65) blocks, and how many workers serve
+    # a few reads varies from run to run (shown beside, with the threads).
+    # Within 10% (or 2 MiB: allocator noise at small sizes) of each other.
+    g["rss_vs_virtual"] = {"comparisons": spreads, "judged_on": "RSS with the image open, before reads",
+                           "met": all(s["spread_share"] <= 0.10 or s["spread_kib"] <= 2048
+                                      for s in spreads) if spreads else None}
     # Open time O(present blocks): the exponent over the block-count series
     # (the largest virtual size with several counts, per block size).
     series = {}
@@ -347,16 +365,16 @@ def goals(rows, cat):
                                  # What one more present block costs (the fixed
                                  # cost of an open cancels out).
                                  "marginal_us_per_block": round((t1 - t0) * 1000 / dn, 3)})
-            r0, r1 = (r[lsi]["rss_open_kib"] for r in top)
-            exps.append({"block_size": bs, "virtual_bytes": v, "lsi": lsi, "what": "rss_open",
+            r0, r1 = (r[lsi]["rss_opened_kib"] or r[lsi]["rss_open_kib"] for r in top)
+            exps.append({"block_size": bs, "virtual_bytes": v, "lsi": lsi, "what": "rss_opened",
                          "from_blocks": top[0]["present_blocks"], "to_blocks": top[-1]["present_blocks"],
                          "marginal_bytes_per_block": round((r1 - r0) * 1024 / dn, 1)})
     opens = [e for e in exps if "cache" in e]
     g["open_vs_present"] = {"series": exps,
-                            "met": bool(opens) and all(e["exponent"] <= 1.15 for e in opens)}
+                            "met": all(e["exponent"] <= 1.15 for e in opens) if opens else None}
     growth = catalog_growth(cat)
     g["catalog_growth_exponents"] = growth
-    g["catalog_not_quadratic"] = {"met": bool(growth) and all(v <= 1.3 for v in growth.values()),
+    g["catalog_not_quadratic"] = {"met": all(v <= 1.3 for v in growth.values()) if growth else None,
                                   "rule": "exponent of (t - t(empty catalog)) ~ N^k between the two largest "
                                           "catalogs <= 1.3"}
     return g
@@ -374,7 +392,11 @@ def svg_plot(rows, path):
     for r in rows:
         series.setdefault((r["block_size"], r["virtual_bytes"]), []).append(r)
     keys = sorted(series)
-    panels = [("lsifs RSS with the image open (MiB)", lambda r, l: r[l]["rss_open_kib"] / 1024),
+    def added(r, lsi):  # what the open added to the idle daemon; None if nothing measurable
+        v = ((r[lsi]["rss_opened_kib"] or r[lsi]["rss_open_kib"]) - r["rss_idle_kib"]) / 1024
+        return v if v > 0 else None
+
+    panels = [("lsifs RSS added by the open (image open, before reads; MiB)", added),
               ("first open() of the image, warm cache (ms)", lambda r, l: r[l]["open_warm_ms"])]
     xs = [r["present_blocks"] for r in rows]
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H + 70}" font-family="sans-serif" '
@@ -414,6 +436,14 @@ def svg_plot(rows, path):
                 out.append(f'<line x1="{x0}" y1="{y}" x2="{x0 + pw}" y2="{y}" stroke="{"#ddd" if m == 1 else "#f0f0f0"}"/>')
                 out.append(f'<text x="{x0 - 6}" y="{y + 4}" text-anchor="end">{m * 10 ** e:g}</text>')
         out.append(f'<text x="{x0 + pw / 2}" y="{pad + ph + 34}" text-anchor="middle">present blocks</text>')
+        # O(present blocks): a line of slope 1 through the largest point.
+        top = max(rows, key=lambda r: r["present_blocks"])
+        if f(top, "full"):
+            n1, y1 = top["present_blocks"], f(top, "full")
+            n0 = max(10 ** xlo, n1 * 10 ** ylo / y1)  # inside the panel
+            out.append(f'<line x1="{px(n0):.1f}" y1="{py(y1 * n0 / n1):.1f}" x2="{px(n1):.1f}" y2="{py(y1):.1f}" '
+                       f'stroke="#999" stroke-dasharray="2,3"/>')
+            out.append(f'<text x="{px(n0) + 4:.1f}" y="{py(y1 * n0 / n1) - 4:.1f}" fill="#777">slope 1</text>')
         for ci, key in enumerate(keys):
             color = colors[ci % len(colors)]
             rs = sorted(series[key], key=lambda r: r["present_blocks"])
@@ -454,24 +484,28 @@ def report(rows_path, cat_path, mode, reps, json_out, svg_out):
     g["judged"] = judged
 
     def verdict(met):
+        if met is None:
+            return "not measured"
         return ("met" if met else "MISSED") if judged else "not judged in a smoke run"
     print(f"B7 ({mode}): medians of {reps} mounts per figure; open = the image's first open() after a fresh "
           f"mount (warm: store in the page cache; cold: the store's files evicted)")
+    print("RSS: idle = after mounting; opened = image open, before reads; read = after reading a few blocks")
     print(f"{'blk':>4} {'virtual':>8} {'present':>8} {'import':>7} {'asm none':>8} {'asm full':>8} {'mount':>6} "
-          f"{'RSS idle':>8} | {'open lazy':>9} {'cold':>7} {'RSS':>7} | {'open full':>9} {'cold':>7} "
-          f"{'RSS':>7} {'HWM':>7}")
-    print(f"{'KiB':>4} {'':>8} {'blocks':>8} {'s':>7} {'s':>8} {'s':>8} {'ms':>6} {'MiB':>8} | {'ms':>9} {'ms':>7} "
-          f"{'MiB':>7} | {'ms':>9} {'ms':>7} {'MiB':>7} {'MiB':>7}")
+          f"{'RSS idle':>8} | {'lazy LSI: open':>14} {'cold':>7} {'opened':>6} {'read':>6} | "
+          f"{'full LSI: open':>14} {'cold':>7} {'opened':>6} {'read':>6}")
+    print(f"{'KiB':>4} {'':>8} {'blocks':>8} {'s':>7} {'s':>8} {'s':>8} {'ms':>6} {'MiB':>8} | {'ms':>14} {'ms':>7} "
+          f"{'MiB':>6} {'MiB':>6} | {'ms':>14} {'ms':>7} {'MiB':>6} {'MiB':>6}")
     for r in rows:
         lz, fu = r["lazy"], r["full"]
         mib = lambda k: k / 1024 if k is not None else None  # noqa: E731
         print(f"{r['block_size'] // 1024:>4} {human_size(r['virtual_bytes']):>8} {r['present_blocks']:>8} "
               f"{fmt(r.get('import_s'), '7.2f')} {fmt(r.get('assemble_none_s'), '8.3f')} "
               f"{fmt(r.get('assemble_full_s'), '8.2f')} {fmt(r['mount_ms'], '6.1f')} "
-              f"{fmt(mib(r['rss_idle_kib']), '8.1f')} | {fmt(lz['open_warm_ms'], '9.2f')} "
-              f"{fmt(lz['open_cold_ms'], '7.2f')} {fmt(mib(lz['rss_open_kib']), '7.1f')} | "
-              f"{fmt(fu['open_warm_ms'], '9.2f')} {fmt(fu['open_cold_ms'], '7.2f')} "
-              f"{fmt(mib(fu['rss_open_kib']), '7.1f')} {fmt(mib(fu['hwm_open_kib']), '7.1f')}")
+              f"{fmt(mib(r['rss_idle_kib']), '8.1f')} | {fmt(lz['open_warm_ms'], '14.2f')} "
+              f"{fmt(lz['open_cold_ms'], '7.2f')} {fmt(mib(lz['rss_opened_kib']), '6.1f')} "
+              f"{fmt(mib(lz['rss_open_kib']), '6.1f')} | "
+              f"{fmt(fu['open_warm_ms'], '14.2f')} {fmt(fu['open_cold_ms'], '7.2f')} "
+              f"{fmt(mib(fu['rss_opened_kib']), '6.1f')} {fmt(mib(fu['rss_open_kib']), '6.1f')}")
     if cat:
         print()
         print("catalog: one extension and volume; half the LSIs delivered (medians of "
@@ -492,22 +526,26 @@ def report(rows_path, cat_path, mode, reps, json_out, svg_out):
     print()
     rv = g["rss_vs_virtual"]
     for s in rv["comparisons"]:
-        print(f"RSS with the image open vs virtual size ({s['block_size'] // 1024} KiB blocks, "
-              f"{s['present_blocks']} present, {s['lsi']} LSI): " +
-              ", ".join(f"{k}: {v / 1024:.1f} MiB (+{s['rss_added_kib_by_virtual'][k] / 1024:.1f} over idle)"
-                        for k, v in s["rss_open_kib_by_virtual"].items()))
-    print(f"goal: RSS independent of virtual size (within 10% or 4 MiB): {verdict(rv['met'])}")
+        print(f"RSS vs virtual size ({s['block_size'] // 1024} KiB blocks, {s['present_blocks']} present, "
+              f"{s['lsi']} LSI), opened / after reads (threads): " +
+              ", ".join(f"{k}: {v / 1024:.1f} / {s['rss_read_kib_by_virtual'][k] / 1024:.1f} MiB "
+                        f"({s['threads_by_virtual'][k]:g})"
+                        for k, v in s["rss_opened_kib_by_virtual"].items()))
+    if rows:
+        print(f"goal: RSS independent of virtual size (image open, before reads: within 10% or 2 MiB): "
+              f"{verdict(rv['met'])}")
     for e in g["open_vs_present"]["series"]:
         if "cache" in e:
             print(f"open time ~ present^{e['exponent']} ({e['block_size'] // 1024} KiB blocks, "
                   f"{human_size(e['virtual_bytes'])}, {e['lsi']} LSI, {e['cache']}, {e['from_blocks']}->{e['to_blocks']} "
                   f"blocks; {e['marginal_us_per_block']} us per added block)")
         else:
-            print(f"RSS with the image open: {e['marginal_bytes_per_block']} bytes per added block "
+            print(f"RSS with the image open (before reads): {e['marginal_bytes_per_block']} bytes per added block "
                   f"({e['block_size'] // 1024} KiB blocks, {human_size(e['virtual_bytes'])}, {e['lsi']} LSI, "
                   f"{e['from_blocks']}->{e['to_blocks']} blocks)")
-    print(f"goal: open time O(present blocks) (exponent <= 1.15): "
-          f"{verdict(g['open_vs_present']['met'])}")
+    if rows:
+        print(f"goal: open time O(present blocks) (exponent <= 1.15): "
+              f"{verdict(g['open_vs_present']['met'])}")
     for k, v in g["catalog_growth_exponents"].items():
         print(f"catalog {k}: (t - t(empty)) ~ N^{v}")
     if cat:
