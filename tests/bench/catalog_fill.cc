@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
     if (layer_blocks > 0) {
       std::vector<uint64_t> blocks;
       const size_t from = static_cast<size_t>((i * layer_blocks) % present.size());
-      for (uint64_t k = 0; k < layer_blocks; ++k) blocks.push_back(present[(from + k) % present.size()]);
+      for (uint64_t k = 0; k < layer_blocks; ++k)
+        blocks.push_back(present[(from + k) % present.size()]);
       std::sort(blocks.begin(), blocks.end());
       blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
       layers.push_back(std::move(blocks));
@@ -154,7 +155,8 @@ int main(int argc, char** argv) {
                           /*replace=*/true),
             "rewriting a manifest's times");
     }
-    if (deliver_every > 0 && (i + 1) % deliver_every == 0) delivered.emplace_back(m.lsi_id, created);
+    if (deliver_every > 0 && (i + 1) % deliver_every == 0)
+      delivered.emplace_back(m.lsi_id, created);
     if ((i + 1) % 1000 == 0) {
       std::fprintf(stderr, "catalog_fill: %llu of %llu LSIs\n",
                    static_cast<unsigned long long>(i + 1), static_cast<unsigned long long>(count));
