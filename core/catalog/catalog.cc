@@ -12,9 +12,11 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "core/catalog/delivery_record.h"
 #include "core/catalog/record_lock.h"
@@ -236,6 +238,14 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
       records[ext] = std::move(r);
     }
   }
+  // By extension, each delivered LSI's last delivery (the last entry of an
+  // LSI wins), looked up once per LSI rather than by a scan of the record.
+  std::map<std::string, std::unordered_map<uint64_t, int64_t>> delivered_at;
+  for (const auto& [ext, r] : records) {
+    auto& when = delivered_at[ext];
+    when.reserve(r.entries.size());
+    for (const auto& d : r.entries) when[d.lsi_id] = d.last_delivered;
+  }
   std::vector<KeyInfo> keys;
   // Each extension's key, and the next one while a rotation is unfinished.
   std::map<std::string, std::set<uint64_t>> key_ids;
@@ -291,9 +301,8 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
     const bool key_known = key != key_ids.end() && key->second.count(m.key_id) > 0;
     if (auto r = records.find(m.extension);
         r != records.end() && key != key_ids.end() && key->second.count(r->second.key_id)) {
-      for (const auto& d : r->second.entries) {
-        if (d.lsi_id == id) e.delivered = d.last_delivered;
-      }
+      const auto& when = delivered_at[m.extension];
+      if (auto d = when.find(id); d != when.end()) e.delivered = d->second;
       const VolumeDeliveries* v = r->second.FindVolume(m.volume);
       e.alias = e.delivered != 0 && v != nullptr && v->alias_lsi == id;
     }
@@ -337,24 +346,27 @@ Status Catalog::List(const CatalogContext& context, std::vector<CatalogEntry>* o
   // Superseded: a delivered LSI that is not its volume's image while a later
   // one of the same (extension, volume) was delivered; an assembled one
   // while a newer fresh one of the same (extension, volume) exists.
+  // Strictly later: times are in seconds, and a tie proves nothing. One pass
+  // finds each (extension, volume)'s latest delivery and newest creation,
+  // a second compares each LSI with them (comparing every pair of LSIs was
+  // quadratic in the catalog's size).
+  struct Latest {
+    int64_t delivered = INT64_MIN;  // of its delivered LSIs
+    int64_t created = INT64_MIN;    // of its assembled and delivered LSIs
+  };
+  std::map<std::pair<std::string, std::string>, Latest> latest;
+  for (const auto& o : *out) {
+    if (o.state != LsiState::kDelivered && o.state != LsiState::kAssembled) continue;
+    Latest& l = latest[{o.manifest.extension, o.manifest.volume}];
+    if (o.state == LsiState::kDelivered) l.delivered = std::max(l.delivered, o.delivered);
+    l.created = std::max(l.created, o.manifest.created);
+  }
   for (auto& e : *out) {
     if (e.state != LsiState::kDelivered && e.state != LsiState::kAssembled) continue;
     if (e.alias) continue;
-    for (const auto& o : *out) {
-      if (o.lsi_id == e.lsi_id || o.manifest.extension != e.manifest.extension ||
-          o.manifest.volume != e.manifest.volume) {
-        continue;
-      }
-      // Strictly later: times are in seconds, and a tie proves nothing.
-      bool later = e.state == LsiState::kDelivered
-                       ? o.state == LsiState::kDelivered && o.delivered > e.delivered
-                       : (o.state == LsiState::kAssembled || o.state == LsiState::kDelivered) &&
-                             o.manifest.created > e.manifest.created;
-      if (later) {
-        e.superseded = true;
-        break;
-      }
-    }
+    const Latest& l = latest[{e.manifest.extension, e.manifest.volume}];
+    e.superseded = e.state == LsiState::kDelivered ? l.delivered > e.delivered
+                                                   : l.created > e.manifest.created;
   }
   std::sort(out->begin(), out->end(), [](const CatalogEntry& a, const CatalogEntry& b) {
     return std::tie(a.manifest.created, a.lsi_id) < std::tie(b.manifest.created, b.lsi_id);

@@ -412,6 +412,58 @@ TEST_F(CatalogTest, EvictionGoesFromUselessToCurrentAndNeverTakesWhatIsInUse) {
   EXPECT_EQ(report.bytes_after, Entry(in_use).bytes);
 }
 
+TEST_F(CatalogTest, SupersededComparesEachLsiWithTheLatestOfItsExtensionAndVolume) {
+  // LSIs of two extensions on two volumes, created and delivered at a few
+  // seconds only (ties prove nothing), some delivered, some the volume's
+  // image: each LSI's flag must be what comparing it with every other LSI
+  // says (the rule the listing once applied pairwise, quadratically).
+  Import("vol2", 3);
+  std::mt19937 rng(7);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  for (int i = 0; i < 48; ++i) {
+    const std::string ext = rng() % 2 ? "site-a" : "site-b";
+    const std::string volume = rng() % 2 ? "vol" : "vol2";
+    uint64_t id = Assemble(ext, {}, 86400, volume);
+    KeyInfo info;
+    SecretKey key;
+    Key(ext, &info, &key);
+    Manifest m;
+    ASSERT_TRUE(catalog_->ReadManifest(id, info, key, &m).ok());
+    m.created = now - 10 * static_cast<int64_t>(rng() % 3);
+    m.expires = m.created + 86400;
+    ASSERT_TRUE(WriteManifest(store_->tmp_dir(), store_->manifest_path(id), m, info, key,
+                              /*replace=*/true)
+                    .ok());
+    if (rng() % 2) Deliver(ext, id, rng() % 4 == 0, now - 10 * static_cast<int64_t>(rng() % 3));
+  }
+  std::vector<CatalogEntry> all;
+  ASSERT_TRUE(catalog_->List(Context(), &all).ok());
+  ASSERT_EQ(all.size(), 48u);
+  size_t superseded = 0, judged = 0;
+  for (const auto& e : all) {
+    bool want = false;
+    if ((e.state == LsiState::kDelivered || e.state == LsiState::kAssembled) && !e.alias) {
+      ++judged;
+      for (const auto& o : all) {
+        if (o.lsi_id == e.lsi_id || o.manifest.extension != e.manifest.extension ||
+            o.manifest.volume != e.manifest.volume) {
+          continue;
+        }
+        want =
+            want || (e.state == LsiState::kDelivered
+                         ? o.state == LsiState::kDelivered && o.delivered > e.delivered
+                         : (o.state == LsiState::kAssembled || o.state == LsiState::kDelivered) &&
+                               o.manifest.created > e.manifest.created);
+      }
+    }
+    EXPECT_EQ(e.superseded, want) << FormatId(e.lsi_id) << " " << LsiStateName(e.state);
+    superseded += want;
+  }
+  // Both answers occur, among LSIs of both states.
+  EXPECT_GT(superseded, 0u);
+  EXPECT_LT(superseded, judged);
+}
+
 TEST_F(CatalogTest, TheByteCapEvictsOnlyWhatItMust) {
   uint64_t a = Assemble("site-a", {1, 2, 3, 4});
   uint64_t b = Assemble("site-a", {5, 6, 7, 8});
