@@ -46,7 +46,8 @@ if [ $quick -eq 1 ]; then
   step "B6: assembly"
   python3 $tb/assembly_bench.py $bin/lsictl --quick --runs 1 --json "$out/b6.json"
   step "B7: scale"
-  $tb/scale_bench.sh $bin --quick --json "$out/b7.json" --svg "$out/b7.svg"
+  $tb/scale_bench.sh $bin --quick --catalog-fill build/tests/bench/catalog_fill \
+    --json "$out/b7.json" --svg "$out/b7.svg"
   step "B8: a VM boots from an LSI (a small root filesystem)"
   $tb/boot_bench.sh $bin --smoke --json "$out/b8.json"
   step "demand before prefetch"
@@ -81,7 +82,8 @@ else
   step "B6: assembly, unthrottled and under each profile"
   python3 $tb/assembly_bench.py $bin/lsictl --json "$out/b6.json"
   step "B7: scale (virtual size, present blocks, a catalog of 10^4 LSIs)"
-  $tb/scale_bench.sh $bin --json "$out/b7.json" --svg "$out/b7.svg"
+  $tb/scale_bench.sh $bin --catalog-fill build/tests/bench/catalog_fill \
+    --json "$out/b7.json" --svg "$out/b7.svg"
   step "B8: a VM boots from an LSI (edge and constrained)"
   $tb/boot_bench.sh $bin --json "$out/b8.json" --svg "$out/b8.svg"
   step "demand before prefetch: demand reads during a low assembly, restore after a session"
