@@ -13,7 +13,8 @@ the same --timeout, counted from qemu's start. On success prints one JSON
 object: seconds (t0 to the marker), exit_seconds (t0 to qemu's exit), the
 marker line, and the time of the first line of each boot phase seen.
 Exits 3 (and kills qemu, and only it) on a timeout, 4 when qemu exits
-without the marker, 5 when qemu exits non-zero; one line on stderr says why.
+without the marker (naming the guest's LSIFS-WORKLOAD-FAIL line if it
+printed one), 5 when qemu exits non-zero; one line on stderr says why.
 SIGTERM and SIGINT kill qemu too, so the harness's cleanup reaches it.
 """
 import argparse
@@ -66,18 +67,20 @@ def main():
 
     started = time.time()
     deadline = started + a.timeout
-    phases, marker, marker_at = {}, None, None
+    phases, marker, marker_at, failed = {}, None, None, None
     buf = b""
     fd = proc.stdout.fileno()
     with open(a.log, "w", errors="replace") as log:
         def line_out(raw, at):
-            nonlocal marker, marker_at
+            nonlocal marker, marker_at, failed
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
             log.write(f"{at - a.t0:9.3f} {text}\n")
             for name, pats in PHASES:
                 pats = [pats] if isinstance(pats, str) else pats
                 if name not in phases and any(p in text for p in pats):
                     phases[name] = round(at - a.t0, 3)
+            if failed is None and "LSIFS-WORKLOAD-FAIL" in text:
+                failed = text[text.index("LSIFS-WORKLOAD-FAIL"):]
             if marker is None and a.marker in text:
                 marker, marker_at = text[text.index(a.marker):], at
 
@@ -105,7 +108,8 @@ def main():
         rc = proc.wait()
         exited = time.time()
     if marker is None:
-        print(f"boot_vm.py: qemu exited ({rc}) without the guest printing {a.marker} "
+        why = f": {failed}" if failed else ""
+        print(f"boot_vm.py: qemu exited ({rc}) without the guest printing {a.marker}{why} "
               f"(console in {a.log})", file=sys.stderr)
         sys.exit(4)
     if rc != 0:
