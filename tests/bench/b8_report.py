@@ -26,8 +26,8 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
-def f(x, fmt):
-    return format(x, fmt) if x is not None else "-"
+def f(x, fmt):  # a figure, or "-" in the same width when there is none
+    return format(x, fmt) if x is not None else "-".rjust(int("0" + fmt.split(".")[0]))
 
 
 def wan(r):  # bytes that crossed the WAN for this boot: its layers, then its fetches
@@ -99,9 +99,9 @@ ra = sorted({r.get("read_ahead_kb") for r in runs})
 res["loop_read_ahead_kb"] = ra
 
 for p, pr in res["profiles"].items():
+    hs = ", ".join(f"{s:.0f}" for s in pr["history_seconds"]) or "-"
     print(f"B8 ({p}): time from start to the workload's end, medians over "
-          f"{pr['held_out_boots']} held-out boots (history {history} boots: "
-          f"{', '.join(f'{s:.0f}' for s in pr['history_seconds'])} s)")
+          f"{pr['held_out_boots']} held-out boots (history {history} boots: {hs} s)")
     print(f"{'strategy':9} {'time s':>7} {'min':>7} {'max':>7} {'WAN MB':>8} {'fetched MB':>10} "
           f"{'no_wait':>7} {'kernel':>7} {'init':>7} {'systemd':>7} {'workload':>8}")
     for s, v in pr["strategies"].items():
@@ -132,7 +132,7 @@ if svg:
             for k in ("seconds_min", "seconds_max") if v[k]]
     lo, hi = min(vals), max(vals)
     log = hi / lo > 8
-    W, H, pad_l, pad_b, top = 180 + 300 * len(res["profiles"]), 420, 70, 60, 50
+    W, H, pad_l, pad_b, top = max(720, 120 + 300 * len(res["profiles"])), 420, 70, 60, 50
     ph = H - pad_b - top
     if log:
         vmin = 10 ** math.floor(math.log10(lo))
@@ -155,8 +155,8 @@ if svg:
         ticks = [i * step for i in range(int(vmax / step) + 1)]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
              f'font-family="sans-serif" font-size="12">',
-             f'<text x="{pad_l}" y="22" font-weight="bold">B8: time from start to the '
-             f'boot workload\'s end (s, {"log scale" if log else "linear"}; median, min-max)</text>']
+             f'<text x="10" y="22" font-weight="bold">B8: seconds from start to the boot '
+             f'workload\'s end ({"log scale; " if log else ""}bars: median, lines: min to max)</text>']
     for t in ticks:
         parts.append(f'<line x1="{pad_l}" y1="{y(t):.1f}" x2="{W - 10}" y2="{y(t):.1f}" '
                      f'stroke="#ddd"/>')
