@@ -73,7 +73,13 @@ cache=${LSIFS_BENCH_CACHE:-/var/cache/lsifs-bench}
 work=$(mktemp -d "${TMPDIR:-/tmp}/lsifs-boot.XXXXXX")
 mounts=() pids=() devs=() driver=""
 cleanup() {
+  local rc=$?
   set +e
+  # A long run that fails keeps the boots it measured.
+  if [ $rc -ne 0 ] && [ -s "$work/rows.jsonl" ]; then
+    cp "$work/rows.jsonl" "${TMPDIR:-/tmp}/lsifs-boot-failed.rows.jsonl" &&
+      echo "boot_bench.sh: the boots measured so far are in ${TMPDIR:-/tmp}/lsifs-boot-failed.rows.jsonl" >&2
+  fi
   # Only the qemu this run started: its pid file, and only if that pid is
   # still a qemu (the driver kills it on SIGTERM too).
   if [ -s "$work/qemu.pid" ]; then
@@ -218,6 +224,10 @@ boot_one() {
   # image a second time beside its own page cache.
   dev=$(losetup -r -f --show --direct-io=on "$file")
   devs+=("$dev")
+  # A loop device keeps the read_ahead_kb it was last given (by anyone):
+  # every boot gets the same, the kernel's default for a new loop device
+  # unless LSIFS_BOOT_READ_AHEAD_KB says otherwise. It changes what is read.
+  echo "${LSIFS_BOOT_READ_AHEAD_KB:-128}" >"/sys/block/${dev#/dev/}/queue/read_ahead_kb"
   read_ahead_kb=$(cat "/sys/block/${dev#/dev/}/queue/read_ahead_kb")
   printf 'dump /boot/vmlinuz-%s %s\ndump /boot/initrd.img-%s %s\n' \
     "$kver" "$out/vmlinuz" "$kver" "$out/initrd.img" >"$out/debugfs.cmd"
@@ -317,6 +327,18 @@ boot_lsi() {
   boot_one "$1/by-id/$2.img" "$3"
   sleep 1.6
 }
+# quiet: waits until the recording daemon has no assembly queued or running.
+# A session's end queues a pre-assembly of the next restore; left running,
+# it would take CPU and link from whichever boot came next.
+quiet() {
+  local i
+  sleep 0.5
+  for i in $(seq 2400); do
+    [ "$("$bin/lsictl" --json assemblies)" = "[]" ] && return 0
+    sleep 0.5
+  done
+  fail "the daemon's assemblies did not finish within 20 min (lsictl assemblies)"
+}
 
 # ---- the smoke run ---------------------------------------------------------------
 if [ $smoke -eq 1 ]; then
@@ -353,6 +375,7 @@ for profile in ${profiles//,/ }; do
     lsi=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi)
     boot_lsi "$rec" "$lsi" "$k"
     record "$profile" "$k" history "$rec" "$lsi"
+    quiet
   done
   n=$(learned_sessions)
   [ "$n" -eq "$history" ] ||
@@ -361,17 +384,30 @@ for profile in ${profiles//,/ }; do
   local_lsi=$("$bin/lsictl" preassemble -e site-a -v vol-boot --strategy full 2>/dev/null)
   "$bin/lsictl" lsi deliver "$lazy" >/dev/null 2>&1
   "$bin/lsictl" lsi deliver "$local_lsi" >/dev/null 2>&1
+  quiet
+  strategies=(raw local lazy psa+exp)
   for k in $(seq $((history + 1)) $((history + held_out))); do
     echo "held-out boot $k ($profile):" >&2
-    boot_one "$image" "$k"
-    record "$profile" "$k" raw "" ""
-    boot_lsi "$base" "$local_lsi" "$k"
-    record "$profile" "$k" local "$base" "$local_lsi"
-    boot_lsi "$base" "$lazy" "$k"
-    record "$profile" "$k" lazy "$base" "$lazy"
-    psa=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi)
-    boot_lsi "$rec" "$psa" "$k"
-    record "$profile" "$k" psa+exp "$rec" "$psa"  # recorded: boot k of the history
+    # Each boot k runs the strategies in another order (rotated by k), so
+    # that none always runs first or after the same one.
+    for i in 0 1 2 3; do
+      case ${strategies[$(( (i + k) % 4 ))]} in
+        raw)
+          boot_one "$image" "$k"
+          record "$profile" "$k" raw "" "" ;;
+        local)
+          boot_lsi "$base" "$local_lsi" "$k"
+          record "$profile" "$k" local "$base" "$local_lsi" ;;
+        lazy)
+          boot_lsi "$base" "$lazy" "$k"
+          record "$profile" "$k" lazy "$base" "$lazy" ;;
+        psa+exp)
+          psa=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi)
+          boot_lsi "$rec" "$psa" "$k"
+          record "$profile" "$k" psa+exp "$rec" "$psa"  # recorded: boot k of the history
+          quiet ;;
+      esac
+    done
   done
   n=$(learned_sessions)
   [ "$n" -eq $((history + held_out)) ] ||

@@ -28,7 +28,7 @@ import time
 
 # First console line of each phase of a boot: where the time goes.
 PHASES = [
-    ("firmware", "SeaBIOS"),
+    ("bios", "SeaBIOS"),
     ("kernel", "Linux version"),
     ("initramfs", "Run /init as init process"),
     ("root_init", ["Run /sbin/init", "systemd[1]", "Welcome to", "LSIFS-SMOKE-INIT"]),
