@@ -78,23 +78,30 @@ cleanup() {
   # A long run that fails keeps the boots it measured.
   if [ $rc -ne 0 ] && [ -s "$work/rows.jsonl" ]; then
     cp "$work/rows.jsonl" "${TMPDIR:-/tmp}/lsifs-boot-failed.rows.jsonl" &&
-      echo "boot_bench.sh: the boots measured so far are in ${TMPDIR:-/tmp}/lsifs-boot-failed.rows.jsonl" >&2
+      cp "$work/lsifs.log" "${TMPDIR:-/tmp}/lsifs-boot-failed.lsifs.log" &&
+      echo "boot_bench.sh: the boots measured so far and lsifs's log are in ${TMPDIR:-/tmp}/lsifs-boot-failed.*" >&2
   fi
-  # Only the qemu this run started: its pid file, and only if that pid is
-  # still a qemu (the driver kills it on SIGTERM too).
+  # The driver first: on SIGTERM it kills its qemu and says nothing.
+  [ -n "$driver" ] && kill "$driver" 2>/dev/null && wait "$driver"
+  # Then, should the driver have died first, the qemu this run started, by
+  # its pid file, and only if that pid is still that qemu.
   if [ -s "$work/qemu.pid" ]; then
     q=$(cat "$work/qemu.pid")
-    case $(cat "/proc/$q/comm" 2>/dev/null) in qemu-system-*) kill -9 "$q" ;; esac
+    if tr '\0' ' ' 2>/dev/null <"/proc/$q/cmdline" | grep -qF -- "-pidfile $work/qemu.pid"; then
+      kill -9 "$q"
+      # Until it is gone it holds the loop device, and the loop device the
+      # image in the mount.
+      for _ in $(seq 50); do [ -e "/proc/$q" ] || break; sleep 0.1; done
+    fi
   fi
-  [ -n "$driver" ] && kill "$driver" 2>/dev/null && wait "$driver"
   for d in "${devs[@]}"; do losetup -d "$d" 2>/dev/null; done
   for m in "${mounts[@]}"; do mountpoint -q "$m" && fusermount3 -u "$m"; done
   for p in "${pids[@]}"; do wait "$p"; done
   rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'echo "boot_bench.sh: interrupted" >&2; exit 130' INT
+trap 'echo "boot_bench.sh: terminated" >&2; exit 143' TERM
 
 fail() { echo "boot_bench.sh: $*" >&2; exit 1; }
 sha() { sha256sum "$1" | cut -d' ' -f1; }
@@ -287,6 +294,10 @@ new_store() {  # new_store DIR: a store with the volume imported
   LSIFS_STORE=$1
   "$bin/lsictl" init "$LSIFS_STORE" >/dev/null
   "$bin/lsictl" key create site-a >/dev/null
+  # Eviction drops LSIs while the disk has less than free_floor free (a
+  # twentieth of it, up to 8 GiB, by default): another job filling this
+  # shared disk for a while must not take the baselines between two boots.
+  "$bin/lsictl" config set free_floor 1G >/dev/null
   "$bin/lsictl" import vol-boot "$image" >/dev/null 2>&1 || fail "lsictl import of $image failed"
 }
 field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
@@ -324,6 +335,8 @@ PY
 # end (session_idle=1s after the loop device lets go) so that its counters
 # are final and, on the recording mount, the boot is learned.
 boot_lsi() {
+  [ -e "$1/by-id/$2.img" ] ||
+    fail "LSI $2 is no longer in $1 (evicted? $(df -h --output=avail "$LSIFS_STORE" | tail -1) free on the store's disk)"
   boot_one "$1/by-id/$2.img" "$3"
   sleep 1.6
 }
