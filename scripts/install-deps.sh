@@ -18,6 +18,7 @@ packages=(
   libpng-dev
   e2fsprogs util-linux kmod
   fio python3 strace curl
+  qemu-system-x86 qemu-utils busybox-static cpio debootstrap
   clang
 )
 missing=()
