@@ -75,10 +75,11 @@ if [ -z "$fill" ]; then
     [ -x "$f" ] && { fill=$f; break; }
   done
 fi
-[ -n "$fill" ] && [ -x "$fill" ] || {
+if [ -z "$fill" ]; then
   echo "scale_bench.sh: catalog_fill not found; build it (cmake --build build --target catalog_fill) or pass --catalog-fill PATH" >&2
   exit 2
-}
+fi
+[ -x "$fill" ] || { echo "scale_bench.sh: --catalog-fill $fill is not an executable" >&2; exit 2; }
 case $only in "" | volumes | catalog) ;; *) echo "scale_bench.sh: --only takes volumes or catalog" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "scale_bench.sh: needs root (FUSE mounts)" >&2; exit 1; }
 
