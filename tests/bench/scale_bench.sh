@@ -179,9 +179,9 @@ for row in "${rows[@]}"; do
   read -r bs size present <<<"$row"
   vol=v$((size >> 30))g-$present
   seed=$((seed + 1))
-  # A store of its own: what a mount loads of the store (its catalog, what
-  # earlier rows' sessions taught its database) must be the same for every
-  # row, or idle memory differs by the order of the rows.
+  # A store of its own: a mount holds the manifest of every LSI delivered
+  # to its extension, block lists included (8 bytes a block), so in a
+  # shared store the idle memory of a row depended on the rows before it.
   store=$work/store-$((bs / 1024))k-$vol
   new_store "$store" "$bs"
   export LSIFS_STORE=$store
