@@ -75,10 +75,11 @@ if [ -z "$fill" ]; then
     [ -x "$f" ] && { fill=$f; break; }
   done
 fi
-[ -n "$fill" ] && [ -x "$fill" ] || {
+if [ -z "$fill" ]; then
   echo "scale_bench.sh: catalog_fill not found; build it (cmake --build build --target catalog_fill) or pass --catalog-fill PATH" >&2
   exit 2
-}
+fi
+[ -x "$fill" ] || { echo "scale_bench.sh: --catalog-fill $fill is not an executable" >&2; exit 2; }
 case $only in "" | volumes | catalog) ;; *) echo "scale_bench.sh: --only takes volumes or catalog" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "scale_bench.sh: needs root (FUSE mounts)" >&2; exit 1; }
 
@@ -178,9 +179,9 @@ for row in "${rows[@]}"; do
   read -r bs size present <<<"$row"
   vol=v$((size >> 30))g-$present
   seed=$((seed + 1))
-  # A store of its own: what a mount loads of the store (its catalog, what
-  # earlier rows' sessions taught its database) must be the same for every
-  # row, or idle memory differs by the order of the rows.
+  # A store of its own: a mount holds the manifest of every LSI delivered
+  # to its extension, block lists included (8 bytes a block), so in a
+  # shared store the idle memory of a row depended on the rows before it.
   store=$work/store-$((bs / 1024))k-$vol
   new_store "$store" "$bs"
   export LSIFS_STORE=$store
