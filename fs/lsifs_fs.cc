@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <optional>
+#include <string_view>
 
 #include "core/lsi/manifest.h"
 #include "core/util/file.h"
@@ -271,10 +273,51 @@ std::vector<std::pair<std::string, fuse_ino_t>> LsiFs::List(fuse_ino_t dir) {
   return out;
 }
 
-fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
-  for (const auto& [n, ino] : List(parent)) {
-    if (n == name) return ino;
+fuse_ino_t LsiFs::FindName(fuse_ino_t parent, const std::string& name) {
+  std::lock_guard<std::mutex> lock(catalog_mu_);
+  Refresh();
+  // The entry of a listed LSI named by its id, spelled as List spells it.
+  auto listed_id = [&](std::string_view hex) -> std::optional<size_t> {
+    std::optional<uint64_t> id = ParseId(hex);
+    if (!id || FormatId(*id) != hex) return std::nullopt;
+    auto it = by_id_.find(*id);
+    if (it == by_id_.end() || !entries_[it->second]->listed) return std::nullopt;
+    return it->second;
+  };
+  const std::string_view n = name;
+  auto strip = [&](std::string_view suffix) -> std::optional<std::string_view> {
+    if (n.size() <= suffix.size() || n.substr(n.size() - suffix.size()) != suffix) {
+      return std::nullopt;
+    }
+    return n.substr(0, n.size() - suffix.size());
+  };
+  if (parent == kRootIno) {
+    if (n == "by-id") return kByIdIno;
+    if (n == ".lsifs") return kCtlIno;
+    if (auto volume = strip(".img")) {
+      auto it = alias_.find(std::string(*volume));
+      if (it != alias_.end()) return InoOf(it->second, Kind::kImage);
+    }
+  } else if (parent == kByIdIno) {
+    if (auto id = strip(".img")) {
+      if (auto i = listed_id(*id)) return InoOf(*i, Kind::kImage);
+    }
+  } else if (parent == kCtlIno) {
+    if (n == "mount") return kCtlMountIno;
+    if (n == "mount.json") return kCtlMountJsonIno;
+    if (auto id = strip(".json")) {
+      if (auto i = listed_id(*id)) return InoOf(*i, Kind::kStatsJson);
+    } else if (auto i = listed_id(n)) {
+      return InoOf(*i, Kind::kStatsText);
+    }
   }
+  return 0;
+}
+
+fuse_ino_t LsiFs::LookupName(fuse_ino_t parent, const std::string& name) {
+  // Found directly, never by a scan of the listing: `ls -l by-id` looks up
+  // every name, and a scan made that quadratic (2.4 s for 5,000 images).
+  if (fuse_ino_t ino = FindName(parent, name); ino != 0) return ino;
   if (parent == kByIdIno && name.size() == 20 && name.compare(16, 4, ".img") == 0) {
     // Another extension's LSI is answered as one that does not exist; the
     // log says why, once, so that an operator can tell.

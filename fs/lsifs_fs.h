@@ -116,6 +116,7 @@ class LsiFs {
   Entry* EntryOf(fuse_ino_t ino, Kind* kind);
   std::vector<std::pair<std::string, fuse_ino_t>> List(fuse_ino_t dir);
   fuse_ino_t LookupName(fuse_ino_t parent, const std::string& name);
+  fuse_ino_t FindName(fuse_ino_t parent, const std::string& name);
   std::string ControlText(fuse_ino_t ino);
   Status OpenImage(Entry& e, std::shared_ptr<LsiImage>* out);
   void ReleaseImage(Entry& e);
