@@ -31,7 +31,7 @@ namespace {
 class Fetchers {
  public:
   explicit Fetchers(size_t n) : slots_(n) {
-    for (auto& slot : slots_) slot.thread = std::thread([this, &slot] { Loop(slot); });
+    for (auto& slot : slots_) slot.thread = std::thread([&slot] { Loop(slot); });
   }
   ~Fetchers() {
     for (auto& slot : slots_) {
