@@ -153,7 +153,9 @@ if svg:
 
         def y(v):
             return H - pad_b - ph * v / vmax
-        step = 10 ** math.floor(math.log10(vmax / 2))
+        # A round step (1, 2 or 5 times a power of ten) for at most 8 ticks.
+        mag = 10 ** math.floor(math.log10(vmax / 8))
+        step = next(m * mag for m in (1, 2, 5, 10) if vmax / (m * mag) <= 8)
         ticks = [i * step for i in range(int(vmax / step) + 1)]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
              f'font-family="sans-serif" font-size="12">',
@@ -174,8 +176,8 @@ if svg:
             cx = x + bw / 2
             parts.append(f'<line x1="{cx}" y1="{y(v["seconds_min"]):.1f}" x2="{cx}" '
                          f'y2="{y(v["seconds_max"]):.1f}" stroke="black"/>')
-            parts.append(f'<text x="{cx}" y="{yv - 5:.1f}" text-anchor="middle">'
-                         f'{v["seconds"]:.0f}</text>')
+            parts.append(f'<text x="{cx + 4}" y="{min(yv, y(v["seconds_max"])) - 5:.1f}" '
+                         f'text-anchor="start">{v["seconds"]:.0f}</text>')
             parts.append(f'<text x="{cx}" y="{H - pad_b + 15}" text-anchor="middle">{s}</text>')
         r = pr["ratios"]
         parts.append(f'<text x="{x0}" y="{H - pad_b + 35}" font-weight="bold">{p}</text>')

@@ -31,7 +31,8 @@
 # --smoke: Debian's kernel from its .deb (cached), a tiny busybox root disk
 # and initramfs, one boot through lsifs without a WAN model; the guest prints
 # the checksum of a file it read from the root disk, which must match the
-# host's. Under a minute; no debootstrap.
+# host's, and the boot must be learned. Under a minute; no debootstrap;
+# --json records the boot, --svg is not drawn.
 set -euo pipefail
 bin=${1:?usage: boot_bench.sh BIN_DIR [--profiles P,...] [--history N] [--held-out N] [--json FILE] [--svg FILE] [--smoke]}
 shift
@@ -60,6 +61,17 @@ for c in qemu-system-x86_64 qemu-img debugfs mke2fs losetup fusermount3 python3;
   command -v "$c" >/dev/null ||
     { echo "boot_bench.sh: $c is missing (bash scripts/install-deps.sh installs it)" >&2; exit 1; }
 done
+if [ $smoke -eq 1 ]; then
+  for c in cpio depmod modprobe apt-get; do
+    command -v "$c" >/dev/null ||
+      { echo "boot_bench.sh: $c is missing (bash scripts/install-deps.sh installs it)" >&2; exit 1; }
+  done
+  # The smoke guest has no libraries: its busybox must be the static one.
+  if [ ! -x /bin/busybox ] || ldd /bin/busybox >/dev/null 2>&1; then
+    echo "boot_bench.sh: the smoke needs a static /bin/busybox (package busybox-static)" >&2
+    exit 1
+  fi
+fi
 if [ ! -x "$bin/lsifs" ] || [ ! -x "$bin/lsictl" ]; then
   echo "boot_bench.sh: no lsifs and lsictl in $bin" >&2
   exit 1

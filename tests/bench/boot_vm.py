@@ -20,6 +20,7 @@ SIGTERM and SIGINT kill qemu too, so the harness's cleanup reaches it.
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -35,6 +36,9 @@ PHASES = [
     ("systemd_basic", "Reached target basic.target"),
     ("workload_start", "LSIFS-WORKLOAD-START"),
 ]
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1bc")
 
 
 def main():
@@ -73,7 +77,9 @@ def main():
     with open(a.log, "w", errors="replace") as log:
         def line_out(raw, at):
             nonlocal marker, marker_at, failed
-            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            # Without systemd's colours and the terminal's control codes, so
+            # that the phases match and the log reads plainly.
+            text = ANSI.sub("", raw.decode("utf-8", "replace")).rstrip("\r\n")
             log.write(f"{at - a.t0:9.3f} {text}\n")
             for name, pats in PHASES:
                 pats = [pats] if isinstance(pats, str) else pats
