@@ -157,48 +157,47 @@ def probe(image, pid, size, bs, present, extent_bytes, seed, settle):
                       "verified_blocks": len(sample) + len(holes)}))
 
 
+def store_files(root):
+    """Each file under `root`, open for reading (closed after its turn)."""
+    for d, _, files in os.walk(root):
+        for n in files:
+            try:
+                fd = os.open(os.path.join(d, n), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                yield fd
+            finally:
+                os.close(fd)
+
+
 def warm(root):
     """Reads what an open reads of the store into the page cache (other
     benchmarks on a shared machine drop caches): every file whole, except
     the ends of big ones (a layer's index is at its end, a snapshot data
     file's header at its start)."""
     edge = 64 << 20
-    for d, _, files in os.walk(root):
-        for n in files:
-            try:
-                fd = os.open(os.path.join(d, n), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                size = os.fstat(fd).st_size
-                spans = [(0, size)] if size <= 2 * edge else [(0, edge), (size - edge, edge)]
-                for at, length in spans:
-                    while length > 0:
-                        got = os.pread(fd, min(length, 1 << 20), at)
-                        if not got:
-                            break
-                        at += len(got)
-                        length -= len(got)
-            finally:
-                os.close(fd)
+    for fd in store_files(root):
+        size = os.fstat(fd).st_size
+        spans = [(0, size)] if size <= 2 * edge else [(0, edge), (size - edge, edge)]
+        for at, length in spans:
+            while length > 0:
+                got = os.pread(fd, min(length, 1 << 20), at)
+                if not got:
+                    break
+                at += len(got)
+                length -= len(got)
 
 
 def evict(root):
     """Drops the store's files (and only them) from the page cache: the
     next open reads its snapshot map, manifest and layers from the disk."""
-    for d, _, files in os.walk(root):
-        for n in files:
-            try:
-                fd = os.open(os.path.join(d, n), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)  # dirty pages cannot be dropped
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+    for fd in store_files(root):
+        try:
+            os.fsync(fd)  # dirty pages cannot be dropped
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            pass
 
 
 # ---- the report --------------------------------------------------------
