@@ -18,6 +18,7 @@
 //   STORE/run/ID.EXT.counters.json  read counters saved by a running lsifs
 //   STORE/control.sock              the running lsifs's control socket
 //   STORE/db/                       LevelDB: access logs and statistics
+//   STORE/ca/                       the two-site form's certificates (region/certs.h)
 //   STORE/tmp/                      files being written; swept at open
 #pragma once
 
@@ -96,6 +97,14 @@ class Store {
   std::string run_dir() const { return root_ + "/run"; }
   std::string counters_path(uint64_t lsi_id, const std::string& extension) const;
   std::string control_socket_path() const { return root_ + "/control.sock"; }
+  // The certificate authority of the two-site form (core/region/certs.h).
+  std::string ca_dir() const { return root_ + "/ca"; }
+  std::string ca_key_path() const { return ca_dir() + "/ca.key"; }
+  std::string ca_cert_path() const { return ca_dir() + "/ca.crt"; }
+  std::string server_key_path() const { return ca_dir() + "/server.key"; }
+  std::string server_cert_path() const { return ca_dir() + "/server.crt"; }
+  std::string crl_path() const { return ca_dir() + "/crl.pem"; }
+  std::string issued_path() const { return ca_dir() + "/issued"; }
   // The base blocks mounts of an LSI fetched, sealed under a key derived
   // from its extension's key: they survive a restart, and go with the LSI.
   std::string spill_path(uint64_t lsi_id, const std::string& extension) const;
