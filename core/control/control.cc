@@ -73,27 +73,6 @@ std::vector<std::string> Split(const std::string& line, char sep) {
   }
 }
 
-Status CodeStatus(int code, const std::string& msg) {
-  switch (static_cast<Status::Code>(code)) {
-    case Status::Code::kNotFound:
-      return Status::NotFound(msg);
-    case Status::Code::kInvalidArgument:
-      return Status::InvalidArgument(msg);
-    case Status::Code::kCorruption:
-      return Status::Corruption(msg);
-    case Status::Code::kPermission:
-      return Status::Permission(msg);
-    case Status::Code::kExists:
-      return Status::Exists(msg);
-    case Status::Code::kUnavailable:
-      return Status::Unavailable(msg);
-    case Status::Code::kCancelled:
-      return Status::Cancelled(msg);
-    default:
-      return Status::IOError(msg);
-  }
-}
-
 }  // namespace
 
 Status ControlServer::Start(const std::string& path, Handler handler,
@@ -303,7 +282,7 @@ Status ControlCall(const std::string& path, const std::vector<std::string>& requ
     return Status::Ok();
   }
   auto f = Split(head, '\t');
-  if (f.size() >= 3 && f[0] == "error") return CodeStatus(std::atoi(f[1].c_str()), f[2]);
+  if (f.size() >= 3 && f[0] == "error") return Status::FromCode(std::atoi(f[1].c_str()), f[2]);
   return Status::IOError("control socket: malformed reply");
 }
 

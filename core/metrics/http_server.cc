@@ -10,7 +10,7 @@
 #include <chrono>
 #include <thread>
 
-#include "core/util/numbers.h"
+#include "core/util/listen.h"
 
 namespace lsifs {
 namespace {
@@ -75,7 +75,8 @@ struct MetricsServer::Impl {
   // Bound in Listen (before a daemon forks); the io_context and everything
   // on it are made in Serve, after: an epoll set must not cross a fork.
   int fd = -1;
-  tcp::endpoint endpoint;
+  bool ipv6 = false;
+  std::string endpoint;
   std::unique_ptr<net::io_context> io;
   std::unique_ptr<tcp::acceptor> acceptor;
   std::unique_ptr<net::steady_timer> pause;
@@ -117,7 +118,7 @@ Status MetricsServer::Serve(std::function<std::string()> render) {
   impl_->acceptor = std::make_unique<tcp::acceptor>(*impl_->io);
   impl_->pause = std::make_unique<net::steady_timer>(*impl_->io);
   beast::error_code ec;
-  impl_->acceptor->assign(impl_->endpoint.protocol(), impl_->fd, ec);
+  impl_->acceptor->assign(impl_->ipv6 ? tcp::v6() : tcp::v4(), impl_->fd, ec);
   if (ec) return Status::IOError("serving metrics on " + endpoint() + ": " + ec.message());
   impl_->fd = -1;  // the acceptor owns it now
   impl_->Accept();
@@ -127,47 +128,18 @@ Status MetricsServer::Serve(std::function<std::string()> render) {
 }
 
 Status MetricsServer::Listen(const std::string& address, std::unique_ptr<MetricsServer>* out) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Status::InvalidArgument("metrics address '" + address +
-                                   "' is not ADDR:PORT (e.g. 127.0.0.1:9464 or [::1]:9464)");
-  }
-  std::string host = address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  uint64_t port = 0;
-  LSIFS_RETURN_IF_ERROR(
-      ParseUnsigned(address.substr(colon + 1), "the metrics port", 0, 65535, &port));
-  beast::error_code ec;
-  const net::ip::address ip = net::ip::make_address(host, ec);
-  if (ec) {
-    return Status::InvalidArgument("metrics address '" + host +
-                                   "' is not an IP address (e.g. 127.0.0.1 or [::1])");
-  }
   auto impl = std::make_unique<Impl>();
-  {
-    net::io_context setup;
-    tcp::acceptor listening(setup);
-    const tcp::endpoint endpoint(ip, static_cast<unsigned short>(port));
-    listening.open(endpoint.protocol(), ec);
-    if (!ec) listening.set_option(net::socket_base::reuse_address(true), ec);
-    if (!ec) listening.bind(endpoint, ec);
-    if (!ec) listening.listen(net::socket_base::max_listen_connections, ec);
-    if (!ec) impl->endpoint = listening.local_endpoint(ec);
-    if (ec) return Status::Unavailable("cannot serve metrics on " + address + ": " + ec.message());
-    impl->fd = listening.release(ec);
-    if (ec) return Status::Unavailable("cannot serve metrics on " + address + ": " + ec.message());
-  }
+  ListeningSocket listening;
+  LSIFS_RETURN_IF_ERROR(ListenTcp(address, "metrics address", &listening));
+  impl->fd = listening.fd;
+  impl->ipv6 = listening.ipv6;
+  impl->endpoint = listening.endpoint;
   out->reset(new MetricsServer(std::move(impl)));
   return Status::Ok();
 }
 
 std::string MetricsServer::endpoint() const {
-  const tcp::endpoint& e = impl_->endpoint;
-  const std::string host =
-      e.address().is_v6() ? "[" + e.address().to_string() + "]" : e.address().to_string();
-  return host + ":" + std::to_string(e.port());
+  return impl_->endpoint;
 }
 
 }  // namespace lsifs

@@ -23,9 +23,9 @@ class LinkSnapshot : public OriginSnapshot {
   const SnapshotInfo& info() const override { return inner_->info(); }
   const std::vector<uint64_t>& present() const override { return inner_->present(); }
   Status Fetch(std::span<const uint64_t> blocks, std::span<uint8_t* const> outs) override {
-    LSIFS_RETURN_IF_ERROR(link_.Pay(cls_->load(std::memory_order_relaxed),
-                                    blocks.size() * inner_->info().block_size));
-    return inner_->Fetch(blocks, outs);
+    const LinkClass cls = cls_->load(std::memory_order_relaxed);
+    LSIFS_RETURN_IF_ERROR(link_.Pay(cls, blocks.size() * inner_->info().block_size));
+    return inner_->FetchIn(cls, blocks, outs);
   }
 
  private:

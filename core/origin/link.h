@@ -32,18 +32,6 @@
 
 namespace lsifs {
 
-enum class LinkClass : uint8_t {
-  kDemand = 0,
-  kExpansion,
-  kLayerPull,
-  kHigh,
-  kNormal,
-  kLow,
-  kHydration,
-};
-constexpr size_t kLinkClasses = 7;
-const char* LinkClassName(LinkClass c);
-
 // Assembly fetches are cut to this size, so that a demand read waits
 // behind little (2.6 ms on the edge profile's 200 Mbit/s).
 constexpr uint64_t kAssemblyRequestBytes = 64 * 1024;

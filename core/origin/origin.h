@@ -17,6 +17,21 @@
 
 namespace lsifs {
 
+// The classes of the origin link (link.h), first to last; an origin across
+// a network is told each request's class, so that the far side can order
+// its work the same way.
+enum class LinkClass : uint8_t {
+  kDemand = 0,
+  kExpansion,
+  kLayerPull,
+  kHigh,
+  kNormal,
+  kLow,
+  kHydration,
+};
+constexpr size_t kLinkClasses = 7;
+const char* LinkClassName(LinkClass c);
+
 // One snapshot as seen through an origin: its facts, which blocks are
 // present, and block fetches. Thread-safe.
 class OriginSnapshot {
@@ -29,6 +44,13 @@ class OriginSnapshot {
   // block blocks[i] (block_size bytes); every block must be present. A block
   // failing authentication fails the whole request, naming the block.
   virtual Status Fetch(std::span<const uint64_t> blocks, std::span<uint8_t* const> outs) = 0;
+  // The same, telling the origin the request's link class. In-process
+  // origins have nothing to order and ignore it.
+  virtual Status FetchIn(LinkClass cls, std::span<const uint64_t> blocks,
+                         std::span<uint8_t* const> outs) {
+    (void)cls;
+    return Fetch(blocks, outs);
+  }
 };
 
 class Origin {

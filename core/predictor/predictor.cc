@@ -166,8 +166,7 @@ Plan PlanBlocks(const ModelView& own, const ModelView& all, const CoAccessParams
 std::span<const uint64_t> SuccessorTable::Of(uint64_t block) const {
   auto it = std::lower_bound(seeds_.begin(), seeds_.end(), block);
   if (it == seeds_.end() || *it != block) return {};
-  size_t i = static_cast<size_t>(it - seeds_.begin());
-  return std::span<const uint64_t>(next_.data() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+  return successors(static_cast<size_t>(it - seeds_.begin()));
 }
 
 size_t SuccessorTable::bytes() const {

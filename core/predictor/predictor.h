@@ -88,6 +88,11 @@ class SuccessorTable {
   // Confident successors of `block` (empty when it is no seed).
   std::span<const uint64_t> Of(uint64_t block) const;
   size_t seeds() const { return seeds_.size(); }
+  // The i-th seed (ascending) and its successors: to send a table whole.
+  uint64_t seed(size_t i) const { return seeds_[i]; }
+  std::span<const uint64_t> successors(size_t i) const {
+    return std::span<const uint64_t>(next_.data() + offsets_[i], offsets_[i + 1] - offsets_[i]);
+  }
   size_t entries() const { return next_.size(); }
   size_t bytes() const;
 

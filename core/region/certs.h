@@ -36,8 +36,8 @@ struct CaOptions {
   // Names and addresses (IPv4/IPv6 literals) the server certificate is
   // valid for; none: "localhost", "127.0.0.1", "::1" and this host's name.
   std::vector<std::string> server_hosts;
-  uint32_t days = 3650;         // the CA's validity
-  uint32_t server_days = 825;   // the server certificate's
+  uint32_t days = 3650;        // the CA's validity
+  uint32_t server_days = 825;  // the server certificate's
 };
 
 // Creates the store's CA and the server certificate. kExists when the store
@@ -52,8 +52,8 @@ Status IssueServerCertificate(const Store& store, const std::vector<std::string>
 
 struct IssuedCertificate {
   std::string extension;
-  std::string serial;  // lower-case hex
-  int64_t not_after = 0;  // unix seconds
+  std::string serial;                        // lower-case hex
+  int64_t not_after = 0;                     // unix seconds
   std::string key_path, cert_path, ca_path;  // what was written
 };
 

@@ -14,6 +14,13 @@ Status Status::FromErrno(std::string_view context, int errnum) {
   return Status(Code::kIOError, std::move(msg));
 }
 
+Status Status::FromCode(int code, std::string msg) {
+  if (code > static_cast<int>(Code::kOk) && code <= static_cast<int>(Code::kCancelled)) {
+    return Status(static_cast<Code>(code), std::move(msg));
+  }
+  return IOError(std::move(msg));
+}
+
 Status Status::WithContext(std::string_view context) const {
   if (ok()) return *this;
   std::string msg(context);

@@ -38,6 +38,9 @@ class [[nodiscard]] Status {
   static Status Exists(std::string msg) { return Status(Code::kExists, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
   static Status Cancelled(std::string msg) { return Status(Code::kCancelled, std::move(msg)); }
+  // A status from a code that crossed a process boundary as a number (the
+  // control socket, the region's errors); an unknown one is an IOError.
+  static Status FromCode(int code, std::string msg);
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
