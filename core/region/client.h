@@ -29,7 +29,8 @@ struct RegionClientOptions {
   std::chrono::milliseconds request_timeout{30000};  // one request's answer, whole
   // Tries of a request that is safe to repeat (GET, block batches): the
   // first, then retries after backoff, backoff x 2, ... (capped at 5 s,
-  // jittered), on a dropped connection, a timeout, 429 or 503.
+  // jittered; at least what a Retry-After asks), on a dropped connection, a
+  // timeout, 429 or 503.
   int attempts = 4;
   std::chrono::milliseconds backoff{100};
   size_t max_idle_connections = 16;
@@ -55,6 +56,7 @@ struct RegionAnswer {
   unsigned status = 0;
   std::string body;
   std::string content_range;
+  uint64_t retry_after = 0;  // seconds the region asked to wait (429, 503)
 };
 
 class RegionClient {

@@ -83,9 +83,18 @@ void FairShare::GrantLocked() {
       auto it = held_.find(ext);
       return it == held_.end() ? size_t{0} : it->second;
     };
+    auto last = [&](const std::string& ext) {
+      auto it = last_grant_.find(ext);
+      return it == last_grant_.end() ? uint64_t{0} : it->second;
+    };
     auto best = std::min_element(waiting_.begin(), waiting_.end(), [&](Waiter* a, Waiter* b) {
-      const size_t ha = held(a->extension), hb = held(b->extension);
-      if (ha != hb) return ha < hb;
+      if (a->extension != b->extension) {
+        const size_t ha = held(a->extension), hb = held(b->extension);
+        if (ha != hb) return ha < hb;
+        const uint64_t la = last(a->extension), lb = last(b->extension);
+        if (la != lb) return la < lb;
+        return a->extension < b->extension;
+      }
       if (a->cls != b->cls) return a->cls < b->cls;
       return a->ticket < b->ticket;
     });
@@ -94,6 +103,7 @@ void FairShare::GrantLocked() {
     w->granted = true;
     ++busy_;
     ++held_[w->extension];
+    last_grant_[w->extension] = ++grants_;
     granted = true;
   }
   if (granted) cv_.notify_all();

@@ -59,8 +59,10 @@ class RegionHandler {
                      RegionReply* reply) = 0;
 };
 
-// The slots requests are handled in, shared between extensions: max-min
-// fair, and by link class within an extension.
+// The slots requests are handled in, shared between extensions: a free
+// slot goes to the waiting extension holding the fewest, then to the one
+// served least recently (so two extensions alternate however many requests
+// one of them queues); within an extension, by link class, then in order.
 class FairShare {
  public:
   explicit FairShare(size_t slots) : slots_(slots == 0 ? 1 : slots) {}
@@ -86,7 +88,9 @@ class FairShare {
   size_t busy_ = 0;
   uint64_t next_ticket_ = 0;
   bool stopped_ = false;
+  uint64_t grants_ = 0;
   std::map<std::string, size_t> held_;
+  std::map<std::string, uint64_t> last_grant_;  // the grant number of each one's latest
   std::vector<Waiter*> waiting_;
 };
 
