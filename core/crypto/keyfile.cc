@@ -55,19 +55,19 @@ Status WriteKeyFile(const std::string& tmp_dir, const std::string& path, const K
   return WriteFileAtomically(tmp_dir, path, AsBytes(text), 0600, /*replace=*/false);
 }
 
-Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
+Status CheckSecretFile(const std::string& path, const std::string& what) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(path, errno);
   if ((st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-    return Status::Permission("key file " + path + " is accessible by group or others (mode " +
+    return Status::Permission(what + " " + path + " is accessible by group or others (mode " +
                               mode + "); refusing to use it. Run: chmod 600 " + path);
   }
   // As ssh's StrictModes: a key that another user could have written, or
   // replaced through its folder, is not this user's key.
   if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    return Status::Permission("key file " + path + " is owned by uid " + std::to_string(st.st_uid) +
+    return Status::Permission(what + " " + path + " is owned by uid " + std::to_string(st.st_uid) +
                               ", not by this user (uid " + std::to_string(::geteuid()) +
                               "); refusing to use it. Run: chown " + std::to_string(::geteuid()) +
                               " " + path);
@@ -79,12 +79,17 @@ Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
       (dir.st_mode & S_ISVTX) == 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", dir.st_mode & 07777);
-    return Status::Permission("the folder of key file " + path +
+    return Status::Permission("the folder of " + what + " " + path +
                               " is writable by group or others (mode " + mode +
                               "): anyone could replace the key; refusing to use it. Run: chmod "
                               "go-w " +
                               folder);
   }
+  return Status::Ok();
+}
+
+Status ReadKeyFile(const std::string& path, KeyInfo* info, SecretKey* key) {
+  LSIFS_RETURN_IF_ERROR(CheckSecretFile(path, "key file"));
   std::string text;
   WipeOnExit wipe{text};
   LSIFS_RETURN_IF_ERROR(ReadWholeFile(path, kMaxKeyFileSize, &text));

@@ -24,6 +24,12 @@ struct KeyInfo {
 // Describes the key for messages: "extension key 'site-a' (id 0123...)".
 std::string DescribeKey(const KeyInfo& info);
 
+// The checks a file holding a secret passes before it is read: no
+// permission for group or others, owned by this user (or root), in a folder
+// that others cannot write to. Permission otherwise, naming the file as
+// `what` ("key file") and the command that fixes it.
+Status CheckSecretFile(const std::string& path, const std::string& what);
+
 Status WriteKeyFile(const std::string& tmp_dir, const std::string& path, const KeyInfo& info,
                     const SecretKey& key);
 // Reads a key file. Permission when the file is group/world accessible (the

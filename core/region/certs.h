@@ -12,7 +12,12 @@
 //                            rereads it when it changes
 //   issued                   one line per certificate issued: serial (hex),
 //                            extension, not-after (unix seconds); what
-//                            `cert revoke EXT` revokes by
+//                            `cert revoke EXT` revokes by (format in lsi.5)
+//   lock                     held (flock) by every change to these files
+//
+// Serials are written everywhere as BN_bn2hex lower-cased: 32 hex digits
+// (16 random bytes, positive). The store has a CA iff ca.crt is there: it
+// is written last by InitCa.
 //
 // A site's certificate: subject CN = the extension's name, extended key
 // usage clientAuth only (so that the server's certificate cannot act as a
@@ -32,6 +37,10 @@ typedef struct x509_st X509;
 
 namespace lsifs {
 
+// The hosts a server certificate is made for when none is named:
+// "localhost", "127.0.0.1", "::1" and this host's name.
+std::vector<std::string> DefaultServerHosts();
+
 struct CaOptions {
   // Names and addresses (IPv4/IPv6 literals) the server certificate is
   // valid for; none: "localhost", "127.0.0.1", "::1" and this host's name.
@@ -45,8 +54,8 @@ struct CaOptions {
 // it). Files appear whole or not at all (written to tmp/, fsynced, renamed).
 Status InitCa(const Store& store, const CaOptions& options);
 
-// Issues a new server certificate for `hosts` (replacing the old one: lsid
-// reads it at start).
+// Issues a new server certificate for `hosts` (none: DefaultServerHosts),
+// replacing the old one: lsid reads it at start.
 Status IssueServerCertificate(const Store& store, const std::vector<std::string>& hosts,
                               uint32_t days);
 
@@ -64,7 +73,8 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
                             const std::string& out_dir, uint32_t days, IssuedCertificate* out);
 
 // Revokes every certificate issued to `extension` that is not yet revoked,
-// and writes a new CRL (atomically). `*revoked` receives their serials;
+// and writes a new CRL (atomically; the entries of the old one are kept).
+// `*revoked` receives their serials (none when all were revoked already);
 // kNotFound when none was ever issued to it.
 Status RevokeSite(const Store& store, const std::string& extension,
                   std::vector<std::string>* revoked);
@@ -78,7 +88,8 @@ Status ListIssued(const Store& store, std::vector<IssuedRecord>* out);
 
 // The serials a CRL revokes, read from `crl_path` and verified against the
 // CA certificate at `ca_cert_path` (Corruption when its signature or
-// issuer does not match; a missing file revokes nothing).
+// issuer does not match; a missing file revokes nothing). On error `*out`
+// is left as it was, so that lsid may keep the list it has.
 class RevocationList {
  public:
   static Status Load(const std::string& crl_path, const std::string& ca_cert_path,

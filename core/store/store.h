@@ -105,6 +105,8 @@ class Store {
   std::string server_cert_path() const { return ca_dir() + "/server.crt"; }
   std::string crl_path() const { return ca_dir() + "/crl.pem"; }
   std::string issued_path() const { return ca_dir() + "/issued"; }
+  // Held (flock) by whatever changes the files of ca/.
+  std::string ca_lock_path() const { return ca_dir() + "/lock"; }
   // The base blocks mounts of an LSI fetched, sealed under a key derived
   // from its extension's key: they survive a restart, and go with the LSI.
   std::string spill_path(uint64_t lsi_id, const std::string& extension) const;
