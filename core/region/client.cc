@@ -192,8 +192,8 @@ struct RegionClient::Impl {
     answer->content_range = cr == res.end() ? "" : std::string(cr->value());
     auto ra = res.find(http::field::retry_after);
     uint64_t retry_after = 0;
-    if (ra != res.end() && ParseUnsigned(std::string(ra->value()), "Retry-After", 0, 3600,
-                                         &retry_after).ok()) {
+    if (ra != res.end() &&
+        ParseUnsigned(std::string(ra->value()), "Retry-After", 0, 3600, &retry_after).ok()) {
       answer->retry_after = retry_after;
     }
     Release(std::move(c), res.keep_alive());

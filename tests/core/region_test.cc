@@ -100,18 +100,17 @@ TEST(RegionProtocol, MalformedRequestsAreRefusedWithAReason) {
   const std::string blocks = "/v1/volumes/v/snapshots/" + snap + "/blocks";
   EXPECT_EQ(Refused("POST", blocks, "").code(), Status::Code::kInvalidArgument);
   EXPECT_EQ(Refused("POST", blocks, "1234567").code(), Status::Code::kInvalidArgument);
-  EXPECT_EQ(Refused("POST", blocks, EncodeBlockList(std::vector<uint64_t>(kMaxBatchBlocks + 1)))
-                .code(),
-            Status::Code::kInvalidArgument);
+  EXPECT_EQ(
+      Refused("POST", blocks, EncodeBlockList(std::vector<uint64_t>(kMaxBatchBlocks + 1))).code(),
+      Status::Code::kInvalidArgument);
   EXPECT_EQ(Refused("POST", blocks, std::string(kMaxRequestBodyBytes + 8, '\0')).code(),
             Status::Code::kInvalidArgument);
   // Classes and ranges.
   EXPECT_EQ(Refused("GET", "/v1/volumes", "", "urgent").code(), Status::Code::kInvalidArgument);
   const std::string layer = "/v1/lsis/" + lsi + "/layers/" + FormatId(3);
-  for (const char* range : {"bytes=", "bytes=-5", "bytes=9-1", "items=1-2", "bytes=1-2,4-5",
-                            "bytes=0-99999999999"}) {
-    EXPECT_EQ(Refused("GET", layer, "", "", range).code(), Status::Code::kInvalidArgument)
-        << range;
+  for (const char* range :
+       {"bytes=", "bytes=-5", "bytes=9-1", "items=1-2", "bytes=1-2,4-5", "bytes=0-99999999999"}) {
+    EXPECT_EQ(Refused("GET", layer, "", "", range).code(), Status::Code::kInvalidArgument) << range;
   }
 }
 
@@ -127,9 +126,9 @@ TEST(RegionProtocol, BlockListsAndErrorsRoundTrip) {
   EXPECT_NE(aad, RegionBlockAad("site-a", "vol", 3, 2));
   EXPECT_NE(aad, RegionBlockAad("site-a", "vol", 1, 3));
   // Statuses cross as HTTP and come back with their code.
-  for (const Status& s : {Status::NotFound("n"), Status::Permission("p"),
-                          Status::InvalidArgument("i"), Status::Unavailable("u"),
-                          Status::Cancelled("c"), Status::Corruption("x")}) {
+  for (const Status& s :
+       {Status::NotFound("n"), Status::Permission("p"), Status::InvalidArgument("i"),
+        Status::Unavailable("u"), Status::Cancelled("c"), Status::Corruption("x")}) {
     RegionReply reply;
     ErrorReply(s, &reply);
     Status back_status = StatusOfHttp(reply.status, reply.body);

