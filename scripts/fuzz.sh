@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(manifest layer snapshot_map records keyfile values request)
+[ ${#targets[@]} -gt 0 ] || targets=(manifest layer snapshot_map records keyfile values request region_request)
 command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang)" >&2; exit 1; }
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
