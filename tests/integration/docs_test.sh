@@ -164,6 +164,27 @@ documents_long_options() {
 }
 check "lsifs.8 documents every long option" documents_long_options
 
+# ---- lsid: options ---------------------------------------------------------
+
+LSID=${LSID:-$(dirname "$LSIFS")/lsid}
+LSID_8=$MANDIR/lsid.8
+if [ -x "$LSID" ] && [ -r "$LSID_8" ]; then
+  plain "$LSID_8" | sh_section OPTIONS | item_tags >"$WORK/lsid.options"
+  "$LSID" --help >"$WORK/lsid.help" || { echo "FAIL: lsid --help failed" >&2; exit 1; }
+  lsid_documents_options() {
+    local missing=()
+    while read -r opt; do
+      grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/lsid.options" || missing+=("$opt")
+    done < <(grep -E '^ +-' "$WORK/lsid.help" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "  lsid.8, OPTIONS: no item for ${missing[*]} (lsid --help lists them)" >&2
+    return 1
+  }
+  check "lsid.8 documents every long option" lsid_documents_options
+else
+  check "lsid and lsid.8 are there" false
+fi
+
 # ---- mount.lsifs: exit codes -----------------------------------------------
 
 names_exit_code() {
