@@ -7,6 +7,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <cctype>
@@ -32,6 +33,7 @@
 #include "core/origin/import.h"
 #include "core/origin/link.h"
 #include "core/origin/snapshot.h"
+#include "core/region/certs.h"
 #include "core/service/report.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
@@ -1469,6 +1471,214 @@ int CmdAccessHeatmap(Context& ctx) {
   return 0;
 }
 
+// ---- certificates of the two-site form -------------------------------------
+
+std::vector<std::string> HostsArg(const Context& ctx) {
+  std::vector<std::string> hosts;
+  if (ctx.vm.count("host")) {
+    for (const auto& h : ctx.vm["host"].as<std::vector<std::string>>()) {
+      if (std::find(hosts.begin(), hosts.end(), h) == hosts.end()) hosts.push_back(h);
+    }
+  }
+  return hosts.empty() ? DefaultServerHosts() : hosts;
+}
+
+std::string JoinWords(const std::vector<std::string>& words, const char* sep) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : sep) + w;
+  return out;
+}
+
+int CertUsage(const char* command, const std::string& why) {
+  std::fprintf(stderr, "lsictl %s: %s (see: lsictl %s --help)\n", command, why.c_str(), command);
+  return kExitUsage;
+}
+
+int CmdCaInit(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  if (!s.ok()) return Fail(s);
+  CaOptions options;
+  options.server_hosts = HostsArg(ctx);
+  s = InitCa(*store, options);
+  if (!s.ok()) return Fail(s);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const std::string ca_until = FormatTime(now + int64_t{86400} * options.days);
+  const std::string server_until = FormatTime(now + int64_t{86400} * options.server_days);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("ca_cert", store->ca_cert_path())
+        .Field("ca_key", store->ca_key_path())
+        .Field("ca_not_after", ca_until)
+        .Field("server_cert", store->server_cert_path())
+        .Field("server_key", store->server_key_path())
+        .Field("server_not_after", server_until)
+        .Key("hosts")
+        .BeginArray();
+    for (const auto& h : options.server_hosts) j.String(h);
+    j.EndArray().Field("crl", store->crl_path()).EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf("Created the certificate authority of %s: %s, valid until %s.\n",
+              store->root().c_str(), store->ca_cert_path().c_str(), ca_until.c_str());
+  std::printf("Its key %s (mode 0600) never leaves this host.\n", store->ca_key_path().c_str());
+  std::printf("lsid's certificate %s is valid for %s until %s.\n",
+              store->server_cert_path().c_str(), JoinWords(options.server_hosts, ", ").c_str(),
+              server_until.c_str());
+  std::printf("Next, for each site: lsictl -s %s cert issue EXT\n", store->root().c_str());
+  return 0;
+}
+
+int CmdCertIssueServer(Context& ctx) {
+  if (ctx.vm.count("extension")) {
+    return CertUsage("cert issue", "--server issues lsid's certificate, for no extension");
+  }
+  if (ctx.vm.count("out")) {
+    return CertUsage("cert issue", "--out is for a site's files; lsid's go to STORE/ca");
+  }
+  uint64_t days = CaOptions().server_days;
+  Status s;
+  if (ctx.vm.count("days")) s = ParseUnsigned(ctx.Arg("days"), "--days", 1, 36500, &days);
+  std::unique_ptr<Store> store;
+  if (s.ok()) s = OpenStore(ctx, &store);
+  const std::vector<std::string> hosts = HostsArg(ctx);
+  if (s.ok()) s = IssueServerCertificate(*store, hosts, static_cast<uint32_t>(days));
+  if (!s.ok()) return Fail(s);
+  const std::string until =
+      FormatTime(static_cast<int64_t>(std::time(nullptr)) + static_cast<int64_t>(days) * 86400);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("server_cert", store->server_cert_path())
+        .Field("server_key", store->server_key_path())
+        .Field("not_after", until)
+        .Key("hosts")
+        .BeginArray();
+    for (const auto& h : hosts) j.String(h);
+    j.EndArray().EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf("Issued lsid's certificate %s for %s, valid until %s.\n",
+              store->server_cert_path().c_str(), JoinWords(hosts, ", ").c_str(), until.c_str());
+  std::printf("lsid reads it at start: restart lsid to use it.\n");
+  return 0;
+}
+
+int CmdCertIssue(Context& ctx) {
+  if (ctx.vm["server"].as<bool>()) return CmdCertIssueServer(ctx);
+  if (ctx.vm.count("host")) {
+    return CertUsage("cert issue", "--host names lsid's hosts: use it with --server");
+  }
+  if (!ctx.vm.count("extension")) {
+    return CertUsage("cert issue", "missing EXT, or --server for lsid's certificate");
+  }
+  const std::string extension = ctx.Arg("extension");
+  uint64_t days = 365;
+  Status s;
+  if (ctx.vm.count("days")) s = ParseUnsigned(ctx.Arg("days"), "--days", 1, 36500, &days);
+  const std::string out = ctx.vm.count("out") ? ctx.Arg("out") : extension + "-tls";
+  std::unique_ptr<Store> store;
+  if (s.ok()) s = OpenStore(ctx, &store);
+  IssuedCertificate c;
+  if (s.ok()) {
+    s = IssueSiteCertificate(*store, extension, out, static_cast<uint32_t>(days), &c);
+  }
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("extension", c.extension)
+        .Field("serial", c.serial)
+        .Field("not_after", FormatTime(c.not_after))
+        .Field("key", c.key_path)
+        .Field("cert", c.cert_path)
+        .Field("ca", c.ca_path)
+        .EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  std::printf("Issued a certificate to extension '%s' (serial %s), valid until %s:\n",
+              c.extension.c_str(), c.serial.c_str(), FormatTime(c.not_after).c_str());
+  const int width = static_cast<int>(std::max(c.key_path.size(), c.ca_path.size()));
+  std::printf("  %-*s  its private key (mode 0600: the site's secret)\n", width,
+              c.key_path.c_str());
+  std::printf("  %-*s  its certificate\n", width, c.cert_path.c_str());
+  std::printf("  %-*s  the CA, by which the site checks lsid\n", width, c.ca_path.c_str());
+  std::printf(
+      "Move them to the site, e.g.: scp -rp %s root@SITE:/etc/lsifs/%s && rm -r %s\n"
+      "(the key belongs at the site only; lsictl cert revoke %s withdraws it).\n",
+      out.c_str(), extension.c_str(), out.c_str(), extension.c_str());
+  return 0;
+}
+
+int CmdCertRevoke(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  const std::string extension = ctx.Arg("extension");
+  std::vector<std::string> revoked;
+  if (s.ok()) s = RevokeSite(*store, extension, &revoked);
+  if (!s.ok()) return Fail(s);
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginObject().Field("extension", extension).Key("revoked").BeginArray();
+    for (const auto& serial : revoked) j.String(serial);
+    j.EndArray().Field("crl", store->crl_path()).EndObject();
+    PrintJson(j);
+    return 0;
+  }
+  if (revoked.empty()) {
+    std::printf("Every certificate issued to '%s' was already revoked; %s is unchanged.\n",
+                extension.c_str(), store->crl_path().c_str());
+    return 0;
+  }
+  std::printf("Revoked %zu certificate(s) of '%s': %s.\n", revoked.size(), extension.c_str(),
+              JoinWords(revoked, ", ").c_str());
+  std::printf(
+      "%s is written anew: a running lsid rereads it when it changes and refuses them,\n"
+      "without a restart.\n",
+      store->crl_path().c_str());
+  return 0;
+}
+
+int CmdCertList(Context& ctx) {
+  std::unique_ptr<Store> store;
+  Status s = OpenStore(ctx, &store);
+  std::vector<IssuedRecord> issued;
+  if (s.ok()) s = ListIssued(*store, &issued);
+  if (!s.ok()) return Fail(s);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (ctx.json) {
+    JsonWriter j;
+    j.BeginArray();
+    for (const auto& r : issued) {
+      j.BeginObject()
+          .Field("serial", r.cert.serial)
+          .Field("extension", r.cert.extension)
+          .Field("not_after", FormatTime(r.cert.not_after))
+          .Field("revoked", r.revoked)
+          .Field("expired", r.cert.not_after <= now)
+          .EndObject();
+    }
+    j.EndArray();
+    PrintJson(j);
+    return 0;
+  }
+  if (issued.empty()) {
+    std::printf("No certificates issued yet; issue one with: lsictl cert issue EXT\n");
+    return 0;
+  }
+  std::printf("%-32s  %-24s  %-20s  %s\n", "SERIAL", "EXTENSION", "NOT AFTER", "STATE");
+  for (const auto& r : issued) {
+    const char* state = r.revoked ? "revoked" : r.cert.not_after <= now ? "expired" : "valid";
+    std::printf("%-32s  %-24s  %-20s  %s\n", r.cert.serial.c_str(), r.cert.extension.c_str(),
+                FormatTime(r.cert.not_after).c_str(), state);
+  }
+  return 0;
+}
+
 // ---- the command table and parsing ---------------------------------------
 
 struct Positional {
@@ -1594,6 +1804,68 @@ std::vector<Command> Commands() {
        {{"file", true, "FILE"}},
        AddPassphraseFile,
        CmdKeyImportProvider},
+      {{"ca", "init"},
+       "[--host NAME]...",
+       "create the store's certificate authority and lsid's certificate",
+       "Creates STORE/ca (mode 0700): the CA's key ca.key (EC P-256, mode 0600; it never\n"
+       "leaves this host) and self-signed certificate ca.crt (10 years), lsid's key\n"
+       "server.key and certificate server.crt (825 days, serverAuth) for the hosts and\n"
+       "addresses sites reach it by (--host, repeated; default: localhost, 127.0.0.1, ::1\n"
+       "and this host's name), an empty revocation list crl.pem and the list of\n"
+       "certificates issued. Refused when the store has a CA: it is never replaced, since\n"
+       "every site's certificate hangs on it.\n"
+       "Example: lsictl -s /srv/lsifs ca init --host region.example.net --host 10.0.0.5",
+       {},
+       [](po::options_description& d) {
+         d.add_options()("host", po::value<std::vector<std::string>>()->composing(),
+                         "a name or IP address of lsid's certificate (repeat it)");
+       },
+       CmdCaInit},
+      {{"cert", "issue"},
+       "EXT [--out DIR] [--days N] | --server [--host NAME]... [--days N]",
+       "issue a site's key and certificate, or lsid's certificate anew",
+       "For extension EXT (which must have a key in the store): a new key and a\n"
+       "certificate signed by the store's CA (subject CN=EXT, clientAuth only, --days,\n"
+       "default 365), written with the CA's certificate to --out (default: ./EXT-tls,\n"
+       "made mode 0700): EXT.key (mode 0600), EXT.crt and ca.crt, the three files the\n"
+       "site needs. Files there are never replaced. The certificate is recorded in\n"
+       "STORE/ca/issued, so that cert revoke EXT finds it. Move the folder to the site.\n"
+       "With --server: lsid's key and certificate anew, in STORE/ca, for the --host names\n"
+       "and addresses (default: localhost, 127.0.0.1, ::1 and this host's name) and\n"
+       "--days (default 825); lsid reads them at start.\n"
+       "Example: lsictl -s /srv/lsifs cert issue site-a --out /tmp/site-a-tls",
+       {{"extension", false, "EXT"}},
+       [](po::options_description& d) {
+         d.add_options()("out", po::value<std::string>(),
+                         "the folder for the site's files (default: ./EXT-tls)")(
+             "days", po::value<std::string>(),
+             "days the certificate is valid (default 365; lsid's 825)")(
+             "server", po::bool_switch(), "issue lsid's certificate instead of a site's")(
+             "host", po::value<std::vector<std::string>>()->composing(),
+             "with --server: a name or IP address of lsid (repeat it)");
+       },
+       CmdCertIssue},
+      {{"cert", "revoke"},
+       "EXT",
+       "revoke every certificate issued to EXT (lsid needs no restart)",
+       "Adds every certificate issued to EXT that is not yet revoked to the CA's\n"
+       "revocation list STORE/ca/crl.pem (the entries already there stay), signed by the\n"
+       "CA and written anew in one piece. A running lsid rereads it when it changes. Prints\n"
+       "the serials revoked. To let the site in again, issue it a new certificate.\n"
+       "Example: lsictl -s /srv/lsifs cert revoke site-a",
+       {{"extension", true, "EXT"}},
+       nullptr,
+       CmdCertRevoke},
+      {{"cert", "list"},
+       "",
+       "list the certificates issued to sites, and which are revoked",
+       "Reads STORE/ca/issued and checks each serial against the revocation list (whose\n"
+       "signature is verified with the CA's certificate). STATE is valid, expired or\n"
+       "revoked.\n"
+       "Example: lsictl -s /srv/lsifs cert list --json",
+       {},
+       nullptr,
+       CmdCertList},
       {{"import"},
        "VOLUME IMAGE",
        "import a raw image as a new snapshot of VOLUME; prints its id",

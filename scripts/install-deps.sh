@@ -11,7 +11,7 @@ packages=(
   build-essential cmake pkg-config ninja-build
   libfuse3-dev fuse3
   libsystemd-dev systemd bash-completion
-  libssl-dev
+  libssl-dev openssl
   libleveldb-dev libsnappy-dev
   libboost1.81-dev libboost-program-options1.81-dev libboost-json1.81-dev
   libgtest-dev googletest

@@ -630,20 +630,20 @@ Status AppendIssued(const Store& store, const IssuedCertificate& c) {
   return WriteFileAtomically(store.tmp_dir(), path, AsBytes(text), 0644, /*replace=*/true);
 }
 
+bool HoldsText(const std::string& path, const std::string& text) {
+  std::string there;
+  return ReadWholeFile(path, kMaxPemSize, &there).ok() && there == text;
+}
+
 // Writes `text` to `path` unless a file is there; one with the same content
 // is left as it is (a folder that already holds the CA's certificate).
-Status WriteNewOrSame(const std::string& dir, const std::string& path, const std::string& text,
-                      bool* wrote) {
-  *wrote = false;
+Status WriteNewOrSame(const std::string& dir, const std::string& path, const std::string& text) {
   if (PathExists(path)) {
-    std::string there;
-    if (ReadWholeFile(path, kMaxPemSize, &there).ok() && there == text) return Status::Ok();
-    return Status::Exists(path + " already exists and holds something else; move it away, or " +
-                          "write to another folder");
+    if (HoldsText(path, text)) return Status::Ok();
+    return Status::Exists(path + " already exists and is not this store's CA; move it away, " +
+                          "or write to another folder");
   }
-  LSIFS_RETURN_IF_ERROR(WriteFileAtomically(dir, path, AsBytes(text), 0644, /*replace=*/false));
-  *wrote = true;
-  return Status::Ok();
+  return WriteFileAtomically(dir, path, AsBytes(text), 0644, /*replace=*/false);
 }
 
 }  // namespace
@@ -770,6 +770,14 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
   LSIFS_RETURN_IF_ERROR(LoadCa(store, &ca, &ca_key));
   std::string ca_pem;
   LSIFS_RETURN_IF_ERROR(CertPem(ca.get(), &ca_pem));
+  const int64_t now = Now();
+  CertSpec spec;
+  spec.common_name = extension;
+  spec.not_before = now - kBackdate;
+  spec.not_after = now + static_cast<int64_t>(days) * kDay;
+  spec.key_usage = "critical,digitalSignature";
+  spec.ext_key_usage = "clientAuth";
+  LSIFS_RETURN_IF_ERROR(FitsCa(ca.get(), spec.not_after, days));
 
   const std::string dir = out_dir.empty() ? "." : out_dir;
   if (::mkdir(dir.c_str(), 0700) != 0) {
@@ -789,17 +797,13 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
       return Status::Exists(*p + " already exists; move it away, or write to another folder");
     }
   }
+  if (PathExists(c.ca_path) && !HoldsText(c.ca_path, ca_pem)) {
+    return Status::Exists(c.ca_path + " already exists and is not this store's CA; move it " +
+                          "away, or write to another folder");
+  }
 
   CaLock lock;
   LSIFS_RETURN_IF_ERROR(lock.Acquire(store.ca_lock_path()));
-  const int64_t now = Now();
-  CertSpec spec;
-  spec.common_name = extension;
-  spec.not_before = now - kBackdate;
-  spec.not_after = now + static_cast<int64_t>(days) * kDay;
-  spec.key_usage = "critical,digitalSignature";
-  spec.ext_key_usage = "clientAuth";
-  LSIFS_RETURN_IF_ERROR(FitsCa(ca.get(), spec.not_after, days));
   c.not_after = spec.not_after;
   PkeyPtr key;
   LSIFS_RETURN_IF_ERROR(NewKey(&key));
@@ -814,12 +818,11 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
   // The site's files are written beside their destination (the store's
   // tmp/ may be on another filesystem); what this call wrote goes again
   // when a later file fails.
-  bool wrote_ca = false;
   Status s = WritePrivateKey(dir, c.key_path, key.get(), false);
   if (s.ok()) {
     s = WriteFileAtomically(dir, c.cert_path, AsBytes(pem), 0644, false);
     if (s.ok()) {
-      s = WriteNewOrSame(dir, c.ca_path, ca_pem, &wrote_ca);
+      s = WriteNewOrSame(dir, c.ca_path, ca_pem);
       if (!s.ok()) ::unlink(c.cert_path.c_str());
     }
     if (!s.ok()) ::unlink(c.key_path.c_str());

@@ -79,7 +79,9 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
 Status RevokeSite(const Store& store, const std::string& extension,
                   std::vector<std::string>* revoked);
 
-// Certificates issued so far, oldest first, with whether each is revoked.
+// Certificates issued so far, oldest first, with whether each is revoked
+// (by the CRL, verified). The site's files are not recorded: key_path,
+// cert_path and ca_path are empty.
 struct IssuedRecord {
   IssuedCertificate cert;
   bool revoked = false;
@@ -103,7 +105,8 @@ class RevocationList {
 
 // Who a verified peer certificate speaks for: the extension (its CN) and
 // its serial. Permission when it is not a site certificate (no clientAuth
-// usage, a CN that is not a valid extension name).
+// usage, a CA's, not exactly one CN or one that is not a valid extension
+// name). The chain and the CRL are the caller's to check.
 struct PeerIdentity {
   std::string extension;
   std::string serial;  // lower-case hex

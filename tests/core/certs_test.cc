@@ -164,7 +164,7 @@ TEST_F(CertsTest, SiteCertificateVerifiesAndNamesItsExtension) {
   const std::string out = dir_ / "site-a-tls";
   IssuedCertificate c = Issue("site-a", out);
   EXPECT_EQ(c.extension, "site-a");
-  EXPECT_TRUE(std::regex_match(c.serial, std::regex("[1-7][0-9a-f]{31}"))) << c.serial;
+  EXPECT_TRUE(std::regex_match(c.serial, std::regex("[0-7][0-9a-f]{31}"))) << c.serial;
   EXPECT_EQ(c.key_path, out + "/site-a.key");
   EXPECT_EQ(c.cert_path, out + "/site-a.crt");
   EXPECT_EQ(c.ca_path, out + "/ca.crt");
@@ -264,6 +264,21 @@ TEST_F(CertsTest, IssueRefusesWhatWouldOutliveTheCa) {
   EXPECT_NE(s.message().find("outlive the CA"), std::string::npos) << s.message();
   EXPECT_EQ(IssueSiteCertificate(*store_, "site-a", dir_ / "out", 0, &c).code(),
             Status::Code::kInvalidArgument);
+  EXPECT_FALSE(PathExists(dir_ / "out")) << "nothing is written for a refused certificate";
+}
+
+TEST_F(CertsTest, IssueWritesNothingOverAnotherCasCertificate) {
+  MakeKey("site-a");
+  const std::string out = dir_ / "out";
+  ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
+  testing::WriteFileBytes(out + "/ca.crt", AsBytes(std::string("another CA\n")));
+  IssuedCertificate c;
+  Status s = IssueSiteCertificate(*store_, "site-a", out, 30, &c);
+  EXPECT_EQ(s.code(), Status::Code::kExists) << s.ToString();
+  EXPECT_EQ(ListFileNames(out), std::vector<std::string>{"ca.crt"});
+  std::vector<IssuedRecord> issued;
+  ASSERT_TRUE(ListIssued(*store_, &issued).ok());
+  EXPECT_TRUE(issued.empty()) << "nothing issued, nothing recorded";
 }
 
 TEST(Certs, WithoutCaEveryCommandSaysHowToMakeOne) {

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 
 S=$WORK/store
 check "main help teaches" bash -c "'$LSICTL' --help | grep -q 'Usage: lsictl'"
-for c in init config "key create" "key list" import snapshots restore preassemble "lsi list" "lsi show" "lsi drop" gc stats assemblies "assemblies cancel"; do
+for c in init config "key create" "key list" import snapshots restore preassemble "lsi list" "lsi show" "lsi drop" gc stats assemblies "assemblies cancel" "ca init" "cert issue" "cert revoke" "cert list"; do
   check "help of '$c'" bash -c "'$LSICTL' $c --help | grep -q 'Example'"
 done
 check "no command is a usage error" expect_fail 2 "Usage" "$LSICTL"
@@ -129,4 +129,34 @@ check "volume delete reports what it freed" bash -c "'$LSICTL' -s '$S' --json vo
 import json,sys; r=json.load(sys.stdin); assert r[\"snapshots\"]>=2 and len(r[\"dropped_lsis\"])>=1 and r[\"freed\"]>0, r'"
 check "the volume is gone" bash -c "test ! -e '$S/snapshots/vol-a' && ! '$LSICTL' -s '$S' snapshots | grep -q vol-a && ! '$LSICTL' -s '$S' lsi list | grep -q vol-a"
 check "deleting it again: one line, exit 1" expect_fail 1 "no volume 'vol-a'" "$LSICTL" -s "$S" volume delete vol-a
+
+# The two-site form's certificates: the store's CA, a site's certificate,
+# lsid's, revocation; checked with openssl as a site and lsid would.
+check "cert list without a CA says how to make one" expect_fail 1 "ca init" "$LSICTL" -s "$S" cert list
+check "ca init" bash -c "'$LSICTL' -s '$S' ca init --host region.example --host 10.0.0.5 >/dev/null"
+check "a second ca init is refused" expect_fail 1 "already has a certificate authority" "$LSICTL" -s "$S" ca init
+check "the CA's keys are 0600" test "$(stat -c %a "$S/ca/ca.key") $(stat -c %a "$S/ca/server.key")" = "600 600"
+check "lsid's certificate names its hosts" bash -c "openssl x509 -in '$S/ca/server.crt' -noout -ext subjectAltName | grep -q 'DNS:region.example, IP Address:10.0.0.5'"
+check "no certificate for an extension without a key" expect_fail 1 "lsictl key create nobody" "$LSICTL" -s "$S" cert issue nobody --out "$WORK/nobody-tls"
+check "... and nothing written for it" test ! -e "$WORK/nobody-tls"
+"$LSICTL" -s "$S" key create site-b >/dev/null
+serial_a=$(cd "$WORK" && "$LSICTL" -s "$S" --json cert issue site-a | python3 -c '
+import json,sys; r=json.load(sys.stdin); assert r["key"]=="site-a-tls/site-a.key" and r["ca"]=="site-a-tls/ca.crt", r; print(r["serial"])')
+check "cert issue writes ./EXT-tls" bash -c "[[ '$serial_a' =~ ^[0-9a-f]{32}$ ]] && test -s '$WORK/site-a-tls/site-a.crt'"
+check "the site's key is 0600" test "$(stat -c %a "$WORK/site-a-tls/site-a.key")" = 600
+check "the site's certificate verifies with the CA" bash -c "openssl verify -CAfile '$WORK/site-a-tls/ca.crt' '$WORK/site-a-tls/site-a.crt' >/dev/null"
+check "... names the extension, for clients only" bash -c "openssl x509 -in '$WORK/site-a-tls/site-a.crt' -noout -subject -ext extendedKeyUsage >'$WORK/site-a.txt' && grep -q 'CN *= *site-a' '$WORK/site-a.txt' && grep -q 'Client Authentication' '$WORK/site-a.txt' && ! grep -q 'Server' '$WORK/site-a.txt'"
+check "never over a site's files" expect_fail 1 "already exists" bash -c "cd '$WORK' && '$LSICTL' -s '$S' cert issue site-a"
+check "--host only with --server" expect_fail 2 "with --server" "$LSICTL" -s "$S" cert issue site-a --host x
+check "cert issue --server" bash -c "'$LSICTL' -s '$S' cert issue --server --host lsid.example | grep -q 'restart lsid' && openssl verify -CAfile '$S/ca/ca.crt' '$S/ca/server.crt' >/dev/null"
+"$LSICTL" -s "$S" cert issue site-b --out "$WORK/b-tls" --days 30 >/dev/null
+check "cert list --json" bash -c "'$LSICTL' -s '$S' cert list --json | python3 -c '
+import json,sys; l=json.load(sys.stdin)
+assert [(c[\"extension\"], c[\"revoked\"]) for c in l]==[(\"site-a\", False), (\"site-b\", False)] and l[0][\"serial\"]==\"$serial_a\", l'"
+check "cert revoke names the serial, and that lsid rereads the list" bash -c "'$LSICTL' -s '$S' cert revoke site-a >'$WORK/revoke.out' && grep -q '$serial_a' '$WORK/revoke.out' && grep -q 'without a restart' '$WORK/revoke.out'"
+check "openssl crl shows the revoked serial" bash -c "openssl crl -in '$S/ca/crl.pem' -noout -text | grep -qi 'Serial Number: $serial_a'"
+check "openssl verify -crl_check refuses it, and only it" bash -c "! openssl verify -crl_check -CAfile '$S/ca/ca.crt' -CRLfile '$S/ca/crl.pem' '$WORK/site-a-tls/site-a.crt' >/dev/null 2>&1 && openssl verify -crl_check -CAfile '$S/ca/ca.crt' -CRLfile '$S/ca/crl.pem' '$WORK/b-tls/site-b.crt' >/dev/null"
+check "cert list marks it revoked" bash -c "'$LSICTL' -s '$S' cert list | grep '$serial_a' | grep -q revoked"
+check "revoking again changes nothing" bash -c "'$LSICTL' -s '$S' --json cert revoke site-a | python3 -c 'import json,sys; r=json.load(sys.stdin); assert r[\"revoked\"]==[], r'"
+check "revoking an extension never issued to" expect_fail 1 "no certificate was ever issued" "$LSICTL" -s "$S" cert revoke site-c
 finish
