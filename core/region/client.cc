@@ -113,6 +113,9 @@ struct RegionClient::Impl {
           results, [handler](beast::error_code e, const tcp::endpoint&) mutable { handler(e); });
     });
     if (ec) return Status::Unavailable("region " + where + " not reached: " + ec.message());
+    // Requests and answers go out in several writes: without this, Nagle's
+    // algorithm holds the last one back for the peer's delayed ACK (40 ms).
+    c.tls.tcp().socket().set_option(tcp::no_delay(true), ec);
     if (!IsAddress(endpoint.host) &&
         SSL_ctrl(c.tls.ssl(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
                  const_cast<char*>(endpoint.host.c_str())) != 1) {

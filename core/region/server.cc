@@ -296,6 +296,8 @@ struct RegionServer::Impl {
       TlsConnection conn(*tls);
       beast::error_code ec;
       conn.tcp().socket().assign(tcp::v6(), fd, ec);  // the protocol is only a tag here
+      // Answers go out in several writes: see the client.
+      if (!ec) conn.tcp().socket().set_option(tcp::no_delay(true), ec);
       {
         std::lock_guard<std::mutex> lock(conn_mu);
         c->tls = &conn;
