@@ -45,6 +45,8 @@ if [ $quick -eq 1 ]; then
   python3 $tb/b2_report.py "$out/b2.json" "$out/b2.svg" "$out/b3-rootfs-edge.json"
   step "B6: assembly"
   python3 $tb/assembly_bench.py $bin/lsictl --quick --runs 1 --json "$out/b6.json"
+  step "region: lsid's re-encrypting throughput and the latency TLS adds"
+  build/tests/bench/region_bench --mib 64 --seconds 2 --json "$out/region.json"
   step "B7: scale"
   $tb/scale_bench.sh $bin --quick --catalog-fill build/tests/bench/catalog_fill \
     --json "$out/b7.json" --svg "$out/b7.svg"
@@ -81,6 +83,8 @@ else
     --b4-json "$out/b4-usr-share.json"
   step "B6: assembly, unthrottled and under each profile"
   python3 $tb/assembly_bench.py $bin/lsictl --json "$out/b6.json"
+  step "region: lsid's re-encrypting throughput and the latency TLS adds"
+  build/tests/bench/region_bench --mib 256 --seconds 10 --json "$out/region.json"
   step "B7: scale (virtual size, present blocks, a catalog of 10^4 LSIs)"
   $tb/scale_bench.sh $bin --catalog-fill build/tests/bench/catalog_fill \
     --json "$out/b7.json" --svg "$out/b7.svg"

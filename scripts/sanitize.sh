@@ -5,8 +5,8 @@
 #         them), in ./build-asan
 #   tsan  ThreadSanitizer, the tests of the concurrent parts: the read path,
 #         the recorder and the co-access database, the link and the assembly
-#         queue (the scheduler), read-time expansion, and the metrics
-#         endpoint, in ./build-tsan
+#         queue (the scheduler), read-time expansion, the metrics
+#         endpoint, and the region service and its client, in ./build-tsan
 #   ci    what CI runs: both, but ASan without the tests that mount (one of
 #         them, AccessTest.LsictlReachesTheRunningDaemonOverTheSocket, saw
 #         lsifs abort under ASan once in three full runs, not reproduced since;
@@ -41,12 +41,16 @@ if [ "$mode" != tsan ]; then
     ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E "$skip"
 fi
 if [ "$mode" != asan ]; then
-  echo "== ThreadSanitizer: read path, recorder, link, scheduler, expansion, metrics"
+  echo "== ThreadSanitizer: read path, recorder, link, scheduler, expansion, metrics, region"
   # -Wno-tsan: Boost.Asio (the metrics endpoint) uses atomic_thread_fence, which
   # GCC warns TSan does not model; the endpoint's own state is atomics and locks.
   build build-tsan "-fsanitize=thread -Wno-tsan"
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
     build-tsan/tests/core_tests \
-    --gtest_filter='ImageTest.*:BlockCache.*:Recorder*:LinkTest.*:AssemblyQueue.*:ServiceTest.*:Control.*:MetricsServer.*:WaitHistogram.*:AccessDbTest.*'
+    --gtest_filter='ImageTest.*:BlockCache.*:Recorder*:LinkTest.*:AssemblyQueue.*:ServiceTest.*:Control.*:MetricsServer.*:WaitHistogram.*:AccessDbTest.*:RegionFairShare.*'
+  # The region service and its client: connection threads, fair shares,
+  # revocation reloads, pooled connections (a network namespace: root).
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/sanitize/tsan.supp" \
+    build-tsan/tests/region_tests
 fi
 echo "sanitizers: clean"

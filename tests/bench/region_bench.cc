@@ -3,7 +3,7 @@
 // sites' decryption beside it), and the latency TLS adds to one block fetch
 // over the in-process origin. A real store of 64 KiB blocks in a temporary
 // folder, the real RegionServer and RemoteOrigin on 127.0.0.1.
-//   usage: region_bench [--mib N] [--seconds S] [--threads T] [--batch B] [--json]
+//   usage: region_bench [--mib N] [--seconds S] [--threads T] [--batch B] [--json PATH]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   uint64_t mib = 256;
   double seconds = 5;
   int threads = 4, batch = 16;
-  bool json = false;
+  std::string json;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -58,11 +58,11 @@ int main(int argc, char** argv) {
     else if (a == "--batch")
       batch = std::stoi(next());
     else if (a == "--json")
-      json = true;
+      json = next();
     else {
       std::fprintf(
           stderr,
-          "usage: region_bench [--mib N] [--seconds S] [--threads T] [--batch B] [--json]\n");
+          "usage: region_bench [--mib N] [--seconds S] [--threads T] [--batch B] [--json PATH]\n");
       return 2;
     }
   }
@@ -197,15 +197,23 @@ int main(int argc, char** argv) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   const double mb_per_s = static_cast<double>(blocks.load() * bs) / elapsed / 1e6;
   const double local_med = Percentile(local_us, 0.5), remote_med = Percentile(remote_us, 0.5);
-  if (json) {
-    std::printf(
+  if (!json.empty()) {
+    FILE* out = std::fopen(json.c_str(), "w");
+    if (out == nullptr) {
+      std::perror(json.c_str());
+      return 1;
+    }
+    std::fprintf(
+        out,
         "{\"block_size\":%zu,\"threads\":%d,\"batch_blocks\":%d,\"seconds\":%.2f,"
         "\"served_mb_per_s\":%.1f,\"cores\":%u,\"local_fetch_us_median\":%.1f,"
         "\"remote_fetch_us_median\":%.1f,\"remote_fetch_us_p99\":%.1f,\"tls_added_us_median\":%.1f,"
         "\"small_request_us_median\":%.1f}\n",
         bs, threads, batch, elapsed, mb_per_s, std::thread::hardware_concurrency(), local_med,
         remote_med, Percentile(remote_us, 0.99), remote_med - local_med, Percentile(small_us, 0.5));
-  } else {
+    std::fclose(out);
+  }
+  {
     std::printf(
         "re-encrypted blocks served: %.1f MB/s (%d threads, batches of %d x %zu KiB, %u cores,"
         " sites' decryption on the same cores)\n",

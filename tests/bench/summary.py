@@ -138,6 +138,12 @@ if b8:
         profile, ratio, op, bound = name.split(" ")
         row("B8", f"{profile}: boot time, {ratio}", x(g["value"]) + "x", f"{op} {bound}x",
             g["met"], "b8.json")
+region = load("region.json")
+if region:
+    row("region", f"lsid: re-encrypted blocks served over TLS 1.3 ({region['cores']} cores, sites beside it)",
+        f"{region['served_mb_per_s']:.0f} MB/s", "(reported)", None, "region.json")
+    row("region", f"lsid: latency added to one {region['block_size'] // 1024} KiB block over the in-process origin",
+        f"{region['tls_added_us_median']:.0f} us", "(reported)", None, "region.json")
 
 width = max((len(r["what"]) for r in rows), default=10)
 print(f"{'id':3} {'what':{width}} {'measured':>22} {'goal':>24}  met")
