@@ -25,6 +25,7 @@
 #include <ctime>
 #include <sstream>
 
+#include "core/catalog/record_lock.h"
 #include "core/crypto/keyfile.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
@@ -534,27 +535,6 @@ Status MakeCaDir(const Store& store) {
   return Status::Ok();
 }
 
-// An exclusive lock on the files of ca/, held for each change to them.
-class CaLock {
- public:
-  CaLock() = default;
-  CaLock(const CaLock&) = delete;
-  CaLock& operator=(const CaLock&) = delete;
-  ~CaLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Status Acquire(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::FromErrno(path, errno);
-    while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) return Status::FromErrno("lock " + path, errno);
-    }
-    return Status::Ok();
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // ---- the issued file -------------------------------------------------------
 
@@ -669,7 +649,7 @@ Status InitCa(const Store& store, const CaOptions& options) {
   std::vector<std::string> hosts;
   LSIFS_RETURN_IF_ERROR(ServerHosts(options.server_hosts, &hosts));
   LSIFS_RETURN_IF_ERROR(MakeCaDir(store));
-  CaLock lock;
+  RecordLock lock;
   LSIFS_RETURN_IF_ERROR(lock.Acquire(store.ca_lock_path()));
   // ca.crt is written last: the store has a CA iff it is there. What an
   // interrupted init left without it is made anew.
@@ -733,7 +713,7 @@ Status IssueServerCertificate(const Store& store, const std::vector<std::string>
   X509Ptr ca;
   PkeyPtr ca_key;
   LSIFS_RETURN_IF_ERROR(LoadCa(store, &ca, &ca_key));
-  CaLock lock;
+  RecordLock lock;
   LSIFS_RETURN_IF_ERROR(lock.Acquire(store.ca_lock_path()));
   const int64_t now = Now();
   CertSpec spec;
@@ -802,7 +782,7 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
                           "away, or write to another folder");
   }
 
-  CaLock lock;
+  RecordLock lock;
   LSIFS_RETURN_IF_ERROR(lock.Acquire(store.ca_lock_path()));
   c.not_after = spec.not_after;
   PkeyPtr key;
@@ -839,7 +819,7 @@ Status RevokeSite(const Store& store, const std::string& extension,
   X509Ptr ca;
   PkeyPtr ca_key;
   LSIFS_RETURN_IF_ERROR(LoadCa(store, &ca, &ca_key));
-  CaLock lock;
+  RecordLock lock;
   LSIFS_RETURN_IF_ERROR(lock.Acquire(store.ca_lock_path()));
   std::vector<IssuedCertificate> issued;
   LSIFS_RETURN_IF_ERROR(ReadIssued(store, &issued));

@@ -153,16 +153,18 @@ documents_o_options() {
 }
 check "lsifs.8 documents every -o option" documents_o_options
 
+# documents_long_options PROGRAM: every --option PROGRAM --help lists has an
+# item in OPTIONS of PROGRAM.8 ($WORK/PROGRAM.help, $WORK/PROGRAM.options).
 documents_long_options() {
-  local missing=() opt
+  local program=$1 missing=() opt
   while read -r opt; do
-    grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/lsifs.options" || missing+=("$opt")
-  done < <(grep -E '^ +-' "$WORK/lsifs.help" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
+    grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/$program.options" || missing+=("$opt")
+  done < <(grep -E '^ +-' "$WORK/$program.help" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
   [ ${#missing[@]} -eq 0 ] && return 0
-  echo "  lsifs.8, OPTIONS: no item for ${missing[*]} (lsifs --help lists them)" >&2
+  echo "  $program.8, OPTIONS: no item for ${missing[*]} ($program --help lists them)" >&2
   return 1
 }
-check "lsifs.8 documents every long option" documents_long_options
+check "lsifs.8 documents every long option" documents_long_options lsifs
 
 # ---- lsid: options ---------------------------------------------------------
 
@@ -171,16 +173,7 @@ LSID_8=$MANDIR/lsid.8
 if [ -x "$LSID" ] && [ -r "$LSID_8" ]; then
   plain "$LSID_8" | sh_section OPTIONS | item_tags >"$WORK/lsid.options"
   "$LSID" --help >"$WORK/lsid.help" || { echo "FAIL: lsid --help failed" >&2; exit 1; }
-  lsid_documents_options() {
-    local missing=()
-    while read -r opt; do
-      grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/lsid.options" || missing+=("$opt")
-    done < <(grep -E '^ +-' "$WORK/lsid.help" | grep -oE -- '--[a-z][a-z-]*' | sort -u)
-    [ ${#missing[@]} -eq 0 ] && return 0
-    echo "  lsid.8, OPTIONS: no item for ${missing[*]} (lsid --help lists them)" >&2
-    return 1
-  }
-  check "lsid.8 documents every long option" lsid_documents_options
+  check "lsid.8 documents every long option" documents_long_options lsid
 else
   check "lsid and lsid.8 are there" false
 fi
