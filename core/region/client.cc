@@ -1,7 +1,6 @@
 #include "core/region/client.h"
 
 #include <openssl/ssl.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/beast/http.hpp>
@@ -218,14 +217,6 @@ RegionClient::~RegionClient() {
 Status RegionClient::Open(RegionClientOptions options, std::unique_ptr<RegionClient>* out) {
   auto impl = std::make_unique<Impl>();
   LSIFS_RETURN_IF_ERROR(ParseUrl(options.url, &impl->endpoint));
-  struct stat st;
-  if (::stat(options.key_path.c_str(), &st) != 0) {
-    return Status::FromErrno("site key " + options.key_path, errno);
-  }
-  if (st.st_mode & 077) {
-    return Status::Permission("site key " + options.key_path +
-                              " may be read by others: chmod 600 " + options.key_path);
-  }
   LSIFS_RETURN_IF_ERROR(region_internal::MakeTlsContext(false, options.ca_path, options.cert_path,
                                                         options.key_path, &impl->tls));
   if (options.attempts < 1) options.attempts = 1;

@@ -2,6 +2,8 @@
 
 #include <openssl/ssl.h>
 
+#include "core/crypto/keyfile.h"
+
 namespace lsifs::region_internal {
 
 Status MakeTlsContext(bool server, const std::string& ca_path, const std::string& cert_path,
@@ -13,6 +15,8 @@ Status MakeTlsContext(bool server, const std::string& ca_path, const std::string
     return Status::IOError("this OpenSSL cannot restrict TLS to 1.3");
   }
   SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
+  // The key is refused before it is read when others may read it.
+  LSIFS_RETURN_IF_ERROR(CheckSecretFile(key_path, server ? "lsid's key" : "site key"));
   beast::error_code ec;
   ctx->load_verify_file(ca_path, ec);
   if (ec) return Status::InvalidArgument("CA certificate " + ca_path + ": " + ec.message());
