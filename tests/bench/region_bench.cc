@@ -21,6 +21,7 @@
 #include "core/region/client.h"
 #include "core/region/region.h"
 #include "core/util/file.h"
+#include "core/util/hex.h"
 
 using namespace lsifs;
 using Clock = std::chrono::steady_clock;
@@ -162,7 +163,7 @@ int main(int argc, char** argv) {
   std::vector<double> small_us;
   for (int i = 0; i < 1000; ++i) {
     RegionCall call;
-    call.target = "/v1/volumes/vol/snapshots/latest";
+    call.target = "/v1/volumes/vol/snapshots/" + FormatId(imported.snapshot.id);
     RegionAnswer answer;
     const auto t0 = Clock::now();
     Check(client->Call(call, &answer), "facts");
