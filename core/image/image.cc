@@ -121,6 +121,14 @@ Status LsiImage::Open(const Store& store, Manifest m, const ExtensionKeys& keys,
   std::vector<DeltaEntry> entries;
   for (uint32_t li = 0; li < man.layers.size(); ++li) {
     const ManifestLayer& ml = man.layers[li];
+    if (options.layers_arrive_later && !PathExists(store.layer_path(ml.layer_id))) {
+      // Its blocks shadow lower layers' (they may hold older versions) and
+      // are then read from the base: see ImageOptions::layers_arrive_later.
+      for (uint64_t b : ml.blocks) entries.push_back({b, li, kPendingSlot});
+      img->layers_.push_back(nullptr);
+      ++img->pending_layers_;
+      continue;
+    }
     std::unique_ptr<LayerReader> reader;
     Status s = keys.WithEither([&](const KeyInfo& info, const SecretKey& key) {
       return LayerReader::Open(store.layer_path(ml.layer_id), info, key, &reader);
@@ -159,6 +167,13 @@ Status LsiImage::Open(const Store& store, Manifest m, const ExtensionKeys& keys,
       return Status::Corruption("LSI " + img->id() +
                                 ": a layer holds a block past the volume's end");
     }
+  }
+  if (img->pending_layers_ > 0) {
+    entries.erase(std::remove_if(entries.begin(), entries.end(),
+                                 [](const DeltaEntry& e) { return e.slot == kPendingSlot; }),
+                  entries.end());
+    img->Log("LSI " + img->id() + ": " + std::to_string(img->pending_layers_) +
+             " layer(s) not pulled yet; their blocks are read from the base meanwhile");
   }
   img->delta_ = std::move(entries);
   img->lsi_counters_.SetPrefetchedBlocks(img->delta_.size());

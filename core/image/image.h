@@ -69,6 +69,12 @@ struct ImageOptions {
   // mount; off: in an unnamed file that goes with the image (benchmarks'
   // baselines, which must start cold).
   bool persist_spill = true;
+  // The two-site form: layers are pulled from the region after the LSI is
+  // delivered. A layer whose file is not there yet is *pending*: its blocks
+  // are read from the base (demand reads, correct bytes) until an image
+  // opened after it arrived reads them from it. A layer that is there and
+  // fails its checks is damaged as ever: its blocks fail with EIO.
+  bool layers_arrive_later = false;
   // Called with one line for every failure worth an operator's attention
   // (block failing authentication, missing layer...). Must be thread-safe.
   std::function<void(const std::string&)> log;
@@ -86,6 +92,8 @@ class LsiImage {
   ~LsiImage();
 
   const Manifest& manifest() const { return manifest_; }
+  // Layers that were pending when the image was opened.
+  uint32_t pending_layers() const { return pending_layers_; }
   uint64_t size() const { return manifest_.volume_size; }
   std::string id() const;
 
@@ -167,7 +175,9 @@ class LsiImage {
   uint32_t block_size_;
   uint64_t block_count_;
 
-  std::vector<std::unique_ptr<LayerReader>> layers_;  // null: unavailable
+  std::vector<std::unique_ptr<LayerReader>> layers_;  // null: unavailable or pending
+  uint32_t pending_layers_ = 0;  // not pulled yet when opened (layers_arrive_later)
+  static constexpr uint64_t kPendingSlot = UINT64_MAX - 1;
   std::vector<DeltaEntry> delta_;                     // sorted by block, topmost layer only
 
   std::unique_ptr<OriginSnapshot> base_;

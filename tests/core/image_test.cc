@@ -248,6 +248,48 @@ TEST_F(ImageTest, AMissingLayerFailsOnlyItsOwnBlocks) {
   EXPECT_NE(log_.find("unavailable"), std::string::npos) << log_;
 }
 
+TEST_F(ImageTest, APendingLayersBlocksComeFromTheBaseUntilItArrives) {
+  // Blocks 3 and 4 are in both layers: the pending top layer's versions
+  // must not fall through to the lower layer's.
+  Manifest m = Assemble({{1, 2, 3}, {3, 4, 9}});
+  const std::string top = store_->layer_path(m.layers[1].layer_id);
+  const Bytes top_file = testing::ReadFileBytes(top);
+  ASSERT_EQ(::unlink(top.c_str()), 0);
+  ImageOptions site;
+  site.layers_arrive_later = true;
+  auto img = Open(m, site);
+  ASSERT_TRUE(img);
+  EXPECT_EQ(img->pending_layers(), 1u);
+  const uint64_t before = origin_->blocks.load();
+  ExpectIdentical(*img, 21);
+  // Its three blocks came from the base; the lower layer's 1 and 2 did not.
+  EXPECT_GE(origin_->blocks.load() - before, 3u);
+  EXPECT_EQ(img->lsi_counters().Values().prefetched_blocks, 2u);
+  EXPECT_NE(log_.find("not pulled yet"), std::string::npos) << log_;
+  // The layer arrives: an image opened now reads its blocks from it.
+  testing::WriteFileBytes(top, top_file);
+  auto later = Open(m, site);
+  ASSERT_TRUE(later);
+  EXPECT_EQ(later->pending_layers(), 0u);
+  EXPECT_EQ(later->lsi_counters().Values().prefetched_blocks, 5u);
+  ExpectIdentical(*later, 22);
+  // A layer that is there but damaged is not pending: its blocks fail.
+  Bytes damaged = top_file;
+  damaged[damaged.size() - 40] ^= 0x5a;
+  testing::WriteFileBytes(top, damaged);
+  auto broken = Open(m, site);
+  ASSERT_TRUE(broken);
+  EXPECT_EQ(broken->pending_layers(), 0u);
+  Bytes got(kBlock);
+  size_t done = 0;
+  EXPECT_FALSE(broken->Read(9 * kBlock, got, &done).ok());
+  // Without the two-site option a missing layer is damage, as before.
+  ASSERT_EQ(::unlink(top.c_str()), 0);
+  auto embedded = Open(m);
+  ASSERT_TRUE(embedded);
+  EXPECT_FALSE(embedded->Read(9 * kBlock, got, &done).ok());
+}
+
 TEST_F(ImageTest, AnotherExtensionsKeyOpensNothing) {
   Manifest m = Assemble({{1}});
   KeyInfo other;
