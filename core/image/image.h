@@ -178,7 +178,7 @@ class LsiImage {
   std::vector<std::unique_ptr<LayerReader>> layers_;  // null: unavailable or pending
   uint32_t pending_layers_ = 0;  // not pulled yet when opened (layers_arrive_later)
   static constexpr uint64_t kPendingSlot = UINT64_MAX - 1;
-  std::vector<DeltaEntry> delta_;                     // sorted by block, topmost layer only
+  std::vector<DeltaEntry> delta_;  // sorted by block, topmost layer only
 
   std::unique_ptr<OriginSnapshot> base_;
   std::unique_ptr<std::atomic<uint8_t>[]> base_state_;  // per present block

@@ -535,7 +535,6 @@ Status MakeCaDir(const Store& store) {
   return Status::Ok();
 }
 
-
 // ---- the issued file -------------------------------------------------------
 
 std::string IssuedHeader() {

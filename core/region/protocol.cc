@@ -145,6 +145,10 @@ Status ParseRestoreBody(std::string_view body, RegionRequest* r) {
 
 const char* RegionRouteName(RegionRoute route) {
   switch (route) {
+    case RegionRoute::kStore:
+      return "store";
+    case RegionRoute::kDeliveries:
+      return "deliveries";
     case RegionRoute::kVolumes:
       return "volumes";
     case RegionRoute::kSnapshot:
@@ -207,6 +211,8 @@ Status ParseRegionRequest(std::string_view method, std::string_view target, std:
   };
   if (n < 2) return none;
   const std::string_view what = p[1];
+  if (what == "store" && n == 2) return expect(true, RegionRoute::kStore);
+  if (what == "deliveries" && n == 2) return expect(true, RegionRoute::kDeliveries);
   if (what == "volumes") {
     if (n == 2) return expect(true, RegionRoute::kVolumes);
     if (n < 5 || p[3] != "snapshots" || n > 6) return none;

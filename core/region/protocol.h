@@ -3,6 +3,11 @@
 // extension. Every request is served for the extension its certificate
 // names, never for one the request names: no route takes an extension.
 //
+//   GET  /v1/store                                    JSON: the store's id and block size (what a
+//                                                     site's replica of it needs)
+//   GET  /v1/deliveries                               this extension's delivery record (bytes, as
+//   in
+//                                                     the store: authenticated with its key)
 //   GET  /v1/volumes                                  JSON: volumes and their snapshots
 //   GET  /v1/volumes/VOL/snapshots/ID                 JSON: one snapshot's facts (ID or "latest")
 //   GET  /v1/volumes/VOL/snapshots/ID/present         octet-stream: present blocks, u64 LE
@@ -58,6 +63,8 @@ inline constexpr uint64_t kMaxBatchBytes = 16ull << 20;
 inline constexpr uint64_t kMaxRangeBytes = 16ull << 20;
 
 enum class RegionRoute {
+  kStore,
+  kDeliveries,
   kVolumes,
   kSnapshot,
   kPresent,

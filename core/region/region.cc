@@ -63,6 +63,10 @@ void RegionService::Serve(const PeerIdentity& peer, const RegionRequest& request
 Status RegionService::Route(const PeerIdentity& peer, const RegionRequest& r, RegionReply* reply) {
   const std::string& ext = peer.extension;
   switch (r.route) {
+    case RegionRoute::kStore:
+      return StoreFacts(reply);
+    case RegionRoute::kDeliveries:
+      return Deliveries(ext, reply);
     case RegionRoute::kVolumes:
       return Volumes(reply);
     case RegionRoute::kSnapshot:
@@ -97,6 +101,26 @@ Status RegionService::Route(const PeerIdentity& peer, const RegionRequest& r, Re
       return Successors(ext, r.volume, reply);
   }
   return Status::NotFound("no such resource");
+}
+
+Status RegionService::StoreFacts(RegionReply* reply) {
+  JsonWriter j;
+  j.BeginObject()
+      .Field("store_id", FormatId(env_.store->config().store_id))
+      .Field("block_size", env_.store->block_size())
+      .EndObject();
+  reply->body = j.str();
+  return Status::Ok();
+}
+
+Status RegionService::Deliveries(const std::string& extension, RegionReply* reply) {
+  std::string bytes;
+  Status s = ReadWholeFile(env_.store->deliveries_path(extension), 64ull << 20, &bytes);
+  if (s.IsNotFound()) return Status::NotFound("nothing was delivered to this extension yet");
+  LSIFS_RETURN_IF_ERROR(s);
+  reply->content_type = "application/octet-stream";
+  reply->body = std::move(bytes);
+  return Status::Ok();
 }
 
 Status RegionService::Volumes(RegionReply* reply) {

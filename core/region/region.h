@@ -3,6 +3,7 @@
 // co-access database of all sites, each answer limited to the extension the
 // request's certificate names:
 //
+//   - the store's facts, and the extension's delivery record;
 //   - volumes, snapshots' facts and present blocks;
 //   - base blocks, opened with the provider key and sealed again for the
 //     extension (RegionTransportKey, RegionBlockAad): never the store's own
@@ -37,6 +38,8 @@ class RegionService : public RegionHandler {
 
  private:
   Status Route(const PeerIdentity& peer, const RegionRequest& request, RegionReply* reply);
+  Status StoreFacts(RegionReply* reply);
+  Status Deliveries(const std::string& extension, RegionReply* reply);
   Status Volumes(RegionReply* reply);
   Status SnapshotFacts(const RegionRequest& request, RegionReply* reply);
   Status Present(const RegionRequest& request, RegionReply* reply);

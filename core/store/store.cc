@@ -144,14 +144,16 @@ mode_t SubdirMode(const std::string& sub) {
   return sub == "keys" || sub == "db" || sub == "run" ? 0700 : 0755;
 }
 
-Status BuildStore(const std::string& dir, const StoreConfig& config) {
+Status BuildStore(const std::string& dir, const StoreConfig& config, bool site) {
   for (const char* sub : kSubdirs) LSIFS_RETURN_IF_ERROR(MakeDir(dir + "/" + sub, SubdirMode(sub)));
-  KeyInfo provider;
-  provider.kind = KeyKind::kProvider;
-  provider.name = "provider";
-  provider.id = RandomU64NonZero();
-  SecretKey key = SecretKey::Random();
-  LSIFS_RETURN_IF_ERROR(WriteKeyFile(dir + "/tmp", dir + "/provider.key", provider, key));
+  if (!site) {
+    KeyInfo provider;
+    provider.kind = KeyKind::kProvider;
+    provider.name = "provider";
+    provider.id = RandomU64NonZero();
+    SecretKey key = SecretKey::Random();
+    LSIFS_RETURN_IF_ERROR(WriteKeyFile(dir + "/tmp", dir + "/provider.key", provider, key));
+  }
 
   leveldb::Options options;
   options.create_if_missing = true;
@@ -218,6 +220,15 @@ Store::Store(std::string root, StoreConfig config)
     : root_(std::move(root)), config_(config), keyring_(root_ + "/keys", root_ + "/tmp") {}
 
 Status Store::Init(const std::string& root, StoreConfig* config) {
+  return Create(root, config, /*site=*/false);
+}
+
+Status Store::InitSite(const std::string& root, const StoreConfig& region) {
+  StoreConfig config = region;
+  return Create(root, &config, /*site=*/true);
+}
+
+Status Store::Create(const std::string& root, StoreConfig* config, bool site) {
   if (root.empty()) return Status::InvalidArgument("no store path given");
   const uint32_t block_size = config->block_size;
   if (!IsValidBlockSize(block_size)) {
@@ -229,7 +240,7 @@ Status Store::Init(const std::string& root, StoreConfig* config) {
     return Status::Exists(path + " already exists and is not empty; choose a new path");
   }
   StoreConfig c = *config;
-  c.store_id = RandomU64NonZero();
+  if (!site || c.store_id == 0) c.store_id = RandomU64NonZero();
   c.created = static_cast<int64_t>(std::time(nullptr));
   ChooseCaps(DirName(path), &c);
 
@@ -251,7 +262,7 @@ Status Store::Init(const std::string& root, StoreConfig* config) {
   std::string building = path + ".lsifs-init." + std::to_string(::getpid());
   RemoveTree(building);
   Status s = MakeDir(building, 0755);
-  if (s.ok()) s = BuildStore(building, c);
+  if (s.ok()) s = BuildStore(building, c, site);
   if (s.ok() && ::rename(building.c_str(), path.c_str()) != 0) {
     s = Status::FromErrno("rename to " + path, errno);
   }

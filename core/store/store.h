@@ -60,6 +60,10 @@ class Store {
   // of the disk). The store appears whole or not at all; `*config` receives
   // what was written.
   static Status Init(const std::string& root, StoreConfig* config);
+  // Creates a site's replica of a region's store (the two-site form,
+  // core/site): the region's store id and block size, the same layout, and
+  // no provider key: a site never holds one.
+  static Status InitSite(const std::string& root, const StoreConfig& region);
   // Opens an existing store and sweeps temporaries left by dead processes.
   static Status Open(const std::string& root, std::unique_ptr<Store>* store);
 
@@ -129,6 +133,7 @@ class Store {
 
  private:
   Store(std::string root, StoreConfig config);
+  static Status Create(const std::string& root, StoreConfig* config, bool site);
 
   std::string root_;
   StoreConfig config_;

@@ -59,6 +59,8 @@ class AtomicFileWriter {
 
   Status Open(const std::string& tmp_dir, const std::string& final_path, int mode = 0644);
   File& file() { return file_; }
+  // Where it is being written: to check what was written before Commit.
+  const std::string& temp_path() const { return tmp_path_; }
   // Appends; every few MiB asks the kernel to start writing them back, so
   // that Commit's fsync finds little left (a large layer's flush overlaps
   // its sealing instead of following it).

@@ -31,6 +31,8 @@ Status Refused(std::string_view method, std::string_view target, std::string_vie
 TEST(RegionProtocol, EveryRouteParses) {
   const std::string snap = FormatId(0x1234), lsi = FormatId(0xabc), layer = FormatId(0xdef);
   EXPECT_EQ(Parse("GET", "/v1/volumes").route, RegionRoute::kVolumes);
+  EXPECT_EQ(Parse("GET", "/v1/store").route, RegionRoute::kStore);
+  EXPECT_EQ(Parse("GET", "/v1/deliveries").route, RegionRoute::kDeliveries);
   RegionRequest r = Parse("GET", "/v1/volumes/vol-db/snapshots/" + snap);
   EXPECT_EQ(r.route, RegionRoute::kSnapshot);
   EXPECT_EQ(r.volume, "vol-db");

@@ -14,11 +14,13 @@
 
 #include "core/access/access_db.h"
 #include "core/assembler/queue.h"
+#include "core/image/image.h"
 #include "core/region/certs.h"
 #include "core/region/client.h"
 #include "core/region/region.h"
 #include "core/region/server.h"
 #include "core/region/tls.h"
+#include "core/site/site.h"
 #include "core/util/hex.h"
 #include "tests/core/test_util.h"
 
@@ -241,6 +243,95 @@ TEST_F(RegionTls, ASiteGetsItsOwnManifestsAndLayersWholeAndInRanges) {
   ASSERT_TRUE(Post(*client, "/v1/restore", R"({"volume":"vol"})", &body).ok()) << body;
   ASSERT_TRUE(Get(*client, "/v1/successors/vol", &body).ok());
   EXPECT_EQ(boost::json::parse(body).as_object().at("volume").as_string(), "vol");
+}
+
+TEST_F(RegionTls, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheProviderKey) {
+  StartServer();
+  auto client = Client("site-a");
+  const std::string lsi_text = AssembleFull(*client);
+  const uint64_t lsi = *ParseId(lsi_text);
+  // Delivered at the region (as `lsictl restore` would deliver a fresh
+  // pre-assembled LSI): every block in its layers.
+  ASSERT_TRUE(catalog_->Deliver(lsi, info_, key_, true, std::time(nullptr)).ok());
+  std::unique_ptr<Store> site;
+  Status s = OpenOrInitSite(*client, dir_ / "site", &site);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(PathExists(site->provider_key_path()));
+  EXPECT_EQ(site->config().store_id, store_->config().store_id);
+  // The region's own store is no site.
+  std::unique_ptr<Store> not_a_site;
+  EXPECT_EQ(OpenOrInitSite(*client, store_->root(), &not_a_site).code(), Status::Code::kExists);
+
+  ExtensionKeys keys = KeysOfExtension("site-a");
+  SiteSync sync(*site, *client, keys);
+  SiteSyncReport report;
+  s = sync.Pull(&report);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(report.delivered);
+  EXPECT_EQ(report.manifests, 1u);
+  EXPECT_GE(report.layers, 1u);
+  ASSERT_TRUE(PathExists(site->manifest_path(lsi)));
+  // A second pass pulls nothing again.
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.manifests + report.layers, 0u);
+
+  // The site's catalog lists it; its image reads the snapshot, base blocks
+  // (none here: every block is in a layer) through the region.
+  std::unique_ptr<Catalog> catalog;
+  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
+  DeliveryView view;
+  ASSERT_TRUE(catalog->ReadDeliveries(keys.info, keys.key, &view).ok());
+  Manifest m;
+  ASSERT_TRUE(catalog->ReadManifest(lsi, keys.info, keys.key, &m).ok());
+  RemoteOrigin remote(*client, keys);
+  ImageOptions options;
+  options.layers_arrive_later = true;
+  auto read_all = [&](uint32_t* pending) {
+    std::unique_ptr<LsiImage> img;
+    Status opened = LsiImage::Open(*site, m, keys, remote, options, &img);
+    EXPECT_TRUE(opened.ok()) << opened.ToString();
+    if (!img) return Bytes();
+    *pending = img->pending_layers();
+    Bytes all(image_.size());
+    size_t done = 0;
+    EXPECT_TRUE(img->Read(0, all, &done).ok());
+    all.resize(done);
+    return all;
+  };
+  uint32_t pending = 9;
+  EXPECT_TRUE(read_all(&pending) == image_);
+  EXPECT_EQ(pending, 0u);
+  // A layer not pulled yet: its blocks come from the region meanwhile.
+  const std::string layer = site->layer_path(m.layers[0].layer_id);
+  ASSERT_EQ(::unlink(layer.c_str()), 0);
+  const uint64_t before = client->Stats().requests;
+  EXPECT_TRUE(read_all(&pending) == image_);
+  EXPECT_EQ(pending, 1u);
+  EXPECT_GT(client->Stats().requests, before);
+  // A layer altered at the region is refused and does not take its place.
+  const std::string at_region = store_->layer_path(m.layers[0].layer_id);
+  Bytes good = testing::ReadFileBytes(at_region);
+  Bytes bad = good;
+  bad[20] ^= 0x40;  // in the authenticated header
+  testing::WriteFileBytes(at_region, bad);
+  EXPECT_FALSE(sync.Pull(&report).ok());
+  EXPECT_FALSE(PathExists(layer));
+  // Mended: it arrives, and the next image reads it.
+  testing::WriteFileBytes(at_region, good);
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.layers, 1u);
+  EXPECT_TRUE(read_all(&pending) == image_);
+  EXPECT_EQ(pending, 0u);
+  // Another extension's site finds nothing delivered to it.
+  auto b = Client("site-b");
+  ExtensionKeys b_keys = KeysOfExtension("site-b");
+  std::unique_ptr<Store> b_site;
+  ASSERT_TRUE(OpenOrInitSite(*b, dir_ / "site-b", &b_site).ok());
+  SiteSync b_sync(*b_site, *b, b_keys);
+  ASSERT_TRUE(b_sync.Pull(&report).ok());
+  EXPECT_FALSE(report.delivered);
+  EXPECT_TRUE(b_site->ListIds(StoreFile::kManifest).empty());
+  EXPECT_FALSE(PathExists(b_site->manifest_path(lsi)));
 }
 
 TEST_F(RegionTls, AnotherExtensionIsRefusedTheLsisLayersAndBlocksOfThisOne) {

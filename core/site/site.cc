@@ -1,0 +1,234 @@
+#include "core/site/site.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+
+#include "core/catalog/delivery_record.h"
+#include "core/lsi/layer.h"
+#include "core/lsi/manifest.h"
+#include "core/util/file.h"
+#include "core/util/hex.h"
+#include "core/util/numbers.h"
+
+namespace lsifs {
+namespace {
+
+// Layers come in ranges of this size: a demand read waits behind at most
+// one of them on the site's link.
+constexpr uint64_t kLayerChunk = 4ull << 20;
+
+Status ReadRegionStore(RegionClient& region, StoreConfig* out) {
+  RegionCall call;
+  call.target = "/v1/store";
+  RegionAnswer answer;
+  LSIFS_RETURN_IF_ERROR(region.Call(call, &answer));
+  boost::json::error_code ec;
+  boost::json::value v = boost::json::parse(answer.body, ec);
+  const Status bad = Status::Corruption("the region's store facts are not valid");
+  if (ec || !v.is_object()) return bad;
+  const auto& o = v.as_object();
+  const auto* id = o.if_contains("store_id");
+  const auto* bs = o.if_contains("block_size");
+  if (id == nullptr || !id->is_string() || bs == nullptr || !bs->is_int64()) return bad;
+  std::optional<uint64_t> store_id = ParseId(id->as_string());
+  if (!store_id || !IsValidBlockSize(static_cast<uint64_t>(bs->as_int64()))) return bad;
+  out->store_id = *store_id;
+  out->block_size = static_cast<uint32_t>(bs->as_int64());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status OpenOrInitSite(RegionClient& region, const std::string& site_dir,
+                      std::unique_ptr<Store>* out) {
+  StoreConfig config;
+  LSIFS_RETURN_IF_ERROR(ReadRegionStore(region, &config).WithContext("region " + region.url()));
+  if (!PathExists(site_dir + "/config")) {
+    LSIFS_RETURN_IF_ERROR(Store::InitSite(site_dir, config));
+  }
+  std::unique_ptr<Store> site;
+  LSIFS_RETURN_IF_ERROR(Store::Open(site_dir, &site));
+  if (PathExists(site->provider_key_path())) {
+    return Status::Exists(site_dir + " holds a provider key: it is a region's store, not a site");
+  }
+  if (site->config().store_id != config.store_id || site->block_size() != config.block_size) {
+    return Status::Exists(site_dir + " is a site of another store (" +
+                          FormatId(site->config().store_id) + ") than the region's (" +
+                          FormatId(config.store_id) + "): use a new folder");
+  }
+  *out = std::move(site);
+  return Status::Ok();
+}
+
+SiteSync::SiteSync(const Store& site, RegionClient& region, const ExtensionKeys& keys,
+                   std::function<void(const std::string&)> log)
+    : site_(site), region_(region), keys_(keys), log_(std::move(log)) {}
+
+SiteSync::~SiteSync() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+Status SiteSync::PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes) {
+  const std::string path = site_.layer_path(layer);
+  const std::string target = "/v1/lsis/" + FormatId(lsi) + "/layers/" + FormatId(layer);
+  AtomicFileWriter out;
+  LSIFS_RETURN_IF_ERROR(out.Open(site_.tmp_dir(), path));
+  uint64_t at = 0, size = UINT64_MAX;
+  while (at < size) {
+    RegionCall call;
+    call.target = target;
+    call.link_class = LinkClass::kLayerPull;
+    call.range = "bytes=" + std::to_string(at) + "-" + std::to_string(at + kLayerChunk - 1);
+    RegionAnswer answer;
+    LSIFS_RETURN_IF_ERROR(region_.Call(call, &answer));
+    // "bytes FIRST-LAST/SIZE": the size fixes when the layer is whole.
+    const size_t slash = answer.content_range.rfind('/');
+    uint64_t total = 0;
+    if (answer.status != 206 || slash == std::string::npos ||
+        !ParseUnsigned(answer.content_range.substr(slash + 1), "layer size", 1, UINT64_MAX / 2,
+                       &total)
+             .ok() ||
+        (size != UINT64_MAX && total != size) || answer.body.empty()) {
+      return Status::Corruption("the region's answer for layer " + FormatId(layer) +
+                                " is not the range asked for");
+    }
+    size = total;
+    LSIFS_RETURN_IF_ERROR(out.Write(AsBytes(answer.body)));
+    at += answer.body.size();
+  }
+  // Checked with the extension's key before it takes its place: a layer of
+  // another extension, another LSI, or altered, never does.
+  std::unique_ptr<LayerReader> reader;
+  LSIFS_RETURN_IF_ERROR(keys_
+                            .WithEither([&](const KeyInfo& info, const SecretKey& key) {
+                              return LayerReader::Open(out.temp_path(), info, key, &reader);
+                            })
+                            .WithContext("layer " + FormatId(layer) + " from the region"));
+  if (reader->header().layer_id != layer) {
+    return Status::Corruption("the region sent another layer for " + FormatId(layer));
+  }
+  reader.reset();
+  *bytes = size;
+  return out.Commit(/*replace=*/true);
+}
+
+Status SiteSync::Pull(SiteSyncReport* report) {
+  std::lock_guard<std::mutex> one(pull_mu_);
+  *report = SiteSyncReport();
+  const std::string& ext = keys_.info.name;
+  RegionCall call;
+  call.target = "/v1/deliveries";
+  call.link_class = LinkClass::kLayerPull;
+  RegionAnswer answer;
+  Status s = region_.Call(call, &answer);
+  if (s.IsNotFound()) return Status::Ok();
+  LSIFS_RETURN_IF_ERROR(s);
+  report->delivered = true;
+  DeliveryRecord record;
+  const std::string path = site_.deliveries_path(ext);
+  LSIFS_RETURN_IF_ERROR(keys_
+                            .WithEither([&](const KeyInfo& info, const SecretKey& key) {
+                              return DecodeDeliveryRecord(path, AsBytes(answer.body), &info, &key,
+                                                          &record);
+                            })
+                            .WithContext("the deliveries record from the region"));
+  // Manifests first, so that the catalog lists what is delivered at once
+  // (its layers pending until they arrive), then the record.
+  std::vector<DeliveryEntry> entries = record.entries;
+  std::sort(entries.begin(), entries.end(), [](const DeliveryEntry& a, const DeliveryEntry& b) {
+    return a.last_delivered > b.last_delivered;
+  });
+  std::vector<Manifest> manifests;
+  for (const DeliveryEntry& e : entries) {
+    const std::string mpath = site_.manifest_path(e.lsi_id);
+    Manifest m;
+    if (!PathExists(mpath)) {
+      RegionCall get;
+      get.target = "/v1/lsis/" + FormatId(e.lsi_id) + "/manifest";
+      get.link_class = LinkClass::kLayerPull;
+      RegionAnswer got;
+      Status fetched = region_.Call(get, &got);
+      // Dropped at the region since the record was read: the next pass sees.
+      if (fetched.IsNotFound()) continue;
+      LSIFS_RETURN_IF_ERROR(fetched);
+      AtomicFileWriter w;
+      LSIFS_RETURN_IF_ERROR(w.Open(site_.tmp_dir(), mpath));
+      LSIFS_RETURN_IF_ERROR(w.Write(AsBytes(got.body)));
+      LSIFS_RETURN_IF_ERROR(
+          keys_
+              .WithEither([&](const KeyInfo& info, const SecretKey& key) {
+                return ReadManifest(w.temp_path(), info, key, &m);
+              })
+              .WithContext("the manifest of LSI " + FormatId(e.lsi_id) + " from the region"));
+      if (m.lsi_id != e.lsi_id) {
+        return Status::Corruption("the region sent another manifest for LSI " + FormatId(e.lsi_id));
+      }
+      LSIFS_RETURN_IF_ERROR(w.Commit(/*replace=*/true));
+      ++report->manifests;
+    } else {
+      Status read = keys_.WithEither([&](const KeyInfo& info, const SecretKey& key) {
+        return ReadManifest(mpath, info, key, &m);
+      });
+      if (!read.ok()) continue;  // the catalog reports it; not ours to mend
+    }
+    manifests.push_back(std::move(m));
+  }
+  LSIFS_RETURN_IF_ERROR(
+      WriteFileAtomically(site_.tmp_dir(), path, AsBytes(answer.body), 0644, /*replace=*/true));
+  for (const Manifest& m : manifests) {
+    for (const auto& layer : m.layers) {
+      if (PathExists(site_.layer_path(layer.layer_id))) continue;
+      uint64_t bytes = 0;
+      Status pulled = PullLayer(m.lsi_id, layer.layer_id, &bytes);
+      LSIFS_RETURN_IF_ERROR(pulled);
+      ++report->layers;
+      report->layer_bytes += bytes;
+    }
+  }
+  return Status::Ok();
+}
+
+void SiteSync::Start(std::chrono::milliseconds interval) {
+  thread_ = std::thread([this, interval] { Loop(interval); });
+}
+
+void SiteSync::Wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  wake_ = true;
+  cv_.notify_all();
+}
+
+SiteSyncCounters SiteSync::Counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+void SiteSync::Loop(std::chrono::milliseconds interval) {
+  for (;;) {
+    SiteSyncReport report;
+    Status s = Pull(&report);
+    std::unique_lock<std::mutex> lock(mu_);
+    ++counters_.passes;
+    counters_.manifests += report.manifests;
+    counters_.layers += report.layers;
+    counters_.layer_bytes += report.layer_bytes;
+    if (!s.ok()) {
+      ++counters_.failures;
+      if (!failing_ && log_) log_("pulling from the region failed (will retry): " + s.message());
+      failing_ = true;
+    } else if (failing_) {
+      failing_ = false;
+      if (log_) log_("pulling from the region works again");
+    }
+    cv_.wait_for(lock, interval, [&] { return stop_ || wake_; });
+    wake_ = false;
+    if (stop_) return;
+  }
+}
+
+}  // namespace lsifs
