@@ -32,9 +32,11 @@
 #include "core/metrics/http_server.h"
 #include "core/metrics/metrics.h"
 #include "core/origin/link.h"
+#include "core/region/client.h"
 #include "core/service/forward.h"
 #include "core/service/service.h"
 #include "core/service/successors.h"
+#include "core/site/site.h"
 #include "core/store/store.h"
 #include "core/util/file.h"
 #include "core/util/log.h"
@@ -49,9 +51,18 @@ void Usage(FILE* to) {
   std::fprintf(
       to,
       "lsifs - serve the LSIs delivered to an extension as read-only image files\n\n"
-      "Usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS]\n\n"
+      "Usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS]\n"
+      "       lsifs --region https://HOST:PORT SITE_DIR MOUNTPOINT -e EXT [-f] [-o OPTIONS]\n\n"
       "  -e, --extension EXT   the extension whose key opens the LSIs (required)\n"
       "  -f, --foreground      stay in the foreground and log to stderr\n"
+      "      --region URL      a site of the two-site form: LSIs, layers and base blocks come\n"
+      "                        from the region's lsid at URL (https://HOST:PORT) over mutual\n"
+      "                        TLS; SITE_DIR holds this site's key (keys/EXT.key), what was\n"
+      "                        pulled, the spill and the recorded sessions; never the\n"
+      "                        provider key. Made on the first mount\n"
+      "      --cert FILE       the site's certificate (default SITE_DIR/tls/EXT.crt)\n"
+      "      --key FILE        its key, mode 0600 (default SITE_DIR/tls/EXT.key)\n"
+      "      --ca FILE         the region's CA certificate (default SITE_DIR/tls/ca.crt)\n"
       "  -o OPTIONS            comma-separated; lsifs's own:\n"
       "       origin_latency=T        one round trip per origin request (40ms, 1.5s, 250us)\n"
       "       origin_bandwidth=B      shared origin bandwidth (200Mbit, 1Gbit, 25MB)\n"
@@ -361,6 +372,7 @@ int main(int argc, char** argv) {
   bool learn_sequential = false;
   std::string pidfile_path;
   std::string metrics_address, metrics_textfile;
+  std::string region_url, region_cert, region_key, region_ca;
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -372,6 +384,12 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "-f" || a == "--foreground") {
       g_foreground = true;
+    } else if (a == "--region" || a == "--cert" || a == "--key" || a == "--ca") {
+      if (++i == argc) return Fail(a + " needs a value (see: lsifs --help)");
+      (a == "--region" ? region_url
+       : a == "--cert" ? region_cert
+       : a == "--key"  ? region_key
+                       : region_ca) = argv[i];
     } else if (a == "-e" || a == "--extension") {
       if (++i == argc) return Fail("-e needs an extension name");
       extension = argv[i];
@@ -469,6 +487,14 @@ int main(int argc, char** argv) {
         "need STORE and MOUNTPOINT (usage: lsifs STORE MOUNTPOINT -e EXT [-f] [-o OPTIONS])");
   }
   if (extension.empty()) return Fail("no extension given: pass -e EXT (see: lsictl key list)");
+  const bool site = !region_url.empty();
+  if (!site && !(region_cert.empty() && region_key.empty() && region_ca.empty())) {
+    return Fail("--cert, --key and --ca go with --region (see: lsifs --help)");
+  }
+  // A site's folder is made on its first mount.
+  if (site && ::mkdir(positional[0].c_str(), 0700) != 0 && errno != EEXIST) {
+    return Fail("site folder " + positional[0] + ": " + std::strerror(errno));
+  }
   // Absolute paths: once daemonized, the working directory is /.
   char resolved[PATH_MAX];
   if (::realpath(positional[0].c_str(), resolved) == nullptr) {
@@ -495,27 +521,70 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<Store> store;
-  Status s = Store::Open(store_path, &store);
-  if (!s.ok()) return Fail(s.message());
+  std::unique_ptr<RegionClient> region;
+  Status s;
+  if (site) {
+    RegionClientOptions ro;
+    ro.url = region_url;
+    ro.cert_path = region_cert.empty() ? store_path + "/tls/" + extension + ".crt" : region_cert;
+    ro.key_path = region_key.empty() ? store_path + "/tls/" + extension + ".key" : region_key;
+    ro.ca_path = region_ca.empty() ? store_path + "/tls/ca.crt" : region_ca;
+    // A demand read waits at most about this long for a region that is gone
+    // (then EIO), and is served again when it returns.
+    ro.request_timeout = std::chrono::seconds(10);
+    ro.attempts = 3;
+    s = RegionClient::Open(ro, &region);
+    if (!s.ok()) return Fail(s.message());
+    if (PathExists(store_path + "/config")) {
+      // The region need not be up: what was pulled is served meanwhile.
+      s = Store::Open(store_path, &store);
+      if (s.ok() && PathExists(store->provider_key_path())) {
+        s = Status::Exists(store_path +
+                           " holds a provider key: it is a region's store, not a site");
+      }
+    } else {
+      s = OpenOrInitSite(*region, store_path, &store);
+      // Its pooled connection must not cross the fork below.
+      if (s.ok()) s = RegionClient::Open(ro, &region);
+    }
+    if (!s.ok()) return Fail(s.message());
+  } else {
+    s = Store::Open(store_path, &store);
+    if (!s.ok()) return Fail(s.message());
+  }
   ExtensionKeys keys;
   s = store->keyring().LoadKeys(extension, &keys);
-  if (!s.ok()) return Fail(s.message());
-  SecretKey provider;
-  s = store->LoadProviderKey(&provider);
-  if (!s.ok()) return Fail(s.message());
-  OriginKeys origin_keys = OriginKeys::Derive(provider);
-  provider.Wipe();
+  if (!s.ok()) {
+    return Fail(site ? s.message() + " (copy the region's STORE/keys/" + extension + ".key to " +
+                           store_path + "/keys/, mode 0600)"
+                     : s.message());
+  }
+  // The provider key: on one host only. A site never holds one.
+  std::unique_ptr<OriginKeys> origin_keys;
+  if (!site) {
+    SecretKey provider;
+    s = store->LoadProviderKey(&provider);
+    if (!s.ok()) return Fail(s.message());
+    origin_keys = std::make_unique<OriginKeys>(OriginKeys::Derive(provider));
+    provider.Wipe();
+  }
 
   std::unique_ptr<Catalog> catalog;
   s = Catalog::Open(*store, &catalog);
   if (!s.ok()) return Fail(s.message());
 
-  // One link for the demand reads and the assemblies of this daemon.
-  LocalOrigin local(*store, origin_keys);
+  // One link for the demand reads and the assemblies of this daemon. Base
+  // blocks come from the store, or at a site from the region.
+  std::unique_ptr<Origin> base_origin;
+  if (site) {
+    base_origin = std::make_unique<RemoteOrigin>(*region, keys);
+  } else {
+    base_origin = std::make_unique<LocalOrigin>(*store, *origin_keys);
+  }
   LinkOptions link_options;
   link_options.profile = wan;
   link_options.low_share = low_share;
-  OriginLink link(local, link_options);
+  OriginLink link(*base_origin, link_options);
   // A read waiting on the origin holds a worker for a round trip: with a
   // latency, enough workers for every request the kernel keeps in flight
   // (max_background, 64) and the synchronous ones beside them.
@@ -568,7 +637,9 @@ int main(int argc, char** argv) {
     }
   };
   options.log = LogLine;
-  options.origin_description = "local store (" + link.Describe() + ")";
+  options.origin_description =
+      (site ? "region " + region_url : std::string("local store")) + " (" + link.Describe() + ")";
+  options.image.layers_arrive_later = site;
   // Expansion's background fetches travel in their own class on the link.
   std::atomic<LinkClass> expansion_class{LinkClass::kExpansion};
   std::unique_ptr<Origin> expansion_origin = link.As(&expansion_class);
@@ -646,11 +717,14 @@ int main(int argc, char** argv) {
   // through the control socket.
   ServiceEnv env;
   env.store = store.get();
-  env.keys = &origin_keys;
+  env.keys = origin_keys.get();
   env.link = &link;
   env.catalog = catalog.get();
-  env.preassemble = preassemble;
-  const SessionPolicy session_policy = MakeSessionPolicy(*store, origin_keys, learn_sequential);
+  env.preassemble = preassemble && !site;
+  // A site cannot read snapshot maps: whole-image reads are told apart at
+  // the region, where its sessions are learned from.
+  const SessionPolicy session_policy =
+      site ? SessionPolicy() : MakeSessionPolicy(*store, *origin_keys, learn_sequential);
   env.with_db = [&](const std::function<Status(AccessDb*)>& fn) -> Status {
     if (recorder->holds_db()) return recorder->WithDb([&](AccessDb& adb) { return fn(&adb); });
     // Not recording: the database is not held here; open it for the request,
@@ -674,7 +748,7 @@ int main(int argc, char** argv) {
   // its volume changed.
   env.on_session_end = [&](AccessDb& adb, const std::string& volume) {
     successors.Build(adb, volume);
-    if (preassemble) QueuePreassemblies(env, adb, volume, "session end");
+    if (env.preassemble) QueuePreassemblies(env, adb, volume, "session end");
   };
   recorder_options.on_session_end = [&](AccessDb& adb, const std::string&,
                                         const std::string& volume) {
@@ -728,6 +802,12 @@ int main(int argc, char** argv) {
               return Status::Ok();
             }
             return reloaded;
+          }
+          if (site) {
+            // No store to serve from here: restores, listings and learning
+            // are the region's.
+            return Status::Unavailable("this mount is a site of " + region_url +
+                                       ": ask the region's lsid");
           }
           ServiceEnv for_request = env;
           for_request.progress = progress;
@@ -787,6 +867,13 @@ int main(int argc, char** argv) {
   ReportReady("");
   Notify("READY=1\nSTATUS=serving extension '" + extension + "' from " + store_path);
   fs.StartBackground(se);
+  // A site pulls what the region delivers, below demand reads on its link.
+  ExtensionKeys sync_keys;
+  std::unique_ptr<SiteSync> sync;
+  if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
+    sync = std::make_unique<SiteSync>(*store, *region, sync_keys, LogLine);
+    sync->Start(std::chrono::seconds(5));
+  }
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
   // A stop signal ends the loop only when no image is open, as umount(8)
@@ -804,6 +891,7 @@ int main(int argc, char** argv) {
         // worker may be waiting on the origin for as long as a round trip
         // of the WAN model. Those waits give up now.
         link.Stop();
+        if (region) region->Stop();
         return;
       }
       if (sig == 0 && !waiting) continue;
@@ -820,6 +908,7 @@ int main(int argc, char** argv) {
                          : std::string("the last open image was closed: stopping"));
         Notify("STOPPING=1");
         link.Stop();  // nothing reads any more: background waits end now
+        if (region) region->Stop();
         fuse_session_exit(se);
         // The loop notices the exit at its next request: make one.
         static std::atomic<int> poke{0};
@@ -861,8 +950,10 @@ int main(int argc, char** argv) {
   stopper.join();
 
   // Waits on the origin (background fetches of images being released,
-  // assemblies) give up now, before anything waits for them.
+  // assemblies, a site's pulls) give up now, before anything waits for them.
   link.Stop();
+  if (region) region->Stop();
+  sync.reset();
   fs.StopBackground();
   fs.EndAllSessions();
   fs.SaveCounters();

@@ -236,7 +236,20 @@ Status Store::Create(const std::string& root, StoreConfig* config, bool site) {
   }
   std::string path = root;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  if (PathExists(path) && !IsEmptyDirectory(path)) {
+  // A site's folder may hold what its operator put there first: its key
+  // (keys/) and TLS material (tls/), and what an interrupted first mount
+  // made; the replica is laid around them.
+  const bool fill_in = site && PathExists(path) && !IsEmptyDirectory(path);
+  if (fill_in) {
+    for (const std::string& n : ListFileNames(path)) {
+      const bool layout = n == "tls" || std::find(std::begin(kSubdirs), std::end(kSubdirs), n) !=
+                                            std::end(kSubdirs);
+      if (!layout) {
+        return Status::Exists(path + " holds " + n +
+                              ": a site's folder holds only keys/ and tls/ before its first mount");
+      }
+    }
+  } else if (PathExists(path) && !IsEmptyDirectory(path)) {
     return Status::Exists(path + " already exists and is not empty; choose a new path");
   }
   StoreConfig c = *config;
@@ -263,7 +276,26 @@ Status Store::Create(const std::string& root, StoreConfig* config, bool site) {
   RemoveTree(building);
   Status s = MakeDir(building, 0755);
   if (s.ok()) s = BuildStore(building, c, site);
-  if (s.ok() && ::rename(building.c_str(), path.c_str()) != 0) {
+  if (s.ok() && fill_in) {
+    // What is there stays; the rest moves in, the config last: it makes
+    // the folder a store.
+    for (const std::string& n : ListFileNames(building)) {
+      if (n == "config") continue;
+      if (PathExists(path + "/" + n)) {
+        RemoveTree(building + "/" + n);
+      } else if (::rename((building + "/" + n).c_str(), (path + "/" + n).c_str()) != 0) {
+        s = Status::FromErrno("rename to " + path + "/" + n, errno);
+        break;
+      }
+    }
+    if (s.ok() && ::rename((building + "/config").c_str(), (path + "/config").c_str()) != 0) {
+      s = Status::FromErrno("rename to " + path + "/config", errno);
+    }
+    if (s.ok()) {
+      RemoveTree(building);
+      s = SyncDirectory(path);
+    }
+  } else if (s.ok() && ::rename(building.c_str(), path.c_str()) != 0) {
     s = Status::FromErrno("rename to " + path, errno);
   }
   if (!s.ok()) {

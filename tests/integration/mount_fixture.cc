@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "core/control/control.h"
+
 namespace lsifs::testing {
 std::string Capture(const std::string& cmd) {
   std::string out;
@@ -140,7 +142,20 @@ void MountFixture::Mount(const std::string& ext, const std::string& options) {
     ::_exit(127);
   }
   for (int i = 0; i < 200; ++i) {
-    if (IsMountPoint(mountpoint_)) return;
+    if (IsMountPoint(mountpoint_)) {
+      // The kernel mount comes before the control socket: a test that asks
+      // lsictl right away must find the daemon answering, not lsictl alone
+      // against a database the daemon holds.
+      for (int j = 0; j < 100; ++j) {
+        std::string reply;
+        if (ControlCall(store_->control_socket_path(), {"ping"}, &reply, std::chrono::seconds(1))
+                .ok()) {
+          return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      return;
+    }
     int status;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
