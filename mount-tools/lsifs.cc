@@ -712,7 +712,9 @@ int main(int argc, char** argv) {
     fuse_opt_free_args(&args);
     return 1;
   }
-  LogLine("serving extension '" + extension + "' from " + store_path + " on " + mountpoint);
+  LogLine("serving extension '" + extension + "' from " +
+          (site ? "region " + region_url + " (site folder " + store_path + ")" : store_path) +
+          " on " + mountpoint);
   // lsictl reaches the database held here, and this mount's origin link,
   // through the control socket.
   ServiceEnv env;
