@@ -748,9 +748,12 @@ int main(int argc, char** argv) {
   recorder_options.log = LogLine;
   // A session ended (here, or forwarded by a second mount): the models of
   // its volume changed.
+  // A site sends its ended sessions to the region, which learns from them.
+  std::unique_ptr<SessionUploader> uploader;
   env.on_session_end = [&](AccessDb& adb, const std::string& volume) {
     successors.Build(adb, volume);
     if (env.preassemble) QueuePreassemblies(env, adb, volume, "session end");
+    if (uploader) uploader->Wake();
   };
   recorder_options.on_session_end = [&](AccessDb& adb, const std::string&,
                                         const std::string& volume) {
@@ -777,6 +780,12 @@ int main(int argc, char** argv) {
     recorder = std::make_unique<AccessRecorder>(std::move(db), recorder_options);
   }
   fs.SetRecorder(recorder.get());
+  if (site && recorder->holds_db()) {
+    uploader = std::make_unique<SessionUploader>(
+        *region, extension,
+        [&](const std::function<Status(AccessDb&)>& fn) { return recorder->WithDb(fn); }, LogLine);
+    uploader->Start(std::chrono::seconds(30));
+  }
   std::unique_ptr<ControlServer> control;
   if (deferred_to.empty()) {
     s = ControlServer::Start(
@@ -973,6 +982,9 @@ int main(int argc, char** argv) {
   control.reset();
   building_stop = true;
   builder.join();
+  // Sessions not sent yet (those ended at this stop among them) wait in the
+  // site's database for the next mount: a stop never waits on the region.
+  uploader.reset();
   recorder.reset();  // ends what is left while the queue can still be told
   fuse_session_unmount(se);
   fuse_session_destroy(se);

@@ -549,6 +549,31 @@ Status AccessDb::Reset(const std::string& ext, const std::string& vol, uint32_t*
   return MarkRelearned(ext, vol);
 }
 
+Status AccessDb::FindUpload(const std::string& ext, const std::string& vol, const std::string& key,
+                            uint32_t* number) {
+  *number = 0;
+  if (key.empty() || key.size() > 128)
+    return Status::InvalidArgument("an upload key is 1 to 128 bytes");
+  std::string value;
+  leveldb::Status ls = db_->Get(leveldb::ReadOptions(), PairPrefix('U', ext, vol) + key, &value);
+  if (ls.IsNotFound()) return Status::Ok();
+  LSIFS_RETURN_IF_ERROR(FromLevelDb(ls, "reading an upload record"));
+  if (value.size() != 4) return Status::Corruption("an upload record is not 4 bytes");
+  *number = DecodeFixed32(reinterpret_cast<const uint8_t*>(value.data()));
+  return Status::Ok();
+}
+
+Status AccessDb::RecordUpload(const std::string& ext, const std::string& vol,
+                              const std::string& key, uint32_t number) {
+  if (key.empty() || key.size() > 128)
+    return Status::InvalidArgument("an upload key is 1 to 128 bytes");
+  uint8_t v[4];
+  EncodeFixed32(v, number);
+  return FromLevelDb(db_->Put(leveldb::WriteOptions(), PairPrefix('U', ext, vol) + key,
+                              leveldb::Slice(reinterpret_cast<char*>(v), sizeof v)),
+                     "recording an upload");
+}
+
 Status AccessDb::MarkRelearned(const std::string& ext, const std::string& vol) {
   uint8_t v[8];
   EncodeFixed64(v, static_cast<uint64_t>(NowUs() / 1000000));

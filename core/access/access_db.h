@@ -11,6 +11,8 @@
 //   'M' ext[64] vol[64]                        ModelMeta
 //   'R' ext[64] vol[64]                        when the model was last learned
 //                                              again (forget, reset): unix s, u64 LE
+//   'U' ext[64] vol[64] key                    a session upload (two-site form): the
+//                                              session number it became, u32 LE
 //   "meta/format"                              "1"
 //   "meta/params"                              CoAccessParams
 //
@@ -148,6 +150,15 @@ class AccessDb : public SessionSink {
   // When each (ext, vol) model was last learned again without something
   // (unix seconds): LSIs planned before from it are stale.
   Status RelearnedTimes(std::map<std::pair<std::string, std::string>, int64_t>* out);
+  // Session uploads of the two-site form (core/site): an upload's key and
+  // the session number it became. The region keeps the key a site sent, so
+  // that an upload sent twice is taken once; a site keeps its own session
+  // numbers, so that it knows what it has sent. `*number` is 0 when `key`
+  // was never recorded. Keys are at most 128 bytes.
+  Status FindUpload(const std::string& ext, const std::string& vol, const std::string& key,
+                    uint32_t* number);
+  Status RecordUpload(const std::string& ext, const std::string& vol, const std::string& key,
+                      uint32_t number);
   // Forgets every extension's reads of vol (the volume is deleted).
   Status ForgetVolume(const std::string& vol, uint32_t* removed);
 

@@ -111,6 +111,17 @@ Status StringField(const boost::json::object& o, const char* key, bool required,
   return Status::Ok();
 }
 
+bool NumberOf(const boost::json::value& v, uint64_t* out) {
+  if (v.is_uint64()) {
+    *out = v.as_uint64();
+  } else if (v.is_int64() && v.as_int64() >= 0) {
+    *out = static_cast<uint64_t>(v.as_int64());
+  } else {
+    return false;
+  }
+  return true;
+}
+
 Status ParseRestoreBody(std::string_view body, RegionRequest* r) {
   boost::json::object o;
   LSIFS_RETURN_IF_ERROR(ParseObject(body, &o));
@@ -125,14 +136,9 @@ Status ParseRestoreBody(std::string_view body, RegionRequest* r) {
   LSIFS_RETURN_IF_ERROR(StringField(o, "priority", false, &r->priority));
   Priority priority;
   LSIFS_RETURN_IF_ERROR(ParsePriority(r->priority, &priority));
-  if (const boost::json::value* b = o.if_contains("budget"); b != nullptr && !b->is_null()) {
-    if (b->is_uint64()) {
-      r->budget = b->as_uint64();
-    } else if (b->is_int64() && b->as_int64() >= 0) {
-      r->budget = static_cast<uint64_t>(b->as_int64());
-    } else {
-      return Status::InvalidArgument("\"budget\" is not a number of bytes");
-    }
+  if (const boost::json::value* b = o.if_contains("budget");
+      b != nullptr && !b->is_null() && !NumberOf(*b, &r->budget)) {
+    return Status::InvalidArgument("\"budget\" is not a number of bytes");
   }
   if (const boost::json::value* e = o.if_contains("explain"); e != nullptr && !e->is_null()) {
     if (!e->is_bool()) return Status::InvalidArgument("\"explain\" is not true or false");
@@ -141,7 +147,54 @@ Status ParseRestoreBody(std::string_view body, RegionRequest* r) {
   return Status::Ok();
 }
 
+Status ParseUploadBody(std::string_view body, RegionRequest* r) {
+  boost::json::object o;
+  LSIFS_RETURN_IF_ERROR(ParseObject(body, &o));
+  LSIFS_RETURN_IF_ERROR(StringField(o, "key", true, &r->upload_key));
+  if (r->upload_key.empty() || r->upload_key.size() > 128 ||
+      r->upload_key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789._:-") != std::string::npos) {
+    return Status::InvalidArgument("\"key\" is 1 to 128 characters of [A-Za-z0-9._:-]");
+  }
+  LSIFS_RETURN_IF_ERROR(StringField(o, "volume", true, &r->volume));
+  LSIFS_RETURN_IF_ERROR(ValidateName("volume", r->volume));
+  std::string lsi, snapshot;
+  LSIFS_RETURN_IF_ERROR(StringField(o, "lsi", true, &lsi));
+  LSIFS_RETURN_IF_ERROR(ParseIdPart(lsi, "LSI", &r->lsi));
+  LSIFS_RETURN_IF_ERROR(StringField(o, "snapshot", true, &snapshot));
+  LSIFS_RETURN_IF_ERROR(ParseIdPart(snapshot, "snapshot", &r->snapshot));
+  for (auto [key, field] : {std::pair{"reads", &r->reads}, std::pair{"dropped", &r->dropped}}) {
+    const boost::json::value* v = o.if_contains(key);
+    if (v == nullptr || !NumberOf(*v, field)) {
+      return Status::InvalidArgument(std::string("\"") + key + "\" is not a count");
+    }
+  }
+  const boost::json::value* events = o.if_contains("events");
+  if (events == nullptr || !events->is_array()) {
+    return Status::InvalidArgument("\"events\" is not an array of [block, t_us]");
+  }
+  const auto& list = events->as_array();
+  if (list.size() > kMaxUploadEvents) {
+    return Status::InvalidArgument("a session upload holds at most " +
+                                   std::to_string(kMaxUploadEvents) + " events");
+  }
+  r->events.reserve(list.size());
+  for (const auto& e : list) {
+    uint64_t block = 0, t_us = 0;
+    if (!e.is_array() || e.as_array().size() != 2 || !NumberOf(e.as_array()[0], &block) ||
+        !NumberOf(e.as_array()[1], &t_us)) {
+      return Status::InvalidArgument("\"events\" is not an array of [block, t_us]");
+    }
+    r->events.emplace_back(block, t_us);
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+size_t BodyLimitOf(std::string_view target) {
+  return target == "/v1/sessions" ? kMaxUploadBodyBytes : kMaxRequestBodyBytes;
+}
 
 const char* RegionRouteName(RegionRoute route) {
   switch (route) {
@@ -175,6 +228,8 @@ const char* RegionRouteName(RegionRoute route) {
       return "layer";
     case RegionRoute::kSuccessors:
       return "successors";
+    case RegionRoute::kUpload:
+      return "upload";
   }
   return "?";
 }
@@ -182,9 +237,9 @@ const char* RegionRouteName(RegionRoute route) {
 Status ParseRegionRequest(std::string_view method, std::string_view target, std::string_view body,
                           std::string_view link_class, std::string_view range, RegionRequest* out) {
   *out = RegionRequest();
-  if (body.size() > kMaxRequestBodyBytes) {
+  if (body.size() > BodyLimitOf(target)) {
     return Status::InvalidArgument("the body is larger than " +
-                                   std::to_string(kMaxRequestBodyBytes) + " bytes");
+                                   std::to_string(BodyLimitOf(target)) + " bytes");
   }
   if (target.size() > 256 || target.substr(0, 4) != "/v1/" ||
       target.find_first_of("?#%") != std::string_view::npos) {
@@ -262,6 +317,10 @@ Status ParseRegionRequest(std::string_view method, std::string_view target, std:
                                      " bytes");
     }
     return Status::Ok();
+  }
+  if (what == "sessions" && n == 2) {
+    LSIFS_RETURN_IF_ERROR(expect(false, RegionRoute::kUpload));
+    return ParseUploadBody(body, out);
   }
   if (what == "successors" && n == 3) {
     out->volume = std::string(p[2]);

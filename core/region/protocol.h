@@ -29,6 +29,10 @@
 //   GET  /v1/lsis/ID/layers/LAYER                     a layer file; Range: bytes=A-B honoured
 //   GET  /v1/successors/VOL                           JSON: the successor table read-time
 //                                                     expansion follows
+//   POST /v1/sessions                                 JSON {"key", "volume", "lsi", "snapshot",
+//                                                     "reads", "dropped", "events": [[block,
+//                                                     t_us], ...]}: a session recorded at the
+//                                                     site, learned from once per key
 //
 // A request may say which link class it travels in (header Lsifs-Class:
 // demand, expansion, layer-pull, high, normal, low, hydration); the region
@@ -55,6 +59,9 @@ namespace lsifs {
 // Limits on what a request may carry.
 inline constexpr size_t kMaxRequestHeaderBytes = 8 * 1024;
 inline constexpr size_t kMaxRequestBodyBytes = 64 * 1024;
+// A session upload's body, and its first accesses, at most.
+inline constexpr size_t kMaxUploadBodyBytes = 16ull << 20;
+inline constexpr size_t kMaxUploadEvents = 1u << 20;
 // Blocks per batch, at most, and bytes of blocks per reply (checked
 // against the snapshot's block size).
 inline constexpr size_t kMaxBatchBlocks = 1024;
@@ -78,6 +85,7 @@ enum class RegionRoute {
   kManifest,
   kLayer,
   kSuccessors,
+  kUpload,
 };
 const char* RegionRouteName(RegionRoute route);
 
@@ -105,7 +113,16 @@ struct RegionRequest {
   std::string priority = "normal";
   uint64_t budget = 0;
   bool explain = false;
+  // kUpload: the site's key for the session (sent again, it is taken once),
+  // its LSI and snapshot (in `snapshot`), and what it read.
+  std::string upload_key;
+  uint64_t reads = 0;
+  uint64_t dropped = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> events;  // block, t_us
 };
+
+// The body limit of a request to `target`: uploads carry whole sessions.
+size_t BodyLimitOf(std::string_view target);
 
 // Parses method, target and body (and the two headers that matter:
 // Lsifs-Class and Range, empty when absent) into a request. InvalidArgument

@@ -99,6 +99,8 @@ Status RegionService::Route(const PeerIdentity& peer, const RegionRequest& r, Re
       return Layer(ext, r, reply);
     case RegionRoute::kSuccessors:
       return Successors(ext, r.volume, reply);
+    case RegionRoute::kUpload:
+      return Upload(ext, r, reply);
   }
   return Status::NotFound("no such resource");
 }
@@ -377,6 +379,45 @@ Status RegionService::Successors(const std::string& extension, const std::string
     j.EndArray().EndArray();
   }
   j.EndArray().EndObject();
+  reply->body = j.str();
+  return Status::Ok();
+}
+
+Status RegionService::Upload(const std::string& extension, const RegionRequest& r,
+                             RegionReply* reply) {
+  // Only an extension with a key at the region is learned from.
+  std::shared_ptr<const SecretKey> key;
+  LSIFS_RETURN_IF_ERROR(TransportKey(extension, &key));
+  uint32_t number = 0;
+  bool again = false;
+  auto learn = [&](AccessDb* db) -> Status {
+    if (db == nullptr) return Status::Unavailable("the co-access database is not open");
+    LSIFS_RETURN_IF_ERROR(db->FindUpload(extension, r.volume, r.upload_key, &number));
+    if (number != 0) {
+      again = true;
+      return Status::Ok();
+    }
+    LSIFS_RETURN_IF_ERROR(db->BeginSession(extension, r.volume, r.lsi, r.snapshot, &number));
+    // Recorded first: a crash before the session ends leaves it open, to be
+    // recovered at the next start, never learned twice.
+    LSIFS_RETURN_IF_ERROR(db->RecordUpload(extension, r.volume, r.upload_key, number));
+    std::vector<LoggedEvent> events;
+    events.reserve(r.events.size());
+    for (size_t i = 0; i < r.events.size(); ++i) {
+      events.push_back({extension,
+                        r.volume,
+                        number,
+                        static_cast<uint32_t>(i),
+                        {r.events[i].first, r.events[i].second}});
+    }
+    LSIFS_RETURN_IF_ERROR(db->AppendEvents(events));
+    LSIFS_RETURN_IF_ERROR(db->EndSession(extension, r.volume, number, r.reads, r.dropped));
+    if (env_.on_session_end) env_.on_session_end(*db, r.volume);
+    return Status::Ok();
+  };
+  LSIFS_RETURN_IF_ERROR(env_.with_db(learn));
+  JsonWriter j;
+  j.BeginObject().Field("session", number).Field("duplicate", again).EndObject();
   reply->body = j.str();
   return Status::Ok();
 }

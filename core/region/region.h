@@ -12,7 +12,9 @@
 //     the database of all sites: service.h's requests, for this extension);
 //   - its own LSIs' listings, manifests and layers (ranges), and its
 //     successor tables. Another extension's LSI answers 404, exactly as one
-//     that does not exist.
+//     that does not exist;
+//   - sessions the site recorded, learned from once per upload key (so a
+//     site may send again what it is not sure arrived).
 #pragma once
 
 #include <chrono>
@@ -51,6 +53,7 @@ class RegionService : public RegionHandler {
   Status Assemblies(const std::string& extension, RegionReply* reply);
   Status CancelAssembly(const std::string& extension, uint64_t id, RegionReply* reply);
   Status Successors(const std::string& extension, const std::string& volume, RegionReply* reply);
+  Status Upload(const std::string& extension, const RegionRequest& request, RegionReply* reply);
 
   // The latest snapshot of `volume` when `id` is 0.
   Status ResolveSnapshot(const std::string& volume, uint64_t id, uint64_t* out) const;

@@ -341,10 +341,23 @@ struct RegionServer::Impl {
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.header_limit(kMaxRequestHeaderBytes);
-      parser.body_limit(kMaxRequestBodyBytes);
+      // The largest any route takes, until the header names the route.
+      parser.body_limit(kMaxUploadBodyBytes);
       beast::error_code ec = conn.Run(options.idle_timeout, [&](auto handler) {
-        http::async_read(conn.stream(), buffer, parser, handler);
+        http::async_read_header(conn.stream(), buffer, parser, handler);
       });
+      if (!ec) {
+        const auto& target = parser.get().target();
+        const size_t limit = BodyLimitOf(std::string_view(target.data(), target.size()));
+        if (parser.content_length().value_or(0) > limit) {
+          ec = http::error::body_limit;
+        } else {
+          parser.body_limit(limit);
+          ec = conn.Run(options.io_timeout, [&](auto handler) {
+            http::async_read(conn.stream(), buffer, parser, handler);
+          });
+        }
+      }
       RegionReply reply;
       bool keep_alive = true;
       if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated ||

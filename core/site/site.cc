@@ -60,11 +60,11 @@ Status OpenOrInitSite(RegionClient& region, const std::string& site_dir,
   return Status::Ok();
 }
 
-SiteSync::SiteSync(const Store& site, RegionClient& region, const ExtensionKeys& keys,
+Periodic::Periodic(std::string what, std::function<Status()> pass,
                    std::function<void(const std::string&)> log)
-    : site_(site), region_(region), keys_(keys), log_(std::move(log)) {}
+    : what_(std::move(what)), pass_(std::move(pass)), log_(std::move(log)) {}
 
-SiteSync::~SiteSync() {
+Periodic::~Periodic() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -72,6 +72,56 @@ SiteSync::~SiteSync() {
   }
   if (thread_.joinable()) thread_.join();
 }
+
+void Periodic::Start(std::chrono::milliseconds interval) {
+  thread_ = std::thread([this, interval] {
+    for (;;) {
+      const Status s = pass_();
+      std::unique_lock<std::mutex> lock(mu_);
+      ++passes_;
+      if (!s.ok()) {
+        ++failures_;
+        if (!failing_ && log_) log_(what_ + " failed (retrying every pass): " + s.message());
+        failing_ = true;
+      } else if (failing_) {
+        failing_ = false;
+        if (log_) log_(what_ + " works again");
+      }
+      cv_.wait_for(lock, interval, [&] { return stop_ || wake_; });
+      wake_ = false;
+      if (stop_) return;
+    }
+  });
+}
+
+void Periodic::Wake() {
+  std::lock_guard<std::mutex> lock(mu_);
+  wake_ = true;
+  cv_.notify_all();
+}
+
+uint64_t Periodic::passes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return passes_;
+}
+
+uint64_t Periodic::failures() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failures_;
+}
+
+SiteSync::SiteSync(const Store& site, RegionClient& region, const ExtensionKeys& keys,
+                   std::function<void(const std::string&)> log)
+    : site_(site),
+      region_(region),
+      keys_(keys),
+      periodic_(
+          "pulling from the region",
+          [this] {
+            SiteSyncReport report;
+            return Pull(&report);
+          },
+          std::move(log)) {}
 
 Status SiteSync::PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes) {
   const std::string path = site_.layer_path(layer);
@@ -120,6 +170,17 @@ Status SiteSync::PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes) {
 Status SiteSync::Pull(SiteSyncReport* report) {
   std::lock_guard<std::mutex> one(pull_mu_);
   *report = SiteSyncReport();
+  // Counted whatever this pass ends in.
+  struct Count {
+    SiteSync* self;
+    SiteSyncReport* report;
+    ~Count() {
+      std::lock_guard<std::mutex> lock(self->mu_);
+      self->counters_.manifests += report->manifests;
+      self->counters_.layers += report->layers;
+      self->counters_.layer_bytes += report->layer_bytes;
+    }
+  } count{this, report};
   const std::string& ext = keys_.info.name;
   RegionCall call;
   call.target = "/v1/deliveries";
@@ -193,42 +254,95 @@ Status SiteSync::Pull(SiteSyncReport* report) {
   return Status::Ok();
 }
 
-void SiteSync::Start(std::chrono::milliseconds interval) {
-  thread_ = std::thread([this, interval] { Loop(interval); });
-}
-
-void SiteSync::Wake() {
-  std::lock_guard<std::mutex> lock(mu_);
-  wake_ = true;
-  cv_.notify_all();
-}
-
 SiteSyncCounters SiteSync::Counters() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return counters_;
+  SiteSyncCounters c = counters_;
+  c.passes = periodic_.passes();
+  c.failures = periodic_.failures();
+  return c;
 }
 
-void SiteSync::Loop(std::chrono::milliseconds interval) {
-  for (;;) {
-    SiteSyncReport report;
-    Status s = Pull(&report);
-    std::unique_lock<std::mutex> lock(mu_);
-    ++counters_.passes;
-    counters_.manifests += report.manifests;
-    counters_.layers += report.layers;
-    counters_.layer_bytes += report.layer_bytes;
-    if (!s.ok()) {
-      ++counters_.failures;
-      if (!failing_ && log_) log_("pulling from the region failed (will retry): " + s.message());
-      failing_ = true;
-    } else if (failing_) {
-      failing_ = false;
-      if (log_) log_("pulling from the region works again");
+SessionUploader::SessionUploader(RegionClient& region, std::string extension, WithDb with_db,
+                                 std::function<void(const std::string&)> log)
+    : region_(region),
+      extension_(std::move(extension)),
+      with_db_(std::move(with_db)),
+      periodic_(
+          "sending sessions to the region",
+          [this] {
+            uint32_t sent = 0;
+            return UploadPending(&sent);
+          },
+          std::move(log)) {}
+
+Status SessionUploader::UploadPending(uint32_t* sent) {
+  std::lock_guard<std::mutex> one(upload_mu_);
+  *sent = 0;
+  struct Pending {
+    std::string volume;
+    SessionRecord record;
+    std::vector<AccessEvent> log;
+  };
+  // What to send is read under the database's lock; the sending is not.
+  std::vector<Pending> pending;
+  auto gather = [&](AccessDb& db) -> Status {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    LSIFS_RETURN_IF_ERROR(db.ListPairs(&pairs));
+    for (const auto& [ext, vol] : pairs) {
+      if (ext != extension_) continue;
+      std::vector<SessionRecord> sessions;
+      LSIFS_RETURN_IF_ERROR(db.ListSessions(ext, vol, &sessions));
+      for (const SessionRecord& rec : sessions) {
+        if (rec.state == SessionState::kOpen || !rec.log_kept) continue;
+        uint32_t region_number = 0;
+        LSIFS_RETURN_IF_ERROR(
+            db.FindUpload(ext, vol, "site:" + std::to_string(rec.number), &region_number));
+        if (region_number != 0) continue;
+        Pending p{vol, rec, {}};
+        LSIFS_RETURN_IF_ERROR(db.SessionLog(ext, vol, rec.number, &p.log));
+        pending.push_back(std::move(p));
+      }
     }
-    cv_.wait_for(lock, interval, [&] { return stop_ || wake_; });
-    wake_ = false;
-    if (stop_) return;
+    return Status::Ok();
+  };
+  LSIFS_RETURN_IF_ERROR(with_db_(gather));
+  for (const Pending& p : pending) {
+    boost::json::array events;
+    for (const AccessEvent& e : p.log) events.push_back(boost::json::array{e.block, e.t_us});
+    boost::json::object body{
+        {"key", FormatId(p.record.lsi) + "-" + std::to_string(p.record.number) + "-" +
+                    std::to_string(p.record.started_us)},
+        {"volume", p.volume},
+        {"lsi", FormatId(p.record.lsi)},
+        {"snapshot", FormatId(p.record.snapshot)},
+        {"reads", p.record.reads},
+        {"dropped", p.record.dropped},
+        {"events", std::move(events)}};
+    RegionCall call;
+    call.method = "POST";
+    call.target = "/v1/sessions";
+    call.body = boost::json::serialize(body);
+    call.link_class = LinkClass::kLow;
+    call.idempotent = true;  // the region takes a key once
+    RegionAnswer answer;
+    LSIFS_RETURN_IF_ERROR(region_.Call(call, &answer));
+    boost::json::error_code ec;
+    boost::json::value v = boost::json::parse(answer.body, ec);
+    const boost::json::value* n =
+        !ec && v.is_object() ? v.as_object().if_contains("session") : nullptr;
+    uint64_t number = 0;
+    if (n == nullptr || !(n->is_uint64() || n->is_int64()) ||
+        (number = n->to_number<uint64_t>()) == 0 || number > UINT32_MAX) {
+      return Status::Corruption("the region's answer to a session upload names no session");
+    }
+    LSIFS_RETURN_IF_ERROR(with_db_([&](AccessDb& db) {
+      return db.RecordUpload(extension_, p.volume, "site:" + std::to_string(p.record.number),
+                             static_cast<uint32_t>(number));
+    }));
+    ++*sent;
+    ++sent_;
   }
+  return Status::Ok();
 }
 
 }  // namespace lsifs

@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 
+#include "core/access/access_db.h"
 #include "core/crypto/keyfile.h"
 #include "core/region/client.h"
 #include "core/store/store.h"
@@ -52,12 +53,36 @@ struct SiteSyncCounters {
   uint64_t layer_bytes = 0;
 };
 
+// Runs a pass of work every `interval`, and at once when woken, on a
+// thread of its own, logging one line when passes start failing and one
+// when they work again (one line per outage, not per pass).
+class Periodic {
+ public:
+  // `what` names the work in the log lines ("pulling from the region").
+  Periodic(std::string what, std::function<Status()> pass,
+           std::function<void(const std::string&)> log);
+  ~Periodic();  // stops; returns once the thread is gone
+  void Start(std::chrono::milliseconds interval);
+  void Wake();
+  uint64_t passes() const;
+  uint64_t failures() const;
+
+ private:
+  const std::string what_;
+  const std::function<Status()> pass_;
+  const std::function<void(const std::string&)> log_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, wake_ = false, failing_ = false;
+  uint64_t passes_ = 0, failures_ = 0;
+  std::thread thread_;
+};
+
 class SiteSync {
  public:
   // `site`, `region` and `keys` must outlive it.
   SiteSync(const Store& site, RegionClient& region, const ExtensionKeys& keys,
            std::function<void(const std::string&)> log = nullptr);
-  ~SiteSync();  // stops the background pulls
 
   // One pass: the deliveries record, then every manifest it names that is
   // not here, then their layers not here (newest delivery first, each LSI's
@@ -65,28 +90,49 @@ class SiteSync {
   // link's layer-pull class.
   Status Pull(SiteSyncReport* report);
   // Pulls every `interval`, and at once when Wake() is called.
-  void Start(std::chrono::milliseconds interval);
-  void Wake();
+  void Start(std::chrono::milliseconds interval) { periodic_.Start(interval); }
+  void Wake() { periodic_.Wake(); }
 
   SiteSyncCounters Counters() const;
 
  private:
   Status PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes);
-  void Loop(std::chrono::milliseconds interval);
 
   const Store& site_;
   RegionClient& region_;
   const ExtensionKeys& keys_;
-  std::function<void(const std::string&)> log_;
   std::mutex pull_mu_;  // one pass at a time
-
   mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  bool wake_ = false;
-  bool failing_ = false;  // one log line per outage
   SiteSyncCounters counters_;
-  std::thread thread_;
+  Periodic periodic_;  // last: its thread stops first
+};
+
+// Sends the sessions recorded at the site to the region once they have
+// ended, from the site's own database, which is the queue: what cannot be
+// sent (the region down) waits there, and reads never wait for it. At least
+// once: a session whose answer was lost is sent again, and the region takes
+// it once, by its key. What was sent is marked in the site's database.
+class SessionUploader {
+ public:
+  // Runs `fn` with the site's database (the recorder's), or fails.
+  using WithDb = std::function<Status(const std::function<Status(AccessDb&)>&)>;
+  SessionUploader(RegionClient& region, std::string extension, WithDb with_db,
+                  std::function<void(const std::string&)> log = nullptr);
+
+  // Sends every ended session not sent yet; `*sent` counts them.
+  Status UploadPending(uint32_t* sent);
+  void Start(std::chrono::milliseconds interval) { periodic_.Start(interval); }
+  void Wake() { periodic_.Wake(); }
+  uint64_t sent() const { return sent_.load(); }
+  uint64_t failures() const { return periodic_.failures(); }
+
+ private:
+  RegionClient& region_;
+  const std::string extension_;
+  const WithDb with_db_;
+  std::mutex upload_mu_;  // one pass at a time
+  std::atomic<uint64_t> sent_{0};
+  Periodic periodic_;  // last: its thread stops first
 };
 
 }  // namespace lsifs

@@ -15,7 +15,7 @@ namespace http = boost::beast::http;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   http::request_parser<http::string_body> parser;
   parser.header_limit(kMaxRequestHeaderBytes);
-  parser.body_limit(kMaxRequestBodyBytes);
+  parser.body_limit(kMaxUploadBodyBytes);  // then ParseRegionRequest: per route
   parser.eager(true);
   boost::beast::error_code ec;
   const size_t used = parser.put(boost::asio::buffer(data, size), ec);

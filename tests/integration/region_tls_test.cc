@@ -334,6 +334,83 @@ TEST_F(RegionTls, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutThe
   EXPECT_FALSE(PathExists(b_site->manifest_path(lsi)));
 }
 
+TEST_F(RegionTls, SessionsRecordedAtASiteReachTheRegionOnceAndAreLearnedFrom) {
+  StartServer();
+  auto client = Client("site-a");
+  testing::TempDir site_dir;
+  std::unique_ptr<AccessDb> site_db;
+  ASSERT_TRUE(AccessDb::Open(site_dir / "db", CoAccessSettings(), &site_db).ok());
+  std::mutex site_mu;
+  auto with_site_db = [&](const std::function<Status(AccessDb&)>& fn) {
+    std::lock_guard<std::mutex> lock(site_mu);
+    return fn(*site_db);
+  };
+  // Two sessions at the site, one still open.
+  const std::vector<uint64_t> read = {7, 3, 40, 41, 42};
+  for (int i = 0; i < 2; ++i) {
+    uint32_t n = 0;
+    ASSERT_TRUE(site_db->BeginSession("site-a", "vol", 0x77, snapshot_, &n).ok());
+    std::vector<LoggedEvent> events;
+    for (uint32_t k = 0; k < read.size(); ++k) {
+      events.push_back({"site-a", "vol", n, k, {read[k], 10 * k}});
+    }
+    ASSERT_TRUE(site_db->AppendEvents(events).ok());
+    if (i == 0) {
+      ASSERT_TRUE(site_db->EndSession("site-a", "vol", n, 9, 0).ok());
+    }
+  }
+  SessionUploader uploader(*client, "site-a", with_site_db);
+  uint32_t sent = 0;
+  Status s = uploader.UploadPending(&sent);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(sent, 1u);  // the open one waits
+  std::vector<SessionRecord> at_region;
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  ASSERT_EQ(at_region.size(), 1u);
+  EXPECT_EQ(at_region[0].lsi, 0x77u);
+  EXPECT_EQ(at_region[0].reads, 9u);
+  EXPECT_TRUE(at_region[0].learned());
+  std::vector<AccessEvent> log;
+  ASSERT_TRUE(db_->SessionLog("site-a", "vol", at_region[0].number, &log).ok());
+  ASSERT_EQ(log.size(), read.size());
+  for (size_t k = 0; k < read.size(); ++k) EXPECT_EQ(log[k].block, read[k]);
+  // Sent already: not again. The open one goes once it has ended.
+  ASSERT_TRUE(uploader.UploadPending(&sent).ok());
+  EXPECT_EQ(sent, 0u);
+  ASSERT_TRUE(site_db->EndSession("site-a", "vol", 2, 5, 0).ok());
+  ASSERT_TRUE(uploader.UploadPending(&sent).ok());
+  EXPECT_EQ(sent, 1u);
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  EXPECT_EQ(at_region.size(), 2u);
+  // An upload whose answer was lost, sent again, is taken once.
+  std::string body;
+  const std::string upload = R"({"key":"k-1","volume":"vol","lsi":")" + FormatId(0x78) +
+                             R"(","snapshot":")" + FormatId(snapshot_) +
+                             R"(","reads":1,"dropped":0,"events":[[5,0]]})";
+  ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
+  const auto first = boost::json::parse(body).as_object();
+  ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
+  const auto again = boost::json::parse(body).as_object();
+  EXPECT_EQ(first.at("session"), again.at("session"));
+  EXPECT_FALSE(first.at("duplicate").as_bool());
+  EXPECT_TRUE(again.at("duplicate").as_bool());
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  EXPECT_EQ(at_region.size(), 3u);
+  // What was learned from the site's sessions plans the next assembly here.
+  s = Post(*client, "/v1/preassemble", R"({"volume":"vol"})", &body);
+  ASSERT_TRUE(s.ok()) << s.ToString() << body;
+  EXPECT_GE(boost::json::parse(body).as_object().at("model_sessions").to_number<uint64_t>(), 2u)
+      << body;
+  // Another extension's certificate cannot send sessions as this one.
+  auto b = Client("site-b");
+  ASSERT_TRUE(Post(*b, "/v1/sessions", upload, &body).ok());
+  std::vector<SessionRecord> b_sessions;
+  ASSERT_TRUE(db_->ListSessions("site-b", "vol", &b_sessions).ok());
+  EXPECT_EQ(b_sessions.size(), 1u);  // learned as site-b's, never as site-a's
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  EXPECT_EQ(at_region.size(), 3u);
+}
+
 TEST_F(RegionTls, AnotherExtensionIsRefusedTheLsisLayersAndBlocksOfThisOne) {
   StartServer();
   auto a = Client("site-a");

@@ -102,6 +102,22 @@ check "the site mounts from the region" mountpoint -q "$M"
 check "the site holds no provider key" test ! -e "$SITE/provider.key"
 for _ in $(seq 100); do [ -e "$M/vol.img" ] && break; sleep 0.1; done
 check "the delivered LSI appears once pulled" test -e "$M/vol.img"
+# A restore session at the site (part of the image: a whole-image read in
+# order is a copy, not learned from) reaches the region when it ends (500 ms
+# idle), and the region's model learns from it.
+dd if="$M/vol.img" of=/dev/null bs=64K skip="$P1" count=4 status=none
+site_sessions() {
+  "$LSICTL" -s "$S" access show -e site-a -v vol --json | python3 -c '
+import json, sys
+print(sum(x["state"] == "ended" and x["lsi"] == sys.argv[1] for x in json.load(sys.stdin)["sessions"]))' "$LSI"
+}
+for _ in $(seq 100); do [ "$(site_sessions)" -ge 1 ] && break; sleep 0.2; done
+check "the site's session reached the region's database" test "$(site_sessions)" -ge 1
+learned=$("$LSICTL" -s "$S" access show -e site-a -v vol --json |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["model"]["sessions"])')
+check "the region's model, which pre-assembly plans from, has learned it (3 sessions)" \
+  test "$learned" -ge 3
+
 check "its image is byte-identical to the snapshot" cmp "$M/vol.img" "$WORK/fs.img"
 
 LOOP=$(losetup -r -f --show "$M/vol.img")
