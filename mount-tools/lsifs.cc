@@ -101,6 +101,9 @@ void Usage(FILE* to) {
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
       "       session_idle=T          a session ends this long after the last close (30s)\n"
+      "       region_timeout=T        --region: how long one request to the region may take\n"
+      "                               (10s); a read fails with EIO after three (a region gone\n"
+      "                               or hung), and works again when the region answers\n"
       "       half_life=N, successor_window=N, successor_top_k=N, max_stat_blocks=N,\n"
       "       keep_sessions=N         statistics parameters, kept in the store's database\n"
       "                               (defaults 8, 16, 16, 1048576, 32)\n"
@@ -373,6 +376,7 @@ int main(int argc, char** argv) {
   std::string pidfile_path;
   std::string metrics_address, metrics_textfile;
   std::string region_url, region_cert, region_key, region_ca;
+  std::chrono::microseconds region_timeout = std::chrono::seconds(10);
 
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -465,6 +469,11 @@ int main(int argc, char** argv) {
           s = ParseUnsigned(value, "read_ahead_kb", 0, 1 << 20, &read_ahead_kb);
         } else if (key == "record") {
           s = ParseChoice(key, value, "1", "0", &record);
+        } else if (key == "region_timeout") {
+          s = ParseLatency(value, &region_timeout);
+          if (s.ok() && region_timeout < std::chrono::milliseconds(100)) {
+            s = Status::InvalidArgument("at least 100ms");
+          }
         } else if (key == "session_idle") {
           s = ParseLatency(value, &session_idle);
         } else if (learning.Parse(key, value, &s)) {
@@ -521,7 +530,11 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<Store> store;
+  // A site's link to the region, what pulls from it and what sends to it
+  // (made after daemonizing: they run threads).
   std::unique_ptr<RegionClient> region;
+  std::unique_ptr<SiteSync> sync;
+  std::unique_ptr<SessionUploader> uploader;
   Status s;
   if (site) {
     RegionClientOptions ro;
@@ -529,10 +542,12 @@ int main(int argc, char** argv) {
     ro.cert_path = region_cert.empty() ? store_path + "/tls/" + extension + ".crt" : region_cert;
     ro.key_path = region_key.empty() ? store_path + "/tls/" + extension + ".key" : region_key;
     ro.ca_path = region_ca.empty() ? store_path + "/tls/ca.crt" : region_ca;
-    // A demand read waits at most about this long for a region that is gone
-    // (then EIO), and is served again when it returns.
-    ro.request_timeout = std::chrono::seconds(10);
+    // A demand read waits at most about three times this for a region that
+    // is gone or hung (then EIO), and is served again when it returns.
+    ro.request_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(region_timeout);
+    ro.connect_timeout = std::min(ro.connect_timeout, ro.request_timeout);
     ro.attempts = 3;
+    ro.log = LogLine;
     s = RegionClient::Open(ro, &region);
     if (!s.ok()) return Fail(s.message());
     if (PathExists(store_path + "/config")) {
@@ -577,7 +592,7 @@ int main(int argc, char** argv) {
   // blocks come from the store, or at a site from the region.
   std::unique_ptr<Origin> base_origin;
   if (site) {
-    base_origin = std::make_unique<RemoteOrigin>(*region, keys);
+    base_origin = std::make_unique<RemoteOrigin>(*region, keys, store.get());
   } else {
     base_origin = std::make_unique<LocalOrigin>(*store, *origin_keys);
   }
@@ -627,6 +642,26 @@ int main(int argc, char** argv) {
   std::atomic<const AssemblyQueue*> queue_for_metrics{nullptr};
   options.daemon_metrics = [&](MountMetrics* m) {
     m->mountpoint = mountpoint;
+    if (site) {
+      m->region = region_url;
+      const RegionClientStats r = region->Stats();
+      m->site.region_requests = r.requests;
+      m->site.region_retries = r.retries;
+      m->site.region_failures = r.failures;
+      m->site.region_outages = r.outages;
+      m->site.region_reachable = r.reachable ? 1 : 0;
+      if (sync) {
+        const SiteSyncCounters c = sync->Counters();
+        m->site.manifests_pulled = c.manifests;
+        m->site.layers_pulled = c.layers;
+        m->site.layer_bytes_pulled = c.layer_bytes;
+        m->site.pull_failures = c.failures;
+      }
+      if (uploader) {
+        m->site.sessions_sent = uploader->sent();
+        m->site.upload_failures = uploader->failures();
+      }
+    }
     m->link = link.Stats();
     if (const AssemblyQueue* q = queue_for_metrics.load()) {
       for (const auto& a : q->List()) ++(a.running ? m->assemblies_running : m->assemblies_queued);
@@ -749,7 +784,6 @@ int main(int argc, char** argv) {
   // A session ended (here, or forwarded by a second mount): the models of
   // its volume changed.
   // A site sends its ended sessions to the region, which learns from them.
-  std::unique_ptr<SessionUploader> uploader;
   env.on_session_end = [&](AccessDb& adb, const std::string& volume) {
     successors.Build(adb, volume);
     if (env.preassemble) QueuePreassemblies(env, adb, volume, "session end");
@@ -877,14 +911,14 @@ int main(int argc, char** argv) {
   // below takes them), the pid file written, the control socket up.
   ReportReady("");
   Notify("READY=1\nSTATUS=serving extension '" + extension + "' from " + store_path);
-  fs.StartBackground(se);
   // A site pulls what the region delivers, below demand reads on its link.
   ExtensionKeys sync_keys;
-  std::unique_ptr<SiteSync> sync;
   if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
     sync = std::make_unique<SiteSync>(*store, *region, sync_keys, LogLine);
     sync->Start(std::chrono::seconds(5));
   }
+  fs.StartBackground(se);
+
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });
 
   // A stop signal ends the loop only when no image is open, as umount(8)
@@ -964,7 +998,6 @@ int main(int argc, char** argv) {
   // assemblies, a site's pulls) give up now, before anything waits for them.
   link.Stop();
   if (region) region->Stop();
-  sync.reset();
   fs.StopBackground();
   fs.EndAllSessions();
   fs.SaveCounters();
@@ -984,6 +1017,7 @@ int main(int argc, char** argv) {
   builder.join();
   // Sessions not sent yet (those ended at this stop among them) wait in the
   // site's database for the next mount: a stop never waits on the region.
+  sync.reset();
   uploader.reset();
   recorder.reset();  // ends what is left while the queue can still be told
   fuse_session_unmount(se);

@@ -13,6 +13,32 @@
 namespace lsifs {
 namespace {
 
+// The site's figures, named once for every rendering.
+struct SiteField {
+  const char* name;
+  uint64_t SiteMetrics::*value;
+  bool gauge;
+  const char* help;
+};
+constexpr SiteField kSiteFields[] = {
+    {"region_requests", &SiteMetrics::region_requests, false, "Requests made of the region."},
+    {"region_retries", &SiteMetrics::region_retries, false, "Requests to the region tried again."},
+    {"region_failures", &SiteMetrics::region_failures, false,
+     "Requests to the region that failed after every try."},
+    {"region_outages", &SiteMetrics::region_outages, false, "Times the region stopped answering."},
+    {"region_reachable", &SiteMetrics::region_reachable, true,
+     "Whether the region answered the last request (1) or not (0)."},
+    {"manifests_pulled", &SiteMetrics::manifests_pulled, false,
+     "Manifests pulled from the region."},
+    {"layers_pulled", &SiteMetrics::layers_pulled, false, "Delta layers pulled from the region."},
+    {"layer_bytes_pulled", &SiteMetrics::layer_bytes_pulled, false,
+     "Bytes of delta layers pulled from the region."},
+    {"pull_failures", &SiteMetrics::pull_failures, false, "Pulls from the region that failed."},
+    {"sessions_sent", &SiteMetrics::sessions_sent, false, "Sessions sent to the region."},
+    {"upload_failures", &SiteMetrics::upload_failures, false,
+     "Passes sending sessions to the region that failed."},
+};
+
 // Label values escape backslash, quote and newline (the format's rule).
 std::string LabelValue(const std::string& v) {
   std::string out;
@@ -123,6 +149,13 @@ std::string RenderPrometheus(const MountMetrics& m) {
   e.Family("lsifs_recorder_errors_total", "counter", "Failed database writes.");
   e.Sample("lsifs_recorder_errors_total", mount, m.recorder.errors);
 
+  if (!m.region.empty()) {
+    for (const auto& f : kSiteFields) {
+      const std::string metric = std::string("lsifs_site_") + f.name + (f.gauge ? "" : "_total");
+      e.Family(metric.c_str(), f.gauge ? "gauge" : "counter", f.help);
+      e.Sample(metric, mount, m.site.*f.value);
+    }
+  }
   e.Family("lsifs_cache_capacity_bytes", "gauge", "The decrypted-block cache's size.");
   e.Sample("lsifs_cache_capacity_bytes", mount, m.cache_capacity_bytes);
   e.Family("lsifs_cache_used_bytes", "gauge", "Bytes of the cache holding a block.");
@@ -186,6 +219,14 @@ std::string RenderMountJson(const MountMetrics& m) {
       .Field("capacity_bytes", m.cache_capacity_bytes)
       .Field("used_bytes", m.cache_used_bytes)
       .EndObject();
+  j.Key("site");
+  if (m.region.empty()) {
+    j.Null();
+  } else {
+    j.BeginObject().Field("region", m.region);
+    for (const auto& f : kSiteFields) j.Field(f.name, m.site.*f.value);
+    j.EndObject();
+  }
   j.Key("assemblies")
       .BeginObject()
       .Field("queued", m.assemblies_queued)
@@ -249,6 +290,11 @@ Status ParseMountJson(const std::string& text, MountMetrics* m) {
     const auto& cache = o.at("cache").as_object();
     m->cache_capacity_bytes = u64(cache.at("capacity_bytes"));
     m->cache_used_bytes = u64(cache.at("used_bytes"));
+    // Absent from what an older lsifs wrote: one host, then.
+    if (const auto* site = o.if_contains("site"); site != nullptr && site->is_object()) {
+      m->region = std::string(site->at("region").as_string());
+      for (const auto& f : kSiteFields) m->site.*f.value = u64(site->at(f.name));
+    }
     const auto& a = o.at("assemblies").as_object();
     m->assemblies_queued = u64(a.at("queued"));
     m->assemblies_running = u64(a.at("running"));
@@ -286,6 +332,19 @@ std::string RenderStatusText(const MountMetrics& m) {
   }
   Appendf(&out, "  cache:       %s of %s used\n", FormatBytes(m.cache_used_bytes).c_str(),
           FormatBytes(m.cache_capacity_bytes).c_str());
+  if (!m.region.empty()) {
+    const SiteMetrics& r = m.site;
+    Appendf(&out,
+            "  region:      %s, %s; %" PRIu64 " requests, %" PRIu64 " retried, %" PRIu64
+            " failed, %" PRIu64 " outages\n",
+            m.region.c_str(), r.region_reachable ? "answering" : "NOT ANSWERING", r.region_requests,
+            r.region_retries, r.region_failures, r.region_outages);
+    Appendf(&out,
+            "  pulled:      %" PRIu64 " manifests, %" PRIu64 " layers (%s), %" PRIu64
+            " failed passes; sent %" PRIu64 " sessions, %" PRIu64 " failed passes\n",
+            r.manifests_pulled, r.layers_pulled, FormatBytes(r.layer_bytes_pulled).c_str(),
+            r.pull_failures, r.sessions_sent, r.upload_failures);
+  }
   if (m.recording) {
     Appendf(&out,
             "  recording:   on; %" PRIu64 " first accesses written, %" PRIu64 " dropped, %" PRIu64

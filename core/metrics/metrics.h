@@ -25,6 +25,22 @@ struct LsiMetrics {
   CounterValues counters;  // since its image was last opened by this mount
 };
 
+// A site of the two-site form (lsifs --region): its link to the region,
+// what it pulled and what it sent.
+struct SiteMetrics {
+  uint64_t region_requests = 0;
+  uint64_t region_retries = 0;
+  uint64_t region_failures = 0;  // requests failed after every try
+  uint64_t region_outages = 0;   // times the region stopped answering
+  uint64_t region_reachable = 1;
+  uint64_t manifests_pulled = 0;
+  uint64_t layers_pulled = 0;
+  uint64_t layer_bytes_pulled = 0;
+  uint64_t pull_failures = 0;  // passes of the puller that failed
+  uint64_t sessions_sent = 0;
+  uint64_t upload_failures = 0;  // passes of the uploader that failed
+};
+
 struct MountMetrics {
   std::string extension;
   std::string mountpoint;
@@ -40,6 +56,8 @@ struct MountMetrics {
   uint64_t cache_capacity_bytes = 0, cache_used_bytes = 0;
   uint64_t assemblies_queued = 0, assemblies_running = 0;
   uint64_t assemblies_done = 0, assemblies_failed = 0, assemblies_cancelled = 0;
+  std::string region;  // the region's URL at a site; empty on one host
+  SiteMetrics site;
 };
 
 // The Prometheus text exposition format, version 0.0.4.

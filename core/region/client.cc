@@ -1,6 +1,7 @@
 #include "core/region/client.h"
 
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <boost/beast/http.hpp>
@@ -10,6 +11,8 @@
 #include <set>
 
 #include "core/region/tls.h"
+#include "core/util/encoding.h"
+#include "core/util/file.h"
 #include "core/util/hex.h"
 #include "core/util/numbers.h"
 
@@ -83,6 +86,7 @@ struct RegionClient::Impl {
   std::vector<std::unique_ptr<Connection>> idle;
   std::set<Connection*> busy;
   RegionClientStats stats;
+  std::chrono::steady_clock::time_point outage_since;
 
   Status Connect(std::unique_ptr<Connection>* out) {
     auto c = std::make_unique<Connection>(*tls);
@@ -132,8 +136,13 @@ struct RegionClient::Impl {
             "'s certificate is refused: " + X509_verify_cert_error_string(verify) +
             " (is --ca the region's CA? does its certificate name " + endpoint.host + "?)");
       }
+      // A region that closes the handshake has refused this site's
+      // certificate; one that never finishes it is hung.
+      const bool refused = ec != beast::error::timeout;
       return Status::Unavailable("TLS with region " + where + " failed: " + ec.message() +
-                                 " (a revoked or foreign client certificate is refused so)");
+                                 (refused ? " (is this site's certificate revoked, or of "
+                                            "another CA?)"
+                                          : ""));
     }
     return Status::Ok();
   }
@@ -202,6 +211,30 @@ struct RegionClient::Impl {
     return StatusOfHttp(answer->status, answer->body);
   }
 
+  // Notes whether a call got an answer; logs the start and end of an
+  // outage. Returns `status`.
+  Status Answered(bool answered, Status status = Status::Ok()) {
+    std::string line;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (answered && !stats.reachable) {
+        const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now() - outage_since)
+                                 .count();
+        line = "region " + options.url + " answers again (unreachable for " +
+               std::to_string(seconds) + " s)";
+      } else if (!answered && stats.reachable && !stopped) {
+        ++stats.outages;
+        outage_since = std::chrono::steady_clock::now();
+        line = "region " + options.url + " unreachable: " + status.message() +
+               " (reads of blocks not held here fail until it answers)";
+      }
+      if (!stopped) stats.reachable = answered;
+    }
+    if (!line.empty() && options.log) options.log(line);
+    return status;
+  }
+
   // Sleeps `delay` unless stopped; false when stopped.
   bool Backoff(std::chrono::milliseconds delay) {
     std::unique_lock<std::mutex> lock(mu);
@@ -238,12 +271,12 @@ Status RegionClient::Call(const RegionCall& call, RegionAnswer* answer) {
     *answer = RegionAnswer();
     bool reused = false;
     s = im.Try(call, answer, &reused);
-    if (s.ok()) return s;
+    if (s.ok()) return im.Answered(true);
     // A pooled connection the region closed while idle: once more on a new
     // one, at once (nothing reached the region).
     if (reused && answer->status == 0) {
       s = im.Try(call, answer, &reused);
-      if (s.ok()) return s;
+      if (s.ok()) return im.Answered(true);
     }
     const bool again =
         call.idempotent && Transient(s, answer->status) && attempt < im.options.attempts;
@@ -252,17 +285,26 @@ Status RegionClient::Call(const RegionCall& call, RegionAnswer* answer) {
       std::lock_guard<std::mutex> lock(im.mu);
       ++im.stats.retries;
     }
-    const auto wait = std::chrono::milliseconds(
-        delay.count() / 2 +
-        static_cast<int64_t>(jitter() % static_cast<uint64_t>(delay.count() + 1)));
+    // Jittered around the backoff; at least what a Retry-After asked.
+    const auto wait =
+        std::max(std::chrono::milliseconds(
+                     delay.count() / 2 +
+                     static_cast<int64_t>(jitter() % static_cast<uint64_t>(delay.count() + 1))),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::min(std::chrono::seconds(answer->retry_after),
+                              std::chrono::duration_cast<std::chrono::seconds>(kMaxBackoff))));
     if (!im.Backoff(wait)) {
       s = Status::Unavailable("the site is stopping");
       break;
     }
     delay = std::min(delay * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
   }
-  std::lock_guard<std::mutex> lock(im.mu);
-  ++im.stats.failures;
+  {
+    std::lock_guard<std::mutex> lock(im.mu);
+    ++im.stats.failures;
+  }
+  // An answer, even an error, says the region is there.
+  (void)im.Answered(answer->status != 0, s);
   return s;
 }
 
@@ -399,33 +441,76 @@ Status ReadFacts(const std::string& json, SnapshotInfo* info) {
 
 }  // namespace
 
-RemoteOrigin::RemoteOrigin(RegionClient& client, const ExtensionKeys& keys)
-    : client_(client), extension_(keys.info.name) {
+RemoteOrigin::RemoteOrigin(RegionClient& client, const ExtensionKeys& keys, const Store* site)
+    : client_(client), site_(site), extension_(keys.info.name) {
   transport_keys_.push_back(RegionTransportKey(keys.key));
   if (keys.has_next) transport_keys_.push_back(RegionTransportKey(keys.next_key));
+  facts_key_ = DeriveKey(keys.key, "lsifs site snapshot facts v1");
 }
 
-Status RemoteOrigin::OpenSnapshot(const std::string& volume, uint64_t id,
-                                  std::unique_ptr<OriginSnapshot>* out) {
+Status RemoteOrigin::OpenFromRegion(const std::string& volume, uint64_t id, SnapshotInfo* info,
+                                    std::vector<uint64_t>* present) {
   RegionCall call;
   call.target = SnapshotTarget(volume, id);
   RegionAnswer answer;
   LSIFS_RETURN_IF_ERROR(client_.Call(call, &answer));
-  SnapshotInfo info;
-  LSIFS_RETURN_IF_ERROR(ReadFacts(answer.body, &info));
-  if (info.volume != volume || (id != 0 && info.id != id)) {
+  LSIFS_RETURN_IF_ERROR(ReadFacts(answer.body, info));
+  if (info->volume != volume || (id != 0 && info->id != id)) {
     return Status::Corruption("the region answered for another snapshot than " +
                               SnapshotTarget(volume, id));
   }
+  const std::string facts = answer.body;
   call.target += "/present";
   LSIFS_RETURN_IF_ERROR(client_.Call(call, &answer));
-  std::vector<uint64_t> present;
-  LSIFS_RETURN_IF_ERROR(DecodeBlockList(answer.body, &present));
-  if (present.size() != info.present_blocks || !std::is_sorted(present.begin(), present.end()) ||
-      (!present.empty() && present.back() >= info.block_count())) {
+  LSIFS_RETURN_IF_ERROR(DecodeBlockList(answer.body, present));
+  if (present->size() != info->present_blocks ||
+      !std::is_sorted(present->begin(), present->end()) ||
+      (!present->empty() && present->back() >= info->block_count())) {
     return Status::Corruption("the region's present blocks of " + SnapshotTarget(volume, id) +
                               " do not match its facts");
   }
+  if (site_ != nullptr && id != 0) {
+    // Kept: facts (JSON), u32 LE length first; the present blocks; a MAC of
+    // both. Not keeping it costs only the offline open.
+    std::string kept(4, '\0');
+    EncodeFixed32(reinterpret_cast<uint8_t*>(kept.data()), static_cast<uint32_t>(facts.size()));
+    kept += facts + answer.body;
+    const auto mac = ComputeMac(facts_key_, AsBytes(kept));
+    kept.append(reinterpret_cast<const char*>(mac.data()), mac.size());
+    (void)::mkdir(site_->volume_dir(volume).c_str(), 0755);
+    (void)WriteFileAtomically(site_->tmp_dir(), site_->site_snapshot_path(volume, id),
+                              AsBytes(kept), 0644, /*replace=*/true);
+  }
+  return Status::Ok();
+}
+
+Status RemoteOrigin::OpenSnapshot(const std::string& volume, uint64_t id,
+                                  std::unique_ptr<OriginSnapshot>* out) {
+  SnapshotInfo info;
+  std::vector<uint64_t> present;
+  Status s = OpenFromRegion(volume, id, &info, &present);
+  if (s.code() == Status::Code::kUnavailable && site_ != nullptr && id != 0) {
+    // The region is unreachable: what it told before, if it is intact.
+    std::string kept;
+    if (ReadWholeFile(site_->site_snapshot_path(volume, id), 1ull << 30, &kept).ok() &&
+        kept.size() >= 4 + kMacSize) {
+      const size_t body = kept.size() - kMacSize;
+      const auto mac =
+          ComputeMac(facts_key_, ByteSpan(reinterpret_cast<const uint8_t*>(kept.data()), body));
+      const uint32_t facts_len = DecodeFixed32(reinterpret_cast<const uint8_t*>(kept.data()));
+      if (EqualConstantTime(
+              ByteSpan(mac.data(), mac.size()),
+              ByteSpan(reinterpret_cast<const uint8_t*>(kept.data()) + body, kMacSize)) &&
+          4 + uint64_t{facts_len} <= body && ReadFacts(kept.substr(4, facts_len), &info).ok() &&
+          DecodeBlockList(std::string_view(kept).substr(4 + facts_len, body - 4 - facts_len),
+                          &present)
+              .ok() &&
+          info.volume == volume && info.id == id && present.size() == info.present_blocks) {
+        s = Status::Ok();
+      }
+    }
+  }
+  LSIFS_RETURN_IF_ERROR(s);
   *out = std::make_unique<RemoteSnapshot>(client_, extension_, transport_keys_, std::move(info),
                                           std::move(present));
   return Status::Ok();

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,7 @@
 #include "core/crypto/keyfile.h"
 #include "core/origin/origin.h"
 #include "core/region/protocol.h"
+#include "core/store/store.h"
 #include "core/util/status.h"
 
 namespace lsifs {
@@ -34,6 +36,9 @@ struct RegionClientOptions {
   int attempts = 4;
   std::chrono::milliseconds backoff{100};
   size_t max_idle_connections = 16;
+  // Told once when the region stops answering (a call failed after every
+  // try) and once when it answers again: one line per outage.
+  std::function<void(const std::string&)> log;
 };
 
 struct RegionClientStats {
@@ -41,6 +46,8 @@ struct RegionClientStats {
   uint64_t retries = 0;
   uint64_t failures = 0;     // requests that failed after every try
   uint64_t connections = 0;  // TLS connections made
+  uint64_t outages = 0;      // times the region stopped answering
+  bool reachable = true;     // the last call got an answer
 };
 
 struct RegionCall {
@@ -83,17 +90,26 @@ class RegionClient {
 };
 
 // The origin interface on a region. `client` and `keys` (the site's
-// extension keys) must outlive it and its snapshots.
+// extension keys) must outlive it and its snapshots. With `site` (the
+// site's replica of the store), each snapshot's facts and present blocks
+// are kept there (authenticated with a key derived from the extension key)
+// when first told, so that its images open while the region is
+// unreachable: what the site holds is read, what it does not fails.
 class RemoteOrigin : public Origin {
  public:
-  RemoteOrigin(RegionClient& client, const ExtensionKeys& keys);
+  RemoteOrigin(RegionClient& client, const ExtensionKeys& keys, const Store* site = nullptr);
   Status OpenSnapshot(const std::string& volume, uint64_t id,
                       std::unique_ptr<OriginSnapshot>* out) override;
 
  private:
+  Status OpenFromRegion(const std::string& volume, uint64_t id, SnapshotInfo* info,
+                        std::vector<uint64_t>* present);
+
   RegionClient& client_;
+  const Store* site_;
   std::string extension_;
   std::vector<SecretKey> transport_keys_;  // the key's, then a rotation's next key's
+  SecretKey facts_key_;                    // authenticates what is kept at the site
 };
 
 }  // namespace lsifs

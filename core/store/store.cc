@@ -380,6 +380,10 @@ std::string Store::snapshot_data_path(const std::string& volume, uint64_t id) co
   return volume_dir(volume) + "/" + FormatId(id) + ".data";
 }
 
+std::string Store::site_snapshot_path(const std::string& volume, uint64_t id) const {
+  return volume_dir(volume) + "/" + FormatId(id) + ".site";
+}
+
 std::string Store::snapshot_kept_path(const std::string& volume, uint64_t id) const {
   return volume_dir(volume) + "/" + FormatId(id) + ".kept";
 }

@@ -10,6 +10,8 @@
 //   STORE/snapshots/VOLUME/ID.snap  snapshot metadata and block map
 //   STORE/snapshots/VOLUME/ID.data  the blocks stored by that snapshot
 //   STORE/snapshots/VOLUME/ID.kept  its data file outlives its deleted map
+//   STORE/snapshots/VOLUME/ID.site  at a site: the snapshot's facts as the
+//                                   region told them (region/client.h)
 //   STORE/layers/ID.layer           delta layers
 //   STORE/lsi/ID.lsi                LSI manifests (an LSI exists iff this does)
 //   STORE/lsi/ID.dropped            a drop in progress (waits for the last user)
@@ -88,6 +90,9 @@ class Store {
   // Marks the data file of a deleted snapshot that later snapshots still
   // use: kept on purpose, not left by a crash (see Catalog::Sweep).
   std::string snapshot_kept_path(const std::string& volume, uint64_t id) const;
+  // At a site: a snapshot's facts and present blocks as the region told
+  // them, so that images open while the region is unreachable.
+  std::string site_snapshot_path(const std::string& volume, uint64_t id) const;
   std::string keys_dir() const { return root_ + "/keys"; }
   std::string provider_key_path() const { return root_ + "/provider.key"; }
   std::string layers_dir() const { return root_ + "/layers"; }

@@ -610,6 +610,46 @@ TEST_F(RegionTls, AGreedySiteDoesNotStarveAnother) {
   EXPECT_EQ(stats.extensions.at("site-b").errors, 0u);
 }
 
+TEST_F(RegionTls, AnOutageIsLoggedOnceAndSoIsItsEnd) {
+  StartServer();
+  const std::string endpoint = server_->endpoint();
+  std::mutex mu;
+  std::vector<std::string> lines;
+  RegionClientOptions o;
+  o.url = "https://" + endpoint;
+  o.ca_path = certs_["site-a"].ca_path;
+  o.cert_path = certs_["site-a"].cert_path;
+  o.key_path = certs_["site-a"].key_path;
+  o.attempts = 2;
+  o.backoff = std::chrono::milliseconds(10);
+  o.log = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(line);
+  };
+  std::unique_ptr<RegionClient> c;
+  ASSERT_TRUE(RegionClient::Open(o, &c).ok());
+  std::string body;
+  ASSERT_TRUE(Get(*c, "/v1/volumes", &body).ok());
+  server_.reset();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(Get(*c, "/v1/volumes", &body).code(), Status::Code::kUnavailable);
+  EXPECT_FALSE(c->Stats().reachable);
+  RegionServerOptions again;
+  again.listen = endpoint;
+  again.ca_cert_path = store_->ca_cert_path();
+  again.cert_path = store_->server_cert_path();
+  again.key_path = store_->server_key_path();
+  again.crl_path = store_->crl_path();
+  ASSERT_TRUE(RegionServer::Start(again, *service_, &server_).ok());
+  ASSERT_TRUE(Get(*c, "/v1/volumes", &body).ok());
+  EXPECT_TRUE(c->Stats().reachable);
+  EXPECT_EQ(c->Stats().outages, 1u);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find("unreachable"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("answers again"), std::string::npos) << lines[1];
+}
+
 TEST_F(RegionTls, AnExtensionOverItsRateIsToldToWaitAndOthersAreNot) {
   RegionServerOptions options;
   options.rate_per_extension = 2;
