@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/crypto/openssl_ptr.h"
 #include "core/util/file.h"
 #include "tests/core/test_util.h"
 
@@ -22,20 +23,6 @@ namespace lsifs {
 namespace {
 
 using testing::TempDir;
-
-template <auto Free>
-struct Deleter {
-  template <typename T>
-  void operator()(T* p) const {
-    Free(p);
-  }
-};
-using X509Ptr = std::unique_ptr<X509, Deleter<X509_free>>;
-using CrlPtr = std::unique_ptr<X509_CRL, Deleter<X509_CRL_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY_free>>;
-using X509StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE_free>>;
-using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX_free>>;
-using BioPtr = std::unique_ptr<BIO, Deleter<BIO_free_all>>;
 
 std::string ReadText(const std::string& path) {
   std::string text;
