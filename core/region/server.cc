@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <cmath>
 #include <list>
 #include <thread>
@@ -349,7 +350,12 @@ struct RegionServer::Impl {
       if (!ec) {
         const auto& target = parser.get().target();
         const size_t limit = BodyLimitOf(std::string_view(target.data(), target.size()));
-        if (parser.content_length().value_or(0) > limit) {
+        // Read from the header itself (the parser has checked it is a
+        // number): GCC takes boost::optional's storage for uninitialized.
+        const auto length = parser.get()[http::field::content_length];
+        uint64_t declared = 0;
+        (void)std::from_chars(length.data(), length.data() + length.size(), declared);
+        if (declared > limit) {
           ec = http::error::body_limit;
         } else {
           parser.body_limit(limit);
