@@ -1,7 +1,5 @@
 // lsid's service and its client over real TLS 1.3 on an address inside a
-// network namespace this test makes (unshare(CLONE_NEWNET), a veth
-// pair, one end at 10.77.0.1): the region serves a real store with a real
-// LevelDB, sites connect with certificates issued by the store's CA.
+// network namespace this test makes (tests/core/region_fixture.h).
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 #include <sched.h>
@@ -14,151 +12,21 @@
 
 #include "core/access/access_db.h"
 #include "core/assembler/queue.h"
-#include "core/image/image.h"
 #include "core/region/certs.h"
 #include "core/region/client.h"
 #include "core/region/region.h"
 #include "core/region/server.h"
 #include "core/region/tls.h"
-#include "core/site/site.h"
 #include "core/util/hex.h"
+#include "tests/core/region_fixture.h"
 #include "tests/core/test_util.h"
 
 namespace lsifs {
 namespace {
 
-constexpr char kAddress[] = "10.77.0.1";
-constexpr uint64_t kBlocks = 96;
-
-// The namespace is made once per process, before any thread: every
-// thread started later lives in it.
-void EnterNetworkNamespace() {
-  static bool entered = false;
-  if (entered) return;
-  ASSERT_EQ(::geteuid(), 0u) << "the region tests make a network namespace: run them as root";
-  ASSERT_EQ(::unshare(CLONE_NEWNET), 0) << "unshare(CLONE_NEWNET): " << std::strerror(errno);
-  ASSERT_EQ(
-      testing::RunShell("ip link set lo up && ip link add lsifs-r0 type veth peer name lsifs-r1 && "
-                        "ip addr add 10.77.0.1/24 dev lsifs-r0 && ip link set lsifs-r0 up && "
-                        "ip link set lsifs-r1 up"),
-      0);
-  entered = true;
-}
-
-class RegionTls : public testing::StoreTest {
- protected:
-  void SetUp() override {
-    EnterNetworkNamespace();
-    if (HasFatalFailure()) return;
-    KeyInfo b;
-    ASSERT_TRUE(store_->keyring().Create("site-b", &b).ok());
-    // Every third block absent: absent blocks read as zeros and are not served.
-    image_ = testing::PseudoRandom(kBlocks * kBlock, 11);
-    for (uint64_t i = 0; i < kBlocks; i += 3) {
-      std::fill_n(image_.begin() + static_cast<ptrdiff_t>(i * kBlock), kBlock, 0);
-    }
-    snapshot_ = ImportBytes("vol", image_);
-    CaOptions ca;
-    ca.server_hosts = {kAddress};
-    ASSERT_TRUE(InitCa(*store_, ca).ok());
-    for (const char* ext : {"site-a", "site-b"}) {
-      IssuedCertificate issued;
-      Status s =
-          IssueSiteCertificate(*store_, ext, dir_ / (std::string("tls-") + ext), 30, &issued);
-      ASSERT_TRUE(s.ok()) << s.ToString();
-      certs_[ext] = issued;
-    }
-    ASSERT_TRUE(AccessDb::Open(store_->db_dir(), CoAccessSettings(), &db_).ok());
-    link_ = std::make_unique<OriginLink>(*local_, LinkOptions());
-    env_.store = store_.get();
-    env_.keys = keys_.get();
-    env_.link = link_.get();
-    env_.catalog = catalog_.get();
-    env_.with_db = [this](const std::function<Status(AccessDb*)>& fn) {
-      std::lock_guard<std::mutex> lock(db_mu_);
-      return fn(db_.get());
-    };
-    queue_ = std::make_unique<AssemblyQueue>(MakeAssemblyWork(env_), AssemblyQueue::Options());
-    env_.queue = queue_.get();
-    service_ = std::make_unique<RegionService>(env_, successors_);
-  }
-
-  void StartServer(RegionServerOptions options = RegionServerOptions()) {
-    options.listen = std::string(kAddress) + ":0";
-    options.ca_cert_path = store_->ca_cert_path();
-    options.cert_path = store_->server_cert_path();
-    options.key_path = store_->server_key_path();
-    options.crl_path = store_->crl_path();
-    Status s = RegionServer::Start(options, *service_, &server_);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
-
-  std::unique_ptr<RegionClient> Client(const std::string& ext, int attempts = 4) {
-    RegionClientOptions o;
-    o.url = "https://" + server_->endpoint();
-    o.ca_path = certs_[ext].ca_path;
-    o.cert_path = certs_[ext].cert_path;
-    o.key_path = certs_[ext].key_path;
-    o.attempts = attempts;
-    o.backoff = std::chrono::milliseconds(20);
-    o.request_timeout = std::chrono::milliseconds(20000);
-    std::unique_ptr<RegionClient> c;
-    Status s = RegionClient::Open(o, &c);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return c;
-  }
-
-  ExtensionKeys KeysOfExtension(const std::string& ext) {
-    ExtensionKeys keys;
-    EXPECT_TRUE(store_->keyring().LoadKeys(ext, &keys).ok());
-    return keys;
-  }
-
-  static Status Get(RegionClient& c, const std::string& target, std::string* body,
-                    const std::string& range = "") {
-    RegionCall call;
-    call.target = target;
-    call.range = range;
-    RegionAnswer answer;
-    Status s = c.Call(call, &answer);
-    *body = answer.body;
-    return s;
-  }
-
-  static Status Post(RegionClient& c, const std::string& target, const std::string& json,
-                     std::string* body) {
-    RegionCall call;
-    call.method = "POST";
-    call.target = target;
-    call.body = json;
-    call.idempotent = false;
-    RegionAnswer answer;
-    Status s = c.Call(call, &answer);
-    *body = answer.body;
-    return s;
-  }
-
-  // An LSI of every present block, assembled for `ext` at the region.
-  std::string AssembleFull(RegionClient& c) {
-    std::string body;
-    Status s = Post(c, "/v1/preassemble", R"({"volume":"vol","strategy":"full"})", &body);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    boost::json::value v = boost::json::parse(body);
-    return std::string(v.as_object().at("lsi").as_string());
-  }
-
-  Bytes image_;
-  uint64_t snapshot_ = 0;
-  std::map<std::string, IssuedCertificate> certs_;
-  std::mutex db_mu_;
-  std::unique_ptr<AccessDb> db_;
-  std::unique_ptr<OriginLink> link_;
-  ServiceEnv env_;
-  std::unique_ptr<AssemblyQueue> queue_;
-  SuccessorCache successors_{PlanOptions(), 1 << 16};
-  std::unique_ptr<RegionService> service_;
-  std::unique_ptr<RegionServer> server_;  // last: stopped first
-};
+using testing::kAddress;
+using testing::kBlocks;
+using testing::RegionTls;
 
 TEST_F(RegionTls, ASiteFetchesBlocksSealedForItThatOpenToTheSnapshotsBytes) {
   StartServer();
@@ -243,172 +111,6 @@ TEST_F(RegionTls, ASiteGetsItsOwnManifestsAndLayersWholeAndInRanges) {
   ASSERT_TRUE(Post(*client, "/v1/restore", R"({"volume":"vol"})", &body).ok()) << body;
   ASSERT_TRUE(Get(*client, "/v1/successors/vol", &body).ok());
   EXPECT_EQ(boost::json::parse(body).as_object().at("volume").as_string(), "vol");
-}
-
-TEST_F(RegionTls, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheProviderKey) {
-  StartServer();
-  auto client = Client("site-a");
-  const std::string lsi_text = AssembleFull(*client);
-  const uint64_t lsi = *ParseId(lsi_text);
-  // Delivered at the region (as `lsictl restore` would deliver a fresh
-  // pre-assembled LSI): every block in its layers.
-  ASSERT_TRUE(catalog_->Deliver(lsi, info_, key_, true, std::time(nullptr)).ok());
-  std::unique_ptr<Store> site;
-  Status s = OpenOrInitSite(*client, dir_ / "site", &site);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_FALSE(PathExists(site->provider_key_path()));
-  EXPECT_EQ(site->config().store_id, store_->config().store_id);
-  // The region's own store is no site.
-  std::unique_ptr<Store> not_a_site;
-  EXPECT_EQ(OpenOrInitSite(*client, store_->root(), &not_a_site).code(), Status::Code::kExists);
-
-  ExtensionKeys keys = KeysOfExtension("site-a");
-  SiteSync sync(*site, *client, keys);
-  SiteSyncReport report;
-  s = sync.Pull(&report);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_TRUE(report.delivered);
-  EXPECT_EQ(report.manifests, 1u);
-  EXPECT_GE(report.layers, 1u);
-  ASSERT_TRUE(PathExists(site->manifest_path(lsi)));
-  // A second pass pulls nothing again.
-  ASSERT_TRUE(sync.Pull(&report).ok());
-  EXPECT_EQ(report.manifests + report.layers, 0u);
-
-  // The site's catalog lists it; its image reads the snapshot, base blocks
-  // (none here: every block is in a layer) through the region.
-  std::unique_ptr<Catalog> catalog;
-  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
-  DeliveryView view;
-  ASSERT_TRUE(catalog->ReadDeliveries(keys.info, keys.key, &view).ok());
-  Manifest m;
-  ASSERT_TRUE(catalog->ReadManifest(lsi, keys.info, keys.key, &m).ok());
-  RemoteOrigin remote(*client, keys);
-  ImageOptions options;
-  options.layers_arrive_later = true;
-  auto read_all = [&](uint32_t* pending) {
-    std::unique_ptr<LsiImage> img;
-    Status opened = LsiImage::Open(*site, m, keys, remote, options, &img);
-    EXPECT_TRUE(opened.ok()) << opened.ToString();
-    if (!img) return Bytes();
-    *pending = img->pending_layers();
-    Bytes all(image_.size());
-    size_t done = 0;
-    EXPECT_TRUE(img->Read(0, all, &done).ok());
-    all.resize(done);
-    return all;
-  };
-  uint32_t pending = 9;
-  EXPECT_TRUE(read_all(&pending) == image_);
-  EXPECT_EQ(pending, 0u);
-  // A layer not pulled yet: its blocks come from the region meanwhile.
-  const std::string layer = site->layer_path(m.layers[0].layer_id);
-  ASSERT_EQ(::unlink(layer.c_str()), 0);
-  const uint64_t before = client->Stats().requests;
-  EXPECT_TRUE(read_all(&pending) == image_);
-  EXPECT_EQ(pending, 1u);
-  EXPECT_GT(client->Stats().requests, before);
-  // A layer altered at the region is refused and does not take its place.
-  const std::string at_region = store_->layer_path(m.layers[0].layer_id);
-  Bytes good = testing::ReadFileBytes(at_region);
-  Bytes bad = good;
-  bad[20] ^= 0x40;  // in the authenticated header
-  testing::WriteFileBytes(at_region, bad);
-  EXPECT_FALSE(sync.Pull(&report).ok());
-  EXPECT_FALSE(PathExists(layer));
-  // Mended: it arrives, and the next image reads it.
-  testing::WriteFileBytes(at_region, good);
-  ASSERT_TRUE(sync.Pull(&report).ok());
-  EXPECT_EQ(report.layers, 1u);
-  EXPECT_TRUE(read_all(&pending) == image_);
-  EXPECT_EQ(pending, 0u);
-  // Another extension's site finds nothing delivered to it.
-  auto b = Client("site-b");
-  ExtensionKeys b_keys = KeysOfExtension("site-b");
-  std::unique_ptr<Store> b_site;
-  ASSERT_TRUE(OpenOrInitSite(*b, dir_ / "site-b", &b_site).ok());
-  SiteSync b_sync(*b_site, *b, b_keys);
-  ASSERT_TRUE(b_sync.Pull(&report).ok());
-  EXPECT_FALSE(report.delivered);
-  EXPECT_TRUE(b_site->ListIds(StoreFile::kManifest).empty());
-  EXPECT_FALSE(PathExists(b_site->manifest_path(lsi)));
-}
-
-TEST_F(RegionTls, SessionsRecordedAtASiteReachTheRegionOnceAndAreLearnedFrom) {
-  StartServer();
-  auto client = Client("site-a");
-  testing::TempDir site_dir;
-  std::unique_ptr<AccessDb> site_db;
-  ASSERT_TRUE(AccessDb::Open(site_dir / "db", CoAccessSettings(), &site_db).ok());
-  std::mutex site_mu;
-  auto with_site_db = [&](const std::function<Status(AccessDb&)>& fn) {
-    std::lock_guard<std::mutex> lock(site_mu);
-    return fn(*site_db);
-  };
-  // Two sessions at the site, one still open.
-  const std::vector<uint64_t> read = {7, 3, 40, 41, 42};
-  for (int i = 0; i < 2; ++i) {
-    uint32_t n = 0;
-    ASSERT_TRUE(site_db->BeginSession("site-a", "vol", 0x77, snapshot_, &n).ok());
-    std::vector<LoggedEvent> events;
-    for (uint32_t k = 0; k < read.size(); ++k) {
-      events.push_back({"site-a", "vol", n, k, {read[k], 10 * k}});
-    }
-    ASSERT_TRUE(site_db->AppendEvents(events).ok());
-    if (i == 0) {
-      ASSERT_TRUE(site_db->EndSession("site-a", "vol", n, 9, 0).ok());
-    }
-  }
-  SessionUploader uploader(*client, "site-a", with_site_db);
-  uint32_t sent = 0;
-  Status s = uploader.UploadPending(&sent);
-  ASSERT_TRUE(s.ok()) << s.ToString();
-  EXPECT_EQ(sent, 1u);  // the open one waits
-  std::vector<SessionRecord> at_region;
-  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
-  ASSERT_EQ(at_region.size(), 1u);
-  EXPECT_EQ(at_region[0].lsi, 0x77u);
-  EXPECT_EQ(at_region[0].reads, 9u);
-  EXPECT_TRUE(at_region[0].learned());
-  std::vector<AccessEvent> log;
-  ASSERT_TRUE(db_->SessionLog("site-a", "vol", at_region[0].number, &log).ok());
-  ASSERT_EQ(log.size(), read.size());
-  for (size_t k = 0; k < read.size(); ++k) EXPECT_EQ(log[k].block, read[k]);
-  // Sent already: not again. The open one goes once it has ended.
-  ASSERT_TRUE(uploader.UploadPending(&sent).ok());
-  EXPECT_EQ(sent, 0u);
-  ASSERT_TRUE(site_db->EndSession("site-a", "vol", 2, 5, 0).ok());
-  ASSERT_TRUE(uploader.UploadPending(&sent).ok());
-  EXPECT_EQ(sent, 1u);
-  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
-  EXPECT_EQ(at_region.size(), 2u);
-  // An upload whose answer was lost, sent again, is taken once.
-  std::string body;
-  const std::string upload = R"({"key":"k-1","volume":"vol","lsi":")" + FormatId(0x78) +
-                             R"(","snapshot":")" + FormatId(snapshot_) +
-                             R"(","reads":1,"dropped":0,"events":[[5,0]]})";
-  ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
-  const auto first = boost::json::parse(body).as_object();
-  ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
-  const auto again = boost::json::parse(body).as_object();
-  EXPECT_EQ(first.at("session"), again.at("session"));
-  EXPECT_FALSE(first.at("duplicate").as_bool());
-  EXPECT_TRUE(again.at("duplicate").as_bool());
-  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
-  EXPECT_EQ(at_region.size(), 3u);
-  // What was learned from the site's sessions plans the next assembly here.
-  s = Post(*client, "/v1/preassemble", R"({"volume":"vol"})", &body);
-  ASSERT_TRUE(s.ok()) << s.ToString() << body;
-  EXPECT_GE(boost::json::parse(body).as_object().at("model_sessions").to_number<uint64_t>(), 2u)
-      << body;
-  // Another extension's certificate cannot send sessions as this one.
-  auto b = Client("site-b");
-  ASSERT_TRUE(Post(*b, "/v1/sessions", upload, &body).ok());
-  std::vector<SessionRecord> b_sessions;
-  ASSERT_TRUE(db_->ListSessions("site-b", "vol", &b_sessions).ok());
-  EXPECT_EQ(b_sessions.size(), 1u);  // learned as site-b's, never as site-a's
-  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
-  EXPECT_EQ(at_region.size(), 3u);
 }
 
 TEST_F(RegionTls, AnotherExtensionIsRefusedTheLsisLayersAndBlocksOfThisOne) {

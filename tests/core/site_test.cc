@@ -1,0 +1,229 @@
+// A site of the two-site form (core/site): its replica of the region's
+// store, what it pulls, what it sends, and the periodic passes that do
+// both; against a real region over TLS (tests/core/region_fixture.h).
+#include "core/site/site.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <ctime>
+
+#include "core/image/image.h"
+#include "core/util/hex.h"
+#include "tests/core/region_fixture.h"
+
+namespace lsifs {
+namespace {
+
+class SiteTest : public testing::RegionTls {};
+
+TEST(Periodic, PassesRunOnTimeAndWhenWokenAndAnOutageIsLoggedOnce) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  std::atomic<int> passes{0};
+  std::atomic<bool> failing{true};
+  Periodic p(
+      "testing",
+      [&] {
+        ++passes;
+        return failing ? Status::Unavailable("down") : Status::Ok();
+      },
+      [&](const std::string& line) {
+        std::lock_guard<std::mutex> lock(mu);
+        lines.push_back(line);
+      });
+  // The first pass at once; later ones only when woken (the interval is
+  // an hour). Each wait is for the pass to be counted, failure and all.
+  auto wait_passes = [&](uint64_t n) {
+    for (int i = 0; i < 400 && p.passes() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return p.passes();
+  };
+  p.Start(std::chrono::hours(1));
+  EXPECT_EQ(wait_passes(1), 1u);
+  p.Wake();
+  EXPECT_EQ(wait_passes(2), 2u);
+  p.Wake();
+  EXPECT_EQ(wait_passes(3), 3u);
+  EXPECT_EQ(p.failures(), 3u);
+  failing = false;
+  p.Wake();
+  EXPECT_EQ(wait_passes(4), 4u);
+  EXPECT_EQ(p.failures(), 3u);
+  EXPECT_EQ(passes.load(), 4);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(lines.size(), 2u);  // three failed passes, one line; then its end
+  EXPECT_NE(lines[0].find("testing failed"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("testing works again"), std::string::npos) << lines[1];
+}
+
+TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheProviderKey) {
+  StartServer();
+  auto client = Client("site-a");
+  const std::string lsi_text = AssembleFull(*client);
+  const uint64_t lsi = *ParseId(lsi_text);
+  // Delivered at the region (as `lsictl restore` would deliver a fresh
+  // pre-assembled LSI): every block in its layers.
+  ASSERT_TRUE(catalog_->Deliver(lsi, info_, key_, true, std::time(nullptr)).ok());
+  std::unique_ptr<Store> site;
+  Status s = OpenOrInitSite(*client, dir_ / "site", &site);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_FALSE(PathExists(site->provider_key_path()));
+  EXPECT_EQ(site->config().store_id, store_->config().store_id);
+  // The region's own store is no site.
+  std::unique_ptr<Store> not_a_site;
+  EXPECT_EQ(OpenOrInitSite(*client, store_->root(), &not_a_site).code(), Status::Code::kExists);
+
+  ExtensionKeys keys = KeysOfExtension("site-a");
+  SiteSync sync(*site, *client, keys);
+  SiteSyncReport report;
+  s = sync.Pull(&report);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(report.delivered);
+  EXPECT_EQ(report.manifests, 1u);
+  EXPECT_GE(report.layers, 1u);
+  ASSERT_TRUE(PathExists(site->manifest_path(lsi)));
+  // A second pass pulls nothing again.
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.manifests + report.layers, 0u);
+
+  // The site's catalog lists it; its image reads the snapshot, base blocks
+  // (none here: every block is in a layer) through the region.
+  std::unique_ptr<Catalog> catalog;
+  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
+  DeliveryView view;
+  ASSERT_TRUE(catalog->ReadDeliveries(keys.info, keys.key, &view).ok());
+  Manifest m;
+  ASSERT_TRUE(catalog->ReadManifest(lsi, keys.info, keys.key, &m).ok());
+  RemoteOrigin remote(*client, keys);
+  ImageOptions options;
+  options.layers_arrive_later = true;
+  auto read_all = [&](uint32_t* pending) {
+    std::unique_ptr<LsiImage> img;
+    Status opened = LsiImage::Open(*site, m, keys, remote, options, &img);
+    EXPECT_TRUE(opened.ok()) << opened.ToString();
+    if (!img) return Bytes();
+    *pending = img->pending_layers();
+    Bytes all(image_.size());
+    size_t done = 0;
+    EXPECT_TRUE(img->Read(0, all, &done).ok());
+    all.resize(done);
+    return all;
+  };
+  uint32_t pending = 9;
+  EXPECT_TRUE(read_all(&pending) == image_);
+  EXPECT_EQ(pending, 0u);
+  // A layer not pulled yet: its blocks come from the region meanwhile.
+  const std::string layer = site->layer_path(m.layers[0].layer_id);
+  ASSERT_EQ(::unlink(layer.c_str()), 0);
+  const uint64_t before = client->Stats().requests;
+  EXPECT_TRUE(read_all(&pending) == image_);
+  EXPECT_EQ(pending, 1u);
+  EXPECT_GT(client->Stats().requests, before);
+  // A layer altered at the region is refused and does not take its place.
+  const std::string at_region = store_->layer_path(m.layers[0].layer_id);
+  Bytes good = testing::ReadFileBytes(at_region);
+  Bytes bad = good;
+  bad[20] ^= 0x40;  // in the authenticated header
+  testing::WriteFileBytes(at_region, bad);
+  EXPECT_FALSE(sync.Pull(&report).ok());
+  EXPECT_FALSE(PathExists(layer));
+  // Mended: it arrives, and the next image reads it.
+  testing::WriteFileBytes(at_region, good);
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.layers, 1u);
+  EXPECT_TRUE(read_all(&pending) == image_);
+  EXPECT_EQ(pending, 0u);
+  // Another extension's site finds nothing delivered to it.
+  auto b = Client("site-b");
+  ExtensionKeys b_keys = KeysOfExtension("site-b");
+  std::unique_ptr<Store> b_site;
+  ASSERT_TRUE(OpenOrInitSite(*b, dir_ / "site-b", &b_site).ok());
+  SiteSync b_sync(*b_site, *b, b_keys);
+  ASSERT_TRUE(b_sync.Pull(&report).ok());
+  EXPECT_FALSE(report.delivered);
+  EXPECT_TRUE(b_site->ListIds(StoreFile::kManifest).empty());
+  EXPECT_FALSE(PathExists(b_site->manifest_path(lsi)));
+}
+
+TEST_F(SiteTest, SessionsRecordedAtASiteReachTheRegionOnceAndAreLearnedFrom) {
+  StartServer();
+  auto client = Client("site-a");
+  testing::TempDir site_dir;
+  std::unique_ptr<AccessDb> site_db;
+  ASSERT_TRUE(AccessDb::Open(site_dir / "db", CoAccessSettings(), &site_db).ok());
+  std::mutex site_mu;
+  auto with_site_db = [&](const std::function<Status(AccessDb&)>& fn) {
+    std::lock_guard<std::mutex> lock(site_mu);
+    return fn(*site_db);
+  };
+  // Two sessions at the site, one still open.
+  const std::vector<uint64_t> read = {7, 3, 40, 41, 42};
+  for (int i = 0; i < 2; ++i) {
+    uint32_t n = 0;
+    ASSERT_TRUE(site_db->BeginSession("site-a", "vol", 0x77, snapshot_, &n).ok());
+    std::vector<LoggedEvent> events;
+    for (uint32_t k = 0; k < read.size(); ++k) {
+      events.push_back({"site-a", "vol", n, k, {read[k], 10 * k}});
+    }
+    ASSERT_TRUE(site_db->AppendEvents(events).ok());
+    if (i == 0) {
+      ASSERT_TRUE(site_db->EndSession("site-a", "vol", n, 9, 0).ok());
+    }
+  }
+  SessionUploader uploader(*client, "site-a", with_site_db);
+  uint32_t sent = 0;
+  Status s = uploader.UploadPending(&sent);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(sent, 1u);  // the open one waits
+  std::vector<SessionRecord> at_region;
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  ASSERT_EQ(at_region.size(), 1u);
+  EXPECT_EQ(at_region[0].lsi, 0x77u);
+  EXPECT_EQ(at_region[0].reads, 9u);
+  EXPECT_TRUE(at_region[0].learned());
+  std::vector<AccessEvent> log;
+  ASSERT_TRUE(db_->SessionLog("site-a", "vol", at_region[0].number, &log).ok());
+  ASSERT_EQ(log.size(), read.size());
+  for (size_t k = 0; k < read.size(); ++k) EXPECT_EQ(log[k].block, read[k]);
+  // Sent already: not again. The open one goes once it has ended.
+  ASSERT_TRUE(uploader.UploadPending(&sent).ok());
+  EXPECT_EQ(sent, 0u);
+  ASSERT_TRUE(site_db->EndSession("site-a", "vol", 2, 5, 0).ok());
+  ASSERT_TRUE(uploader.UploadPending(&sent).ok());
+  EXPECT_EQ(sent, 1u);
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  EXPECT_EQ(at_region.size(), 2u);
+  // An upload whose answer was lost, sent again, is taken once.
+  std::string body;
+  const std::string upload = R"({"key":"k-1","volume":"vol","lsi":")" + FormatId(0x78) +
+                             R"(","snapshot":")" + FormatId(snapshot_) +
+                             R"(","reads":1,"dropped":0,"events":[[5,0]]})";
+  ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
+  const auto first = boost::json::parse(body).as_object();
+  ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
+  const auto again = boost::json::parse(body).as_object();
+  EXPECT_EQ(first.at("session"), again.at("session"));
+  EXPECT_FALSE(first.at("duplicate").as_bool());
+  EXPECT_TRUE(again.at("duplicate").as_bool());
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  EXPECT_EQ(at_region.size(), 3u);
+  // What was learned from the site's sessions plans the next assembly here.
+  s = Post(*client, "/v1/preassemble", R"({"volume":"vol"})", &body);
+  ASSERT_TRUE(s.ok()) << s.ToString() << body;
+  EXPECT_GE(boost::json::parse(body).as_object().at("model_sessions").to_number<uint64_t>(), 2u)
+      << body;
+  // Another extension's certificate cannot send sessions as this one.
+  auto b = Client("site-b");
+  ASSERT_TRUE(Post(*b, "/v1/sessions", upload, &body).ok());
+  std::vector<SessionRecord> b_sessions;
+  ASSERT_TRUE(db_->ListSessions("site-b", "vol", &b_sessions).ok());
+  EXPECT_EQ(b_sessions.size(), 1u);  // learned as site-b's, never as site-a's
+  ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
+  EXPECT_EQ(at_region.size(), 3u);
+}
+
+}  // namespace
+}  // namespace lsifs
