@@ -469,7 +469,8 @@ Status RemoteOrigin::OpenFromRegion(const std::string& volume, uint64_t id, Snap
     return Status::Corruption("the region's present blocks of " + SnapshotTarget(volume, id) +
                               " do not match its facts");
   }
-  if (site_ != nullptr && id != 0) {
+  // A snapshot never changes: its facts are kept once, not at every open.
+  if (site_ != nullptr && id != 0 && !PathExists(site_->site_snapshot_path(volume, id))) {
     // Kept: facts (JSON), u32 LE length first; the present blocks; a MAC of
     // both. Not keeping it costs only the offline open.
     std::string kept(4, '\0');

@@ -239,8 +239,13 @@ Status SiteSync::Pull(SiteSyncReport* report) {
     }
     manifests.push_back(std::move(m));
   }
-  LSIFS_RETURN_IF_ERROR(
-      WriteFileAtomically(site_.tmp_dir(), path, AsBytes(answer.body), 0644, /*replace=*/true));
+  // Rewritten (and fsynced) only when the region's record changed: a pass
+  // runs every few seconds.
+  std::string held;
+  if (!ReadWholeFile(path, answer.body.size() + 1, &held).ok() || held != answer.body) {
+    LSIFS_RETURN_IF_ERROR(
+        WriteFileAtomically(site_.tmp_dir(), path, AsBytes(answer.body), 0644, /*replace=*/true));
+  }
   for (const Manifest& m : manifests) {
     for (const auto& layer : m.layers) {
       if (PathExists(site_.layer_path(layer.layer_id))) continue;
