@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <unordered_map>
 
 namespace lsifs {
@@ -169,6 +170,16 @@ std::span<const uint64_t> SuccessorTable::Of(uint64_t block) const {
   return successors(static_cast<size_t>(it - seeds_.begin()));
 }
 
+bool SuccessorTable::Append(uint64_t seed, std::span<const uint64_t> successors) {
+  if (!seeds_.empty() && seed <= seeds_.back()) return false;
+  if (next_.size() + successors.size() > std::numeric_limits<uint32_t>::max()) return false;
+  if (offsets_.empty()) offsets_.push_back(0);
+  seeds_.push_back(seed);
+  next_.insert(next_.end(), successors.begin(), successors.end());
+  offsets_.push_back(static_cast<uint32_t>(next_.size()));
+  return true;
+}
+
 size_t SuccessorTable::bytes() const {
   return seeds_.size() * sizeof(uint64_t) + offsets_.size() * sizeof(uint32_t) +
          next_.size() * sizeof(uint64_t);
@@ -220,12 +231,7 @@ SuccessorTable BuildSuccessorTable(const ModelView& own, const ModelView& all,
   kept.resize(n);
   std::sort(kept.begin(), kept.end());
   SuccessorTable t;
-  t.offsets_.push_back(0);
-  for (const auto& [block, seed] : kept) {
-    t.seeds_.push_back(block);
-    t.next_.insert(t.next_.end(), seed->next.begin(), seed->next.end());
-    t.offsets_.push_back(static_cast<uint32_t>(t.next_.size()));
-  }
+  for (const auto& [block, seed] : kept) (void)t.Append(block, seed->next);
   return t;
 }
 

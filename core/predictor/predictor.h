@@ -96,10 +96,11 @@ class SuccessorTable {
   size_t entries() const { return next_.size(); }
   size_t bytes() const;
 
+  // Adds `seed` with its successors; seeds go in ascending order. False
+  // (and nothing added) when `seed` is not above the last one.
+  bool Append(uint64_t seed, std::span<const uint64_t> successors);
+
  private:
-  friend SuccessorTable BuildSuccessorTable(const ModelView&, const ModelView&,
-                                            const CoAccessParams&, const PlanOptions&, size_t,
-                                            size_t);
   std::vector<uint64_t> seeds_;    // sorted
   std::vector<uint32_t> offsets_;  // seeds_.size() + 1 bounds into next_
   std::vector<uint64_t> next_;

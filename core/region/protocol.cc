@@ -7,6 +7,7 @@
 #include "core/assembler/assemble.h"
 #include "core/util/encoding.h"
 #include "core/util/hex.h"
+#include "core/util/json.h"
 #include "core/util/names.h"
 
 namespace lsifs {
@@ -346,6 +347,53 @@ Status DecodeBlockList(std::string_view bytes, std::vector<uint64_t>* out) {
   for (size_t i = 0; i < out->size(); ++i) {
     (*out)[i] = DecodeFixed64(reinterpret_cast<const uint8_t*>(bytes.data()) + i * 8);
   }
+  return Status::Ok();
+}
+
+std::string EncodeSuccessorTable(std::string_view volume, const SuccessorTable& table) {
+  JsonWriter j;
+  j.BeginObject().Field("volume", volume).Key("seeds").BeginArray();
+  for (size_t i = 0; i < table.seeds(); ++i) {
+    j.BeginArray().Uint(table.seed(i)).BeginArray();
+    for (uint64_t next : table.successors(i)) j.Uint(next);
+    j.EndArray().EndArray();
+  }
+  j.EndArray().EndObject();
+  return j.str();
+}
+
+Status DecodeSuccessorTable(std::string_view body, std::string_view volume, size_t max_entries,
+                            SuccessorTable* out) {
+  auto bad = [](const std::string& why) {
+    return Status::Corruption("the region's successor table is unreadable: " + why);
+  };
+  boost::json::object o;
+  if (!ParseObject(body, &o).ok()) return bad("not a JSON object");
+  std::string named;
+  if (!StringField(o, "volume", true, &named).ok() || named != volume) {
+    return bad("it is not the table of volume '" + std::string(volume) + "'");
+  }
+  const boost::json::value* seeds = o.if_contains("seeds");
+  if (seeds == nullptr || !seeds->is_array()) return bad("no \"seeds\" array");
+  SuccessorTable table;
+  std::vector<uint64_t> next;
+  for (const boost::json::value& entry : seeds->as_array()) {
+    const boost::json::array* pair = entry.if_array();
+    uint64_t seed = 0;
+    if (pair == nullptr || pair->size() != 2 || !NumberOf((*pair)[0], &seed) ||
+        !(*pair)[1].is_array()) {
+      return bad("a seed is not [block, [successors]]");
+    }
+    next.clear();
+    for (const boost::json::value& n : (*pair)[1].as_array()) {
+      uint64_t block = 0;
+      if (!NumberOf(n, &block)) return bad("a successor is not a block number");
+      next.push_back(block);
+    }
+    if (table.entries() + next.size() > max_entries) break;
+    if (!table.Append(seed, next)) return bad("seeds are not in ascending order");
+  }
+  *out = std::move(table);
   return Status::Ok();
 }
 

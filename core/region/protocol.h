@@ -52,6 +52,7 @@
 
 #include "core/crypto/aead.h"
 #include "core/origin/link.h"
+#include "core/predictor/predictor.h"
 #include "core/util/status.h"
 
 namespace lsifs {
@@ -134,6 +135,13 @@ Status ParseRegionRequest(std::string_view method, std::string_view target, std:
 // The body of a blocks request, and of a present reply: u64 LE each.
 std::string EncodeBlockList(const std::vector<uint64_t>& blocks);
 Status DecodeBlockList(std::string_view bytes, std::vector<uint64_t>* out);
+
+// The body of a successors reply: JSON {"volume", "seeds": [[seed,
+// [successor, ...]], ...]}, seeds ascending. Decoding checks the volume and
+// the order, and takes at most `max_entries` successors.
+std::string EncodeSuccessorTable(std::string_view volume, const SuccessorTable& table);
+Status DecodeSuccessorTable(std::string_view body, std::string_view volume, size_t max_entries,
+                            SuccessorTable* out);
 
 // The key a region seals blocks with for one extension: derived from the
 // extension key, so a site opens them with nothing but its own key.

@@ -371,15 +371,7 @@ Status RegionService::Successors(const std::string& extension, const std::string
     }));
     table = successors_.Get(extension, volume);
   }
-  JsonWriter j;
-  j.BeginObject().Field("volume", volume).Key("seeds").BeginArray();
-  for (size_t i = 0; table != nullptr && i < table->seeds(); ++i) {
-    j.BeginArray().Uint(table->seed(i)).BeginArray();
-    for (uint64_t next : table->successors(i)) j.Uint(next);
-    j.EndArray().EndArray();
-  }
-  j.EndArray().EndObject();
-  reply->body = j.str();
+  reply->body = EncodeSuccessorTable(volume, table != nullptr ? *table : SuccessorTable());
   return Status::Ok();
 }
 

@@ -18,7 +18,7 @@ bool SuccessorCache::Wanted() const {
   return !wanted_.empty();
 }
 
-void SuccessorCache::Build(AccessDb& db, const std::string& volume) {
+Status SuccessorCache::Build(const Source& source, const std::string& volume) {
   std::vector<Key> keys;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -27,17 +27,47 @@ void SuccessorCache::Build(AccessDb& db, const std::string& volume) {
       if (!volume.empty() && key.second == volume) keys.push_back(key);
     }
   }
+  return BuildKeys(source, keys);
+}
+
+Status SuccessorCache::Refresh(const Source& source) {
+  std::vector<Key> keys;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    keys.assign(wanted_.begin(), wanted_.end());
+    for (const auto& [key, table] : tables_) keys.push_back(key);
+  }
+  return BuildKeys(source, keys);
+}
+
+Status SuccessorCache::BuildKeys(const Source& source, const std::vector<Key>& keys) {
+  Status first = Status::Ok();
   for (const auto& key : keys) {
-    ModelView own, all;
     auto table = std::make_shared<SuccessorTable>();
-    if (db.LoadModel(key.first, key.second, &own.meta, &own.blocks).ok() &&
-        db.LoadModel(kAllExtensions, key.second, &all.meta, &all.blocks).ok()) {
-      *table = BuildSuccessorTable(own, all, db.params(), confidence_, max_entries_);
+    Status s = source(key.first, key.second, table.get());
+    if (!s.ok()) {
+      if (first.ok()) first = s;
+      continue;
     }
     std::lock_guard<std::mutex> lock(mu_);
     tables_[key] = std::move(table);
     wanted_.erase(key);
   }
+  return first;
+}
+
+void SuccessorCache::Build(AccessDb& db, const std::string& volume) {
+  // A volume without a model yet has an empty table: nothing to follow.
+  (void)Build(
+      [&](const std::string& extension, const std::string& vol, SuccessorTable* out) {
+        ModelView own, all;
+        if (db.LoadModel(extension, vol, &own.meta, &own.blocks).ok() &&
+            db.LoadModel(kAllExtensions, vol, &all.meta, &all.blocks).ok()) {
+          *out = BuildSuccessorTable(own, all, db.params(), confidence_, max_entries_);
+        }
+        return Status::Ok();
+      },
+      volume);
 }
 
 }  // namespace lsifs

@@ -350,4 +350,14 @@ Status SessionUploader::UploadPending(uint32_t* sent) {
   return Status::Ok();
 }
 
+Status FetchSuccessorTable(RegionClient& region, const std::string& volume, size_t max_entries,
+                           SuccessorTable* out) {
+  RegionCall call;
+  call.target = "/v1/successors/" + volume;
+  call.link_class = LinkClass::kExpansion;
+  RegionAnswer answer;
+  LSIFS_RETURN_IF_ERROR(region.Call(call, &answer));
+  return DecodeSuccessorTable(answer.body, volume, max_entries, out);
+}
+
 }  // namespace lsifs

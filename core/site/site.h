@@ -26,6 +26,7 @@
 
 #include "core/access/access_db.h"
 #include "core/crypto/keyfile.h"
+#include "core/predictor/predictor.h"
 #include "core/region/client.h"
 #include "core/store/store.h"
 #include "core/util/status.h"
@@ -134,5 +135,12 @@ class SessionUploader {
   std::atomic<uint64_t> sent_{0};
   Periodic periodic_;  // last: its thread stops first
 };
+
+// The successor table of the site's extension for `volume`, as the region
+// builds it from the sessions of every site (where a site's read-time
+// expansion takes its tables: the site's own database holds only its own
+// sessions). At most `max_entries` successors.
+Status FetchSuccessorTable(RegionClient& region, const std::string& volume, size_t max_entries,
+                           SuccessorTable* out);
 
 }  // namespace lsifs

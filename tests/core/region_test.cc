@@ -143,6 +143,37 @@ TEST(RegionProtocol, BlockListsAndErrorsRoundTrip) {
   EXPECT_TRUE(StatusOfHttp(206, "").ok());
 }
 
+TEST(RegionProtocol, SuccessorTablesRoundTripAndBadOnesAreRefused) {
+  SuccessorTable table;
+  const std::vector<uint64_t> a = {7, 3}, b = {UINT64_MAX}, none;
+  ASSERT_TRUE(table.Append(5, a));
+  ASSERT_TRUE(table.Append(9, none));
+  ASSERT_TRUE(table.Append(1ull << 40, b));
+  EXPECT_FALSE(table.Append(9, a)) << "seeds go in ascending order";
+  SuccessorTable back;
+  ASSERT_TRUE(DecodeSuccessorTable(EncodeSuccessorTable("vol", table), "vol", 100, &back).ok());
+  ASSERT_EQ(back.seeds(), 3u);
+  EXPECT_EQ(std::vector<uint64_t>(back.Of(5).begin(), back.Of(5).end()), a);
+  EXPECT_TRUE(back.Of(9).empty());
+  EXPECT_EQ(std::vector<uint64_t>(back.Of(1ull << 40).begin(), back.Of(1ull << 40).end()), b);
+  EXPECT_TRUE(back.Of(6).empty());
+  // At most max_entries successors are taken: the seeds after are left out.
+  ASSERT_TRUE(DecodeSuccessorTable(EncodeSuccessorTable("vol", table), "vol", 2, &back).ok());
+  EXPECT_EQ(back.entries(), 2u);
+  EXPECT_TRUE(back.Of(1ull << 40).empty());
+  // Another volume's table, unordered seeds, wrong shapes: Corruption, and
+  // the table given is left as it was.
+  for (const char* bad :
+       {"", "[]", "{\"volume\":\"other\",\"seeds\":[]}", "{\"volume\":\"vol\"}",
+        "{\"volume\":\"vol\",\"seeds\":[[2,[]],[1,[]]]}", "{\"volume\":\"vol\",\"seeds\":[[1]]}",
+        "{\"volume\":\"vol\",\"seeds\":[[1,[-4]]]}", "{\"volume\":\"vol\",\"seeds\":[[\"1\",[2]]]}",
+        "{\"volume\":"}) {
+    Status s = DecodeSuccessorTable(bad, "vol", 100, &back);
+    EXPECT_EQ(s.code(), Status::Code::kCorruption) << bad;
+    EXPECT_EQ(back.entries(), 2u) << bad;
+  }
+}
+
 TEST(RegionFairShare, ExtensionsAlternateHoweverManyOneQueues) {
   FairShare share(1);
   ASSERT_TRUE(share.Acquire("greedy", LinkClass::kLow));  // holds the only slot

@@ -10,6 +10,7 @@
 #include <ctime>
 
 #include "core/image/image.h"
+#include "core/service/successors.h"
 #include "core/util/hex.h"
 #include "tests/core/region_fixture.h"
 
@@ -223,6 +224,59 @@ TEST_F(SiteTest, SessionsRecordedAtASiteReachTheRegionOnceAndAreLearnedFrom) {
   EXPECT_EQ(b_sessions.size(), 1u);  // learned as site-b's, never as site-a's
   ASSERT_TRUE(db_->ListSessions("site-a", "vol", &at_region).ok());
   EXPECT_EQ(at_region.size(), 3u);
+}
+
+TEST_F(SiteTest, ASiteTakesItsSuccessorTablesFromTheRegionAndKeepsThemThroughAnOutage) {
+  // As lsid: a session learned rebuilds the volume's tables.
+  env_.on_session_end = [this](AccessDb& db, const std::string& volume) {
+    successors_.Build(db, volume);
+  };
+  StartServer();
+  auto client = Client("site-a", /*attempts=*/1);
+  SuccessorTable table;
+  Status s = FetchSuccessorTable(*client, "vol", 1 << 16, &table);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(table.seeds(), 0u) << "nothing learned yet";
+  // The site's cache, fed from the region as lsifs --region feeds it.
+  SuccessorCache at_site(PlanOptions(), 1 << 16);
+  const SuccessorCache::Source from_region = [&](const std::string&, const std::string& volume,
+                                                 SuccessorTable* out) {
+    return FetchSuccessorTable(*client, volume, 1 << 16, out);
+  };
+  EXPECT_EQ(at_site.Get("site-a", "vol"), nullptr);
+  ASSERT_TRUE(at_site.Build(from_region).ok());
+  ASSERT_NE(at_site.Get("site-a", "vol"), nullptr);
+  EXPECT_EQ(at_site.Get("site-a", "vol")->seeds(), 0u);
+  // Sessions reach the region (from this site or any other); the site's
+  // refreshed table is the region's, which follows what they read.
+  std::string body;
+  for (int i = 0; i < 4; ++i) {
+    const std::string upload = R"({"key":"s-)" + std::to_string(i) + R"(","volume":"vol","lsi":")" +
+                               FormatId(0x77) + R"(","snapshot":")" + FormatId(snapshot_) +
+                               R"(","reads":3,"dropped":0,"events":[[3,0],[17,10],[29,20]]})";
+    ASSERT_TRUE(Post(*client, "/v1/sessions", upload, &body).ok()) << body;
+  }
+  ASSERT_TRUE(at_site.Refresh(from_region).ok());
+  std::shared_ptr<const SuccessorTable> got = at_site.Get("site-a", "vol");
+  ASSERT_NE(got, nullptr);
+  EXPECT_GT(got->entries(), 0u);
+  std::shared_ptr<const SuccessorTable> region_table = successors_.Get("site-a", "vol");
+  ASSERT_NE(region_table, nullptr);
+  EXPECT_EQ(EncodeSuccessorTable("vol", *got), EncodeSuccessorTable("vol", *region_table));
+  bool follows = false;
+  for (uint64_t seed : {3, 17, 29}) {
+    for (uint64_t next : got->Of(seed)) follows |= next == 3 || next == 17 || next == 29;
+  }
+  EXPECT_TRUE(follows) << EncodeSuccessorTable("vol", *got);
+  // The region gone: a refresh fails, and the table the site has stays.
+  server_.reset();
+  EXPECT_FALSE(at_site.Refresh(from_region).ok());
+  ASSERT_NE(at_site.Get("site-a", "vol"), nullptr);
+  EXPECT_EQ(at_site.Get("site-a", "vol")->entries(), got->entries());
+  // A volume first asked for while it is gone stays wanted, for later.
+  EXPECT_EQ(at_site.Get("site-a", "other"), nullptr);
+  EXPECT_FALSE(at_site.Build(from_region).ok());
+  EXPECT_TRUE(at_site.Wanted());
 }
 
 }  // namespace
