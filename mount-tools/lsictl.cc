@@ -34,6 +34,7 @@
 #include "core/origin/link.h"
 #include "core/origin/snapshot.h"
 #include "core/region/certs.h"
+#include "core/region/client.h"
 #include "core/service/report.h"
 #include "core/service/service.h"
 #include "core/store/store.h"
@@ -58,6 +59,9 @@ constexpr int kExitDamaged = 3;  // lsictl verify found damage
 struct Context {
   std::string store_path;
   bool json = false;
+  // --region: a site asks the region's lsid, as the extension its
+  // certificate names.
+  std::string region, region_cert, region_key, region_ca;
   po::variables_map vm;
 
   std::string Arg(const char* name) const {
@@ -118,12 +122,109 @@ Status ParseIdArg(const std::string& text, const char* what, uint64_t* id) {
   return Status::Ok();
 }
 
+// The TLS material of a site: --cert, --key and --ca, else the site
+// folder's (-s SITE_DIR) as lsifs --region finds it, for the extension
+// given or the one whose certificate is there.
+Status OpenRegion(const Context& ctx, std::string extension, std::chrono::seconds timeout,
+                  std::unique_ptr<RegionClient>* out) {
+  const bool all_given =
+      !ctx.region_cert.empty() && !ctx.region_key.empty() && !ctx.region_ca.empty();
+  if (!all_given && ctx.store_path.empty()) {
+    return Status::InvalidArgument(
+        "--region needs the site's TLS material: -s SITE_DIR (its tls/ folder), or --cert, "
+        "--key and --ca");
+  }
+  if (extension.empty() && ctx.region_cert.empty()) {
+    const std::vector<std::string> found = Store::SiteTlsExtensions(ctx.store_path);
+    if (found.size() != 1) {
+      return Status::InvalidArgument(
+          ctx.store_path + "/tls holds " +
+          (found.empty() ? std::string("no site certificate") : "certificates of several") +
+          ": pass --cert and --key (lsictl cert issue EXT --out SITE_DIR/tls makes them)");
+    }
+    extension = found[0];
+  }
+  const Store::SiteTls tls = Store::SiteTlsPaths(ctx.store_path, extension);
+  RegionClientOptions ro;
+  ro.url = ctx.region;
+  ro.cert_path = ctx.region_cert.empty() ? tls.cert : ctx.region_cert;
+  ro.key_path = ctx.region_key.empty() ? tls.key : ctx.region_key;
+  ro.ca_path = ctx.region_ca.empty() ? tls.ca : ctx.region_ca;
+  ro.request_timeout = timeout;
+  ro.connect_timeout = std::min<std::chrono::milliseconds>(ro.connect_timeout, timeout);
+  LSIFS_RETURN_IF_ERROR(RegionClient::Open(ro, out));
+  if (!extension.empty() && (*out)->extension() != extension) {
+    return Status::InvalidArgument(ro.cert_path + " is the certificate of extension '" +
+                                   (*out)->extension() + "', not of '" + extension +
+                                   "': the region serves it as '" + (*out)->extension() + "'");
+  }
+  return Status::Ok();
+}
+
+// `request` asked of the region's lsid (the routes of region/protocol.h),
+// whose replies are the service's own. What a site may ask: restores,
+// pre-assemblies, and its own LSIs and assemblies.
+Status RegionServiceCall(const Context& ctx, const std::vector<std::string>& request,
+                         std::string* body, std::chrono::seconds timeout) {
+  const std::string& what = request[0];
+  RegionCall call;
+  std::string extension;
+  if (what == "restore" || what == "preassemble") {
+    extension = request[1];
+    boost::json::object o{{"volume", request[2]}};
+    if (what == "restore") {
+      if (request[3] != "-") o["snapshot"] = request[3];
+    } else {
+      uint64_t budget = 0;
+      LSIFS_RETURN_IF_ERROR(ParseUnsigned(request[5], "--budget", 0, UINT64_MAX, &budget));
+      o["strategy"] = request[3];
+      o["priority"] = request[4];
+      o["budget"] = budget;
+      o["explain"] = request[6] == "1";
+    }
+    call.method = "POST";
+    call.target = "/v1/" + what;
+    call.body = boost::json::serialize(o);
+    call.link_class = LinkClass::kHigh;
+  } else if (what == "lsi-list") {
+    call.target = "/v1/lsis";
+  } else if (what == "lsi-show") {
+    call.target = "/v1/lsis/" + request[1];
+  } else if (what == "assemblies") {
+    call.target = "/v1/assemblies";
+  } else if (what == "assembly-cancel") {
+    call.method = "POST";
+    call.target = "/v1/assemblies/" + request[1] + "/cancel";
+  } else {
+    return Status::InvalidArgument(
+        "this is the region's to do, on its host (lsictl -s STORE ...); with --region a site "
+        "may restore, preassemble, and list or show its LSIs and assemblies");
+  }
+  std::unique_ptr<RegionClient> region;
+  LSIFS_RETURN_IF_ERROR(OpenRegion(ctx, extension, timeout, &region));
+  RegionAnswer answer;
+  LSIFS_RETURN_IF_ERROR(region->Call(call, &answer));
+  *body = std::move(answer.body);
+  // The site's lsifs, if one runs here, pulls what was delivered now rather
+  // than at its next pass.
+  std::unique_ptr<Store> site;
+  if (what == "restore" && !ctx.store_path.empty() && Store::Open(ctx.store_path, &site).ok()) {
+    std::string ignored;
+    bool reached = false;
+    (void)ControlCall(site->control_socket_path(), {"site-pull"}, &ignored, std::chrono::seconds(5),
+                      &reached, nullptr);
+  }
+  return Status::Ok();
+}
+
 // Sends `request` to the running lsifs, which holds the co-access database
 // and the origin link; when none runs, serves it here on the store itself.
-// Long work (assemblies) may take `timeout` in the daemon.
+// With --region, asks the region instead. Long work (assemblies) may take
+// `timeout` in the daemon.
 Status ServiceCall(const Context& ctx, const std::vector<std::string>& request, std::string* body,
                    std::chrono::seconds timeout = std::chrono::seconds(60),
                    std::function<void(uint64_t, uint64_t)> progress = nullptr) {
+  if (!ctx.region.empty()) return RegionServiceCall(ctx, request, body, timeout);
   std::unique_ptr<Store> store;
   LSIFS_RETURN_IF_ERROR(OpenStore(ctx, &store));
   bool reached = false;
@@ -1223,7 +1324,7 @@ int CmdConfig(Context& ctx) {
   std::unique_ptr<Store> store;
   Status s = OpenStore(ctx, &store);
   if (!s.ok()) return Fail(s);
-  std::string key = ctx.Arg("key"), value = ctx.Arg("value");
+  std::string key = ctx.Arg("config-key"), value = ctx.Arg("value");
   if (ctx.vm.count("set") && ctx.Arg("set") != "set") {
     return Fail(Status::InvalidArgument("usage: lsictl config [set KEY SIZE]"));
   }
@@ -1696,6 +1797,7 @@ struct Command {
   std::function<void(po::options_description&)> add_options;
   std::function<int(Context&)> run;
   bool needs_store = true;
+  bool region = false;  // a site may ask it of the region (--region)
 };
 
 void AddPassphraseFile(po::options_description& d) {
@@ -1734,7 +1836,7 @@ std::vector<Command> Commands() {
        "'config set lsi_cap SIZE' and 'config set free_floor SIZE' change them (sizes\n"
        "such as 500M, 20G); the next restore, pre-assembly or lsictl gc applies them.\n"
        "Example: lsictl -s /srv/lsifs config set lsi_cap 50G",
-       {{"set", false, "set"}, {"key", false, "KEY"}, {"value", false, "SIZE"}},
+       {{"set", false, "set"}, {"config-key", false, "KEY"}, {"value", false, "SIZE"}},
        nullptr,
        CmdConfig},
       {{"key", "create"},
@@ -1906,7 +2008,9 @@ std::vector<Command> Commands() {
              "origin-bandwidth", po::value<std::string>(),
              "without a daemon: model the link's bandwidth (200Mbit)");
        },
-       CmdRestore},
+       CmdRestore,
+       true,
+       true},
       {{"preassemble"},
        "-e EXT -v VOLUME [--priority high|normal|low] [--budget SIZE] [--explain]",
        "PreAssembleSnapshot: compose EXT's next restore of VOLUME; prints the LSI id",
@@ -1937,7 +2041,9 @@ std::vector<Command> Commands() {
              "origin-bandwidth", po::value<std::string>(),
              "without a daemon: model the link's bandwidth (200Mbit)");
        },
-       CmdPreassemble},
+       CmdPreassemble,
+       true,
+       true},
       {{"lsi", "list"},
        "",
        "list the LSIs in the catalog with their state, size and expiry",
@@ -1949,7 +2055,9 @@ std::vector<Command> Commands() {
        "Example: lsictl -s /srv/lsifs lsi list --json",
        {},
        nullptr,
-       CmdLsiList},
+       CmdLsiList,
+       true,
+       true},
       {{"lsi", "show"},
        "ID",
        "show one LSI: state, TTL, layers and read counters",
@@ -1960,7 +2068,9 @@ std::vector<Command> Commands() {
        "Example: lsictl -s /srv/lsifs lsi show 0123456789abcdef --json",
        {{"id", true, "ID"}},
        nullptr,
-       CmdLsiShow},
+       CmdLsiShow,
+       true,
+       true},
       {{"lsi", "drop"},
        "ID [--force]",
        "remove an LSI: it leaves every listing at once, its files go when unused",
@@ -2013,7 +2123,9 @@ std::vector<Command> Commands() {
        "Example: lsictl -s /srv/lsifs assemblies --json",
        {},
        nullptr,
-       CmdAssemblies},
+       CmdAssemblies,
+       true,
+       true},
       {{"assemblies", "cancel"},
        "ID",
        "cancel one queued or running assembly",
@@ -2023,7 +2135,9 @@ std::vector<Command> Commands() {
        "Example: lsictl -s /srv/lsifs assemblies cancel 3",
        {{"id", true, "ID"}},
        nullptr,
-       CmdAssembliesCancel},
+       CmdAssembliesCancel,
+       true,
+       true},
       {{"stats"},
        "",
        "store-wide figures: volumes, LSIs by state, restores, recall/precision",
@@ -2194,6 +2308,12 @@ void PrintMainHelp(const std::vector<Command>& commands) {
       "\nOptions:\n"
       "  -s, --store STORE   the store to use (default: $LSIFS_STORE)\n"
       "      --json          print results as JSON, for scripts\n"
+      "      --region URL    a site: ask the region's lsid at https://HOST:PORT, as the\n"
+      "                      extension its certificate names (restore, preassemble, lsi\n"
+      "                      list, lsi show, assemblies; default: $LSIFS_REGION)\n"
+      "      --cert FILE     --region: the site's certificate (default SITE_DIR/tls/EXT.crt)\n"
+      "      --key FILE      --region: its key, mode 0600 (default SITE_DIR/tls/EXT.key)\n"
+      "      --ca FILE       --region: the region's CA (default SITE_DIR/tls/ca.crt)\n"
       "  -h, --help          this help; 'lsictl COMMAND --help' explains one command\n"
       "      --version       print the version\n\n"
       "Start here:\n"
@@ -2209,7 +2329,13 @@ void PrintMainHelp(const std::vector<Command>& commands) {
 po::options_description CommonOptions() {
   po::options_description d("Options");
   d.add_options()("store,s", po::value<std::string>(), "the store (default: $LSIFS_STORE)")(
-      "json", "print results as JSON")("help,h", "show this help");
+      "json", "print results as JSON")("help,h", "show this help")(
+      "region", po::value<std::string>(),
+      "a site: ask the region's lsid at https://HOST:PORT (restore, preassemble, lsi list|show, "
+      "assemblies; default: $LSIFS_REGION)")(
+      "cert", po::value<std::string>(), "--region: the site's certificate (SITE_DIR/tls/EXT.crt)")(
+      "key", po::value<std::string>(), "--region: its key (SITE_DIR/tls/EXT.key)")(
+      "ca", po::value<std::string>(), "--region: the region's CA (SITE_DIR/tls/ca.crt)");
   return d;
 }
 
@@ -2249,6 +2375,31 @@ int RunCommand(const Command& cmd, const std::vector<std::string>& args, Context
   }
   if (ctx.vm.count("store")) ctx.store_path = ctx.vm["store"].as<std::string>();
   if (ctx.vm.count("json")) ctx.json = true;
+  for (auto [option, field] :
+       {std::pair{"region", &ctx.region}, std::pair{"cert", &ctx.region_cert},
+        std::pair{"key", &ctx.region_key}, std::pair{"ca", &ctx.region_ca}}) {
+    if (ctx.vm.count(option)) *field = ctx.vm[option].as<std::string>();
+  }
+  // $LSIFS_REGION: a site's host, whose commands of a site go to its region.
+  const char* region_env = std::getenv("LSIFS_REGION");
+  if (ctx.region.empty() && cmd.region && region_env != nullptr) ctx.region = region_env;
+  if (ctx.region.empty() &&
+      !(ctx.region_cert.empty() && ctx.region_key.empty() && ctx.region_ca.empty())) {
+    std::fprintf(stderr, "lsictl %s: --cert, --key and --ca go with --region\n", name.c_str());
+    return kExitUsage;
+  }
+  if (!ctx.region.empty()) {
+    // A site's store is the region's: what it may ask goes there, the rest
+    // is refused before anything is opened.
+    if (!cmd.region) {
+      std::fprintf(stderr,
+                   "lsictl %s: not for a site: run it on the region's host (lsictl -s STORE %s); "
+                   "with --region: restore, preassemble, lsi list, lsi show, assemblies\n",
+                   name.c_str(), name.c_str());
+      return kExitUsage;
+    }
+    return cmd.run(ctx);
+  }
   if (cmd.needs_store && ctx.store_path.empty()) {
     std::fprintf(stderr, "lsictl %s: no store given: pass -s STORE or set LSIFS_STORE\n",
                  name.c_str());
@@ -2263,6 +2414,7 @@ int main(int argc, char** argv) {
   std::vector<Command> commands = Commands();
   Context ctx;
   if (const char* env = std::getenv("LSIFS_STORE")) ctx.store_path = env;
+  std::vector<std::string> region_args;
 
   std::vector<std::string> args(argv + 1, argv + argc);
   size_t i = 0;
@@ -2285,6 +2437,14 @@ int main(int argc, char** argv) {
       ctx.store_path = args[++i];
     } else if (a.rfind("--store=", 0) == 0) {
       ctx.store_path = a.substr(8);
+    } else if (a == "--region" || a == "--cert" || a == "--key" || a == "--ca") {
+      if (i + 1 == args.size()) {
+        std::fprintf(stderr, "lsictl: %s needs a value\n", a.c_str());
+        return kExitUsage;
+      }
+      // Kept as the command's own option, which it then is.
+      region_args.push_back(a);
+      region_args.push_back(args[++i]);
     } else if (!a.empty() && a[0] == '-') {
       std::fprintf(stderr, "lsictl: unknown option %s (see: lsictl --help)\n", a.c_str());
       return kExitUsage;
@@ -2321,5 +2481,6 @@ int main(int argc, char** argv) {
   }
   std::vector<std::string> rest(args.begin() + static_cast<long>(i + best->words.size()),
                                 args.end());
+  rest.insert(rest.end(), region_args.begin(), region_args.end());
   return RunCommand(*best, rest, std::move(ctx));
 }

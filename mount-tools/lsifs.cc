@@ -539,9 +539,10 @@ int main(int argc, char** argv) {
   if (site) {
     RegionClientOptions ro;
     ro.url = region_url;
-    ro.cert_path = region_cert.empty() ? store_path + "/tls/" + extension + ".crt" : region_cert;
-    ro.key_path = region_key.empty() ? store_path + "/tls/" + extension + ".key" : region_key;
-    ro.ca_path = region_ca.empty() ? store_path + "/tls/ca.crt" : region_ca;
+    const Store::SiteTls tls = Store::SiteTlsPaths(store_path, extension);
+    ro.cert_path = region_cert.empty() ? tls.cert : region_cert;
+    ro.key_path = region_key.empty() ? tls.key : region_key;
+    ro.ca_path = region_ca.empty() ? tls.ca : region_ca;
     // A demand read waits at most about three times this for a region that
     // is gone or hung (then EIO), and is served again when it returns.
     ro.request_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(region_timeout);
@@ -550,6 +551,11 @@ int main(int argc, char** argv) {
     ro.log = LogLine;
     s = RegionClient::Open(ro, &region);
     if (!s.ok()) return Fail(s.message());
+    if (region->extension() != extension) {
+      return Fail(ro.cert_path + " is the certificate of extension '" + region->extension() +
+                  "', not of '" + extension + "': the region would serve it as '" +
+                  region->extension() + "' (pass that extension's --cert and --key)");
+    }
     if (PathExists(store_path + "/config")) {
       // The region need not be up: what was pulled is served meanwhile.
       s = Store::Open(store_path, &store);
@@ -685,7 +691,8 @@ int main(int argc, char** argv) {
   options.image.hydrate = hydrate;
   options.image.persist_spill = persist_spill;
   options.image.hydrate_origin = hydration_origin.get();
-  SuccessorCache successors(confidence, 1 << 20);
+  constexpr size_t kMaxSuccessors = 1 << 20;  // per table: 8 MiB at most
+  SuccessorCache successors(confidence, kMaxSuccessors);
   if (expansion.enabled) {
     options.successors = [&successors](const std::string& ext, const std::string& vol) {
       return successors.Get(ext, vol);
@@ -785,7 +792,8 @@ int main(int argc, char** argv) {
   // its volume changed.
   // A site sends its ended sessions to the region, which learns from them.
   env.on_session_end = [&](AccessDb& adb, const std::string& volume) {
-    successors.Build(adb, volume);
+    // A site's tables are the region's, refreshed once the session is sent.
+    if (!site) successors.Build(adb, volume);
     if (env.preassemble) QueuePreassemblies(env, adb, volume, "session end");
     if (uploader) uploader->Wake();
   };
@@ -820,6 +828,10 @@ int main(int argc, char** argv) {
         [&](const std::function<Status(AccessDb&)>& fn) { return recorder->WithDb(fn); }, LogLine);
     uploader->Start(std::chrono::seconds(30));
   }
+  ExtensionKeys sync_keys;
+  if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
+    sync = std::make_unique<SiteSync>(*store, *region, sync_keys, LogLine);
+  }
   std::unique_ptr<ControlServer> control;
   if (deferred_to.empty()) {
     s = ControlServer::Start(
@@ -848,6 +860,12 @@ int main(int argc, char** argv) {
             }
             return reloaded;
           }
+          // lsictl --region restore: what the region delivered is pulled now.
+          if (request.size() == 1 && request[0] == "site-pull" && sync) {
+            sync->Wake();
+            *body = "pulling";
+            return Status::Ok();
+          }
           if (site) {
             // No store to serve from here: restores, listings and learning
             // are the region's.
@@ -861,13 +879,35 @@ int main(int argc, char** argv) {
         &control, /*take_over=*/recorder->holds_db());
     if (!s.ok()) LogLine("control socket unavailable: " + s.message());
   }
-  // Successor tables asked for by new sessions are built off the read path.
+  // Successor tables asked for by new sessions are built off the read path:
+  // from the database held here, or at a site fetched from the region, again
+  // once sessions were sent to it and every minute (other sites teach it too).
   std::atomic<bool> building_stop{false};
   std::thread builder([&] {
+    const SuccessorCache::Source from_region = [&](const std::string&, const std::string& volume,
+                                                   SuccessorTable* out) {
+      return FetchSuccessorTable(*region, volume, kMaxSuccessors, out);
+    };
     auto next_try = std::chrono::steady_clock::now();
+    auto next_refresh = next_try + std::chrono::minutes(1);
+    uint64_t sent_seen = 0;
     while (!building_stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      if (!successors.Wanted() || std::chrono::steady_clock::now() < next_try) continue;
+      const auto now = std::chrono::steady_clock::now();
+      if (now < next_try) continue;
+      const uint64_t sent = uploader ? uploader->sent() : 0;
+      const bool refresh = site && (sent != sent_seen || now >= next_refresh);
+      if (!refresh && !successors.Wanted()) continue;
+      if (site) {
+        Status got = refresh ? successors.Refresh(from_region) : successors.Build(from_region);
+        if (!got.ok()) {
+          next_try = now + std::chrono::seconds(5);  // the region down: reads go on without
+        } else if (refresh) {
+          sent_seen = sent;
+          next_refresh = now + std::chrono::minutes(1);
+        }
+        continue;
+      }
       bool built = false;
       (void)env.with_db([&](AccessDb* adb) {
         if (adb != nullptr) successors.Build(*adb);
@@ -875,7 +915,7 @@ int main(int argc, char** argv) {
         return Status::Ok();
       });
       // Another process holds the database: no expansion here; ask again later.
-      if (!built) next_try = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      if (!built) next_try = now + std::chrono::seconds(30);
     }
   });
   auto prometheus = [&fs] {
@@ -912,11 +952,7 @@ int main(int argc, char** argv) {
   ReportReady("");
   Notify("READY=1\nSTATUS=serving extension '" + extension + "' from " + store_path);
   // A site pulls what the region delivers, below demand reads on its link.
-  ExtensionKeys sync_keys;
-  if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
-    sync = std::make_unique<SiteSync>(*store, *region, sync_keys, LogLine);
-    sync->Start(std::chrono::seconds(5));
-  }
+  if (sync) sync->Start(std::chrono::seconds(5));
   fs.StartBackground(se);
 
   std::thread tune([&] { SetReadAhead(mountpoint, read_ahead_kb); });

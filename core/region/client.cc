@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 
+#include "core/region/certs.h"
 #include "core/region/tls.h"
 #include "core/util/encoding.h"
 #include "core/util/file.h"
@@ -73,6 +74,7 @@ struct RegionClient::Impl {
   RegionClientOptions options;
   Endpoint endpoint;
   std::unique_ptr<ssl::context> tls;
+  std::string extension;  // the certificate's
 
   struct Connection {
     explicit Connection(ssl::context& ctx) : tls(ctx) {}
@@ -252,6 +254,10 @@ Status RegionClient::Open(RegionClientOptions options, std::unique_ptr<RegionCli
   LSIFS_RETURN_IF_ERROR(ParseUrl(options.url, &impl->endpoint));
   LSIFS_RETURN_IF_ERROR(region_internal::MakeTlsContext(false, options.ca_path, options.cert_path,
                                                         options.key_path, &impl->tls));
+  PeerIdentity self;
+  Status named = IdentifySite(SSL_CTX_get0_certificate(impl->tls->native_handle()), &self);
+  if (!named.ok()) return Status::InvalidArgument(options.cert_path + ": " + named.message());
+  impl->extension = self.extension;
   if (options.attempts < 1) options.attempts = 1;
   impl->options = std::move(options);
   out->reset(new RegionClient(std::move(impl)));
@@ -319,6 +325,10 @@ void RegionClient::Stop() {
 RegionClientStats RegionClient::Stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->stats;
+}
+
+const std::string& RegionClient::extension() const {
+  return impl_->extension;
 }
 
 const std::string& RegionClient::url() const {

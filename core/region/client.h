@@ -82,6 +82,9 @@ class RegionClient {
 
   RegionClientStats Stats() const;
   const std::string& url() const;
+  // The extension the certificate names: what the region serves this
+  // client as, whatever else it is told.
+  const std::string& extension() const;
 
  private:
   struct Impl;

@@ -384,6 +384,23 @@ std::string Store::site_snapshot_path(const std::string& volume, uint64_t id) co
   return volume_dir(volume) + "/" + FormatId(id) + ".site";
 }
 
+Store::SiteTls Store::SiteTlsPaths(const std::string& site_dir, const std::string& extension) {
+  const std::string tls = site_dir + "/tls/";
+  return {tls + extension + ".crt", tls + extension + ".key", tls + "ca.crt"};
+}
+
+std::vector<std::string> Store::SiteTlsExtensions(const std::string& site_dir) {
+  std::vector<std::string> out;
+  for (const std::string& name : ListFileNames(site_dir + "/tls")) {
+    const size_t dot = name.size() > 4 ? name.size() - 4 : 0;
+    if (dot != 0 && name.compare(dot, 4, ".crt") == 0 && name != "ca.crt") {
+      out.push_back(name.substr(0, dot));
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::string Store::snapshot_kept_path(const std::string& volume, uint64_t id) const {
   return volume_dir(volume) + "/" + FormatId(id) + ".kept";
 }

@@ -113,6 +113,14 @@ class Store {
   std::string server_key_path() const { return ca_dir() + "/server.key"; }
   std::string server_cert_path() const { return ca_dir() + "/server.crt"; }
   std::string crl_path() const { return ca_dir() + "/crl.pem"; }
+  // A site's TLS material, in SITE_DIR/tls (where lsictl cert issue EXT
+  // --out SITE_DIR/tls puts it); named before the site folder is one.
+  struct SiteTls {
+    std::string cert, key, ca;
+  };
+  static SiteTls SiteTlsPaths(const std::string& site_dir, const std::string& extension);
+  // The extensions with a certificate in SITE_DIR/tls.
+  static std::vector<std::string> SiteTlsExtensions(const std::string& site_dir);
   std::string issued_path() const { return ca_dir() + "/issued"; }
   // Held (flock) by whatever changes the files of ca/.
   std::string ca_lock_path() const { return ca_dir() + "/lock"; }

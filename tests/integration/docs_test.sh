@@ -74,7 +74,8 @@ has_synopsis() {
 }
 
 # The long options 'lsictl COMMAND --help' lists in "Options:", but those
-# of every command (--store, --json, --help): one a line in $WORK/options.
+# of every command (--store, --json, --help, and a site's --region, --cert,
+# --key, --ca, which OPTIONS documents): one a line in $WORK/options.
 command_options() {
   # shellcheck disable=SC2086  # the command's words are separate arguments
   if ! "$LSICTL" $1 --help >"$WORK/command.help" ||
@@ -83,7 +84,7 @@ command_options() {
     return 1
   fi
   awk '/^Options:/{on = 1; next} on' "$WORK/command.help" | grep -oE -- '--[a-z][a-z-]*' |
-    { grep -vxE -- '--(store|json|help)' || true; } | sort -u >"$WORK/options"
+    { grep -vxE -- '--(store|json|help|region|cert|key|ca)' || true; } | sort -u >"$WORK/options"
 }
 documents_options() {
   local cmd=$1 missing=() opt
@@ -97,6 +98,20 @@ documents_options() {
     "(lsictl $cmd --help lists them)" >&2
   return 1
 }
+
+# Those options of every command, in OPTIONS, as 'lsictl --help' lists them.
+global_options() {
+  local missing=() opt
+  sh_section OPTIONS <"$WORK/lsictl.8.txt" | item_tags >"$WORK/section"
+  for opt in --region --cert --key --ca; do
+    "$LSICTL" --help | grep -qE -- "${opt}( |$)" || missing+=("$opt (lsictl --help)")
+    grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/section" || missing+=("$opt (lsictl.8 OPTIONS)")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "  not documented: ${missing[*]}" >&2
+  return 1
+}
+check "lsictl --help and lsictl.8 OPTIONS document a site's options" global_options
 
 while read -r cmd; do
   check "lsictl.8 has a section for '$cmd'" has_section "$cmd"

@@ -56,12 +56,23 @@ region_curl() {
   in_site curl -sS --max-time 60 --cacert "$SITE/tls/ca.crt" --cert "$SITE/tls/site-a.crt" \
     --key "$SITE/tls/site-a.key" "$@"
 }
-restore() {
-  region_curl -X POST -d '{"volume":"vol"}' "$URL/v1/restore" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["lsi"])'
-}
+# lsictl --region: a site asks the region as its certificate's extension
+# (the TLS material from SITE_DIR/tls); the LSI's id on stdout.
+site_lsictl() { in_site "$LSICTL" --region "$URL" -s "$SITE" "$@"; }
+restore() { site_lsictl restore -e site-a -v vol 2>>"$WORK/lsictl.log"; }
 FIRST=$(restore)
-check "the region restores for the site" test ${#FIRST} -eq 16
+check "the region restores for the site (lsictl --region)" test ${#FIRST} -eq 16
+site_lsictl lsi list --json >"$WORK/lsis.json" 2>>"$WORK/lsictl.log" || true
+check "lsictl --region lsi list shows the site's LSI" grep -q "$FIRST" "$WORK/lsis.json"
+rc=0
+site_lsictl import vol2 "$WORK/fs.img" 2>"$WORK/refused.txt" || rc=$?
+check "lsictl --region refuses what is the region's (import): usage error" test "$rc" -eq 2
+check "... and says where to run it" grep -q "region's host" "$WORK/refused.txt"
+rc=0
+site_lsictl --cert "$SITE/tls/site-a.crt" --key "$SITE/tls/site-a.key" restore -e site-b -v vol \
+  2>"$WORK/refused.txt" || rc=$?
+check "lsictl --region -e another extension than the certificate's fails" test "$rc" -eq 1
+check "... naming the certificate's" grep -q "extension 'site-a', not of 'site-b'" "$WORK/refused.txt"
 # Two sessions of site-a recorded at the region (a mount there defers to
 # lsid, which holds the database), so that the next restore is predicted.
 RM=$WORK/region-mnt
@@ -163,6 +174,21 @@ fusermount3 -u "$M"
 rc=0
 wait "$LSIFS_PID" || rc=$?
 check "the site unmounts cleanly" test "$rc" -eq 0
+
+# fstab's way: mount.lsifs with region= (lsifs found through PATH).
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+in_site env PATH="$BIN:$PATH" sh "$SRC/mount-tools/mount.lsifs" "$SITE" "$M" \
+  -o "ext=site-a,region=$URL,_netdev,nofail,session_idle=500ms" 2>>"$WORK/lsifs.log"
+on_exit "fusermount3 -u -z '$M' 2>/dev/null"
+check "mount.lsifs -o region= mounts the site" mountpoint -q "$M"
+for _ in $(seq 50); do [ -e "$M/vol.img" ] && break; sleep 0.1; done
+check "... and serves its image" test -e "$M/vol.img"
+check "... from the region" bash -c "'$LSICTL' status '$M' | grep -q 'region:'"
+daemon=$(pgrep -f "lsifs --region $URL $SITE $M" | head -1)
+check "... run as lsifs --region URL SITE_DIR MOUNTPOINT" test -n "$daemon"
+fusermount3 -u "$M"
+for _ in $(seq 50); do kill -0 "$daemon" 2>/dev/null || break; sleep 0.1; done
+check "... and its lsifs stops at unmount" bash -c "! kill -0 '$daemon' 2>/dev/null"
 
 # Faults. The region down when the site mounts: the mount works on what it
 # holds (the layers, the spill); a block never fetched fails with EIO,
