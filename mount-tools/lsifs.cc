@@ -828,8 +828,15 @@ int main(int argc, char** argv) {
         [&](const std::function<Status(AccessDb&)>& fn) { return recorder->WithDb(fn); }, LogLine);
     uploader->Start(std::chrono::seconds(30));
   }
+  // One lsifs pulls into a site folder: the one that records (or, when none
+  // does, each), so that two mounts of it never fetch a layer twice.
   ExtensionKeys sync_keys;
-  if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
+  std::string puller;
+  if (site && !recorder->holds_db()) puller = holder();
+  if (!puller.empty()) {
+    LogLine("the lsifs that holds this site folder's database (" + puller +
+            ") pulls what the region delivers");
+  } else if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
     sync = std::make_unique<SiteSync>(*store, *region, sync_keys, LogLine);
   }
   std::unique_ptr<ControlServer> control;

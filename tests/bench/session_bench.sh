@@ -4,7 +4,7 @@
 #
 #   session_bench.sh BIN_DIR [--tree rootfs|usr-share] [--history 5]
 #                    [--held-out 8] [--profile edge] [--json FILE] [--svg FILE]
-#                    [--smoke | --quick]
+#                    [--smoke | --quick] [--network]
 #
 # The volume is an ext4 image of a Debian root filesystem made with
 # debootstrap (python3, perl, sqlite3 and more), built once and cached in
@@ -34,10 +34,19 @@
 # --smoke: a tiny tree instead of the root filesystem, no WAN model, one
 # held-out session: seconds, so that the harness cannot rot. --quick: 3
 # sessions of history and 3 held out (scripts/bench.sh --quick).
+# --network: the two-site form over a real network (tests/bench/network.sh):
+# lsid holds the store and its database in one network namespace; the
+# sessions run on a site's lsifs --region in another, over TCP and TLS 1.3
+# on a veth pair that tc holds to the profile's bandwidth, the profile's
+# latency from the site's link model. Restores are lsictl --region from the
+# site; each LSI's layers are pulled to the site before its session (the
+# wait is reported, not counted in the session), and a recorded session
+# reaches the region before the next restore. The full copy is the time a
+# fresh site takes to pull a full LSI. With --smoke: the profile is edge.
 set -euo pipefail
 bin=$1
 shift
-history=5 held_out=8 profile=edge json="" svg="" smoke=0 volume_tree=rootfs b4="" b4_json=""
+history=5 held_out=8 profile=edge json="" svg="" smoke=0 volume_tree=rootfs b4="" b4_json="" net=0
 while [ $# -gt 0 ]; do
   case $1 in
     --tree) volume_tree=$2; shift ;;
@@ -50,11 +59,14 @@ while [ $# -gt 0 ]; do
     --json) json=$2; shift ;;
     --smoke) smoke=1 history=2 held_out=1 profile=none volume_tree=smoke ;;
     --quick) history=3 held_out=3 ;;
+    --network) net=1 ;;
     *) echo "session_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 source "$(dirname "$0")/profiles.sh"
+source "$(dirname "$0")/network.sh"
+[ $net -eq 1 ] && [ "$profile" = none ] && profile=edge
 wan=$(wan_options "$profile") ||
   { echo "session_bench.sh: profile is metro, edge, constrained or none" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "session_bench.sh: needs root (mounts, losetup)" >&2; exit 1; }
@@ -73,6 +85,7 @@ cleanup() {
   done
   for m in "$mnt" "$mnt0"; do mountpoint -q "$m" && fusermount3 -u "$m"; done
   for p in "${pids[@]}"; do wait "$p"; done
+  net_down
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -120,7 +133,16 @@ export LSIFS_STORE=$work/store
 "$bin/lsictl" init "$LSIFS_STORE" >/dev/null
 "$bin/lsictl" key create site-a >/dev/null
 "$bin/lsictl" import vol-root "$image" >/dev/null 2>&1
+if [ $net -eq 1 ]; then
+  net_up "$profile" "$work"
+  site=$(net_site a site-a)
+fi
 start_mount() {  # start_mount MOUNTPOINT OPTIONS
+  if [ $net -eq 1 ]; then
+    # The first mount records and pulls; the second reads what it pulled.
+    net_mount "$site" "$1" site-a "$(sed -E 's/,?origin_(latency|bandwidth)=[^,]*//g' <<<"$2")"
+    return
+  fi
   "$bin/lsifs" "$LSIFS_STORE" "$1" -e site-a -f -o "$2" 2>>"$work/lsifs.log" &
   pids+=($!)
   for _ in $(seq 100); do mountpoint -q "$1" && break; sleep 0.1; done
@@ -198,9 +220,29 @@ task() {  # task COMMAND: run one task against the mounted volume
   fi
 }
 
+# restore: the JSON of a restore, asked where the sessions run.
+restore() {
+  if [ $net -eq 1 ]; then
+    net_lsictl "$site" --json restore -e site-a -v vol-root
+  else
+    "$bin/lsictl" --json restore -e site-a -v vol-root
+  fi
+}
+# learned K: with --network, waits until the region has K sessions of site-a
+# (a recorded session is sent when it ends; the next restore is planned
+# from it).
+learned() { [ $net -eq 0 ] || net_wait_sessions site-a vol-root "$1"; }
+
 # run_session MOUNTPOINT LSI SEED: wall seconds of the session's tasks.
 run_session() {
   local dev t0 t1 i
+  if [ $net -eq 1 ]; then
+    # At the site: its manifest, then its layers pulled (the wait is the
+    # pre-assembly's arrival ahead of use, not part of the session).
+    for _ in $(seq 600); do [ -e "$1/by-id/$2.img" ] && break; sleep 0.1; done
+    net_wait_pulled "$site" "$2" >"$work/pull_seconds"
+    echo "  (LSI $2 pulled to the site in $(cat "$work/pull_seconds")s)" >&2
+  fi
   dev=$(losetup -r -f --show --direct-io=on "$1/by-id/$2.img")
   cat "/sys/block/${dev#/dev/}/queue/read_ahead_kb" >"$work/read_ahead_kb"
   mount -o ro,noload "$dev" "$inner"
@@ -236,20 +278,24 @@ seed_base=1000
 record_run() {  # record_run K STRATEGY MOUNTPOINT LSI
   local t
   t=$(run_session "$3" "$4" $((seed_base + $1)))
-  python3 - "$1" "$2" "$t" "$3/.lsifs/$4.json" "$("$bin/lsictl" lsi show "$4" --json)" <<'PY' >>"$rows"
+  python3 - "$1" "$2" "$t" "$3/.lsifs/$4.json" "$("$bin/lsictl" lsi show "$4" --json)" \
+    "$([ $net -eq 1 ] && cat "$work/pull_seconds")" <<'PY' >>"$rows"
 import json, sys
-k, strategy, t, counters_path, lsi = sys.argv[1:6]
+k, strategy, t, counters_path, lsi, pull = sys.argv[1:7]
 c = json.load(open(counters_path))["session_counters"]
 l = json.loads(lsi)
-print(json.dumps({"k": int(k), "strategy": strategy, "seconds": float(t),
-                  "layer_bytes": l["prefetched_blocks"] * l["block_size"], **c}))
+row = {"k": int(k), "strategy": strategy, "seconds": float(t),
+       "layer_bytes": l["prefetched_blocks"] * l["block_size"], **c}
+if pull:
+    row["pull_seconds"] = float(pull)  # the layers' arrival at the site, before the session
+print(json.dumps(row))
 PY
   echo "  $2: ${t}s" >&2
 }
 # History: the psa+exp path only, recorded.
 first_psa_fetched=""
 for k in $(seq 1 "$history"); do
-  json_k=$("$bin/lsictl" --json restore -e site-a -v vol-root)
+  json_k=$(restore)
   id=$(field "$json_k" lsi)
   # The first LSI composed from history, before any baseline exists: what a
   # pre-assembly costs the link from nothing.
@@ -258,6 +304,7 @@ for k in $(seq 1 "$history"); do
   fi
   t=$(run_session "$mnt" "$id" $((seed_base + k)))
   echo "history session $k: ${t}s on LSI $id" >&2
+  learned "$k"
 done
 # Baselines that do not depend on history: made once.
 lazy=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy none 2>/dev/null)
@@ -270,6 +317,18 @@ lazy=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy none 2>/dev/nu
 t0=$(date +%s.%N)
 copy_json=$("$bin/lsictl" --json preassemble -e site-copy -v vol-root --strategy full 2>/dev/null)
 copy_seconds=$(python3 -c "print(round($(date +%s.%N) - $t0, 3))")
+if [ $net -eq 1 ]; then
+  # Over the network the region assembles it next to its snapshots; the
+  # copy is a fresh site's pull of it, from its mount to its last layer.
+  copy_site=$(net_site copy site-copy)
+  "$bin/lsictl" lsi deliver "$(field "$copy_json" lsi)" >/dev/null 2>&1
+  mkdir -p "$work/mnt-copy"
+  t0=$(date +%s.%N)
+  net_mount "$copy_site" "$work/mnt-copy" site-copy "record=0"
+  net_wait_pulled "$copy_site" "$(field "$copy_json" lsi)" >/dev/null
+  copy_seconds=$(python3 -c "print(round($(date +%s.%N) - $t0, 3))")
+  fusermount3 -u "$work/mnt-copy"
+fi
 [ "$(field "$copy_json" fetched_blocks)" = "$(field "$copy_json" prefetched_blocks)" ] ||
   { echo "session_bench.sh: the full copy did not fetch every block: $copy_json" >&2; exit 1; }
 "$bin/lsictl" lsi drop "$(field "$copy_json" lsi)" >/dev/null
@@ -291,9 +350,10 @@ print(json.dumps(r))" >>"$rows"
   replay=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy replay 2>/dev/null)
   "$bin/lsictl" lsi deliver "$replay" 2>/dev/null
   record_run "$k" replay "$mnt0" "$replay"
-  psa=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-root)" lsi)
+  psa=$(field "$(restore)" lsi)
   record_run "$k" psa "$mnt0" "$psa"
   record_run "$k" psa+exp "$mnt" "$psa"  # recorded: session k of the history
+  learned "$k"
   oracle=$("$bin/lsictl" preassemble -e site-a -v vol-root --strategy replay 2>/dev/null)
   "$bin/lsictl" lsi deliver "$oracle" 2>/dev/null
   record_run "$k" oracle "$mnt0" "$oracle"
