@@ -2,7 +2,7 @@
 # B8 (BENCHMARKS.md): a VM boots from an LSI.
 #
 #   boot_bench.sh BIN_DIR [--profiles edge,constrained] [--history 5]
-#                 [--held-out 5] [--json FILE] [--svg FILE] [--smoke]
+#                 [--held-out 5] [--json FILE] [--svg FILE] [--smoke] [--network]
 #
 # The volume is an ext4 image of a bootable Debian 12 root filesystem
 # (debootstrap: its own kernel and initramfs, systemd, python3, curl) whose
@@ -33,10 +33,18 @@
 # the checksum of a file it read from the root disk, which must match the
 # host's, and the boot must be learned. Under a minute; no debootstrap;
 # --json records the boot, --svg is not drawn.
+# --network: the two-site form over a real network (tests/bench/network.sh):
+# lsid holds each profile's store in one network namespace, the boots run
+# from a site's lsifs --region in another, over TCP and TLS 1.3 on a veth
+# pair that tc holds to the profile's bandwidth (its latency from the site's
+# link model); restores are lsictl --region from the site, each LSI's
+# layers are pulled before its boot (the wait reported, not counted), and a
+# recorded boot reaches the region before the next restore. With --smoke:
+# the edge profile.
 set -euo pipefail
 bin=${1:?usage: boot_bench.sh BIN_DIR [--profiles P,...] [--history N] [--held-out N] [--json FILE] [--svg FILE] [--smoke]}
 shift
-profiles=edge,constrained history=5 held_out=5 json="" svg="" smoke=0
+profiles=edge,constrained history=5 held_out=5 json="" svg="" smoke=0 net=0
 while [ $# -gt 0 ]; do
   case $1 in
     --profiles) profiles=$2; shift ;;
@@ -45,6 +53,7 @@ while [ $# -gt 0 ]; do
     --json) json=$2; shift ;;
     --svg) svg=$2; shift ;;
     --smoke) smoke=1 ;;
+    --network) net=1 ;;
     *) echo "boot_bench.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,6 +61,8 @@ done
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC1091 # profiles.sh, beside this script, is checked on its own
 source "$here/profiles.sh"
+# shellcheck disable=SC1091 # network.sh too
+source "$here/network.sh"
 for p in ${profiles//,/ }; do
   wan_options "$p" >/dev/null ||
     { echo "boot_bench.sh: a profile is metro, edge, constrained or none, not $p" >&2; exit 2; }
@@ -109,6 +120,7 @@ cleanup() {
   for d in "${devs[@]}"; do losetup -d "$d" 2>/dev/null; done
   for m in "${mounts[@]}"; do mountpoint -q "$m" && fusermount3 -u "$m"; done
   for p in "${pids[@]}"; do wait "$p"; done
+  net_down
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -290,6 +302,13 @@ boot_one() {
 export LSIFS_STORE
 start_mount() {  # start_mount MOUNTPOINT OPTIONS
   mkdir -p "$1"
+  if [ $net -eq 1 ]; then
+    # The first mount records and pulls; the second reads what it pulled.
+    net_mount "$site" "$1" site-a "$(sed -E 's/,?origin_(latency|bandwidth)=[^,]*//g' <<<"$2")" ||
+      fail "lsifs --region did not mount $1"
+    mounts+=("$1")
+    return
+  fi
   "$bin/lsifs" "$LSIFS_STORE" "$1" -e site-a -f -o "$2" 2>>"$work/lsifs.log" &
   pids+=($!)
   mounts+=("$1")
@@ -301,6 +320,7 @@ stop_mounts() {
   for m in "${mounts[@]}"; do mountpoint -q "$m" && fusermount3 -u "$m"; done
   for p in "${pids[@]}"; do wait "$p" || true; done
   mounts=() pids=()
+  net_down
 }
 new_store() {  # new_store DIR: a store with the volume imported
   LSIFS_STORE=$1
@@ -311,6 +331,18 @@ new_store() {  # new_store DIR: a store with the volume imported
   # shared disk for a while must not take the baselines between two boots.
   "$bin/lsictl" config set free_floor 1G >/dev/null
   "$bin/lsictl" import vol-boot "$image" >/dev/null 2>&1 || fail "lsictl import of $image failed"
+  if [ $net -eq 1 ]; then
+    net_up "$2" "$work" || fail "the namespaced network did not come up"
+    site=$(net_site "$2" site-a)
+  fi
+}
+# restore: the LSI of a restore, asked where the boots run.
+restore() {
+  if [ $net -eq 1 ]; then
+    field "$(net_lsictl "$site" --json restore -e site-a -v vol-boot)" lsi
+  else
+    field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi
+  fi
 }
 field() { python3 -c "import json, sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
 # The boots learned from: sessions of the volume that lsictl access show
@@ -347,10 +379,18 @@ PY
 # end (session_idle=1s after the loop device lets go) so that its counters
 # are final and, on the recording mount, the boot is learned.
 boot_lsi() {
+  if [ $net -eq 1 ]; then
+    for _ in $(seq 600); do [ -e "$1/by-id/$2.img" ] && break; sleep 0.1; done
+    echo "  (LSI $2 pulled to the site in $(net_wait_pulled "$site" "$2")s)" >&2
+  fi
   [ -e "$1/by-id/$2.img" ] ||
     fail "LSI $2 is no longer in $1 (evicted? $(df -h --output=avail "$LSIFS_STORE" | tail -1) free on the store's disk)"
   boot_one "$1/by-id/$2.img" "$3"
   sleep 1.6
+  # A recorded boot reaches the region before the next restore is planned.
+  if [ $net -eq 1 ] && [ "$1" = "${mounts[0]}" ]; then
+    for _ in $(seq 300); do [ "$(learned_sessions)" -ge "$3" ] && break; sleep 0.2; done
+  fi
 }
 # quiet: waits until the recording daemon has no assembly queued or running.
 # A session's end queues a pre-assembly of the next restore; left running,
@@ -368,9 +408,9 @@ quiet() {
 # ---- the smoke run ---------------------------------------------------------------
 if [ $smoke -eq 1 ]; then
   guest_smoke
-  new_store "$work/store"
+  new_store "$work/store" edge
   start_mount "$work/mnt" "session_idle=1s"
-  lsi=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi)
+  lsi=$(restore)
   boot_lsi "$work/mnt" "$lsi" 1
   record none 1 lazy "$work/mnt" "$lsi"
   got=$(sed -n 's/.*LSIFS-WORKLOAD-DONE sha256=\([0-9a-f]*\).*/\1/p' "$work/last-console.log")
@@ -389,7 +429,7 @@ echo "volume: $(du -h --apparent-size "$image" | cut -f1) ext4 image ($(du -h "$
 for profile in ${profiles//,/ }; do
   wan=$(wan_options "$profile")
   echo "== profile $profile ($wan)" >&2
-  new_store "$work/store-$profile"
+  new_store "$work/store-$profile" "$profile"
   rec=$work/mnt-rec-$profile base=$work/mnt-base-$profile
   # One mount records (it holds the database) and expands; the other
   # serves the baselines, without recording, expansion or a spill that
@@ -397,7 +437,7 @@ for profile in ${profiles//,/ }; do
   start_mount "$rec" "session_idle=1s${wan:+,$wan}"
   start_mount "$base" "session_idle=1s,record=0,expand=off,spill=memory${wan:+,$wan}"
   for k in $(seq 1 "$history"); do
-    lsi=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi)
+    lsi=$(restore)
     boot_lsi "$rec" "$lsi" "$k"
     record "$profile" "$k" history "$rec" "$lsi"
     quiet
@@ -427,7 +467,7 @@ for profile in ${profiles//,/ }; do
           boot_lsi "$base" "$lazy" "$k"
           record "$profile" "$k" lazy "$base" "$lazy" ;;
         psa+exp)
-          psa=$(field "$("$bin/lsictl" --json restore -e site-a -v vol-boot)" lsi)
+          psa=$(restore)
           boot_lsi "$rec" "$psa" "$k"
           record "$profile" "$k" psa+exp "$rec" "$psa"  # recorded: boot k of the history
           quiet ;;
