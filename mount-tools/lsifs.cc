@@ -101,9 +101,10 @@ void Usage(FILE* to) {
       "       read_ahead_kb=N         kernel readahead of the mount (default 1024)\n"
       "       record=1|0              record reads into the co-access database (default 1)\n"
       "       session_idle=T          a session ends this long after the last close (30s)\n"
-      "       region_timeout=T        --region: how long one request to the region may take\n"
-      "                               (10s); a read fails with EIO after three (a region gone\n"
-      "                               or hung), and works again when the region answers\n"
+      "       region_timeout=T        --region: how long a request to the region may go\n"
+      "                               without a byte moving (10s); a read fails with EIO\n"
+      "                               after three (a region gone or hung), and works again\n"
+      "                               when the region answers; a slow link is no timeout\n"
       "       half_life=N, successor_window=N, successor_top_k=N, max_stat_blocks=N,\n"
       "       keep_sessions=N         statistics parameters, kept in the store's database\n"
       "                               (defaults 8, 16, 16, 1048576, 32)\n"
@@ -662,6 +663,7 @@ int main(int argc, char** argv) {
         m->site.layers_pulled = c.layers;
         m->site.layer_bytes_pulled = c.layer_bytes;
         m->site.pull_failures = c.failures;
+        m->site.lsis_evicted = c.evicted;
       }
       if (uploader) {
         m->site.sessions_sent = uploader->sent();
@@ -837,7 +839,7 @@ int main(int argc, char** argv) {
     LogLine("the lsifs that holds this site folder's database (" + puller +
             ") pulls what the region delivers");
   } else if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
-    sync = std::make_unique<SiteSync>(*store, *region, sync_keys, LogLine);
+    sync = std::make_unique<SiteSync>(*store, *catalog, *region, sync_keys, LogLine);
   }
   std::unique_ptr<ControlServer> control;
   if (deferred_to.empty()) {

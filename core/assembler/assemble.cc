@@ -266,7 +266,7 @@ uint32_t ModelSessions(const CatalogContext& context, const std::string& extensi
 // evict does not undo the publish; `lsictl gc` reports it.
 void EvictAfterPublish(const Catalog& catalog, const CatalogContext& context, uint64_t lsi_id) {
   EvictionReport report;
-  (void)catalog.Evict(context, &report, lsi_id);
+  (void)catalog.Evict(context, &report, std::span<const uint64_t>(&lsi_id, 1));
 }
 
 }  // namespace

@@ -564,7 +564,8 @@ Status Catalog::Drop(uint64_t lsi_id, DropResult* result, bool force) const {
   return Status::Ok();
 }
 
-Status Catalog::Evict(const CatalogContext& context, EvictionReport* report, uint64_t keep) const {
+Status Catalog::Evict(const CatalogContext& context, EvictionReport* report,
+                      std::span<const uint64_t> keep) const {
   *report = EvictionReport();
   store_.CurrentCaps(&report->cap, &report->floor);
   std::vector<CatalogEntry> all;
@@ -582,7 +583,10 @@ Status Catalog::Evict(const CatalogContext& context, EvictionReport* report, uin
   };
   std::vector<Candidate> order;
   for (const auto& e : all) {
-    if (e.in_use || e.state == LsiState::kDropped || e.lsi_id == keep) continue;
+    if (e.in_use || e.state == LsiState::kDropped ||
+        std::find(keep.begin(), keep.end(), e.lsi_id) != keep.end()) {
+      continue;
+    }
     Candidate c{0, e.last_used, &e, {}};
     c.rank = EvictionRank(e, &c.why);
     order.push_back(std::move(c));

@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -180,8 +181,10 @@ class Catalog {
   // every layer no readable manifest names.
   Status Drop(uint64_t lsi_id, DropResult* result, bool force = false) const;
   // Drops LSIs until the cap and the floor hold (or nothing more may go);
-  // never `keep` (an LSI just made) nor one in use.
-  Status Evict(const CatalogContext& context, EvictionReport* report, uint64_t keep = 0) const;
+  // never one of `keep` (an LSI just made; at a site, what each volume's
+  // next restore opens) nor one in use.
+  Status Evict(const CatalogContext& context, EvictionReport* report,
+               std::span<const uint64_t> keep = {}) const;
   // Finishes interrupted drops, removes unclaimed layers and stale counters.
   void Sweep() const;
 

@@ -34,6 +34,7 @@ constexpr SiteField kSiteFields[] = {
     {"layer_bytes_pulled", &SiteMetrics::layer_bytes_pulled, false,
      "Bytes of delta layers pulled from the region."},
     {"pull_failures", &SiteMetrics::pull_failures, false, "Pulls from the region that failed."},
+    {"lsis_evicted", &SiteMetrics::lsis_evicted, false, "Pulled LSIs the site's byte cap evicted."},
     {"sessions_sent", &SiteMetrics::sessions_sent, false, "Sessions sent to the region."},
     {"upload_failures", &SiteMetrics::upload_failures, false,
      "Passes sending sessions to the region that failed."},
@@ -341,9 +342,10 @@ std::string RenderStatusText(const MountMetrics& m) {
             r.region_retries, r.region_failures, r.region_outages);
     Appendf(&out,
             "  pulled:      %" PRIu64 " manifests, %" PRIu64 " layers (%s), %" PRIu64
-            " failed passes; sent %" PRIu64 " sessions, %" PRIu64 " failed passes\n",
+            " failed passes, %" PRIu64 " LSIs evicted; sent %" PRIu64 " sessions, %" PRIu64
+            " failed passes\n",
             r.manifests_pulled, r.layers_pulled, FormatBytes(r.layer_bytes_pulled).c_str(),
-            r.pull_failures, r.sessions_sent, r.upload_failures);
+            r.pull_failures, r.lsis_evicted, r.sessions_sent, r.upload_failures);
   }
   if (m.recording) {
     Appendf(&out,

@@ -37,6 +37,7 @@ struct SiteMetrics {
   uint64_t layers_pulled = 0;
   uint64_t layer_bytes_pulled = 0;
   uint64_t pull_failures = 0;  // passes of the puller that failed
+  uint64_t lsis_evicted = 0;   // pulled LSIs the site's byte cap evicted
   uint64_t sessions_sent = 0;
   uint64_t upload_failures = 0;  // passes of the uploader that failed
 };

@@ -184,16 +184,10 @@ struct RegionClient::Impl {
     }
     req.keep_alive(true);
     req.prepare_payload();
-    beast::error_code ec = c->tls.Run(options.request_timeout, [&](auto handler) {
-      http::async_write(c->tls.stream(), req, handler);
-    });
+    beast::error_code ec = c->tls.WriteMessage(req, options.request_timeout);
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxAnswerBytes);
-    if (!ec) {
-      ec = c->tls.Run(options.request_timeout, [&](auto handler) {
-        http::async_read(c->tls.stream(), c->buffer, parser, handler);
-      });
-    }
+    if (!ec) ec = c->tls.ReadMessage(c->buffer, parser, options.request_timeout);
     if (ec) {
       Release(std::move(c), false);
       return Status::Unavailable("region " + options.url + ": " + ec.message());

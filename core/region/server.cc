@@ -359,9 +359,7 @@ struct RegionServer::Impl {
           ec = http::error::body_limit;
         } else {
           parser.body_limit(limit);
-          ec = conn.Run(options.io_timeout, [&](auto handler) {
-            http::async_read(conn.stream(), buffer, parser, handler);
-          });
+          ec = conn.ReadMessage(buffer, parser, options.io_timeout);
         }
       }
       RegionReply reply;
@@ -471,8 +469,7 @@ struct RegionServer::Impl {
     Decorate(res, reply, keep_alive);
     res.body() = std::move(reply.body);
     res.prepare_payload();
-    return !conn.Run(options.io_timeout,
-                     [&](auto handler) { http::async_write(conn.stream(), res, handler); });
+    return !conn.WriteMessage(res, options.io_timeout);
   }
 
   bool WriteFileReply(TlsConnection& conn, RegionReply& reply, bool keep_alive) {
@@ -490,8 +487,7 @@ struct RegionServer::Impl {
       }
       res.set(http::field::accept_ranges, "bytes");
       res.prepare_payload();
-      return !conn.Run(options.io_timeout,
-                       [&](auto handler) { http::async_write(conn.stream(), res, handler); });
+      return !conn.WriteMessage(res, options.io_timeout);
     }
     http::response<http::string_body> res{http::status::partial_content, 11};
     Decorate(res, reply, keep_alive);
@@ -513,8 +509,7 @@ struct RegionServer::Impl {
                 std::to_string(reply.file_offset + reply.file_length - 1) + "/" +
                 std::to_string(reply.file_size));
     res.prepare_payload();
-    return !conn.Run(options.io_timeout,
-                     [&](auto handler) { http::async_write(conn.stream(), res, handler); });
+    return !conn.WriteMessage(res, options.io_timeout);
   }
 
   void Stop() {

@@ -104,7 +104,9 @@ struct RegionServerOptions {
   double rate_burst = 0;          // 0: one second's worth
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
-  std::chrono::milliseconds io_timeout{30000};  // one read or write of a request or reply
+  // How long reading a request or writing a reply may go without a byte
+  // moving (a large reply on a slow link goes on while bytes move).
+  std::chrono::milliseconds io_timeout{30000};
   std::function<void(const std::string&)> log;
 };
 

@@ -1,13 +1,16 @@
 // Inside core/region: one TLS 1.3 connection driven synchronously with a
 // deadline on every step (Beast's tcp_stream expiry on an io_context of the
 // connection's own), for the server's connection threads and the client's
-// pooled connections alike. Not thread-safe, except Abort.
+// pooled connections alike. Messages move in steps, each with its own
+// deadline: what times out is silence, not a large body on a slow link.
+// Not thread-safe, except Abort.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <memory>
@@ -20,6 +23,7 @@ namespace lsifs::region_internal {
 namespace beast = boost::beast;
 namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
+namespace http = boost::beast::http;
 using tcp = net::ip::tcp;
 
 // A context for TLS 1.3 only, with mutual authentication against `ca_path`:
@@ -46,6 +50,30 @@ class TlsConnection {
     io_.restart();
     io_.run();
     return result;
+  }
+
+  // Reads the rest of a message (its header already read, or not) and
+  // writes a whole one, each step allowed `idle` without progress: a large
+  // body on a slow link goes on while bytes move, a silent peer fails.
+  template <bool kRequest, class Body>
+  beast::error_code ReadMessage(beast::flat_buffer& buffer, http::parser<kRequest, Body>& parser,
+                                std::chrono::milliseconds idle) {
+    beast::error_code ec;
+    while (!ec && !parser.is_done()) {
+      ec =
+          Run(idle, [&](auto handler) { http::async_read_some(stream_, buffer, parser, handler); });
+    }
+    return ec;
+  }
+  template <bool kRequest, class Body, class Fields>
+  beast::error_code WriteMessage(http::message<kRequest, Body, Fields>& message,
+                                 std::chrono::milliseconds idle) {
+    http::serializer<kRequest, Body, Fields> serializer{message};
+    beast::error_code ec;
+    while (!ec && !serializer.is_done()) {
+      ec = Run(idle, [&](auto handler) { http::async_write_some(stream_, serializer, handler); });
+    }
+    return ec;
   }
 
   // Ends the connection from any thread: a blocked step fails at once.

@@ -1,7 +1,11 @@
 #include "core/site/site.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <boost/json.hpp>
+#include <ctime>
+#include <set>
 
 #include "core/catalog/delivery_record.h"
 #include "core/lsi/layer.h"
@@ -35,6 +39,22 @@ Status ReadRegionStore(RegionClient& region, StoreConfig* out) {
   out->store_id = *store_id;
   out->block_size = static_cast<uint32_t>(bs->as_int64());
   return Status::Ok();
+}
+
+// True when the byte cap evicted the LSI of `e` and it has not been
+// delivered again since (its marker names the delivery it had then).
+bool EvictedSince(const Store& site, const DeliveryEntry& e) {
+  const std::string marker = site.site_evicted_path(e.lsi_id);
+  std::string text;
+  if (!ReadWholeFile(marker, 64, &text).ok()) return false;
+  uint64_t delivered = 0;
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  if (ParseUnsigned(text, "an eviction mark", 0, INT64_MAX, &delivered).ok() &&
+      static_cast<int64_t>(delivered) >= e.last_delivered) {
+    return true;
+  }
+  ::unlink(marker.c_str());  // delivered again: it is pulled
+  return false;
 }
 
 }  // namespace
@@ -110,9 +130,10 @@ uint64_t Periodic::failures() const {
   return failures_;
 }
 
-SiteSync::SiteSync(const Store& site, RegionClient& region, const ExtensionKeys& keys,
-                   std::function<void(const std::string&)> log)
+SiteSync::SiteSync(const Store& site, const Catalog& catalog, RegionClient& region,
+                   const ExtensionKeys& keys, std::function<void(const std::string&)> log)
     : site_(site),
+      catalog_(catalog),
       region_(region),
       keys_(keys),
       periodic_(
@@ -179,6 +200,7 @@ Status SiteSync::Pull(SiteSyncReport* report) {
       self->counters_.manifests += report->manifests;
       self->counters_.layers += report->layers;
       self->counters_.layer_bytes += report->layer_bytes;
+      self->counters_.evicted += report->evicted;
     }
   } count{this, report};
   const std::string& ext = keys_.info.name;
@@ -209,6 +231,7 @@ Status SiteSync::Pull(SiteSyncReport* report) {
     const std::string mpath = site_.manifest_path(e.lsi_id);
     Manifest m;
     if (!PathExists(mpath)) {
+      if (EvictedSince(site_, e)) continue;
       RegionCall get;
       get.target = "/v1/lsis/" + FormatId(e.lsi_id) + "/manifest";
       get.link_class = LinkClass::kLayerPull;
@@ -256,6 +279,30 @@ Status SiteSync::Pull(SiteSyncReport* report) {
       report->layer_bytes += bytes;
     }
   }
+  return Evict(entries, &report->evicted);
+}
+
+Status SiteSync::Evict(const std::vector<DeliveryEntry>& entries, uint64_t* evicted) {
+  // `entries` newest first: the first of each volume is what it restores.
+  std::vector<uint64_t> keep;
+  std::set<std::string> volumes;
+  for (const DeliveryEntry& e : entries) {
+    if (volumes.insert(e.volume).second) keep.push_back(e.lsi_id);
+  }
+  CatalogContext context;
+  context.now = static_cast<int64_t>(std::time(nullptr));
+  EvictionReport report;
+  LSIFS_RETURN_IF_ERROR(catalog_.Evict(context, &report, keep));
+  for (const auto& victim : report.dropped) {
+    auto e = std::find_if(entries.begin(), entries.end(),
+                          [&](const DeliveryEntry& d) { return d.lsi_id == victim.lsi_id; });
+    const int64_t delivered = e == entries.end() ? 0 : e->last_delivered;
+    LSIFS_RETURN_IF_ERROR(WriteFileAtomically(site_.tmp_dir(),
+                                              site_.site_evicted_path(victim.lsi_id),
+                                              AsBytes(std::to_string(delivered) + "\n"), 0644,
+                                              /*replace=*/true));
+  }
+  *evicted = report.dropped.size();
   return Status::Ok();
 }
 

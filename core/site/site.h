@@ -11,7 +11,12 @@
 // manifests it names, then their layers, each checked with the extension
 // key before it takes its place (written to tmp/, renamed when whole). A
 // layer not pulled yet is *pending* (ImageOptions::layers_arrive_later):
-// its blocks are read from the base meanwhile.
+// its blocks are read from the base meanwhile. What was pulled is a cache
+// with a byte cap: while the site's LSIs take more than its lsi_cap (lsictl
+// -s SITE_DIR config set lsi_cap SIZE) or its disk has less than
+// free_floor free, the least recently used go first (never one a mount has
+// open, never the newest delivery of a volume: what its next restore
+// opens), and one evicted is pulled again only once delivered again.
 #pragma once
 
 #include <atomic>
@@ -25,6 +30,8 @@
 #include <thread>
 
 #include "core/access/access_db.h"
+#include "core/catalog/catalog.h"
+#include "core/catalog/delivery_record.h"
 #include "core/crypto/keyfile.h"
 #include "core/predictor/predictor.h"
 #include "core/region/client.h"
@@ -44,6 +51,7 @@ struct SiteSyncReport {
   uint64_t manifests = 0;    // pulled in this pass
   uint64_t layers = 0;       // pulled in this pass
   uint64_t layer_bytes = 0;  // pulled in this pass
+  uint64_t evicted = 0;      // LSIs the byte cap evicted after this pass
 };
 
 struct SiteSyncCounters {
@@ -52,6 +60,7 @@ struct SiteSyncCounters {
   uint64_t manifests = 0;
   uint64_t layers = 0;
   uint64_t layer_bytes = 0;
+  uint64_t evicted = 0;
 };
 
 // Runs a pass of work every `interval`, and at once when woken, on a
@@ -81,14 +90,15 @@ class Periodic {
 
 class SiteSync {
  public:
-  // `site`, `region` and `keys` must outlive it.
-  SiteSync(const Store& site, RegionClient& region, const ExtensionKeys& keys,
-           std::function<void(const std::string&)> log = nullptr);
+  // `site`, `catalog` (the site's), `region` and `keys` must outlive it.
+  SiteSync(const Store& site, const Catalog& catalog, RegionClient& region,
+           const ExtensionKeys& keys, std::function<void(const std::string&)> log = nullptr);
 
   // One pass: the deliveries record, then every manifest it names that is
-  // not here, then their layers not here (newest delivery first, each LSI's
-  // layers bottom to top: the order of expected first access), in the
-  // link's layer-pull class.
+  // not here (nor evicted since it was last delivered), then their layers
+  // not here (newest delivery first, each LSI's layers bottom to top: the
+  // order of expected first access), in the link's layer-pull class; then
+  // the byte cap.
   Status Pull(SiteSyncReport* report);
   // Pulls every `interval`, and at once when Wake() is called.
   void Start(std::chrono::milliseconds interval) { periodic_.Start(interval); }
@@ -98,8 +108,11 @@ class SiteSync {
 
  private:
   Status PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes);
+  // Holds the cap, keeping `newest`; marks what goes as evicted.
+  Status Evict(const std::vector<DeliveryEntry>& entries, uint64_t* evicted);
 
   const Store& site_;
+  const Catalog& catalog_;
   RegionClient& region_;
   const ExtensionKeys& keys_;
   std::mutex pull_mu_;  // one pass at a time

@@ -413,6 +413,10 @@ std::string Store::manifest_path(uint64_t lsi_id) const {
   return lsi_dir() + "/" + FormatId(lsi_id) + ".lsi";
 }
 
+std::string Store::site_evicted_path(uint64_t lsi_id) const {
+  return lsi_dir() + "/" + FormatId(lsi_id) + ".evicted";
+}
+
 std::string Store::tombstone_path(uint64_t lsi_id) const {
   return lsi_dir() + "/" + FormatId(lsi_id) + ".dropped";
 }
@@ -453,7 +457,7 @@ bool Store::ParseFileName(const std::string& name, StoreFile* kind, uint64_t* id
     return true;
   };
   if (id_then(".lsi", StoreFile::kManifest) || id_then(".dropped", StoreFile::kTombstone) ||
-      id_then(".layer", StoreFile::kLayer)) {
+      id_then(".layer", StoreFile::kLayer) || id_then(".evicted", StoreFile::kEvicted)) {
     return true;
   }
   if (ends_with(".deliveries") && name.size() > 11) {

@@ -53,7 +53,7 @@ struct StoreConfig {
 };
 
 // The kinds of files a store's folders hold, recognised by name.
-enum class StoreFile { kManifest, kTombstone, kLayer, kDeliveries, kClaim };
+enum class StoreFile { kManifest, kTombstone, kLayer, kDeliveries, kClaim, kEvicted };
 
 class Store {
  public:
@@ -93,6 +93,9 @@ class Store {
   // At a site: a snapshot's facts and present blocks as the region told
   // them, so that images open while the region is unreachable.
   std::string site_snapshot_path(const std::string& volume, uint64_t id) const;
+  // At a site: an LSI its byte cap evicted, and when it had last been
+  // delivered; it is pulled again only once delivered again.
+  std::string site_evicted_path(uint64_t lsi_id) const;
   std::string keys_dir() const { return root_ + "/keys"; }
   std::string provider_key_path() const { return root_ + "/provider.key"; }
   std::string layers_dir() const { return root_ + "/layers"; }

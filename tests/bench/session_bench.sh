@@ -394,5 +394,7 @@ import_json=$("$bin/lsictl" --json import vol-root "$image")
 new_json=$("$bin/lsictl" --json preassemble -e site-a -v vol-root)
 
 read_ahead=$(cat "$work/read_ahead_kb" 2>/dev/null || echo "?")
-python3 "$(dirname "$0")/b3_report.py" "$rows" "$first_psa_fetched" "$new_json" "$profile" \
+# A network run is named apart, so that b2_report.py puts it beside the model's.
+python3 "$(dirname "$0")/b3_report.py" "$rows" "$first_psa_fetched" "$new_json" \
+  "$profile$([ $net -eq 1 ] && echo -network)" \
   "$history" "$read_ahead" "$volume_tree" "${json:-}" "${svg:-}"

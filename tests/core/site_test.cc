@@ -78,7 +78,9 @@ TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheP
   EXPECT_EQ(OpenOrInitSite(*client, store_->root(), &not_a_site).code(), Status::Code::kExists);
 
   ExtensionKeys keys = KeysOfExtension("site-a");
-  SiteSync sync(*site, *client, keys);
+  std::unique_ptr<Catalog> catalog;
+  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
+  SiteSync sync(*site, *catalog, *client, keys);
   SiteSyncReport report;
   s = sync.Pull(&report);
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -92,8 +94,6 @@ TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheP
 
   // The site's catalog lists it; its image reads the snapshot, base blocks
   // (none here: every block is in a layer) through the region.
-  std::unique_ptr<Catalog> catalog;
-  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
   DeliveryView view;
   ASSERT_TRUE(catalog->ReadDeliveries(keys.info, keys.key, &view).ok());
   Manifest m;
@@ -142,11 +142,64 @@ TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheP
   ExtensionKeys b_keys = KeysOfExtension("site-b");
   std::unique_ptr<Store> b_site;
   ASSERT_TRUE(OpenOrInitSite(*b, dir_ / "site-b", &b_site).ok());
-  SiteSync b_sync(*b_site, *b, b_keys);
+  std::unique_ptr<Catalog> b_catalog;
+  ASSERT_TRUE(Catalog::Open(*b_site, &b_catalog).ok());
+  SiteSync b_sync(*b_site, *b_catalog, *b, b_keys);
   ASSERT_TRUE(b_sync.Pull(&report).ok());
   EXPECT_FALSE(report.delivered);
   EXPECT_TRUE(b_site->ListIds(StoreFile::kManifest).empty());
   EXPECT_FALSE(PathExists(b_site->manifest_path(lsi)));
+}
+
+TEST_F(SiteTest, PulledLsisAreACacheUnderAByteCapAndAnEvictedOneComesBackWhenDeliveredAgain) {
+  StartServer();
+  auto client = Client("site-a");
+  std::unique_ptr<Store> site;
+  ASSERT_TRUE(OpenOrInitSite(*client, dir_ / "site", &site).ok());
+  std::unique_ptr<Catalog> catalog;
+  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
+  ExtensionKeys keys = KeysOfExtension("site-a");
+  SiteSync sync(*site, *catalog, *client, keys);
+  const int64_t now = std::time(nullptr);
+  const uint64_t first = *ParseId(AssembleFull(*client));
+  ASSERT_TRUE(catalog_->Deliver(first, info_, key_, false, now).ok());
+  SiteSyncReport report;
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  ASSERT_TRUE(PathExists(site->manifest_path(first)));
+  Manifest m;
+  ASSERT_TRUE(catalog->ReadManifest(first, keys.info, keys.key, &m).ok());
+  const std::string first_layer = site->layer_path(m.layers.at(0).layer_id);
+  ASSERT_TRUE(PathExists(first_layer));
+  EXPECT_EQ(report.evicted, 0u) << "under the cap";
+  // The cap now below one LSI: a newer delivery of the volume comes, and
+  // the older one goes (the newest of a volume always stays).
+  ASSERT_TRUE(site->UpdateCaps(1, 0).ok());
+  const uint64_t second = *ParseId(AssembleFull(*client));
+  ASSERT_NE(second, first);
+  ASSERT_TRUE(catalog_->Deliver(second, info_, key_, false, now + 1).ok());
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.manifests, 1u);
+  EXPECT_EQ(report.evicted, 1u);
+  EXPECT_TRUE(PathExists(site->manifest_path(second)));
+  EXPECT_FALSE(PathExists(site->manifest_path(first)));
+  EXPECT_FALSE(PathExists(first_layer)) << "its layers go with it";
+  EXPECT_TRUE(PathExists(site->site_evicted_path(first)));
+  DeliveryView view;
+  ASSERT_TRUE(catalog->ReadDeliveries(keys.info, keys.key, &view).ok());
+  ASSERT_EQ(view.deliveries.size(), 1u) << "a mount shows what is here";
+  EXPECT_EQ(view.deliveries[0].lsi_id, second);
+  // Not pulled again while the region's record is as it was...
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.manifests + report.layers + report.evicted, 0u);
+  // ...but once delivered again it is the newest: pulled, and the other goes.
+  ASSERT_TRUE(catalog_->Deliver(first, info_, key_, false, now + 2).ok());
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_EQ(report.manifests, 1u);
+  EXPECT_EQ(report.evicted, 1u);
+  EXPECT_TRUE(PathExists(first_layer));
+  EXPECT_FALSE(PathExists(site->site_evicted_path(first)));
+  EXPECT_FALSE(PathExists(site->manifest_path(second)));
+  EXPECT_EQ(sync.Counters().evicted, 2u);
 }
 
 TEST_F(SiteTest, SessionsRecordedAtASiteReachTheRegionOnceAndAreLearnedFrom) {

@@ -112,8 +112,8 @@ check "the next restore is a new, predicted LSI" test ${#LSI} -eq 16 -a "$LSI" !
 
 M=$WORK/mnt
 mkdir -p "$M"
-mount_site() {
-  "${IN_SITE[@]}" "$BIN/lsifs" --region "$URL" "$SITE" "$M" -e site-a -f \
+mount_site() {  # mount_site [URL]: the site's lsifs, of the region at URL ($URL)
+  "${IN_SITE[@]}" "$BIN/lsifs" --region "${1:-$URL}" "$SITE" "$M" -e site-a -f \
     -o session_idle=500ms,region_timeout=1s >>"$WORK/lsifs.log" 2>&1 &
   LSIFS_PID=$!
   on_exit "fusermount3 -u -z '$M' 2>/dev/null; kill $LSIFS_PID 2>/dev/null; wait $LSIFS_PID 2>/dev/null"
@@ -227,4 +227,103 @@ check "the region answering again, the read works" read_block "$F2"
 fusermount3 -u "$M"
 for _ in $(seq 100); do kill -0 "$LSIFS_PID" 2>/dev/null || break; sleep 0.1; done
 check "after the faults, the site's lsifs stops at unmount" bash -c "! kill -0 $LSIFS_PID 2>/dev/null"
+
+# verify_reads SECONDS SEED [PAUSE]: reads 64 KiB blocks of the image in a
+# seeded order for SECONDS, PAUSE seconds apart; every read that works must
+# be the snapshot's bytes. Prints "OK EIO WRONG" counts.
+verify_reads() {
+  python3 - "$M/vol.img" "$WORK/fs.img" "$1" "$2" "${3:-0}" <<'PY'
+import errno, os, random, sys, time
+img, ref, seconds, seed, pause = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+bs = 65536
+order = list(range(os.path.getsize(ref) // bs))
+random.Random(seed).shuffle(order)
+fi, fr = os.open(img, os.O_RDONLY), os.open(ref, os.O_RDONLY)
+ok = eio = wrong = 0
+end = time.time() + seconds
+for b in order:
+    if time.time() > end:
+        break
+    try:
+        got = os.pread(fi, bs, b * bs)
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+        eio += 1
+        continue
+    if got == os.pread(fr, bs, b * bs):
+        ok += 1
+    else:
+        wrong += 1
+    time.sleep(pause)
+print(ok, eio, wrong)
+PY
+}
+status_field() { "$LSICTL" status "$M" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['site']['$1'])"; }
+# Start each fault from the base: no spill, no page cache.
+fresh_mount() {
+  rm -f "$SITE/run/$LSI.site-a.spill"
+  echo 1 >/proc/sys/vm/drop_caches
+  mount_site "$@"
+  for _ in $(seq 50); do [ -e "$M/vol.img" ] && break; sleep 0.1; done
+}
+unmount_site() {
+  fusermount3 -u "$M"
+  wait "$LSIFS_PID" 2>/dev/null || true
+}
+
+# The region restarts mid-session (killed, started again): reads go on,
+# those that wait through the restart fail with EIO at worst, no byte is
+# ever wrong, and the session still reaches the region.
+fresh_mount
+before=$(site_sessions)
+# Paced (the image's 768 blocks over about 4 s), so that reads cross the
+# restart.
+verify_reads 6 1 0.005 >"$WORK/reads.txt" &
+reader=$!
+sleep 1
+kill -9 "$LSID_PID"
+wait "$LSID_PID" 2>/dev/null || true
+start_lsid 3
+wait "$reader"
+read -r ok eio wrong <"$WORK/reads.txt"
+check "region restarted mid-session: no wrong byte ($ok read, $eio EIO)" test "$wrong" -eq 0 -a "$ok" -gt 0
+check "... reads met the restart ($(status_field region_retries) requests tried again)" \
+  test "$(status_field region_retries)" -gt 0
+check "... and after it the whole image is the snapshot's" cmp "$M/vol.img" "$WORK/fs.img"
+for _ in $(seq 100); do [ "$(site_sessions)" -gt "$before" ] && break; sleep 0.2; done
+check "... and the session reached the restarted region" test "$(site_sessions)" -gt "$before"
+unmount_site
+
+# A slow region: the link held to 8 Mbit/s (tc tbf) while region_timeout
+# is 1 s. The layer, pulled again, comes in 4 MiB ranges that each take
+# seconds: bytes keep moving, so nothing times out; reads are right.
+rm -f "$SITE"/layers/*.layer
+tc -n "$REGION_NS" qdisc add dev "lr$$" root tbf rate 8mbit burst 32kb latency 200ms
+fresh_mount
+read -r ok eio wrong < <(verify_reads 3 2)
+check "a slow region: reads are right ($ok read, $eio EIO)" test "$wrong" -eq 0 -a "$eio" -eq 0 -a "$ok" -gt 0
+for _ in $(seq 300); do pulled_all && break; sleep 0.2; done
+check "... and the layer is pulled again over it ($(du -ch "$SITE"/layers/*.layer 2>/dev/null | tail -1 | cut -f1))" pulled_all
+check "... without a timeout" test "$(status_field region_failures)" -eq 0
+unmount_site
+tc -n "$REGION_NS" qdisc del dev "lr$$" root
+
+# Connections dropped mid-answer: a relay in the region's namespace cuts
+# every other connection after 100 KB of answer. Requests are tried again
+# on another connection; every byte read is the snapshot's.
+"${IN_REGION[@]}" python3 "$(dirname "$0")/cutting_relay.py" 10.79.0.1:9443 10.79.0.1:8443 100000 \
+  >"$WORK/relay.log" 2>&1 &
+RELAY_PID=$!
+on_exit "kill $RELAY_PID 2>/dev/null"
+for _ in $(seq 50); do grep -q relaying "$WORK/relay.log" && break; sleep 0.1; done
+fresh_mount https://10.79.0.1:9443
+check "connections dropped mid-answer: the whole image is the snapshot's" cmp "$M/vol.img" "$WORK/fs.img"
+check "... the drops were tried again ($(status_field region_retries) retries)" \
+  test "$(status_field region_retries)" -gt 0
+check "... and none failed a read" test "$(status_field region_failures)" -eq 0
+unmount_site
+kill "$RELAY_PID"
+wait "$RELAY_PID" 2>/dev/null || true
+check "... the relay did cut connections ($(tail -1 "$WORK/relay.log"))" grep -qE "^cut [1-9]" "$WORK/relay.log"
 finish
