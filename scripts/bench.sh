@@ -7,7 +7,8 @@
 # them.
 #
 #   scripts/bench.sh            the full run (a few hours: B2 under three
-#                               profiles, B8 boots a VM dozens of times)
+#                               profiles and over a real network, B8 boots
+#                               a VM dozens of times, again over the network)
 #   scripts/bench.sh --quick    every benchmark in a reduced form (minutes):
 #                               small trees and images, fewer sessions and
 #                               boots, the edge profile only
@@ -17,7 +18,7 @@ quick=0
 case ${1:-} in
   --quick) quick=1 ;;
   "") ;;
-  -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "bench.sh: unknown option $1 (--quick, or nothing for the full run)" >&2; exit 2 ;;
 esac
 [ "$(id -u)" -eq 0 ] || { echo "bench.sh: run as root (mounts, loop devices, page cache)" >&2; exit 1; }
@@ -76,7 +77,11 @@ else
     $tb/session_bench.sh $bin --profile $p --held-out $held_out \
       --json "$out/b3-rootfs-$p.json" --svg "$out/b3-rootfs-$p.svg" "${b4[@]}"
   done
-  python3 $tb/b2_report.py "$out/b2.json" "$out/b2.svg" "$out"/b3-rootfs-{metro,edge,constrained}.json
+  step "B2 over a real network: lsid and a site in two namespaces, tc-shaped (edge)"
+  $tb/session_bench.sh $bin --profile edge --held-out 5 --network \
+    --json "$out/b3-rootfs-edge-network.json" --svg "$out/b3-rootfs-edge-network.svg"
+  python3 $tb/b2_report.py "$out/b2.json" "$out/b2.svg" \
+    "$out"/b3-rootfs-{metro,edge,constrained}.json "$out/b3-rootfs-edge-network.json"
   step "B3 and B4 on a large real tree: this machine's /usr/share (edge)"
   $tb/session_bench.sh $bin --tree usr-share --json "$out/b3-usr-share-edge.json" \
     --svg "$out/b3-usr-share-edge.svg" --b4 build/tests/bench/learning_curve \
@@ -90,6 +95,8 @@ else
     --json "$out/b7.json" --svg "$out/b7.svg"
   step "B8: a VM boots from an LSI (edge and constrained)"
   $tb/boot_bench.sh $bin --json "$out/b8.json" --svg "$out/b8.svg"
+  step "B8 over a real network (edge)"
+  $tb/boot_bench.sh $bin --profiles edge --network --json "$out/b8-network.json"
   step "demand before prefetch: demand reads during a low assembly, restore after a session"
   $tb/link_bench.sh $bin --json "$out/link.json"
   step "hardening: the full corruption and crash matrices, five minutes of verified load"
