@@ -2329,7 +2329,15 @@ void PrintMainHelp(const std::vector<Command>& commands) {
 po::options_description CommonOptions() {
   po::options_description d("Options");
   d.add_options()("store,s", po::value<std::string>(), "the store (default: $LSIFS_STORE)")(
-      "json", "print results as JSON")("help,h", "show this help")(
+      "json", "print results as JSON")("help,h", "show this help");
+  return d;
+}
+
+// A site's options: shown by the commands a site may run, taken (to be
+// refused with a reason) by the others.
+po::options_description SiteOptions() {
+  po::options_description d("Options");
+  d.add_options()(
       "region", po::value<std::string>(),
       "a site: ask the region's lsid at https://HOST:PORT (restore, preassemble, lsi list|show, "
       "assemblies; default: $LSIFS_REGION)")(
@@ -2343,6 +2351,7 @@ int RunCommand(const Command& cmd, const std::vector<std::string>& args, Context
   po::options_description desc = CommonOptions();
   if (cmd.add_options) cmd.add_options(desc);
   po::options_description hidden;
+  (cmd.region ? desc : hidden).add(SiteOptions());
   po::positional_options_description pos;
   for (const auto& p : cmd.positionals) {
     hidden.add_options()(p.name, po::value<std::string>());

@@ -104,7 +104,7 @@ global_options() {
   local missing=() opt
   sh_section OPTIONS <"$WORK/lsictl.8.txt" | item_tags >"$WORK/section"
   for opt in --region --cert --key --ca; do
-    "$LSICTL" --help | grep -qE -- "${opt}( |$)" || missing+=("$opt (lsictl --help)")
+    grep -qE -- "${opt}( |$)" "$WORK/lsictl.help" || missing+=("$opt (lsictl --help)")
     grep -qE -- "${opt}([^a-z-]|\$)" "$WORK/section" || missing+=("$opt (lsictl.8 OPTIONS)")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
