@@ -37,6 +37,7 @@
 #include "core/region/client.h"
 #include "core/service/report.h"
 #include "core/service/service.h"
+#include "core/site/site.h"
 #include "core/store/store.h"
 #include "core/util/file.h"
 #include "core/util/hex.h"
@@ -144,21 +145,14 @@ Status OpenRegion(const Context& ctx, std::string extension, std::chrono::second
     }
     extension = found[0];
   }
-  const Store::SiteTls tls = Store::SiteTlsPaths(ctx.store_path, extension);
   RegionClientOptions ro;
   ro.url = ctx.region;
-  ro.cert_path = ctx.region_cert.empty() ? tls.cert : ctx.region_cert;
-  ro.key_path = ctx.region_key.empty() ? tls.key : ctx.region_key;
-  ro.ca_path = ctx.region_ca.empty() ? tls.ca : ctx.region_ca;
+  ro.cert_path = ctx.region_cert;
+  ro.key_path = ctx.region_key;
+  ro.ca_path = ctx.region_ca;
   ro.request_timeout = timeout;
   ro.connect_timeout = std::min<std::chrono::milliseconds>(ro.connect_timeout, timeout);
-  LSIFS_RETURN_IF_ERROR(RegionClient::Open(ro, out));
-  if (!extension.empty() && (*out)->extension() != extension) {
-    return Status::InvalidArgument(ro.cert_path + " is the certificate of extension '" +
-                                   (*out)->extension() + "', not of '" + extension +
-                                   "': the region serves it as '" + (*out)->extension() + "'");
-  }
-  return Status::Ok();
+  return OpenSiteClient(std::move(ro), ctx.store_path, extension, out);
 }
 
 // `request` asked of the region's lsid (the routes of region/protocol.h),

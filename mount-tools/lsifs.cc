@@ -540,23 +540,17 @@ int main(int argc, char** argv) {
   if (site) {
     RegionClientOptions ro;
     ro.url = region_url;
-    const Store::SiteTls tls = Store::SiteTlsPaths(store_path, extension);
-    ro.cert_path = region_cert.empty() ? tls.cert : region_cert;
-    ro.key_path = region_key.empty() ? tls.key : region_key;
-    ro.ca_path = region_ca.empty() ? tls.ca : region_ca;
+    ro.cert_path = region_cert;
+    ro.key_path = region_key;
+    ro.ca_path = region_ca;
     // A demand read waits at most about three times this for a region that
     // is gone or hung (then EIO), and is served again when it returns.
     ro.request_timeout = std::chrono::duration_cast<std::chrono::milliseconds>(region_timeout);
     ro.connect_timeout = std::min(ro.connect_timeout, ro.request_timeout);
     ro.attempts = 3;
     ro.log = LogLine;
-    s = RegionClient::Open(ro, &region);
+    s = OpenSiteClient(ro, store_path, extension, &region);
     if (!s.ok()) return Fail(s.message());
-    if (region->extension() != extension) {
-      return Fail(ro.cert_path + " is the certificate of extension '" + region->extension() +
-                  "', not of '" + extension + "': the region would serve it as '" +
-                  region->extension() + "' (pass that extension's --cert and --key)");
-    }
     if (PathExists(store_path + "/config")) {
       // The region need not be up: what was pulled is served meanwhile.
       s = Store::Open(store_path, &store);
@@ -567,7 +561,7 @@ int main(int argc, char** argv) {
     } else {
       s = OpenOrInitSite(*region, store_path, &store);
       // Its pooled connection must not cross the fork below.
-      if (s.ok()) s = RegionClient::Open(ro, &region);
+      if (s.ok()) s = OpenSiteClient(ro, store_path, extension, &region);
     }
     if (!s.ok()) return Fail(s.message());
   } else {

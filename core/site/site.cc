@@ -59,6 +59,24 @@ bool EvictedSince(const Store& site, const DeliveryEntry& e) {
 
 }  // namespace
 
+Status OpenSiteClient(RegionClientOptions options, const std::string& site_dir,
+                      const std::string& extension, std::unique_ptr<RegionClient>* out) {
+  const Store::SiteTls tls = Store::SiteTlsPaths(site_dir, extension);
+  if (options.cert_path.empty()) options.cert_path = tls.cert;
+  if (options.key_path.empty()) options.key_path = tls.key;
+  if (options.ca_path.empty()) options.ca_path = tls.ca;
+  const std::string cert = options.cert_path;
+  LSIFS_RETURN_IF_ERROR(RegionClient::Open(std::move(options), out));
+  const std::string& named = (*out)->extension();
+  if (!extension.empty() && named != extension) {
+    out->reset();
+    return Status::InvalidArgument(cert + " is the certificate of extension '" + named +
+                                   "', not of '" + extension + "': the region serves it as '" +
+                                   named + "' (pass that extension's --cert and --key)");
+  }
+  return Status::Ok();
+}
+
 Status OpenOrInitSite(RegionClient& region, const std::string& site_dir,
                       std::unique_ptr<Store>* out) {
   StoreConfig config;

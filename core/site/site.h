@@ -40,6 +40,13 @@
 
 namespace lsifs {
 
+// A site's client of the region: `options`' certificate, key and CA, or
+// where they are empty the site folder's (Store::SiteTlsPaths of
+// `extension`). Fails when the certificate names another extension than
+// `extension` (when given): the region would serve it as that one.
+Status OpenSiteClient(RegionClientOptions options, const std::string& site_dir,
+                      const std::string& extension, std::unique_ptr<RegionClient>* out);
+
 // Makes `site_dir` a replica of the region's store (GET /v1/store), or
 // checks that it is one of that store (kExists when it is a replica of
 // another store, or a store of its own). `*out` receives it opened.
