@@ -126,7 +126,7 @@ Status ParseIdArg(const std::string& text, const char* what, uint64_t* id) {
 // The TLS material of a site: --cert, --key and --ca, else the site
 // folder's (-s SITE_DIR) as lsifs --region finds it, for the extension
 // given or the one whose certificate is there.
-Status OpenRegion(const Context& ctx, std::string extension, std::chrono::seconds timeout,
+Status OpenRegion(const Context& ctx, const std::string& extension, std::chrono::seconds timeout,
                   std::unique_ptr<RegionClient>* out) {
   const bool all_given =
       !ctx.region_cert.empty() && !ctx.region_key.empty() && !ctx.region_ca.empty();
@@ -134,16 +134,6 @@ Status OpenRegion(const Context& ctx, std::string extension, std::chrono::second
     return Status::InvalidArgument(
         "--region needs the site's TLS material: -s SITE_DIR (its tls/ folder), or --cert, "
         "--key and --ca");
-  }
-  if (extension.empty() && ctx.region_cert.empty()) {
-    const std::vector<std::string> found = Store::SiteTlsExtensions(ctx.store_path);
-    if (found.size() != 1) {
-      return Status::InvalidArgument(
-          ctx.store_path + "/tls holds " +
-          (found.empty() ? std::string("no site certificate") : "certificates of several") +
-          ": pass --cert and --key (lsictl cert issue EXT --out SITE_DIR/tls makes them)");
-    }
-    extension = found[0];
   }
   RegionClientOptions ro;
   ro.url = ctx.region;

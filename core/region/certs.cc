@@ -23,6 +23,7 @@
 #include <climits>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <sstream>
 
 #include "core/catalog/record_lock.h"
@@ -747,6 +748,11 @@ Status IssueSiteCertificate(const Store& store, const std::string& extension,
   LSIFS_RETURN_IF_ERROR(FitsCa(ca.get(), spec.not_after, days));
 
   const std::string dir = out_dir.empty() ? "." : out_dir;
+  // As mkdir -p: `--out SITE_DIR/tls` before the site folder exists.
+  std::error_code ec;
+  const std::filesystem::path parent = std::filesystem::path(dir).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (ec) return Status::FromErrno("mkdir " + parent.string(), ec.value());
   if (::mkdir(dir.c_str(), 0700) != 0) {
     if (errno != EEXIST) return Status::FromErrno("mkdir " + dir, errno);
     struct stat st;

@@ -61,13 +61,30 @@ bool EvictedSince(const Store& site, const DeliveryEntry& e) {
 
 Status OpenSiteClient(RegionClientOptions options, const std::string& site_dir,
                       const std::string& extension, std::unique_ptr<RegionClient>* out) {
-  const Store::SiteTls tls = Store::SiteTlsPaths(site_dir, extension);
+  std::string named = extension;
+  if (named.empty() && (options.cert_path.empty() || options.key_path.empty())) {
+    const std::vector<std::string> found = Store::SiteTlsExtensions(site_dir);
+    if (found.size() != 1) {
+      return Status::InvalidArgument(
+          site_dir + "/tls holds " +
+          (found.empty() ? std::string("no site certificate") : "certificates of several") +
+          ": name the extension, or pass --cert and --key (lsictl cert issue EXT --out " +
+          site_dir + "/tls makes them)");
+    }
+    named = found[0];
+  }
+  const Store::SiteTls tls = Store::SiteTlsPaths(site_dir, named);
+  if (options.cert_path.empty() && !PathExists(tls.cert)) {
+    return Status::NotFound(site_dir + "/tls holds no certificate of extension '" + named +
+                            "': at the region, lsictl cert issue " + named + " --out DIR makes " +
+                            "one; copy DIR to " + site_dir + "/tls");
+  }
   if (options.cert_path.empty()) options.cert_path = tls.cert;
   if (options.key_path.empty()) options.key_path = tls.key;
   if (options.ca_path.empty()) options.ca_path = tls.ca;
   const std::string cert = options.cert_path;
   LSIFS_RETURN_IF_ERROR(RegionClient::Open(std::move(options), out));
-  const std::string& named = (*out)->extension();
+  named = (*out)->extension();  // a copy: the client may go below
   if (!extension.empty() && named != extension) {
     out->reset();
     return Status::InvalidArgument(cert + " is the certificate of extension '" + named +

@@ -42,8 +42,9 @@ namespace lsifs {
 
 // A site's client of the region: `options`' certificate, key and CA, or
 // where they are empty the site folder's (Store::SiteTlsPaths of
-// `extension`). Fails when the certificate names another extension than
-// `extension` (when given): the region would serve it as that one.
+// `extension`, or with none named of the one extension whose certificate
+// SITE_DIR/tls holds). Fails when the certificate names another extension
+// than `extension` (when given): the region would serve it as that one.
 Status OpenSiteClient(RegionClientOptions options, const std::string& site_dir,
                       const std::string& extension, std::unique_ptr<RegionClient>* out);
 

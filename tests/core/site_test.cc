@@ -61,6 +61,46 @@ TEST(Periodic, PassesRunOnTimeAndWhenWokenAndAnOutageIsLoggedOnce) {
   EXPECT_NE(lines[1].find("testing works again"), std::string::npos) << lines[1];
 }
 
+TEST_F(SiteTest, ASitesClientTakesTheSiteFoldersTlsAndRefusesAnotherExtensionsName) {
+  const std::string site = dir_ / "site";
+  IssuedCertificate issued;
+  ASSERT_TRUE(IssueSiteCertificate(*store_, "site-a", site + "/tls", 30, &issued).ok());
+  RegionClientOptions o;
+  o.url = std::string("https://") + testing::kAddress + ":8443";
+  std::unique_ptr<RegionClient> client;
+  Status s = OpenSiteClient(o, site, "site-a", &client);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(client->extension(), "site-a");
+  // No extension named: the certificate's.
+  s = OpenSiteClient(o, site, "", &client);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(client->extension(), "site-a");
+  // site-a's certificate asked to act for site-b: refused, naming both.
+  o.cert_path = issued.cert_path;
+  o.key_path = issued.key_path;
+  s = OpenSiteClient(o, site, "site-b", &client);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("extension 'site-a', not of 'site-b'"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(client, nullptr);
+  // No certificate of site-b in the folder: a clear error, no client.
+  o = RegionClientOptions();
+  o.url = std::string("https://") + testing::kAddress + ":8443";
+  s = OpenSiteClient(o, site, "site-b", &client);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("no certificate of extension 'site-b'"), std::string::npos)
+      << s.ToString();
+  EXPECT_EQ(client, nullptr);
+  // Two extensions' certificates in the folder: which one must be named.
+  ASSERT_TRUE(IssueSiteCertificate(*store_, "site-b", site + "/tls", 30, &issued).ok());
+  s = OpenSiteClient(o, site, "", &client);
+  EXPECT_EQ(s.code(), Status::Code::kInvalidArgument);
+  EXPECT_NE(s.message().find("certificates of several"), std::string::npos) << s.ToString();
+  s = OpenSiteClient(o, site, "site-b", &client);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(client->extension(), "site-b");
+}
+
 TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheProviderKey) {
   StartServer();
   auto client = Client("site-a");
