@@ -22,9 +22,7 @@ namespace lsifs {
 namespace http = boost::beast::http;
 using region_internal::TlsConnection;
 namespace beast = region_internal::beast;
-namespace net = region_internal::net;
 namespace ssl = region_internal::ssl;
-using tcp = region_internal::tcp;
 
 namespace {
 
@@ -55,12 +53,6 @@ Status ParseUrl(const std::string& url, Endpoint* out) {
       ParseUnsigned(rest.substr(colon + 1), "the region's port", 1, 65535, &port));
   out->port = std::to_string(port);
   return Status::Ok();
-}
-
-bool IsAddress(const std::string& host) {
-  beast::error_code ec;
-  (void)net::ip::make_address(host, ec);
-  return !ec;
 }
 
 // Retried (a request safe to repeat): the region was busy or not reached.
@@ -109,27 +101,12 @@ struct RegionClient::Impl {
 
   Status Handshake(Connection& c) {
     const std::string where = options.url;
-    tcp::resolver resolver(c.tls.tcp().get_executor());
-    beast::error_code ec;
-    const auto results = resolver.resolve(endpoint.host, endpoint.port, ec);
-    if (ec) return Status::Unavailable("region " + where + ": cannot resolve: " + ec.message());
-    ec = c.tls.Run(options.connect_timeout, [&](auto handler) {
-      c.tls.tcp().async_connect(
-          results, [handler](beast::error_code e, const tcp::endpoint&) mutable { handler(e); });
-    });
+    beast::error_code ec = c.tls.Connect(endpoint.host, endpoint.port, options.connect_timeout);
     if (ec) return Status::Unavailable("region " + where + " not reached: " + ec.message());
-    // Requests and answers go out in several writes: without this, Nagle's
-    // algorithm holds the last one back for the peer's delayed ACK (40 ms).
-    c.tls.tcp().socket().set_option(tcp::no_delay(true), ec);
-    if (!IsAddress(endpoint.host) &&
-        SSL_ctrl(c.tls.ssl(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                 const_cast<char*>(endpoint.host.c_str())) != 1) {
+    if (c.tls.ExpectHost(endpoint.host)) {
       return Status::InvalidArgument("region host '" + endpoint.host + "' is not a valid name");
     }
-    c.tls.stream().set_verify_callback(ssl::host_name_verification(endpoint.host));
-    ec = c.tls.Run(options.connect_timeout, [&](auto handler) {
-      c.tls.stream().async_handshake(ssl::stream_base::client, handler);
-    });
+    ec = c.tls.Handshake(false, options.connect_timeout);
     if (ec) {
       const long verify = SSL_get_verify_result(c.tls.ssl());
       if (verify != X509_V_OK) {

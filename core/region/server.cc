@@ -25,9 +25,7 @@ namespace lsifs {
 namespace http = boost::beast::http;
 using region_internal::TlsConnection;
 namespace beast = region_internal::beast;
-namespace net = region_internal::net;
 namespace ssl = region_internal::ssl;
-using tcp = region_internal::tcp;
 
 void ErrorReply(const Status& status, RegionReply* reply) {
   reply->status = HttpStatusOf(status);
@@ -295,10 +293,7 @@ struct RegionServer::Impl {
   void Serve(Connection* c, int fd) {
     {
       TlsConnection conn(*tls);
-      beast::error_code ec;
-      conn.tcp().socket().assign(tcp::v6(), fd, ec);  // the protocol is only a tag here
-      // Answers go out in several writes: see the client.
-      if (!ec) conn.tcp().socket().set_option(tcp::no_delay(true), ec);
+      beast::error_code ec = conn.Adopt(fd);
       {
         std::lock_guard<std::mutex> lock(conn_mu);
         c->tls = &conn;
@@ -313,9 +308,7 @@ struct RegionServer::Impl {
   }
 
   void ServeConnection(TlsConnection& conn) {
-    beast::error_code ec = conn.Run(options.handshake_timeout, [&](auto handler) {
-      conn.stream().async_handshake(ssl::stream_base::server, handler);
-    });
+    beast::error_code ec = conn.Handshake(true, options.handshake_timeout);
     PeerIdentity peer;
     Status identified;
     if (!ec) {
@@ -333,8 +326,7 @@ struct RegionServer::Impl {
     });
     ServeRequests(conn, peer, open_for_extension > options.max_per_extension);
     Count([&](RegionServerStats& s) { --s.extensions[peer.extension].connections; });
-    conn.Run(std::chrono::milliseconds(1000),
-             [&](auto handler) { conn.stream().async_shutdown(handler); });
+    (void)conn.Shutdown(std::chrono::milliseconds(1000));
   }
 
   void ServeRequests(TlsConnection& conn, const PeerIdentity& peer, bool over_connection_cap) {
@@ -344,9 +336,7 @@ struct RegionServer::Impl {
       parser.header_limit(kMaxRequestHeaderBytes);
       // The largest any route takes, until the header names the route.
       parser.body_limit(kMaxUploadBodyBytes);
-      beast::error_code ec = conn.Run(options.idle_timeout, [&](auto handler) {
-        http::async_read_header(conn.stream(), buffer, parser, handler);
-      });
+      beast::error_code ec = conn.ReadHeader(buffer, parser, options.idle_timeout);
       if (!ec) {
         const auto& target = parser.get().target();
         const size_t limit = BodyLimitOf(std::string_view(target.data(), target.size()));
@@ -364,9 +354,7 @@ struct RegionServer::Impl {
       }
       RegionReply reply;
       bool keep_alive = true;
-      if (ec == http::error::end_of_stream || ec == net::ssl::error::stream_truncated ||
-          ec == beast::error::timeout || ec == net::error::operation_aborted ||
-          ec == net::error::eof || ec == net::error::connection_reset || stopping) {
+      if (region_internal::PeerLeft(ec) || stopping) {
         return;
       }
       if (ec) {

@@ -4,84 +4,87 @@
 // pooled connections alike. Messages move in steps, each with its own
 // deadline: what times out is silence, not a large body on a slow link.
 // Not thread-safe, except Abort.
+//
+// Every asynchronous Beast and Asio operation is instantiated once, in
+// tls.cc: the messages below are the only ones the region's protocol moves,
+// and their users compile without Asio's templates.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <openssl/types.h>
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/file_body.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/util/status.h"
 
 namespace lsifs::region_internal {
 
 namespace beast = boost::beast;
-namespace net = boost::asio;
 namespace ssl = boost::asio::ssl;
 namespace http = boost::beast::http;
-using tcp = net::ip::tcp;
 
 // A context for TLS 1.3 only, with mutual authentication against `ca_path`:
 // `cert_path`/`key_path` are this side's certificate and key.
 Status MakeTlsContext(bool server, const std::string& ca_path, const std::string& cert_path,
                       const std::string& key_path, std::unique_ptr<ssl::context>* out);
 
+using Milliseconds = std::chrono::milliseconds;
+
+// The peer closed the connection, or went silent past a deadline: no
+// answer is owed.
+bool PeerLeft(const beast::error_code& ec);
+
 class TlsConnection {
  public:
-  explicit TlsConnection(ssl::context& ctx) : stream_(io_, ctx) {}
+  explicit TlsConnection(ssl::context& ctx);
+  ~TlsConnection();
+  TlsConnection(const TlsConnection&) = delete;
+  TlsConnection& operator=(const TlsConnection&) = delete;
 
-  beast::ssl_stream<beast::tcp_stream>& stream() { return stream_; }
-  beast::tcp_stream& tcp() { return stream_.next_layer(); }
-  SSL* ssl() { return stream_.native_handle(); }
+  // The server's side: a socket accepted elsewhere.
+  beast::error_code Adopt(int fd);
+  // The client's side: `host` resolved (a name or an address) and reached.
+  beast::error_code Connect(const std::string& host, const std::string& port, Milliseconds timeout);
+  // The client asks for `host` by name (SNI, unless it is an address) and
+  // takes only a certificate that names it.
+  beast::error_code ExpectHost(const std::string& host);
+  beast::error_code Handshake(bool server, Milliseconds timeout);
+  beast::error_code Shutdown(Milliseconds timeout);
+  SSL* ssl();
 
-  // Runs one asynchronous operation to completion or until `timeout`
-  // passes (then the socket is closed and the error is timeout). `start`
-  // is called with a completion handler taking (error_code, ...).
-  template <typename Start>
-  beast::error_code Run(std::chrono::milliseconds timeout, Start&& start) {
-    beast::error_code result = net::error::would_block;
-    tcp().expires_after(timeout);
-    start([&result](beast::error_code ec, auto&&...) { result = ec; });
-    io_.restart();
-    io_.run();
-    return result;
-  }
-
+  // A request's header, when the next one comes within `timeout`.
+  beast::error_code ReadHeader(beast::flat_buffer& buffer,
+                               http::request_parser<http::string_body>& parser,
+                               Milliseconds timeout);
   // Reads the rest of a message (its header already read, or not) and
   // writes a whole one, each step allowed `idle` without progress: a large
   // body on a slow link goes on while bytes move, a silent peer fails.
-  template <bool kRequest, class Body>
-  beast::error_code ReadMessage(beast::flat_buffer& buffer, http::parser<kRequest, Body>& parser,
-                                std::chrono::milliseconds idle) {
-    beast::error_code ec;
-    while (!ec && !parser.is_done()) {
-      ec =
-          Run(idle, [&](auto handler) { http::async_read_some(stream_, buffer, parser, handler); });
-    }
-    return ec;
-  }
-  template <bool kRequest, class Body, class Fields>
-  beast::error_code WriteMessage(http::message<kRequest, Body, Fields>& message,
-                                 std::chrono::milliseconds idle) {
-    http::serializer<kRequest, Body, Fields> serializer{message};
-    beast::error_code ec;
-    while (!ec && !serializer.is_done()) {
-      ec = Run(idle, [&](auto handler) { http::async_write_some(stream_, serializer, handler); });
-    }
-    return ec;
-  }
+  beast::error_code ReadMessage(beast::flat_buffer& buffer,
+                                http::request_parser<http::string_body>& parser, Milliseconds idle);
+  beast::error_code ReadMessage(beast::flat_buffer& buffer,
+                                http::response_parser<http::string_body>& parser,
+                                Milliseconds idle);
+  beast::error_code WriteMessage(http::request<http::string_body>& message, Milliseconds idle);
+  beast::error_code WriteMessage(http::response<http::string_body>& message, Milliseconds idle);
+  beast::error_code WriteMessage(http::response<http::file_body>& message, Milliseconds idle);
+  // Bytes as they are: what a broken or hostile peer sends (tests).
+  beast::error_code WriteBytes(std::string_view bytes, Milliseconds timeout);
 
   // Ends the connection from any thread: a blocked step fails at once.
   void Abort();
 
  private:
-  net::io_context io_{1};
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace lsifs::region_internal

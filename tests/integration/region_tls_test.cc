@@ -210,30 +210,22 @@ class RawSite {
             .ok());
     conn_ = std::make_unique<region_internal::TlsConnection>(*ctx_);
     const size_t colon = endpoint.rfind(':');
-    region_internal::tcp::endpoint ep(
-        region_internal::net::ip::make_address(endpoint.substr(0, colon)),
-        static_cast<unsigned short>(std::stoi(endpoint.substr(colon + 1))));
-    auto ec =
-        conn_->Run(std::chrono::seconds(5), [&](auto h) { conn_->tcp().async_connect(ep, h); });
+    auto ec = conn_->Connect(endpoint.substr(0, colon), endpoint.substr(colon + 1),
+                             std::chrono::seconds(5));
     EXPECT_FALSE(ec) << ec.message();
-    ec = conn_->Run(std::chrono::seconds(5), [&](auto h) {
-      conn_->stream().async_handshake(region_internal::ssl::stream_base::client, h);
-    });
+    ec = conn_->Handshake(false, std::chrono::seconds(5));
     EXPECT_FALSE(ec) << ec.message();
   }
   // Sends `bytes` as they are and reads one answer: its HTTP status, 0 when
   // the connection ended without one.
   unsigned Send(const std::string& bytes) {
     namespace http = boost::beast::http;
-    auto ec = conn_->Run(std::chrono::seconds(5), [&](auto h) {
-      boost::asio::async_write(conn_->stream(), boost::asio::buffer(bytes), h);
-    });
+    auto ec = conn_->WriteBytes(bytes, std::chrono::seconds(5));
     if (ec) return 0;
     boost::beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    ec = conn_->Run(std::chrono::seconds(5),
-                    [&](auto h) { http::async_read(conn_->stream(), buffer, res, h); });
-    return ec ? 0 : res.result_int();
+    http::response_parser<http::string_body> parser;
+    ec = conn_->ReadMessage(buffer, parser, std::chrono::seconds(5));
+    return ec ? 0 : parser.get().result_int();
   }
 
  private:
