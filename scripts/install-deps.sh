@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 packages=(
-  build-essential cmake pkg-config ninja-build
+  build-essential cmake pkg-config ninja-build ccache
   libfuse3-dev fuse3
   libsystemd-dev systemd bash-completion
   libssl-dev openssl
