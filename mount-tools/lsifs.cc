@@ -105,6 +105,7 @@ void Usage(FILE* to) {
       "                               without a byte moving (10s); a read fails with EIO\n"
       "                               after three (a region gone or hung), and works again\n"
       "                               when the region answers; a slow link is no timeout\n"
+      "                               (down to 16 KiB/s)\n"
       "       half_life=N, successor_window=N, successor_top_k=N, max_stat_blocks=N,\n"
       "       keep_sessions=N         statistics parameters, kept in the store's database\n"
       "                               (defaults 8, 16, 16, 1048576, 32)\n"

@@ -29,7 +29,8 @@ struct RegionClientOptions {
   std::string ca_path, cert_path, key_path;
   std::chrono::milliseconds connect_timeout{5000};
   // How long one request may go without a byte moving: a silent or hung
-  // region fails it; a large answer on a slow link goes on while bytes come.
+  // region fails it; a large answer on a slow link goes on while bytes come,
+  // at region_internal::kMinBytesPerSecond at least (a dripping one fails).
   std::chrono::milliseconds request_timeout{30000};
   // Tries of a request that is safe to repeat (GET, block batches): the
   // first, then retries after backoff, backoff x 2, ... (capped at 5 s,

@@ -105,7 +105,9 @@ struct RegionServerOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{60000};
   // How long reading a request or writing a reply may go without a byte
-  // moving (a large reply on a slow link goes on while bytes move).
+  // moving (a large reply on a slow link goes on while bytes move, at
+  // region_internal::kMinBytesPerSecond at least: a client dripping bytes
+  // holds no connection thread for long).
   std::chrono::milliseconds io_timeout{30000};
   std::function<void(const std::string&)> log;
 };

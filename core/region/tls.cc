@@ -13,6 +13,9 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <algorithm>
+#include <charconv>
+
 #include "core/crypto/keyfile.h"
 
 namespace lsifs::region_internal {
@@ -50,6 +53,20 @@ Status MakeTlsContext(bool server, const std::string& ca_path, const std::string
 
 namespace {
 
+// What a message's header may take at the slowest pace (the region's
+// headers are at most 8 KiB).
+constexpr uint64_t kHeaderAllowance = 8 * 1024;
+
+// The Content-Length of a message's header (checked by the parser or set by
+// prepare_payload), 0 when it has none.
+template <bool kRequest, class Fields>
+uint64_t DeclaredLength(const http::header<kRequest, Fields>& header) {
+  const auto field = header[http::field::content_length];
+  uint64_t length = 0;
+  (void)std::from_chars(field.data(), field.data() + field.size(), length);
+  return length;
+}
+
 // The one completion handler of every operation: it keeps the result.
 struct Done {
   beast::error_code* result;
@@ -79,21 +96,42 @@ struct TlsConnection::Impl {
     return result;
   }
 
+  // A step's deadline at `pace` for a message of `size` bytes (its header
+  // and body, as far as known) begun at `start`; zero when it is past.
+  static Milliseconds Step(const Pace& pace, std::chrono::steady_clock::time_point start,
+                           uint64_t size) {
+    if (pace.min_bytes_per_second == 0) return pace.idle;
+    const auto allowed =
+        pace.idle + Milliseconds(static_cast<int64_t>(size * 1000 / pace.min_bytes_per_second));
+    const auto left = std::chrono::duration_cast<Milliseconds>(start + allowed -
+                                                               std::chrono::steady_clock::now());
+    return std::max(Milliseconds(0), std::min(pace.idle, left));
+  }
+
   template <class Parser>
-  beast::error_code ReadMessage(beast::flat_buffer& buffer, Parser& parser, Milliseconds idle) {
+  beast::error_code ReadMessage(beast::flat_buffer& buffer, Parser& parser, Pace pace) {
+    const auto start = std::chrono::steady_clock::now();
     beast::error_code ec;
     while (!ec && !parser.is_done()) {
-      ec = Run(idle, [&](Done done) { http::async_read_some(stream, buffer, parser, done); });
+      const uint64_t size =
+          kHeaderAllowance + (parser.is_header_done() ? DeclaredLength(parser.get()) : 0);
+      const Milliseconds step = Step(pace, start, size);
+      if (step.count() == 0) return beast::error::timeout;
+      ec = Run(step, [&](Done done) { http::async_read_some(stream, buffer, parser, done); });
     }
     return ec;
   }
 
   template <bool kRequest, class Body>
-  beast::error_code WriteMessage(http::message<kRequest, Body>& message, Milliseconds idle) {
+  beast::error_code WriteMessage(http::message<kRequest, Body>& message, Pace pace) {
+    const auto start = std::chrono::steady_clock::now();
+    const uint64_t size = kHeaderAllowance + DeclaredLength(message);
     http::serializer<kRequest, Body> serializer{message};
     beast::error_code ec;
     while (!ec && !serializer.is_done()) {
-      ec = Run(idle, [&](Done done) { http::async_write_some(stream, serializer, done); });
+      const Milliseconds step = Step(pace, start, size);
+      if (step.count() == 0) return beast::error::timeout;
+      ec = Run(step, [&](Done done) { http::async_write_some(stream, serializer, done); });
     }
     return ec;
   }
@@ -165,29 +203,28 @@ beast::error_code TlsConnection::ReadHeader(beast::flat_buffer& buffer,
 
 beast::error_code TlsConnection::ReadMessage(beast::flat_buffer& buffer,
                                              http::request_parser<http::string_body>& parser,
-                                             Milliseconds idle) {
-  return impl_->ReadMessage(buffer, parser, idle);
+                                             Pace pace) {
+  return impl_->ReadMessage(buffer, parser, pace);
 }
 
 beast::error_code TlsConnection::ReadMessage(beast::flat_buffer& buffer,
                                              http::response_parser<http::string_body>& parser,
-                                             Milliseconds idle) {
-  return impl_->ReadMessage(buffer, parser, idle);
+                                             Pace pace) {
+  return impl_->ReadMessage(buffer, parser, pace);
 }
 
 beast::error_code TlsConnection::WriteMessage(http::request<http::string_body>& message,
-                                              Milliseconds idle) {
-  return impl_->WriteMessage(message, idle);
+                                              Pace pace) {
+  return impl_->WriteMessage(message, pace);
 }
 
 beast::error_code TlsConnection::WriteMessage(http::response<http::string_body>& message,
-                                              Milliseconds idle) {
-  return impl_->WriteMessage(message, idle);
+                                              Pace pace) {
+  return impl_->WriteMessage(message, pace);
 }
 
-beast::error_code TlsConnection::WriteMessage(http::response<http::file_body>& message,
-                                              Milliseconds idle) {
-  return impl_->WriteMessage(message, idle);
+beast::error_code TlsConnection::WriteMessage(http::response<http::file_body>& message, Pace pace) {
+  return impl_->WriteMessage(message, pace);
 }
 
 beast::error_code TlsConnection::WriteBytes(std::string_view bytes, Milliseconds timeout) {

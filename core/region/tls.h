@@ -2,7 +2,8 @@
 // deadline on every step (Beast's tcp_stream expiry on an io_context of the
 // connection's own), for the server's connection threads and the client's
 // pooled connections alike. Messages move in steps, each with its own
-// deadline: what times out is silence, not a large body on a slow link.
+// deadline: what times out is silence (or a drip), not a large body on a
+// slow link.
 // Not thread-safe, except Abort.
 //
 // Every asynchronous Beast and Asio operation is instantiated once, in
@@ -39,6 +40,23 @@ Status MakeTlsContext(bool server, const std::string& ca_path, const std::string
 
 using Milliseconds = std::chrono::milliseconds;
 
+// The slowest a message may move on average, past its first idle period.
+inline constexpr uint64_t kMinBytesPerSecond = 16 * 1024;  // 128 kbit/s
+
+// How long a message may take: each step at most `idle` without a byte
+// moving, and the whole no longer than `idle` plus its size at
+// `min_bytes_per_second` (0: no bound but the idle one). A large body on
+// a slow link goes on; a peer that drips bytes to stay just inside the
+// idle deadline fails as one that went silent.
+struct Pace {
+  // Implicit: a duration alone is the idle bound at the default floor.
+  template <class Rep, class Period>
+  Pace(std::chrono::duration<Rep, Period> idle_for, uint64_t min_rate = kMinBytesPerSecond)
+      : idle(std::chrono::duration_cast<Milliseconds>(idle_for)), min_bytes_per_second(min_rate) {}
+  Milliseconds idle;
+  uint64_t min_bytes_per_second;
+};
+
 // The peer closed the connection, or went silent past a deadline: no
 // answer is owed.
 bool PeerLeft(const beast::error_code& ec);
@@ -65,17 +83,15 @@ class TlsConnection {
   beast::error_code ReadHeader(beast::flat_buffer& buffer,
                                http::request_parser<http::string_body>& parser,
                                Milliseconds timeout);
-  // Reads the rest of a message (its header already read, or not) and
-  // writes a whole one, each step allowed `idle` without progress: a large
-  // body on a slow link goes on while bytes move, a silent peer fails.
+  // Reads the rest of a message (its header already read, or not), and
+  // writes a whole one, at `pace`.
   beast::error_code ReadMessage(beast::flat_buffer& buffer,
-                                http::request_parser<http::string_body>& parser, Milliseconds idle);
+                                http::request_parser<http::string_body>& parser, Pace pace);
   beast::error_code ReadMessage(beast::flat_buffer& buffer,
-                                http::response_parser<http::string_body>& parser,
-                                Milliseconds idle);
-  beast::error_code WriteMessage(http::request<http::string_body>& message, Milliseconds idle);
-  beast::error_code WriteMessage(http::response<http::string_body>& message, Milliseconds idle);
-  beast::error_code WriteMessage(http::response<http::file_body>& message, Milliseconds idle);
+                                http::response_parser<http::string_body>& parser, Pace pace);
+  beast::error_code WriteMessage(http::request<http::string_body>& message, Pace pace);
+  beast::error_code WriteMessage(http::response<http::string_body>& message, Pace pace);
+  beast::error_code WriteMessage(http::response<http::file_body>& message, Pace pace);
   // Bytes as they are: what a broken or hostile peer sends (tests).
   beast::error_code WriteBytes(std::string_view bytes, Milliseconds timeout);
 

@@ -1,8 +1,11 @@
 // lsid's service and its client over real TLS 1.3 on an address inside a
 // network namespace this test makes (tests/core/region_fixture.h).
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -232,6 +235,100 @@ class RawSite {
   std::unique_ptr<region_internal::ssl::context> ctx_;
   std::unique_ptr<region_internal::TlsConnection> conn_;
 };
+
+// A TLS peer on kAddress that answers one connection with `header`, then
+// `body` in `chunks` writes `gap` apart: a region on a slow link, or one
+// dripping bytes to stay inside every idle deadline.
+class PacedPeer {
+ public:
+  PacedPeer(const std::string& ca, const std::string& cert, const std::string& key,
+            std::string header, std::string body, size_t chunks, std::chrono::milliseconds gap) {
+    EXPECT_TRUE(region_internal::MakeTlsContext(true, ca, cert, key, &ctx_).ok());
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    ::inet_pton(AF_INET, kAddress, &addr.sin_addr);
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    EXPECT_EQ(::listen(listener_, 1), 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, header = std::move(header), body = std::move(body), chunks, gap] {
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      region_internal::TlsConnection conn(*ctx_);
+      if (fd < 0 || conn.Adopt(fd) || conn.Handshake(true, std::chrono::seconds(5))) return;
+      if (conn.WriteBytes(header, std::chrono::seconds(5))) return;
+      const size_t per = (body.size() + chunks - 1) / chunks;
+      for (size_t at = 0; at < body.size() && !stop_; at += per) {
+        if (conn.WriteBytes(std::string_view(body).substr(at, per), std::chrono::seconds(5))) {
+          return;
+        }
+        std::this_thread::sleep_for(gap);
+      }
+      while (!stop_) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    });
+  }
+  ~PacedPeer() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    thread_.join();
+    ::close(listener_);
+  }
+  unsigned short port() const { return port_; }
+
+ private:
+  std::unique_ptr<region_internal::ssl::context> ctx_;
+  int listener_ = -1;
+  unsigned short port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(RegionTls, AnAnswerDrippedToStayInsideTheIdleDeadlineFailsAtItsPaceAndASteadyOneArrives) {
+  const std::string body(64 * 1024, 'x');
+  const std::string header =
+      "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  const IssuedCertificate& site = certs_["site-a"];
+  std::unique_ptr<region_internal::ssl::context> client_ctx;
+  ASSERT_TRUE(region_internal::MakeTlsContext(false, site.ca_path, site.cert_path, site.key_path,
+                                              &client_ctx)
+                  .ok());
+  // Each step has 500 ms and the whole answer 500 ms plus its size at
+  // 256 KiB/s (about 0.8 s).
+  const region_internal::Pace pace(std::chrono::milliseconds(500), 256 * 1024);
+  struct Case {
+    size_t chunks;
+    std::chrono::milliseconds gap;
+    bool arrives;
+  };
+  // 1 KiB every 100 ms: every step makes progress, the whole would take 6.4 s.
+  // 8 KiB every 20 ms: the whole in about 0.2 s.
+  for (const Case& c : {Case{64, std::chrono::milliseconds(100), false},
+                        Case{8, std::chrono::milliseconds(20), true}}) {
+    PacedPeer peer(store_->ca_cert_path(), store_->server_cert_path(), store_->server_key_path(),
+                   header, body, c.chunks, c.gap);
+    region_internal::TlsConnection conn(*client_ctx);
+    ASSERT_FALSE(conn.Connect(kAddress, std::to_string(peer.port()), std::chrono::seconds(5)));
+    ASSERT_FALSE(conn.Handshake(false, std::chrono::seconds(5)));
+    boost::beast::flat_buffer buffer;
+    boost::beast::http::response_parser<boost::beast::http::string_body> parser;
+    parser.body_limit(body.size());
+    const auto start = std::chrono::steady_clock::now();
+    const auto ec = conn.ReadMessage(buffer, parser, pace);
+    const auto took = std::chrono::steady_clock::now() - start;
+    if (c.arrives) {
+      EXPECT_FALSE(ec) << ec.message();
+      EXPECT_EQ(parser.get().body(), body);
+    } else {
+      EXPECT_EQ(ec, boost::beast::error::timeout) << ec.message();
+      EXPECT_FALSE(parser.is_done());
+      // Not at the first idle deadline (bytes kept coming), but well before
+      // the drip would have ended.
+      EXPECT_GE(took, std::chrono::milliseconds(700));
+      EXPECT_LT(took, std::chrono::seconds(3));
+    }
+  }
+}
 
 TEST_F(RegionTls, MalformedAndOversizedRequestsGetErrorsAndTheServiceStaysUp) {
   StartServer();
