@@ -834,7 +834,9 @@ int main(int argc, char** argv) {
     LogLine("the lsifs that holds this site folder's database (" + puller +
             ") pulls what the region delivers");
   } else if (site && store->keyring().LoadKeys(extension, &sync_keys).ok()) {
-    sync = std::make_unique<SiteSync>(*store, *catalog, *region, sync_keys, LogLine);
+    SiteSyncOptions sync_options;
+    sync_options.log = LogLine;
+    sync = std::make_unique<SiteSync>(*store, *catalog, *region, sync_keys, sync_options);
   }
   std::unique_ptr<ControlServer> control;
   if (deferred_to.empty()) {

@@ -17,10 +17,6 @@
 namespace lsifs {
 namespace {
 
-// Layers come in ranges of this size: a demand read waits behind at most
-// one of them on the site's link.
-constexpr uint64_t kLayerChunk = 4ull << 20;
-
 Status ReadRegionStore(RegionClient& region, StoreConfig* out) {
   RegionCall call;
   call.target = "/v1/store";
@@ -166,32 +162,58 @@ uint64_t Periodic::failures() const {
 }
 
 SiteSync::SiteSync(const Store& site, const Catalog& catalog, RegionClient& region,
-                   const ExtensionKeys& keys, std::function<void(const std::string&)> log)
+                   const ExtensionKeys& keys, SiteSyncOptions options)
     : site_(site),
       catalog_(catalog),
       region_(region),
       keys_(keys),
+      options_(std::move(options)),
       periodic_(
           "pulling from the region",
           [this] {
             SiteSyncReport report;
             return Pull(&report);
           },
-          std::move(log)) {}
+          options_.log) {}
 
-Status SiteSync::PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes) {
-  const std::string path = site_.layer_path(layer);
-  const std::string target = "/v1/lsis/" + FormatId(lsi) + "/layers/" + FormatId(layer);
+SiteSync::~SiteSync() = default;
+
+// A layer's bytes so far, in its temporary file.
+struct SiteSync::PartialLayer {
+  uint64_t layer = 0;
   AtomicFileWriter out;
-  LSIFS_RETURN_IF_ERROR(out.Open(site_.tmp_dir(), path));
   uint64_t at = 0, size = UINT64_MAX;
-  while (at < size) {
+};
+
+Status SiteSync::PullLayer(uint64_t lsi, uint64_t layer, uint64_t wakes, uint64_t* bytes,
+                           bool* preempted) {
+  *preempted = false;
+  std::unique_ptr<PartialLayer> p;
+  if (partial_ != nullptr && partial_->layer == layer) {
+    p = std::move(partial_);
+  } else {
+    p = std::make_unique<PartialLayer>();
+    p->layer = layer;
+    LSIFS_RETURN_IF_ERROR(p->out.Open(site_.tmp_dir(), site_.layer_path(layer)));
+  }
+  const std::string target = "/v1/lsis/" + FormatId(lsi) + "/layers/" + FormatId(layer);
+  while (p->at < p->size) {
+    if (wakes_.load() != wakes) {
+      partial_ = std::move(p);
+      *preempted = true;
+      return Status::Ok();
+    }
     RegionCall call;
     call.target = target;
     call.link_class = LinkClass::kLayerPull;
-    call.range = "bytes=" + std::to_string(at) + "-" + std::to_string(at + kLayerChunk - 1);
+    call.range =
+        "bytes=" + std::to_string(p->at) + "-" + std::to_string(p->at + options_.layer_chunk - 1);
     RegionAnswer answer;
-    LSIFS_RETURN_IF_ERROR(region_.Call(call, &answer));
+    Status s = region_.Call(call, &answer);
+    if (!s.ok()) {
+      partial_ = std::move(p);  // taken up where it was when the region is back
+      return s;
+    }
     // "bytes FIRST-LAST/SIZE": the size fixes when the layer is whole.
     const size_t slash = answer.content_range.rfind('/');
     uint64_t total = 0;
@@ -199,33 +221,37 @@ Status SiteSync::PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes) {
         !ParseUnsigned(answer.content_range.substr(slash + 1), "layer size", 1, UINT64_MAX / 2,
                        &total)
              .ok() ||
-        (size != UINT64_MAX && total != size) || answer.body.empty()) {
+        (p->size != UINT64_MAX && total != p->size) || answer.body.empty() ||
+        answer.content_range.rfind("bytes " + std::to_string(p->at) + "-", 0) != 0) {
       return Status::Corruption("the region's answer for layer " + FormatId(layer) +
                                 " is not the range asked for");
     }
-    size = total;
-    LSIFS_RETURN_IF_ERROR(out.Write(AsBytes(answer.body)));
-    at += answer.body.size();
+    p->size = total;
+    LSIFS_RETURN_IF_ERROR(p->out.Write(AsBytes(answer.body)));
+    p->at += answer.body.size();
+    if (options_.on_chunk) options_.on_chunk(lsi, layer, p->at, p->size);
   }
   // Checked with the extension's key before it takes its place: a layer of
   // another extension, another LSI, or altered, never does.
   std::unique_ptr<LayerReader> reader;
   LSIFS_RETURN_IF_ERROR(keys_
                             .WithEither([&](const KeyInfo& info, const SecretKey& key) {
-                              return LayerReader::Open(out.temp_path(), info, key, &reader);
+                              return LayerReader::Open(p->out.temp_path(), info, key, &reader);
                             })
                             .WithContext("layer " + FormatId(layer) + " from the region"));
   if (reader->header().layer_id != layer) {
     return Status::Corruption("the region sent another layer for " + FormatId(layer));
   }
   reader.reset();
-  *bytes = size;
-  return out.Commit(/*replace=*/true);
+  *bytes = p->size;
+  return p->out.Commit(/*replace=*/true);
 }
 
 Status SiteSync::Pull(SiteSyncReport* report) {
   std::lock_guard<std::mutex> one(pull_mu_);
   *report = SiteSyncReport();
+  // What Wake calls after this are deliveries this pass may not have seen.
+  const uint64_t wakes = wakes_.load();
   // Counted whatever this pass ends in.
   struct Count {
     SiteSync* self;
@@ -308,8 +334,12 @@ Status SiteSync::Pull(SiteSyncReport* report) {
     for (const auto& layer : m.layers) {
       if (PathExists(site_.layer_path(layer.layer_id))) continue;
       uint64_t bytes = 0;
-      Status pulled = PullLayer(m.lsi_id, layer.layer_id, &bytes);
-      LSIFS_RETURN_IF_ERROR(pulled);
+      bool preempted = false;
+      LSIFS_RETURN_IF_ERROR(PullLayer(m.lsi_id, layer.layer_id, wakes, &bytes, &preempted));
+      if (preempted) {
+        report->preempted = true;
+        return Status::Ok();  // the wake runs the next pass at once
+      }
       ++report->layers;
       report->layer_bytes += bytes;
     }

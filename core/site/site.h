@@ -55,7 +55,10 @@ Status OpenOrInitSite(RegionClient& region, const std::string& site_dir,
                       std::unique_ptr<Store>* out);
 
 struct SiteSyncReport {
-  bool delivered = false;    // the region has a deliveries record for the extension
+  bool delivered = false;  // the region has a deliveries record for the extension
+  // The pass left a layer midway for a newer delivery (Wake during it): the
+  // next pass, at once, pulls that first, then goes on where this one was.
+  bool preempted = false;
   uint64_t manifests = 0;    // pulled in this pass
   uint64_t layers = 0;       // pulled in this pass
   uint64_t layer_bytes = 0;  // pulled in this pass
@@ -96,26 +99,45 @@ class Periodic {
   std::thread thread_;
 };
 
+struct SiteSyncOptions {
+  // A layer comes in ranges of this size: a demand read waits behind at
+  // most one of them on the site's link, and a newer delivery too.
+  uint64_t layer_chunk = 4ull << 20;
+  // Told after each range of a layer arrives: `at` of its `size` bytes.
+  std::function<void(uint64_t lsi, uint64_t layer, uint64_t at, uint64_t size)> on_chunk;
+  std::function<void(const std::string&)> log;
+};
+
 class SiteSync {
  public:
   // `site`, `catalog` (the site's), `region` and `keys` must outlive it.
   SiteSync(const Store& site, const Catalog& catalog, RegionClient& region,
-           const ExtensionKeys& keys, std::function<void(const std::string&)> log = nullptr);
+           const ExtensionKeys& keys, SiteSyncOptions options = SiteSyncOptions());
+  ~SiteSync();
 
   // One pass: the deliveries record, then every manifest it names that is
   // not here (nor evicted since it was last delivered), then their layers
   // not here (newest delivery first, each LSI's layers bottom to top: the
   // order of expected first access), in the link's layer-pull class; then
-  // the byte cap.
+  // the byte cap. A layer cut off (a newer delivery, the region gone) is
+  // taken up where it was by the pass that next wants it.
   Status Pull(SiteSyncReport* report);
   // Pulls every `interval`, and at once when Wake() is called.
   void Start(std::chrono::milliseconds interval) { periodic_.Start(interval); }
-  void Wake() { periodic_.Wake(); }
+  // A delivery was made (a restore): a pass now, and one under way leaves
+  // its layer at the next range to pull the new delivery first.
+  void Wake() {
+    ++wakes_;
+    periodic_.Wake();
+  }
 
   SiteSyncCounters Counters() const;
 
  private:
-  Status PullLayer(uint64_t lsi, uint64_t layer, uint64_t* bytes);
+  struct PartialLayer;
+  // Pulls `layer` whole, or leaves it (`*preempted`) once Wake was called
+  // since the pass's `wakes`.
+  Status PullLayer(uint64_t lsi, uint64_t layer, uint64_t wakes, uint64_t* bytes, bool* preempted);
   // Holds the cap, keeping `newest`; marks what goes as evicted.
   Status Evict(const std::vector<DeliveryEntry>& entries, uint64_t* evicted);
 
@@ -123,7 +145,10 @@ class SiteSync {
   const Catalog& catalog_;
   RegionClient& region_;
   const ExtensionKeys& keys_;
+  const SiteSyncOptions options_;
   std::mutex pull_mu_;  // one pass at a time
+  std::atomic<uint64_t> wakes_{0};
+  std::unique_ptr<PartialLayer> partial_;  // under pull_mu_: the layer cut off last
   mutable std::mutex mu_;
   SiteSyncCounters counters_;
   Periodic periodic_;  // last: its thread stops first

@@ -192,6 +192,80 @@ TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheP
   EXPECT_FALSE(PathExists(b_site->manifest_path(lsi)));
 }
 
+TEST_F(SiteTest, ANewerDeliveryIsPulledBeforeTheRestOfALayerUnderWayWhichThenGoesOnWhereItWas) {
+  StartServer();
+  auto client = Client("site-a");
+  std::unique_ptr<Store> site;
+  ASSERT_TRUE(OpenOrInitSite(*client, dir_ / "site", &site).ok());
+  std::unique_ptr<Catalog> catalog;
+  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
+  ExtensionKeys keys = KeysOfExtension("site-a");
+  const int64_t now = std::time(nullptr);
+  const uint64_t older = *ParseId(AssembleFull(*client));
+  ASSERT_TRUE(catalog_->Deliver(older, info_, key_, false, now).ok());
+  // The restore that comes while the older LSI's layer is under way.
+  const uint64_t newer = *ParseId(AssembleFull(*client));
+  ASSERT_NE(newer, older);
+  struct Chunk {
+    uint64_t lsi, at;
+  };
+  std::vector<Chunk> chunks;
+  SiteSync* running = nullptr;
+  SiteSyncOptions options;
+  options.layer_chunk = 32 * 1024;
+  options.on_chunk = [&](uint64_t lsi, uint64_t, uint64_t at, uint64_t size) {
+    chunks.push_back({lsi, at});
+    if (chunks.size() == 2) {
+      ASSERT_LT(at, size) << "the layer must take more than two ranges";
+      ASSERT_TRUE(catalog_->Deliver(newer, info_, key_, false, now + 1).ok());
+      running->Wake();
+    }
+  };
+  SiteSync sync(*site, *catalog, *client, keys, options);
+  running = &sync;
+  SiteSyncReport report;
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_TRUE(report.preempted);
+  EXPECT_EQ(report.layers, 0u);
+  ASSERT_EQ(chunks.size(), 2u) << "left at the next range";
+  Manifest old_m;
+  ASSERT_TRUE(catalog->ReadManifest(older, keys.info, keys.key, &old_m).ok());
+  EXPECT_FALSE(PathExists(site->layer_path(old_m.layers.at(0).layer_id)));
+
+  // The next pass: the newer LSI first, whole, then the older layer from
+  // where it was left (its third range), not from its start.
+  ASSERT_TRUE(sync.Pull(&report).ok());
+  EXPECT_FALSE(report.preempted);
+  EXPECT_EQ(report.manifests, 1u);
+  EXPECT_EQ(report.layers, 2u);
+  ASSERT_GT(chunks.size(), 3u);
+  EXPECT_EQ(chunks[2].lsi, newer) << "the newer delivery is pulled first";
+  size_t resumed = 2;
+  while (resumed < chunks.size() && chunks[resumed].lsi == newer) ++resumed;
+  ASSERT_LT(resumed, chunks.size());
+  EXPECT_EQ(chunks[resumed].lsi, older);
+  EXPECT_EQ(chunks[resumed].at, 3 * options.layer_chunk) << "taken up where it was";
+  for (size_t i = resumed; i < chunks.size(); ++i) EXPECT_EQ(chunks[i].lsi, older);
+  // Both whole and right: their images read the snapshot.
+  for (const uint64_t lsi : {older, newer}) {
+    Manifest m;
+    ASSERT_TRUE(catalog->ReadManifest(lsi, keys.info, keys.key, &m).ok());
+    for (const auto& layer : m.layers) {
+      EXPECT_TRUE(PathExists(site->layer_path(layer.layer_id)));
+    }
+    RemoteOrigin remote(*client, keys);
+    std::unique_ptr<LsiImage> img;
+    Status s = LsiImage::Open(*site, m, keys, remote, ImageOptions(), &img);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(img->pending_layers(), 0u);
+    Bytes got(image_.size());
+    size_t done = 0;
+    ASSERT_TRUE(img->Read(0, got, &done).ok());
+    EXPECT_EQ(done, got.size());
+    EXPECT_TRUE(got == image_);
+  }
+}
+
 TEST_F(SiteTest, PulledLsisAreACacheUnderAByteCapAndAnEvictedOneComesBackWhenDeliveredAgain) {
   StartServer();
   auto client = Client("site-a");
