@@ -18,7 +18,26 @@
 namespace lsifs {
 namespace {
 
-class SiteTest : public testing::RegionTls {};
+class SiteTest : public testing::RegionTls {
+ protected:
+  struct SiteReplica {
+    std::unique_ptr<RegionClient> client;
+    std::unique_ptr<Store> site;
+    std::unique_ptr<Catalog> catalog;
+    ExtensionKeys keys;
+  };
+  // The server started; site-a's client of it, and its site folder made a
+  // replica of the region's store, with its catalog.
+  void StartSite() {
+    StartServer();
+    replica_.client = Client("site-a");
+    ASSERT_TRUE(OpenOrInitSite(*replica_.client, dir_ / "site", &replica_.site).ok());
+    ASSERT_TRUE(Catalog::Open(*replica_.site, &replica_.catalog).ok());
+    replica_.keys = KeysOfExtension("site-a");
+  }
+
+  SiteReplica replica_;
+};
 
 TEST(Periodic, PassesRunOnTimeAndWhenWokenAndAnOutageIsLoggedOnce) {
   std::mutex mu;
@@ -193,13 +212,9 @@ TEST_F(SiteTest, ASiteReplicaPullsWhatWasDeliveredAndReadsTheSnapshotWithoutTheP
 }
 
 TEST_F(SiteTest, ANewerDeliveryIsPulledBeforeTheRestOfALayerUnderWayWhichThenGoesOnWhereItWas) {
-  StartServer();
-  auto client = Client("site-a");
-  std::unique_ptr<Store> site;
-  ASSERT_TRUE(OpenOrInitSite(*client, dir_ / "site", &site).ok());
-  std::unique_ptr<Catalog> catalog;
-  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
-  ExtensionKeys keys = KeysOfExtension("site-a");
+  StartSite();
+  if (HasFatalFailure()) return;
+  auto& [client, site, catalog, keys] = replica_;
   const int64_t now = std::time(nullptr);
   const uint64_t older = *ParseId(AssembleFull(*client));
   ASSERT_TRUE(catalog_->Deliver(older, info_, key_, false, now).ok());
@@ -267,13 +282,9 @@ TEST_F(SiteTest, ANewerDeliveryIsPulledBeforeTheRestOfALayerUnderWayWhichThenGoe
 }
 
 TEST_F(SiteTest, PulledLsisAreACacheUnderAByteCapAndAnEvictedOneComesBackWhenDeliveredAgain) {
-  StartServer();
-  auto client = Client("site-a");
-  std::unique_ptr<Store> site;
-  ASSERT_TRUE(OpenOrInitSite(*client, dir_ / "site", &site).ok());
-  std::unique_ptr<Catalog> catalog;
-  ASSERT_TRUE(Catalog::Open(*site, &catalog).ok());
-  ExtensionKeys keys = KeysOfExtension("site-a");
+  StartSite();
+  if (HasFatalFailure()) return;
+  auto& [client, site, catalog, keys] = replica_;
   SiteSync sync(*site, *catalog, *client, keys);
   const int64_t now = std::time(nullptr);
   const uint64_t first = *ParseId(AssembleFull(*client));
