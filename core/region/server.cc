@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/beast/http.hpp>
-#include <charconv>
 #include <cmath>
 #include <list>
 #include <thread>
@@ -340,12 +339,7 @@ struct RegionServer::Impl {
       if (!ec) {
         const auto& target = parser.get().target();
         const size_t limit = BodyLimitOf(std::string_view(target.data(), target.size()));
-        // Read from the header itself (the parser has checked it is a
-        // number): GCC takes boost::optional's storage for uninitialized.
-        const auto length = parser.get()[http::field::content_length];
-        uint64_t declared = 0;
-        (void)std::from_chars(length.data(), length.data() + length.size(), declared);
-        if (declared > limit) {
+        if (region_internal::DeclaredLength(parser.get()) > limit) {
           ec = http::error::body_limit;
         } else {
           parser.body_limit(limit);

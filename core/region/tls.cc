@@ -14,9 +14,9 @@
 #include <boost/beast/ssl.hpp>
 
 #include <algorithm>
-#include <charconv>
 
 #include "core/crypto/keyfile.h"
+#include "core/region/protocol.h"
 
 namespace lsifs::region_internal {
 
@@ -53,19 +53,9 @@ Status MakeTlsContext(bool server, const std::string& ca_path, const std::string
 
 namespace {
 
-// What a message's header may take at the slowest pace (the region's
-// headers are at most 8 KiB).
-constexpr uint64_t kHeaderAllowance = 8 * 1024;
-
-// The Content-Length of a message's header (checked by the parser or set by
-// prepare_payload), 0 when it has none.
-template <bool kRequest, class Fields>
-uint64_t DeclaredLength(const http::header<kRequest, Fields>& header) {
-  const auto field = header[http::field::content_length];
-  uint64_t length = 0;
-  (void)std::from_chars(field.data(), field.data() + field.size(), length);
-  return length;
-}
+// What a message's header may take at the slowest pace: the most the
+// region's protocol allows one.
+constexpr uint64_t kHeaderAllowance = kMaxRequestHeaderBytes;
 
 // The one completion handler of every operation: it keeps the result.
 struct Done {

@@ -20,6 +20,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <charconv>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -56,6 +57,17 @@ struct Pace {
   Milliseconds idle;
   uint64_t min_bytes_per_second;
 };
+
+// The Content-Length of a message's header (checked by the parser or set by
+// prepare_payload), 0 when it has none. Read from the field itself: GCC
+// takes boost::optional's storage (content_length()) for uninitialized.
+template <bool kRequest, class Fields>
+uint64_t DeclaredLength(const http::header<kRequest, Fields>& header) {
+  const auto field = header[http::field::content_length];
+  uint64_t length = 0;
+  (void)std::from_chars(field.data(), field.data() + field.size(), length);
+  return length;
+}
 
 // The peer closed the connection, or went silent past a deadline: no
 // answer is owed.
